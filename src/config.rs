@@ -1,0 +1,656 @@
+//! Configuration: typed at start-up, unknown keys rejected, cross-field rules in [`Config::validate`].
+//!
+//! Sources, lowest precedence first: built-in defaults, the TOML file (`--config PATH` or
+//! `Q_GROUP_SYNC_CONFIG`), then environment variables `Q_GROUP_SYNC_<SECTION>__<KEY>`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+/// Environment variable prefix for overrides; `__` separates nesting levels.
+pub const ENV_PREFIX: &str = "Q_GROUP_SYNC_";
+/// Environment variable naming the config file when `--config` is not given.
+pub const ENV_CONFIG_PATH: &str = "Q_GROUP_SYNC_CONFIG";
+
+/// A configuration problem: the message names the key and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl ConfigError {
+    fn key(key: &str, reason: impl std::fmt::Display) -> Self {
+        ConfigError(format!("{key}: {reason}"))
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub okta: OktaConfig,
+    #[serde(default)]
+    pub groups: GroupsConfig,
+    #[serde(default)]
+    pub users: UsersConfig,
+    pub qbusiness: QBusinessConfig,
+    #[serde(default)]
+    pub state: StateConfig,
+}
+
+/// `[okta]`: where and how to read groups.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OktaConfig {
+    /// `https://acme.okta.com`; plain http only for loopback hosts (emulators).
+    pub org_url: Url,
+    /// SSWS API token. Prefer `api_token_file` or the environment over the TOML file.
+    #[serde(default, serialize_with = "redacted")]
+    pub api_token: Option<SecretString>,
+    /// File holding the SSWS API token (e.g. a mounted Kubernetes Secret).
+    #[serde(default)]
+    pub api_token_file: Option<PathBuf>,
+    /// Filter expression for `GET /api/v1/groups`.
+    #[serde(default = "default_group_filter")]
+    pub group_filter: String,
+    /// `limit` sent on every list call.
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
+    /// Requests in flight to Okta at most.
+    #[serde(default = "default_okta_concurrency")]
+    pub max_concurrency: usize,
+    /// Timeout of one HTTP request.
+    #[serde(default = "default_request_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Retries of one request after a 429, 5xx, timeout or broken body, before giving up.
+    #[serde(default = "default_okta_retries")]
+    pub max_retries: u32,
+    /// Longest single wait before a retry (429 resets are capped to this).
+    #[serde(default = "default_max_retry_wait", with = "humantime_serde")]
+    pub max_retry_wait: Duration,
+}
+
+/// `[groups]`: which Okta groups are in scope, and their Q names.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupsConfig {
+    /// Glob patterns on the Okta group name; a group must match one.
+    #[serde(default = "default_include")]
+    pub include: Vec<String>,
+    /// Glob patterns on the Okta group name; a matching group is out of scope.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Prefix for the Q group name (`<prefix><okta name>`).
+    #[serde(default)]
+    pub name_prefix: Option<String>,
+}
+
+impl Default for GroupsConfig {
+    fn default() -> Self {
+        GroupsConfig {
+            include: default_include(),
+            exclude: Vec::new(),
+            name_prefix: None,
+        }
+    }
+}
+
+/// `[users]`: how an Okta user becomes a Q user id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsersConfig {
+    /// `email`, `login`, or the name of a custom Okta profile attribute.
+    #[serde(default = "default_id_attribute")]
+    pub id_attribute: String,
+    /// User statuses that count as members.
+    #[serde(default = "default_statuses")]
+    pub statuses: Vec<String>,
+    /// Drop `+tag` from the local part of email-like ids, as Q Business does.
+    #[serde(default = "default_true")]
+    pub fold_subaddress: bool,
+}
+
+impl Default for UsersConfig {
+    fn default() -> Self {
+        UsersConfig {
+            id_attribute: default_id_attribute(),
+            statuses: default_statuses(),
+            fold_subaddress: true,
+        }
+    }
+}
+
+/// `[qbusiness]`: the target application and index.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QBusinessConfig {
+    pub application_id: String,
+    pub index_id: String,
+    pub region: String,
+    #[serde(default)]
+    pub data_source_id: Option<String>,
+    /// Endpoint override (emulators, VPC endpoints). Default: the regional endpoint.
+    #[serde(default)]
+    pub endpoint_url: Option<Url>,
+    /// Group writes in flight at most.
+    #[serde(default = "default_q_concurrency")]
+    pub max_concurrency: usize,
+    /// Attempts per call, SDK retries included (throttling and 5xx are retried).
+    #[serde(default = "default_q_attempts")]
+    pub max_attempts: u32,
+    /// First backoff between attempts; doubles with jitter up to 20 s.
+    #[serde(default = "default_q_backoff", with = "humantime_serde")]
+    pub retry_initial_backoff: Duration,
+    /// Members one PutGroup may carry; groups above it are refused (never truncated).
+    #[serde(default = "default_inline_member_limit")]
+    pub inline_member_limit: usize,
+}
+
+/// `[state]`: where the snapshot of what was applied lives.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// SQLite snapshot file; created on first use.
+    #[serde(default = "default_state_path")]
+    pub path: PathBuf,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            path: default_state_path(),
+        }
+    }
+}
+
+fn redacted<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(_) => s.serialize_some("[REDACTED]"),
+        None => s.serialize_none(),
+    }
+}
+
+fn default_group_filter() -> String {
+    r#"type eq "OKTA_GROUP""#.to_owned()
+}
+fn default_page_size() -> u32 {
+    200
+}
+fn default_okta_concurrency() -> usize {
+    4
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_okta_retries() -> u32 {
+    5
+}
+fn default_max_retry_wait() -> Duration {
+    Duration::from_secs(90)
+}
+fn default_include() -> Vec<String> {
+    vec!["*".to_owned()]
+}
+fn default_id_attribute() -> String {
+    "email".to_owned()
+}
+fn default_statuses() -> Vec<String> {
+    ["ACTIVE", "PASSWORD_EXPIRED", "LOCKED_OUT", "RECOVERY"]
+        .map(String::from)
+        .to_vec()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_q_concurrency() -> usize {
+    4
+}
+fn default_q_attempts() -> u32 {
+    3
+}
+fn default_q_backoff() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_inline_member_limit() -> usize {
+    1000
+}
+fn default_state_path() -> PathBuf {
+    PathBuf::from("/var/lib/q-group-sync/snapshot.db")
+}
+
+/// Okta user statuses; anything else in `users.statuses` is a typo.
+pub const KNOWN_STATUSES: [&str; 8] = [
+    "ACTIVE",
+    "DEPROVISIONED",
+    "LOCKED_OUT",
+    "PASSWORD_EXPIRED",
+    "PROVISIONED",
+    "RECOVERY",
+    "STAGED",
+    "SUSPENDED",
+];
+
+impl Config {
+    /// Loads from defaults, the TOML file (if any) and `Q_GROUP_SYNC_*` variables, then validates.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = path {
+            if !path.is_file() {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist or is not a file",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let figment = figment.merge(
+            Env::prefixed(ENV_PREFIX)
+                .split("__")
+                .ignore(&["CONFIG"])
+                .map(|k| k.as_str().to_ascii_lowercase().into()),
+        );
+        Config::from_figment(figment)
+    }
+
+    /// Extracts and validates a config from any figment (tests use in-memory TOML).
+    pub fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
+        let figment = Figment::from(Serialized::defaults(serde_json::json!({
+            "groups": {}, "users": {}, "state": {}
+        })))
+        .merge(figment);
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError(describe_figment_error(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Cross-field and value checks that serde alone cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let o = &self.okta;
+        match o.org_url.scheme() {
+            "https" => {}
+            "http" if is_loopback(&o.org_url) => {}
+            "http" => {
+                return Err(ConfigError::key(
+                    "okta.org_url",
+                    "plain http is accepted only for loopback hosts; use https",
+                ));
+            }
+            other => {
+                return Err(ConfigError::key(
+                    "okta.org_url",
+                    format!("unsupported scheme {other:?}"),
+                ));
+            }
+        }
+        if o.org_url.host_str().is_none() {
+            return Err(ConfigError::key("okta.org_url", "has no host"));
+        }
+        if o.org_url.path() != "/" || o.org_url.query().is_some() {
+            return Err(ConfigError::key(
+                "okta.org_url",
+                "must be the org's base URL only, e.g. https://acme.okta.com",
+            ));
+        }
+        match (&o.api_token, &o.api_token_file) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::key(
+                    "okta.api_token",
+                    "set either api_token or api_token_file, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(ConfigError::key(
+                    "okta.api_token",
+                    "missing: set okta.api_token_file or Q_GROUP_SYNC_OKTA__API_TOKEN",
+                ));
+            }
+            (Some(t), None) if t.expose_secret().trim().is_empty() => {
+                return Err(ConfigError::key("okta.api_token", "is empty"));
+            }
+            _ => {}
+        }
+        if o.group_filter.trim().is_empty() {
+            return Err(ConfigError::key("okta.group_filter", "is empty"));
+        }
+        if !(1..=10_000).contains(&o.page_size) {
+            return Err(ConfigError::key(
+                "okta.page_size",
+                "must be between 1 and 10000 (200 recommended)",
+            ));
+        }
+        if !(1..=50).contains(&o.max_concurrency) {
+            return Err(ConfigError::key(
+                "okta.max_concurrency",
+                "must be between 1 and 50 (Okta's org-wide concurrency limit is 75)",
+            ));
+        }
+        if o.request_timeout.is_zero() {
+            return Err(ConfigError::key(
+                "okta.request_timeout",
+                "must be more than zero",
+            ));
+        }
+        if o.max_retries > 20 {
+            return Err(ConfigError::key("okta.max_retries", "must be at most 20"));
+        }
+        for (key, patterns) in [
+            ("groups.include", &self.groups.include),
+            ("groups.exclude", &self.groups.exclude),
+        ] {
+            for p in patterns.iter() {
+                globset::Glob::new(p)
+                    .map_err(|e| ConfigError::key(key, format!("bad glob {p:?}: {e}")))?;
+            }
+        }
+        if let Some(prefix) = &self.groups.name_prefix {
+            if let Err(problem) = crate::model::check_q_id(prefix) {
+                if problem != crate::model::IdProblem::Empty {
+                    return Err(ConfigError::key("groups.name_prefix", problem));
+                }
+            }
+        }
+        let attr = self.users.id_attribute.trim();
+        if attr.is_empty() || attr != self.users.id_attribute {
+            return Err(ConfigError::key(
+                "users.id_attribute",
+                "must be a profile attribute name without spaces",
+            ));
+        }
+        if self.users.statuses.is_empty() {
+            return Err(ConfigError::key(
+                "users.statuses",
+                "is empty: no user would ever be a member",
+            ));
+        }
+        for s in &self.users.statuses {
+            if !KNOWN_STATUSES.contains(&s.as_str()) {
+                return Err(ConfigError::key(
+                    "users.statuses",
+                    format!(
+                        "unknown status {s:?}; expected one of {}",
+                        KNOWN_STATUSES.join(", ")
+                    ),
+                ));
+            }
+        }
+        let q = &self.qbusiness;
+        check_aws_id("qbusiness.application_id", &q.application_id)?;
+        check_aws_id("qbusiness.index_id", &q.index_id)?;
+        if let Some(ds) = &q.data_source_id {
+            check_aws_id("qbusiness.data_source_id", ds)?;
+        }
+        let region_ok = !q.region.is_empty()
+            && q.region
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !region_ok {
+            return Err(ConfigError::key(
+                "qbusiness.region",
+                format!("{:?} is not an AWS region name", q.region),
+            ));
+        }
+        if let Some(u) = &q.endpoint_url {
+            if !matches!(u.scheme(), "http" | "https") {
+                return Err(ConfigError::key(
+                    "qbusiness.endpoint_url",
+                    "must be an http(s) URL",
+                ));
+            }
+            if u.scheme() == "http" && !is_loopback(u) {
+                return Err(ConfigError::key(
+                    "qbusiness.endpoint_url",
+                    "plain http is accepted only for loopback hosts; use https",
+                ));
+            }
+        }
+        if !(1..=32).contains(&q.max_concurrency) {
+            return Err(ConfigError::key(
+                "qbusiness.max_concurrency",
+                "must be between 1 and 32",
+            ));
+        }
+        if !(1..=10).contains(&q.max_attempts) {
+            return Err(ConfigError::key(
+                "qbusiness.max_attempts",
+                "must be between 1 and 10",
+            ));
+        }
+        if !(1..=1000).contains(&q.inline_member_limit) {
+            return Err(ConfigError::key(
+                "qbusiness.inline_member_limit",
+                "must be between 1 and 1000 (PutGroup's inline limit)",
+            ));
+        }
+        if self.state.path.as_os_str().is_empty() {
+            return Err(ConfigError::key("state.path", "is empty"));
+        }
+        Ok(())
+    }
+
+    /// The Okta token, read from `okta.api_token` or `okta.api_token_file`.
+    pub fn okta_token(&self) -> Result<SecretString, ConfigError> {
+        if let Some(t) = &self.okta.api_token {
+            return Ok(t.clone());
+        }
+        let path = self
+            .okta
+            .api_token_file
+            .as_ref()
+            .ok_or_else(|| ConfigError::key("okta.api_token", "missing"))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::key(
+                "okta.api_token_file",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        let token = text.trim();
+        if token.is_empty() {
+            return Err(ConfigError::key(
+                "okta.api_token_file",
+                format!("{} is empty", path.display()),
+            ));
+        }
+        if token.chars().any(|c| c.is_control() || c == ' ') {
+            return Err(ConfigError::key(
+                "okta.api_token_file",
+                format!(
+                    "{} holds more than one line or spaces; it must hold only the token",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(SecretString::from(token.to_owned()))
+    }
+}
+
+fn check_aws_id(key: &str, value: &str) -> Result<(), ConfigError> {
+    let ok = value.len() == 36
+        && value
+            .chars()
+            .enumerate()
+            .all(|(i, c)| c.is_ascii_alphanumeric() || (i > 0 && c == '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::key(
+            key,
+            format!("{value:?} is not a 36-character Q Business id"),
+        ))
+    }
+}
+
+/// True for `localhost`, 127.0.0.0/8 and `[::1]`.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// One line per problem, each naming the key path and where the value came from.
+fn describe_figment_error(err: figment::Error) -> String {
+    err.into_iter()
+        .map(|e| {
+            let key = if e.path.is_empty() {
+                String::new()
+            } else {
+                format!("{}: ", e.path.join("."))
+            };
+            let source = match (&e.metadata, &e.profile) {
+                (Some(md), _) => match &md.source {
+                    Some(src) => format!(" (in {src})"),
+                    None => format!(" (in {})", md.name),
+                },
+                _ => String::new(),
+            };
+            format!("{key}{}{source}", e.kind)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [okta]
+        org_url = "https://acme.okta.com"
+        api_token = "00secret"
+        [qbusiness]
+        application_id = "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"
+        index_id = "bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb"
+        region = "us-east-1"
+    "#;
+
+    fn parse(toml: &str) -> Result<Config, ConfigError> {
+        Config::from_figment(Figment::from(Toml::string(toml)))
+    }
+
+    #[test]
+    fn example_config_parses() {
+        let example = include_str!("../config/example.toml");
+        // The example leaves the token out (it belongs in a secret); supply one.
+        let figment = Figment::from(Toml::string(example))
+            .merge(Serialized::default("okta.api_token", "00example"));
+        let config = Config::from_figment(figment).expect("example stays valid");
+        let defaults = parse(MINIMAL).expect("minimal parses");
+        assert_eq!(config.okta.page_size, defaults.okta.page_size);
+        assert_eq!(config.okta.group_filter, defaults.okta.group_filter);
+        assert_eq!(config.users.statuses, defaults.users.statuses);
+        assert_eq!(config.state.path, defaults.state.path);
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let c = parse(MINIMAL).expect("parses");
+        assert_eq!(c.okta.group_filter, r#"type eq "OKTA_GROUP""#);
+        assert_eq!(c.okta.page_size, 200);
+        assert_eq!(c.groups.include, vec!["*"]);
+        assert_eq!(c.users.id_attribute, "email");
+        assert_eq!(
+            c.users.statuses,
+            vec!["ACTIVE", "PASSWORD_EXPIRED", "LOCKED_OUT", "RECOVERY"]
+        );
+        assert!(c.users.fold_subaddress);
+        assert_eq!(c.qbusiness.inline_member_limit, 1000);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = parse(&format!("{MINIMAL}\n[state]\npath = \"x.db\"\nbogus = 1\n"))
+            .expect_err("rejected");
+        assert!(err.to_string().contains("bogus"), "{err}");
+        assert!(err.to_string().contains("state"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let toml = MINIMAL.replace("[qbusiness]", "page_size = \"many\"\n[qbusiness]");
+        let err = parse(&toml).expect_err("rejected");
+        assert!(err.to_string().contains("okta.page_size"), "{err}");
+    }
+
+    #[test]
+    fn http_only_for_loopback() {
+        let err = parse(&MINIMAL.replace("https://acme.okta.com", "http://acme.okta.com"))
+            .expect_err("rejected");
+        assert!(err.to_string().contains("okta.org_url"), "{err}");
+        parse(&MINIMAL.replace("https://acme.okta.com", "http://127.0.0.1:8080"))
+            .expect("loopback ok");
+        parse(&MINIMAL.replace("https://acme.okta.com", "http://localhost:8080"))
+            .expect("localhost ok");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        for (from, to, key) in [
+            (
+                "region = \"us-east-1\"",
+                "region = \"US EAST\"",
+                "qbusiness.region",
+            ),
+            (
+                "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa",
+                "short",
+                "qbusiness.application_id",
+            ),
+            (
+                "[qbusiness]",
+                "page_size = 0\n[qbusiness]",
+                "okta.page_size",
+            ),
+            (
+                "[qbusiness]",
+                "[users]\nstatuses = [\"ACTIV\"]\n[qbusiness]",
+                "users.statuses",
+            ),
+            (
+                "[qbusiness]",
+                "[groups]\ninclude = [\"[\"]\n[qbusiness]",
+                "groups.include",
+            ),
+        ] {
+            let err = parse(&MINIMAL.replace(from, to)).expect_err(key);
+            assert!(err.to_string().contains(key), "{key}: {err}");
+        }
+    }
+
+    #[test]
+    fn token_is_not_in_debug() {
+        let c = parse(MINIMAL).expect("parses");
+        assert!(!format!("{c:?}").contains("00secret"));
+        assert!(
+            !serde_json::to_string(&c)
+                .expect("serialises")
+                .contains("00secret")
+        );
+    }
+
+    #[test]
+    fn token_file_is_read_and_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("token");
+        std::fs::write(&path, "00filetoken\n").expect("write");
+        let toml = MINIMAL.replace(
+            "api_token = \"00secret\"",
+            &format!("api_token_file = {:?}", path),
+        );
+        let c = parse(&toml).expect("parses");
+        assert_eq!(
+            c.okta_token().expect("reads").expose_secret(),
+            "00filetoken"
+        );
+        std::fs::remove_file(&path).expect("rm");
+        let err = c.okta_token().expect_err("missing file");
+        assert!(err.to_string().contains("okta.api_token_file"), "{err}");
+    }
+}

@@ -1,0 +1,12 @@
+//! q-group-sync mirrors Okta group membership into Amazon Q Business.
+//!
+//! # Layout
+//!
+//! - [`config`]: typed configuration from defaults, TOML and environment.
+//! - [`model`]: user ids, group names and the Q Business id rules.
+//! - [`source`]: the Okta edge ([`source::DirectorySource`]).
+
+pub mod config;
+pub mod model;
+pub mod plan;
+pub mod source;

@@ -1,0 +1,296 @@
+//! The pure core: desired state (from Okta) + snapshot (what was applied) in, a [`Plan`] out.
+//!
+//! No async, no I/O, no clock. Ordered maps throughout, so the same inputs always give the same
+//! plan, printed and serialised identically.
+//!
+//! Invariants:
+//! - A group is put with its complete member list (PutGroup replaces membership).
+//! - Only groups recorded in the snapshot (created by q-group-sync) are ever deleted.
+//! - A group that could not be read is never pushed, and while any group is unread nothing is
+//!   deleted: a partial read must never look like removals.
+//! - A group over the inline member limit is refused, never truncated.
+
+mod render;
+pub mod select;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::model::{GroupName, Members, OktaGroupId};
+pub use select::{Blocked, Collision, Desired, DesiredGroup, GroupRead, Rules, Skipped};
+
+/// One group as last applied to Q Business by q-group-sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotGroup {
+    pub okta_id: OktaGroupId,
+    pub members: Members,
+    pub pushed_at: DateTime<Utc>,
+}
+
+/// What q-group-sync has applied, by Q name. Only these groups are q-group-sync's to delete.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub groups: BTreeMap<GroupName, SnapshotGroup>,
+}
+
+/// Limits the planner enforces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// Largest member list one PutGroup may carry.
+    pub inline_member_limit: usize,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            inline_member_limit: 1000,
+        }
+    }
+}
+
+/// Why a group is put.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum PutReason {
+    /// Not in the snapshot: created in Q (or adopted, replacing whatever Q held).
+    New,
+    /// Its member set differs from the snapshot.
+    MembersChanged,
+    /// The Okta group was known under another Q name, which is deleted after this put.
+    Renamed { from: GroupName },
+}
+
+/// Why a group is deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum DeleteReason {
+    /// The Okta group no longer exists.
+    GoneFromOkta,
+    /// The Okta group exists but is out of scope now (filter, include/exclude).
+    OutOfScope,
+    /// The Okta group now has another Q name, put in the same plan.
+    Renamed { to: GroupName },
+}
+
+/// One write to Q Business.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "op")]
+pub enum Change {
+    Put {
+        group: GroupName,
+        okta_id: OktaGroupId,
+        /// The complete member list sent.
+        #[serde(skip)]
+        members: Members,
+        member_count: usize,
+        added: Members,
+        removed: Members,
+        reason: PutReason,
+    },
+    Delete {
+        group: GroupName,
+        okta_id: OktaGroupId,
+        reason: DeleteReason,
+    },
+}
+
+impl Change {
+    pub fn group(&self) -> &GroupName {
+        match self {
+            Change::Put { group, .. } | Change::Delete { group, .. } => group,
+        }
+    }
+
+    /// `put` or `delete`.
+    pub fn op(&self) -> &'static str {
+        match self {
+            Change::Put { .. } => "put",
+            Change::Delete { .. } => "delete",
+        }
+    }
+}
+
+/// A group that cannot be synced this pass; it is reported and counts as a failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupIssue {
+    /// The Q name, or the Okta name when no valid Q name exists.
+    pub group: String,
+    pub okta_id: OktaGroupId,
+    /// Bounded label: `unread`, `invalid_name`, `name_conflict`, `over_member_limit`.
+    pub kind: &'static str,
+    pub detail: String,
+}
+
+/// What one pass would change in Q Business. Built by [`plan`]; never does I/O.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    /// Puts in group-name order, then deletes in group-name order.
+    pub changes: Vec<Change>,
+    /// In-scope groups that are not synced this pass.
+    pub issues: Vec<GroupIssue>,
+    /// Deletions withheld because some group could not be read (with the reason).
+    pub withheld_deletes: Vec<Change>,
+    pub withheld_reason: Option<String>,
+    /// In-scope groups whose Q membership already matches.
+    pub unchanged: usize,
+    /// Groups listed by Okta.
+    pub listed: usize,
+    /// Groups in scope (synced, unchanged or with an issue).
+    pub in_scope: usize,
+    pub collisions: Vec<Collision>,
+    pub skipped: Skipped,
+}
+
+impl Plan {
+    pub fn puts(&self) -> impl Iterator<Item = &Change> {
+        self.changes
+            .iter()
+            .filter(|c| matches!(c, Change::Put { .. }))
+    }
+
+    pub fn deletes(&self) -> impl Iterator<Item = &Change> {
+        self.changes
+            .iter()
+            .filter(|c| matches!(c, Change::Delete { .. }))
+    }
+
+    /// True when the plan writes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+}
+
+/// Diffs the desired state against the snapshot.
+pub fn plan(desired: &Desired, snapshot: &Snapshot, policy: &Policy) -> Plan {
+    let mut out = Plan {
+        listed: desired.listed,
+        in_scope: desired.groups.len() + desired.blocked.len() + desired.invalid.len(),
+        collisions: desired.collisions.clone(),
+        skipped: desired.skipped.clone(),
+        ..Plan::default()
+    };
+    // Q names held by each Okta id in the snapshot, to recognise renames.
+    let mut snapshot_names: BTreeMap<&OktaGroupId, BTreeSet<&GroupName>> = BTreeMap::new();
+    for (name, g) in &snapshot.groups {
+        snapshot_names.entry(&g.okta_id).or_default().insert(name);
+    }
+    // Names that must not be deleted this pass, whatever the snapshot says.
+    let mut protected: BTreeSet<&GroupName> = desired.blocked.keys().collect();
+
+    for blocked in desired
+        .blocked
+        .iter()
+        .map(|(name, b)| (name.to_string(), b))
+        .chain(desired.invalid.iter().map(|b| (b.okta_name.clone(), b)))
+    {
+        let (group, b) = blocked;
+        out.issues.push(GroupIssue {
+            group,
+            okta_id: b.okta_id.clone(),
+            kind: b.kind,
+            detail: b.detail.clone(),
+        });
+    }
+
+    let mut puts = Vec::new();
+    for (name, want) in &desired.groups {
+        if want.members.len() > policy.inline_member_limit {
+            protected.insert(name);
+            out.issues.push(GroupIssue {
+                group: name.to_string(),
+                okta_id: want.okta_id.clone(),
+                kind: "over_member_limit",
+                detail: format!(
+                    "{} members exceed the inline limit of {}; not pushed (never truncated)",
+                    want.members.len(),
+                    policy.inline_member_limit
+                ),
+            });
+            continue;
+        }
+        let reason = match snapshot.groups.get(name) {
+            Some(have) if have.members == want.members => {
+                out.unchanged += 1;
+                continue;
+            }
+            Some(_) => PutReason::MembersChanged,
+            None => {
+                let old = snapshot_names
+                    .get(&want.okta_id)
+                    .and_then(|names| names.iter().find(|n| !desired.groups.contains_key(**n)));
+                match old {
+                    Some(from) => PutReason::Renamed {
+                        from: (*from).clone(),
+                    },
+                    None => PutReason::New,
+                }
+            }
+        };
+        let before = match &reason {
+            PutReason::MembersChanged => snapshot.groups.get(name).map(|g| &g.members),
+            PutReason::Renamed { .. } | PutReason::New => None,
+        };
+        let empty = Members::new();
+        let before = before.unwrap_or(&empty);
+        puts.push(Change::Put {
+            group: name.clone(),
+            okta_id: want.okta_id.clone(),
+            members: want.members.clone(),
+            member_count: want.members.len(),
+            added: want.members.difference(before).cloned().collect(),
+            removed: before.difference(&want.members).cloned().collect(),
+            reason,
+        });
+    }
+    out.issues.sort_by(|a, b| a.group.cmp(&b.group));
+
+    // Where each Okta id is put under a new name this pass (for delete reasons).
+    let desired_name_of: BTreeMap<&OktaGroupId, &GroupName> = desired
+        .groups
+        .iter()
+        .map(|(name, g)| (&g.okta_id, name))
+        .collect();
+    let mut deletes = Vec::new();
+    for (name, have) in &snapshot.groups {
+        if desired.groups.contains_key(name) || protected.contains(name) {
+            continue;
+        }
+        let reason = if let Some(to) = desired_name_of.get(&have.okta_id) {
+            DeleteReason::Renamed { to: (*to).clone() }
+        } else if desired.out_of_scope.contains(&have.okta_id) {
+            DeleteReason::OutOfScope
+        } else if desired
+            .blocked
+            .values()
+            .chain(desired.invalid.iter())
+            .any(|b| b.okta_id == have.okta_id)
+        {
+            // The Okta group still exists under a name we cannot sync now: keep its old Q group.
+            continue;
+        } else {
+            DeleteReason::GoneFromOkta
+        };
+        deletes.push(Change::Delete {
+            group: name.clone(),
+            okta_id: have.okta_id.clone(),
+            reason,
+        });
+    }
+
+    out.changes = puts;
+    if desired.unread > 0 {
+        out.withheld_reason = Some(format!(
+            "{} group(s) could not be read from Okta; no deletions this pass",
+            desired.unread
+        ));
+        out.withheld_deletes = deletes;
+    } else {
+        out.changes.extend(deletes);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

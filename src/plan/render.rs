@@ -1,0 +1,118 @@
+//! The admin's view of a [`Plan`]: what `q-group-sync plan` prints.
+
+use std::fmt;
+
+use super::{Change, DeleteReason, Plan, PutReason};
+use crate::model::Members;
+
+/// Member ids printed per group and direction before eliding the rest.
+const MEMBERS_SHOWN: usize = 10;
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let puts = self.puts().count();
+        let deletes = self.deletes().count();
+        writeln!(
+            f,
+            "Plan: {puts} to put, {deletes} to delete, {} unchanged, {} with issues ({} in scope of {} listed)",
+            self.unchanged,
+            self.issues.len(),
+            self.in_scope,
+            self.listed
+        )?;
+        for change in &self.changes {
+            write_change(f, change, "")?;
+        }
+        for issue in &self.issues {
+            writeln!(f, "! {} [{}]: {}", issue.group, issue.kind, issue.detail)?;
+        }
+        if let Some(reason) = &self.withheld_reason {
+            writeln!(f, "! deletions withheld: {reason}")?;
+            for change in &self.withheld_deletes {
+                write_change(f, change, "(withheld) ")?;
+            }
+        }
+        for c in &self.collisions {
+            let ids: Vec<&str> = c.okta_user_ids.iter().map(String::as_str).collect();
+            writeln!(
+                f,
+                "! collision: Okta users {} are all {} in Q Business",
+                ids.join(", "),
+                c.user_id
+            )?;
+        }
+        let s = &self.skipped;
+        if s.total() > 0 {
+            let mut parts: Vec<String> = s
+                .by_status
+                .iter()
+                .map(|(status, n)| format!("{n} {status}"))
+                .collect();
+            if s.missing_attribute > 0 {
+                parts.push(format!("{} without the id attribute", s.missing_attribute));
+            }
+            if s.invalid_id > 0 {
+                parts.push(format!("{} with an id Q Business rejects", s.invalid_id));
+            }
+            writeln!(f, "skipped users: {}", parts.join(", "))?;
+        }
+        if self.changes.is_empty() && self.issues.is_empty() && self.withheld_reason.is_none() {
+            writeln!(f, "Nothing to do: Q Business matches Okta.")?;
+        }
+        Ok(())
+    }
+}
+
+fn write_change(f: &mut fmt::Formatter<'_>, change: &Change, tag: &str) -> fmt::Result {
+    match change {
+        Change::Put {
+            group,
+            member_count,
+            added,
+            removed,
+            reason,
+            ..
+        } => {
+            match reason {
+                PutReason::New => writeln!(f, "+ {tag}{group} (new, {member_count} members)")?,
+                PutReason::MembersChanged => writeln!(
+                    f,
+                    "~ {tag}{group} ({member_count} members: +{} -{})",
+                    added.len(),
+                    removed.len()
+                )?,
+                PutReason::Renamed { from } => writeln!(
+                    f,
+                    "> {tag}{group} (renamed from {from}, {member_count} members)"
+                )?,
+            }
+            if !matches!(reason, PutReason::MembersChanged) {
+                return Ok(());
+            }
+            write_members(f, '+', added)?;
+            write_members(f, '-', removed)
+        }
+        Change::Delete { group, reason, .. } => {
+            let why = match reason {
+                DeleteReason::GoneFromOkta => "gone from Okta".to_owned(),
+                DeleteReason::OutOfScope => "out of scope".to_owned(),
+                DeleteReason::Renamed { to } => format!("renamed to {to}"),
+            };
+            writeln!(f, "- {tag}{group} ({why})")
+        }
+    }
+}
+
+fn write_members(f: &mut fmt::Formatter<'_>, sign: char, members: &Members) -> fmt::Result {
+    for m in members.iter().take(MEMBERS_SHOWN) {
+        writeln!(f, "    {sign} {m}")?;
+    }
+    if members.len() > MEMBERS_SHOWN {
+        writeln!(
+            f,
+            "    {sign} ... and {} more",
+            members.len() - MEMBERS_SHOWN
+        )?;
+    }
+    Ok(())
+}

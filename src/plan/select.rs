@@ -1,0 +1,495 @@
+//! From what Okta reported to the desired Q Business state: scope, Q names, member ids.
+//!
+//! Pure: no I/O, no clock. Deterministic for the same input.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::model::{
+    GroupName, IdProblem, Members, OktaGroupId, UserId, check_q_id, normalise_user_id,
+};
+use crate::source::{MemberRead, OktaGroup, OktaMember};
+
+/// Which Okta groups are in scope and how users map to Q ids: the `[groups]` and `[users]` config.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    include: GlobSet,
+    exclude: GlobSet,
+    name_prefix: String,
+    statuses: BTreeSet<String>,
+    fold_subaddress: bool,
+}
+
+impl Rules {
+    /// Builds the rules from a validated config.
+    pub fn from_config(config: &Config) -> Result<Rules, globset::Error> {
+        Rules::new(
+            &config.groups.include,
+            &config.groups.exclude,
+            config.groups.name_prefix.as_deref().unwrap_or(""),
+            &config.users.statuses,
+            config.users.fold_subaddress,
+        )
+    }
+
+    pub fn new(
+        include: &[String],
+        exclude: &[String],
+        name_prefix: &str,
+        statuses: &[String],
+        fold_subaddress: bool,
+    ) -> Result<Rules, globset::Error> {
+        fn set(patterns: &[String]) -> Result<GlobSet, globset::Error> {
+            let mut b = GlobSetBuilder::new();
+            for p in patterns {
+                b.add(Glob::new(p)?);
+            }
+            b.build()
+        }
+        Ok(Rules {
+            include: set(include)?,
+            exclude: set(exclude)?,
+            name_prefix: name_prefix.to_owned(),
+            statuses: statuses.iter().cloned().collect(),
+            fold_subaddress,
+        })
+    }
+
+    /// The scope decision for one listed Okta group.
+    pub fn scope(&self, group: &OktaGroup) -> Scope {
+        if !self.include.is_match(&group.name) {
+            return Scope::Out(OutReason::NotIncluded);
+        }
+        if self.exclude.is_match(&group.name) {
+            return Scope::Out(OutReason::Excluded);
+        }
+        let q_name = format!("{}{}", self.name_prefix, group.name);
+        match check_q_id(&q_name) {
+            Ok(()) => Scope::In(GroupName::new(q_name)),
+            Err(problem) => Scope::Invalid(problem),
+        }
+    }
+}
+
+/// Where a listed Okta group stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Synced, under this Q name.
+    In(GroupName),
+    /// Not synced.
+    Out(OutReason),
+    /// In scope, but its Q name breaks Q's rules; reported, never pushed.
+    Invalid(IdProblem),
+}
+
+/// Why a group is out of scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutReason {
+    NotIncluded,
+    Excluded,
+}
+
+/// The outcome of reading one in-scope group's members, as the engine hands it to [`desired`].
+#[derive(Debug)]
+pub enum GroupRead {
+    Read(MemberRead),
+    /// Some page failed for good; carries the error kind and message for the report.
+    Failed {
+        kind: &'static str,
+        message: String,
+    },
+}
+
+/// A group as it should be in Q Business.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DesiredGroup {
+    pub okta_id: OktaGroupId,
+    pub okta_name: String,
+    pub members: Members,
+}
+
+/// An in-scope group that cannot be synced this pass, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Blocked {
+    pub okta_id: OktaGroupId,
+    pub okta_name: String,
+    /// Bounded label: `unread`, `invalid_name`, `name_conflict`.
+    pub kind: &'static str,
+    pub detail: String,
+}
+
+/// Two or more Okta users that Q Business would see as one user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Collision {
+    pub user_id: UserId,
+    pub okta_user_ids: BTreeSet<String>,
+}
+
+/// Members that were left out, by reason, counted once per Okta user.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    /// Users whose status is not in `users.statuses`, by status.
+    pub by_status: BTreeMap<String, usize>,
+    /// Users without the `users.id_attribute` profile attribute.
+    pub missing_attribute: usize,
+    /// Users whose id breaks Q's rules (too long, control characters).
+    pub invalid_id: usize,
+}
+
+impl Skipped {
+    pub fn total(&self) -> usize {
+        self.by_status.values().sum::<usize>() + self.missing_attribute + self.invalid_id
+    }
+}
+
+/// Everything the planner needs from Okta, already scoped and mapped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Desired {
+    /// In-scope, fully read groups by Q name.
+    pub groups: BTreeMap<GroupName, DesiredGroup>,
+    /// In-scope groups that cannot be synced now, by Q name when they have a valid one.
+    pub blocked: BTreeMap<GroupName, Blocked>,
+    /// Blocked groups whose Q name is itself invalid (so they have no key in `blocked`).
+    pub invalid: Vec<Blocked>,
+    /// Okta ids of listed groups that are out of scope.
+    pub out_of_scope: BTreeSet<OktaGroupId>,
+    /// Okta ids of groups that were listed but were gone (404) when their members were read.
+    pub gone: BTreeSet<OktaGroupId>,
+    /// Groups whose members could not be read; any makes the pass delete nothing.
+    pub unread: usize,
+    pub collisions: Vec<Collision>,
+    pub skipped: Skipped,
+    /// Groups returned by Okta's listing.
+    pub listed: usize,
+}
+
+/// Builds the desired state from the listing, the scope decisions and the member reads.
+///
+/// `reads` holds one entry per group whose scope was [`Scope::In`]; a missing entry counts as
+/// unread, so a bug upstream can only make the pass more careful, never delete.
+pub fn desired(groups: &[OktaGroup], rules: &Rules, reads: BTreeMap<String, GroupRead>) -> Desired {
+    let mut out = Desired {
+        listed: groups.len(),
+        ..Desired::default()
+    };
+    let mut reads = reads;
+    let mut mapper = Mapper::new(rules);
+    // Q name -> Okta groups claiming it, to catch two Okta groups with one Q name.
+    let mut claims: BTreeMap<GroupName, Vec<DesiredGroup>> = BTreeMap::new();
+    for group in groups {
+        let okta_id = OktaGroupId::new(&group.id);
+        let q_name = match rules.scope(group) {
+            Scope::Out(_) => {
+                out.out_of_scope.insert(okta_id);
+                continue;
+            }
+            Scope::Invalid(problem) => {
+                out.invalid.push(Blocked {
+                    okta_id,
+                    okta_name: group.name.clone(),
+                    kind: "invalid_name",
+                    detail: format!("Q group name {problem}"),
+                });
+                continue;
+            }
+            Scope::In(name) => name,
+        };
+        match reads.remove(&group.id) {
+            Some(GroupRead::Read(MemberRead::Members(members))) => {
+                let members = mapper.map(&members);
+                claims.entry(q_name).or_default().push(DesiredGroup {
+                    okta_id,
+                    okta_name: group.name.clone(),
+                    members,
+                });
+            }
+            Some(GroupRead::Read(MemberRead::GroupGone)) => {
+                out.gone.insert(okta_id);
+            }
+            Some(GroupRead::Failed { kind, message }) => {
+                out.unread += 1;
+                out.blocked.insert(
+                    q_name,
+                    Blocked {
+                        okta_id,
+                        okta_name: group.name.clone(),
+                        kind: "unread",
+                        detail: format!("{kind}: {message}"),
+                    },
+                );
+            }
+            None => {
+                out.unread += 1;
+                out.blocked.insert(
+                    q_name,
+                    Blocked {
+                        okta_id,
+                        okta_name: group.name.clone(),
+                        kind: "unread",
+                        detail: "members were not read".to_owned(),
+                    },
+                );
+            }
+        }
+    }
+    for (q_name, mut claimants) in claims {
+        if out.blocked.contains_key(&q_name) || claimants.len() > 1 {
+            // Two Okta groups (e.g. an OKTA_GROUP and an APP_GROUP) map to one Q name: pushing either
+            // would give one group's members the other's access. Block both.
+            let ids: Vec<String> = claimants.iter().map(|c| c.okta_id.to_string()).collect();
+            let detail = format!(
+                "more than one Okta group maps to this Q name ({})",
+                ids.join(", ")
+            );
+            if let Some(first) = claimants.first() {
+                let entry = out.blocked.entry(q_name).or_insert_with(|| Blocked {
+                    okta_id: first.okta_id.clone(),
+                    okta_name: first.okta_name.clone(),
+                    kind: "name_conflict",
+                    detail: detail.clone(),
+                });
+                if entry.kind != "unread" {
+                    entry.kind = "name_conflict";
+                    entry.detail = detail;
+                }
+            }
+            continue;
+        }
+        if let Some(group) = claimants.pop() {
+            out.groups.insert(q_name, group);
+        }
+    }
+    let (collisions, skipped) = mapper.finish();
+    out.collisions = collisions;
+    out.skipped = skipped;
+    out
+}
+
+/// Maps Okta members to Q user ids, interning ids and tracking skips and collisions.
+struct Mapper<'a> {
+    rules: &'a Rules,
+    /// Normalised id -> the Okta users that produced it (first one wins the interned value).
+    ids: BTreeMap<Box<str>, (UserId, BTreeSet<String>)>,
+    skipped_status: BTreeMap<String, BTreeSet<String>>,
+    missing: BTreeSet<String>,
+    invalid: BTreeSet<String>,
+}
+
+impl<'a> Mapper<'a> {
+    fn new(rules: &'a Rules) -> Self {
+        Mapper {
+            rules,
+            ids: BTreeMap::new(),
+            skipped_status: BTreeMap::new(),
+            missing: BTreeSet::new(),
+            invalid: BTreeSet::new(),
+        }
+    }
+
+    fn map(&mut self, members: &[OktaMember]) -> Members {
+        let mut out = Members::new();
+        for m in members {
+            if !self.rules.statuses.contains(&m.status) {
+                self.skipped_status
+                    .entry(m.status.clone())
+                    .or_default()
+                    .insert(m.id.clone());
+                continue;
+            }
+            let Some(raw) = m.attribute.as_deref().filter(|v| !v.trim().is_empty()) else {
+                self.missing.insert(m.id.clone());
+                continue;
+            };
+            let normalised = normalise_user_id(raw, self.rules.fold_subaddress);
+            if check_q_id(&normalised).is_err() {
+                self.invalid.insert(m.id.clone());
+                continue;
+            }
+            let entry = self
+                .ids
+                .entry(normalised.into_boxed_str())
+                .or_insert_with_key(|k| (UserId::from_normalised(&**k), BTreeSet::new()));
+            entry.1.insert(m.id.clone());
+            out.insert(entry.0.clone());
+        }
+        out
+    }
+
+    fn finish(self) -> (Vec<Collision>, Skipped) {
+        let collisions = self
+            .ids
+            .into_values()
+            .filter(|(_, okta)| okta.len() > 1)
+            .map(|(user_id, okta_user_ids)| Collision {
+                user_id,
+                okta_user_ids,
+            })
+            .collect();
+        let skipped = Skipped {
+            by_status: self
+                .skipped_status
+                .into_iter()
+                .map(|(s, users)| (s, users.len()))
+                .collect(),
+            missing_attribute: self.missing.len(),
+            invalid_id: self.invalid.len(),
+        };
+        (collisions, skipped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::GroupType;
+
+    fn rules() -> Rules {
+        Rules::new(
+            &["*".into()],
+            &["Excluded*".into()],
+            "",
+            &[
+                "ACTIVE".into(),
+                "PASSWORD_EXPIRED".into(),
+                "LOCKED_OUT".into(),
+                "RECOVERY".into(),
+            ],
+            true,
+        )
+        .expect("rules")
+    }
+
+    fn group(id: &str, name: &str) -> OktaGroup {
+        OktaGroup {
+            id: id.into(),
+            name: name.into(),
+            kind: GroupType::Okta,
+            last_membership_updated: None,
+            last_updated: None,
+        }
+    }
+
+    fn member(id: &str, status: &str, email: Option<&str>) -> OktaMember {
+        OktaMember {
+            id: id.into(),
+            status: status.into(),
+            attribute: email.map(Into::into),
+        }
+    }
+
+    fn ids(members: &Members) -> Vec<&str> {
+        members.iter().map(UserId::as_str).collect()
+    }
+
+    #[test]
+    fn maps_statuses_attributes_and_normalises() {
+        let groups = [group("g1", "Eng")];
+        let reads = BTreeMap::from([(
+            "g1".to_owned(),
+            GroupRead::Read(MemberRead::Members(vec![
+                member("u1", "ACTIVE", Some("Ana@X.test")),
+                member("u2", "DEPROVISIONED", Some("bo@x.test")),
+                member("u3", "SUSPENDED", Some("cy@x.test")),
+                member("u4", "ACTIVE", None),
+                member("u5", "LOCKED_OUT", Some("dee+work@x.test")),
+                member("u6", "ACTIVATING", Some("eve@x.test")),
+                member(
+                    "u7",
+                    "ACTIVE",
+                    Some(&format!("{}@x.test", "a".repeat(1100))),
+                ),
+                member("u8", "ACTIVE", Some("   ")),
+            ])),
+        )]);
+        let d = desired(&groups, &rules(), reads);
+        let g = &d.groups[&GroupName::new("Eng")];
+        assert_eq!(ids(&g.members), ["ana@x.test", "dee@x.test"]);
+        assert_eq!(d.skipped.by_status.get("DEPROVISIONED"), Some(&1));
+        assert_eq!(d.skipped.by_status.get("SUSPENDED"), Some(&1));
+        assert_eq!(d.skipped.by_status.get("ACTIVATING"), Some(&1));
+        assert_eq!(d.skipped.missing_attribute, 2);
+        assert_eq!(d.skipped.invalid_id, 1);
+        assert!(d.collisions.is_empty());
+    }
+
+    #[test]
+    fn collisions_are_reported_once_across_groups() {
+        let groups = [group("g1", "A"), group("g2", "B")];
+        let reads = BTreeMap::from([
+            (
+                "g1".to_owned(),
+                GroupRead::Read(MemberRead::Members(vec![member(
+                    "u1",
+                    "ACTIVE",
+                    Some("ana@x.test"),
+                )])),
+            ),
+            (
+                "g2".to_owned(),
+                GroupRead::Read(MemberRead::Members(vec![
+                    member("u2", "ACTIVE", Some("Ana+alt@x.test")),
+                    member("u1", "ACTIVE", Some("ana@x.test")),
+                ])),
+            ),
+        ]);
+        let d = desired(&groups, &rules(), reads);
+        assert_eq!(d.collisions.len(), 1);
+        assert_eq!(d.collisions[0].user_id.as_str(), "ana@x.test");
+        assert_eq!(
+            d.collisions[0].okta_user_ids,
+            BTreeSet::from(["u1".to_owned(), "u2".to_owned()])
+        );
+    }
+
+    #[test]
+    fn scope_failures_and_conflicts() {
+        let groups = [
+            group("g1", "Excluded stuff"),
+            group("g2", "Dup"),
+            group("g3", "Dup"),
+            group("g4", "Bad\u{7}name"),
+            group("g5", "Unread"),
+            group("g6", "Gone"),
+        ];
+        let reads = BTreeMap::from([
+            (
+                "g2".to_owned(),
+                GroupRead::Read(MemberRead::Members(vec![])),
+            ),
+            (
+                "g3".to_owned(),
+                GroupRead::Read(MemberRead::Members(vec![])),
+            ),
+            (
+                "g5".to_owned(),
+                GroupRead::Failed {
+                    kind: "server",
+                    message: "HTTP 500".into(),
+                },
+            ),
+            ("g6".to_owned(), GroupRead::Read(MemberRead::GroupGone)),
+        ]);
+        let d = desired(&groups, &rules(), reads);
+        assert!(d.groups.is_empty());
+        assert_eq!(d.out_of_scope, BTreeSet::from([OktaGroupId::new("g1")]));
+        assert_eq!(d.blocked[&GroupName::new("Dup")].kind, "name_conflict");
+        assert_eq!(d.blocked[&GroupName::new("Unread")].kind, "unread");
+        assert_eq!(d.invalid.len(), 1);
+        assert_eq!(d.unread, 1);
+        assert_eq!(d.gone, BTreeSet::from([OktaGroupId::new("g6")]));
+    }
+
+    #[test]
+    fn prefix_and_missing_read_is_unread() {
+        let r =
+            Rules::new(&["Eng*".into()], &[], "okta:", &["ACTIVE".into()], false).expect("rules");
+        let groups = [group("g1", "Eng / α"), group("g2", "Sales")];
+        let d = desired(&groups, &r, BTreeMap::new());
+        assert_eq!(d.blocked[&GroupName::new("okta:Eng / α")].kind, "unread");
+        assert_eq!(d.unread, 1);
+        assert!(d.out_of_scope.contains(&OktaGroupId::new("g2")));
+    }
+}

@@ -1,0 +1,145 @@
+//! The directory side: what q-group-sync reads from Okta, behind [`DirectorySource`].
+//!
+//! Nothing here decides scope or membership; it only reports what Okta says, faithfully and
+//! completely, or says that it could not.
+
+pub mod okta;
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+pub use okta::OktaSource;
+
+/// An Okta group as listed by `GET /api/v1/groups`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OktaGroup {
+    /// Immutable Okta id.
+    pub id: String,
+    /// `profile.name`.
+    pub name: String,
+    pub kind: GroupType,
+    /// When the group's membership last changed (second granularity).
+    pub last_membership_updated: Option<DateTime<Utc>>,
+    /// When the group's profile last changed.
+    pub last_updated: Option<DateTime<Utc>>,
+}
+
+/// Okta's group `type`, with a fallback for values this version does not know.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum GroupType {
+    Okta,
+    App,
+    BuiltIn,
+    Other(String),
+}
+
+impl GroupType {
+    pub fn parse(s: &str) -> GroupType {
+        match s {
+            "OKTA_GROUP" => GroupType::Okta,
+            "APP_GROUP" => GroupType::App,
+            "BUILT_IN" => GroupType::BuiltIn,
+            other => GroupType::Other(other.to_owned()),
+        }
+    }
+}
+
+/// One member of a group, reduced to what the sync needs. Response bodies are not kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OktaMember {
+    /// Immutable Okta user id.
+    pub id: String,
+    /// `status` as Okta sent it (e.g. `ACTIVE`, `DEPROVISIONED`, or a value unknown to us).
+    pub status: String,
+    /// The raw value of the configured `users.id_attribute` (`profile.<attr>`), if it is a
+    /// non-empty string.
+    pub attribute: Option<String>,
+}
+
+/// The result of reading one group's members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberRead {
+    /// Every page was read.
+    Members(Vec<OktaMember>),
+    /// Okta answered 404 (E0000007): the group was deleted after it was listed.
+    GroupGone,
+}
+
+/// Why a read from Okta failed for good (after the retries the client allows).
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// 401: the token is wrong, expired or revoked.
+    #[error("Okta rejected the credentials ({code}): check okta.api_token")]
+    Unauthorized { code: String },
+    /// 403: the token lacks a scope or admin role.
+    #[error(
+        "Okta denied access ({code}): the token needs okta.groups.read and a read-only admin role"
+    )]
+    Forbidden { code: String },
+    /// 400: Okta rejected the request, e.g. a bad `okta.group_filter`.
+    #[error("Okta rejected the request to {path} ({code}): {summary}")]
+    BadRequest {
+        path: String,
+        code: String,
+        summary: String,
+    },
+    /// Still rate limited after the allowed retries.
+    #[error("Okta kept answering 429 for {path}")]
+    RateLimited { path: String },
+    /// 5xx (or another unexpected status) after the allowed retries.
+    #[error("Okta answered HTTP {status} for {path}")]
+    Server { path: String, status: u16 },
+    /// Connection failure or timeout after the allowed retries.
+    #[error("request to Okta {path} failed")]
+    Transport {
+        path: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// A body that is not the JSON Okta documents.
+    #[error("Okta sent a response that is not valid JSON for {path}: {detail}")]
+    Malformed { path: String, detail: String },
+    /// A `Link: rel="next"` pointing outside the configured org; never followed.
+    #[error(
+        "Okta's next link for {path} points outside okta.org_url ({link_origin}); not followed"
+    )]
+    ForeignLink { path: String, link_origin: String },
+}
+
+impl SourceError {
+    /// Bounded label for metrics and status.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceError::Unauthorized { .. } => "unauthorized",
+            SourceError::Forbidden { .. } => "forbidden",
+            SourceError::BadRequest { .. } => "bad_request",
+            SourceError::RateLimited { .. } => "rate_limited",
+            SourceError::Server { .. } => "server",
+            SourceError::Transport { .. } => "transport",
+            SourceError::Malformed { .. } => "malformed",
+            SourceError::ForeignLink { .. } => "foreign_link",
+        }
+    }
+
+    /// True when no other request can succeed either (credentials or permissions): the pass stops.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            SourceError::Unauthorized { .. } | SourceError::Forbidden { .. }
+        )
+    }
+}
+
+/// The only way q-group-sync reads the identity provider.
+pub trait DirectorySource: Send + Sync {
+    /// Every group matching `okta.group_filter`, all pages, or an error (never a partial list).
+    fn list_groups(&self) -> impl Future<Output = Result<Vec<OktaGroup>, SourceError>> + Send;
+
+    /// Every member of one group, all pages, or an error (never a partial list).
+    fn list_members(
+        &self,
+        group_id: &str,
+    ) -> impl Future<Output = Result<MemberRead, SourceError>> + Send;
+}
