@@ -6,7 +6,13 @@
 //! - [`model`]: user ids, group names and the Q Business id rules.
 //! - [`source`]: the Okta edge ([`source::DirectorySource`]).
 
+pub mod clock;
 pub mod config;
+pub mod engine;
+#[cfg(test)]
+mod fakes;
 pub mod model;
 pub mod plan;
+pub mod sink;
 pub mod source;
+pub mod store;

@@ -1,0 +1,573 @@
+//! One pass: load the snapshot, read Okta, plan, apply with bounded concurrency, commit per group.
+//!
+//! `plan` and `sync` run exactly this code; only [`Mode`] differs, and [`Mode::Plan`] writes
+//! nothing anywhere, not even the run log.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::clock::Clock;
+use crate::model::GroupName;
+use crate::plan::select::{GroupRead, Scope};
+use crate::plan::{self, Change, Plan, Policy, Rules, Snapshot};
+use crate::sink::{DeleteOutcome, GroupSink, SinkError};
+use crate::source::{DirectorySource, OktaGroup, SourceError};
+use crate::store::{AppliedPut, RunId, RunRecord, SnapshotStore, StoreError};
+
+/// Whether a pass writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Read Okta and the snapshot, compute the plan, write nothing.
+    Plan,
+    /// Apply the plan to Q Business and record what succeeded.
+    Apply,
+}
+
+/// How a pass ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Every change applied (or there was nothing to do) and every in-scope group was synced.
+    Success,
+    /// Some groups could not be read or written; everything else was applied and recorded.
+    Partial,
+    /// The pass stopped early (Okta unreachable, credentials, snapshot, cancelled).
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Partial => "partial",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// A pass that could not run to the end.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("reading groups from Okta")]
+    Okta(#[from] SourceError),
+    #[error("snapshot")]
+    Store(#[from] StoreError),
+    #[error("writing to Q Business stopped: {0}")]
+    QBusiness(SinkError),
+    #[error(
+        "stopped by shutdown with {not_applied} change(s) not applied; the next pass applies them"
+    )]
+    Cancelled { not_applied: usize },
+}
+
+impl Error {
+    /// Bounded label for metrics and status.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Okta(_) => "okta",
+            Error::Store(_) => "snapshot",
+            Error::QBusiness(_) => "qbusiness",
+            Error::Cancelled { .. } => "cancelled",
+        }
+    }
+}
+
+/// One change that failed, for the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    pub group: String,
+    /// `put`, `delete`, `read`, or a plan issue kind.
+    pub op: String,
+    /// Bounded label.
+    pub kind: String,
+    pub message: String,
+}
+
+/// What a pass did. Printed by `sync`, served by `/status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub mode: Mode,
+    pub run_id: Option<RunId>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub outcome: Outcome,
+    /// Why the pass stopped early, when it did.
+    pub error: Option<String>,
+    pub error_kind: Option<&'static str>,
+    pub groups_listed: usize,
+    pub groups_in_scope: usize,
+    pub groups_unread: usize,
+    pub puts_applied: usize,
+    pub deletes_applied: usize,
+    pub users_added: usize,
+    pub users_removed: usize,
+    pub failures: Vec<Failure>,
+    pub plan: Plan,
+}
+
+impl RunReport {
+    fn new(mode: Mode, started_at: DateTime<Utc>) -> RunReport {
+        RunReport {
+            mode,
+            run_id: None,
+            started_at,
+            finished_at: started_at,
+            outcome: Outcome::Success,
+            error: None,
+            error_kind: None,
+            groups_listed: 0,
+            groups_in_scope: 0,
+            groups_unread: 0,
+            puts_applied: 0,
+            deletes_applied: 0,
+            users_added: 0,
+            users_removed: 0,
+            failures: Vec::new(),
+            plan: Plan::default(),
+        }
+    }
+
+    /// The run-log summary of this report.
+    pub fn record(&self) -> RunRecord {
+        RunRecord {
+            outcome: self.outcome.as_str().to_owned(),
+            groups_in_scope: self.groups_in_scope,
+            puts: self.puts_applied,
+            deletes: self.deletes_applied,
+            failed: self.failures.len(),
+            unchanged: self.plan.unchanged,
+            users_added: self.users_added,
+            users_removed: self.users_removed,
+            error: self.error.clone(),
+        }
+    }
+}
+
+/// Hooks for a progress display. Every method has a no-op default.
+pub trait Progress: Send + Sync {
+    /// Okta listed the groups; `in_scope` member reads follow.
+    fn listed(&self, _in_scope: usize) {}
+    /// One group's members were read (or failed).
+    fn group_read(&self) {}
+    /// The plan is ready with `changes` writes.
+    fn planned(&self, _changes: usize) {}
+    /// One write finished (applied or failed).
+    fn applied(&self) {}
+}
+
+/// A [`Progress`] that shows nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// Knobs of a pass.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub rules: Rules,
+    pub policy: Policy,
+    /// Member reads started at once (the Okta client bounds requests in flight on its own).
+    pub read_concurrency: usize,
+    /// Group writes in flight at most.
+    pub write_concurrency: usize,
+}
+
+/// Runs passes over a source, a sink and a store.
+pub struct Engine<S, K, T> {
+    source: S,
+    sink: K,
+    store: T,
+    settings: EngineSettings,
+    clock: Arc<dyn Clock>,
+}
+
+impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
+    pub fn new(
+        source: S,
+        sink: K,
+        store: T,
+        settings: EngineSettings,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Engine {
+            source,
+            sink,
+            store,
+            settings,
+            clock,
+        }
+    }
+
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
+    pub fn store(&self) -> &T {
+        &self.store
+    }
+
+    /// One pass. `cancel` stops it between writes: what succeeded so far stays recorded.
+    pub async fn run_once(
+        &self,
+        mode: Mode,
+        progress: &dyn Progress,
+        cancel: &CancellationToken,
+    ) -> RunReport {
+        let started = self.clock.now();
+        let mut report = RunReport::new(mode, started);
+        let snapshot = match self.store.load().await {
+            Ok(s) => s,
+            Err(e) => return self.fail(report, Error::Store(e)),
+        };
+        if mode == Mode::Apply {
+            match self.store.begin_run(started).await {
+                Ok(id) => report.run_id = Some(id),
+                Err(e) => return self.fail(report, Error::Store(e)),
+            }
+        }
+        let pass = report
+            .run_id
+            .map_or_else(|| "plan".to_owned(), |id| id.to_string());
+        let span = info_span!("pass", pass_id = %pass, mode = ?mode);
+        let result = self
+            .pass(mode, snapshot, &mut report, progress, cancel)
+            .instrument(span.clone())
+            .await;
+        if let Err(e) = result {
+            report = self.fail(report, e);
+        } else {
+            report.finished_at = self.clock.now();
+        }
+        if let Some(run) = report.run_id {
+            if let Err(e) = self
+                .store
+                .finish_run(run, report.finished_at, &report.record())
+                .await
+            {
+                warn!(parent: &span, error = %e, "could not close the run log entry");
+            }
+        }
+        span.in_scope(|| {
+            info!(
+                outcome = report.outcome.as_str(),
+                puts = report.puts_applied,
+                deletes = report.deletes_applied,
+                failed = report.failures.len(),
+                unchanged = report.plan.unchanged,
+                "pass finished"
+            )
+        });
+        report
+    }
+
+    fn fail(&self, mut report: RunReport, err: Error) -> RunReport {
+        report.outcome = Outcome::Failed;
+        report.error_kind = Some(err.kind());
+        report.error = Some(error_chain(&err));
+        report.finished_at = self.clock.now();
+        warn!(kind = err.kind(), error = %report.error.as_deref().unwrap_or_default(), "pass failed");
+        report
+    }
+
+    async fn pass(
+        &self,
+        mode: Mode,
+        snapshot: Snapshot,
+        report: &mut RunReport,
+        progress: &dyn Progress,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        let groups = self.source.list_groups().await?;
+        let in_scope: Vec<&OktaGroup> = groups
+            .iter()
+            .filter(|g| matches!(self.settings.rules.scope(g), Scope::In(_)))
+            .collect();
+        info!(
+            listed = groups.len(),
+            in_scope = in_scope.len(),
+            "listed Okta groups"
+        );
+        progress.listed(in_scope.len());
+        let reads = self.read_members(&in_scope, progress).await?;
+        let desired = plan::select::desired(&groups, &self.settings.rules, reads);
+        let plan = plan::plan(&desired, &snapshot, &self.settings.policy);
+        report.groups_listed = plan.listed;
+        report.groups_in_scope = plan.in_scope;
+        report.groups_unread = desired.unread;
+        for issue in &plan.issues {
+            report.failures.push(Failure {
+                group: issue.group.clone(),
+                op: if issue.kind == "unread" {
+                    "read".into()
+                } else {
+                    "plan".into()
+                },
+                kind: issue.kind.to_owned(),
+                message: issue.detail.clone(),
+            });
+        }
+        if !plan.collisions.is_empty() {
+            warn!(
+                collisions = plan.collisions.len(),
+                "Okta users that Q Business sees as one user"
+            );
+        }
+        info!(
+            puts = plan.puts().count(),
+            deletes = plan.deletes().count(),
+            unchanged = plan.unchanged,
+            issues = plan.issues.len(),
+            withheld_deletes = plan.withheld_deletes.len(),
+            "planned"
+        );
+        progress.planned(plan.changes.len());
+        report.plan = plan;
+        if mode == Mode::Plan {
+            report.outcome = if report.failures.is_empty() {
+                Outcome::Success
+            } else {
+                Outcome::Partial
+            };
+            return Ok(());
+        }
+        let stopped = self.apply(report, progress, cancel).await;
+        report.outcome = if report.failures.is_empty() {
+            Outcome::Success
+        } else {
+            Outcome::Partial
+        };
+        stopped
+    }
+
+    /// Reads every in-scope group's members. Only an error that no other request can escape
+    /// (credentials, permissions) stops the pass; other failures leave that group unread.
+    async fn read_members(
+        &self,
+        groups: &[&OktaGroup],
+        progress: &dyn Progress,
+    ) -> Result<BTreeMap<String, GroupRead>, Error> {
+        let mut reads = BTreeMap::new();
+        let mut stream = futures::stream::iter(groups.iter().map(|g| async move {
+            let result = self.source.list_members(&g.id).await;
+            (g, result)
+        }))
+        .buffer_unordered(self.settings.read_concurrency.max(1));
+        while let Some((group, result)) = stream.next().await {
+            progress.group_read();
+            let read = match result {
+                Ok(read) => GroupRead::Read(read),
+                Err(e) if e.is_fatal() => return Err(Error::Okta(e)),
+                Err(e) => {
+                    warn!(okta_group = %group.id, group = %group.name, kind = e.kind(), error = %e, "group unread");
+                    GroupRead::Failed {
+                        kind: e.kind(),
+                        message: e.to_string(),
+                    }
+                }
+            };
+            reads.insert(group.id.clone(), read);
+        }
+        Ok(reads)
+    }
+
+    /// Applies puts (bounded concurrency), then deletes. Each success is recorded at once.
+    async fn apply(
+        &self,
+        report: &mut RunReport,
+        progress: &dyn Progress,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        let run = report.run_id.unwrap_or_default();
+        let plan = std::mem::take(&mut report.plan);
+        let stop = CancellationToken::new();
+        let puts: Vec<&Change> = plan.puts().collect();
+        let mut put_failed: Vec<GroupName> = Vec::new();
+        let mut fatal: Option<Error> = None;
+        // Changes not attempted because of cancellation or a fatal answer.
+        let mut not_attempted = 0usize;
+
+        let mut stream = futures::stream::iter(puts.into_iter().map(|c| {
+            let stop = stop.clone();
+            async move {
+                if cancel.is_cancelled() || stop.is_cancelled() {
+                    return (c, None);
+                }
+                (c, Some(self.apply_one(run, c).await))
+            }
+        }))
+        .buffer_unordered(self.settings.write_concurrency.max(1));
+        while let Some((change, result)) = stream.next().await {
+            progress.applied();
+            match result {
+                None => {
+                    not_attempted += 1;
+                    put_failed.push(change.group().clone());
+                }
+                Some(Ok(())) => self.count_applied(report, change),
+                Some(Err(e)) => {
+                    put_failed.push(change.group().clone());
+                    if let Some(err) = self.count_failed(report, change, e) {
+                        stop.cancel();
+                        fatal.get_or_insert(err);
+                    }
+                }
+            }
+        }
+        drop(stream);
+
+        for change in plan.deletes() {
+            if cancel.is_cancelled() || stop.is_cancelled() || fatal.is_some() {
+                not_attempted += 1;
+                continue;
+            }
+            if let Change::Delete {
+                reason: plan::DeleteReason::Renamed { to },
+                ..
+            } = change
+            {
+                if put_failed.contains(to) {
+                    // Keep the old name until the new one exists, so nobody loses access.
+                    progress.applied();
+                    continue;
+                }
+            }
+            let result = self.apply_one(run, change).await;
+            progress.applied();
+            match result {
+                Ok(()) => self.count_applied(report, change),
+                Err(e) => {
+                    if let Some(err) = self.count_failed(report, change, e) {
+                        fatal.get_or_insert(err);
+                    }
+                }
+            }
+        }
+        report.plan = plan;
+        if let Some(err) = fatal {
+            return Err(err);
+        }
+        if not_attempted > 0 {
+            return Err(Error::Cancelled {
+                not_applied: not_attempted,
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes one change and records it. A store failure is returned as fatal (the disk is gone).
+    async fn apply_one(&self, run: RunId, change: &Change) -> Result<(), ApplyError> {
+        match change {
+            Change::Put {
+                group,
+                okta_id,
+                members,
+                added,
+                removed,
+                ..
+            } => {
+                self.sink
+                    .put_group(group, members)
+                    .await
+                    .map_err(ApplyError::Sink)?;
+                let at = self.clock.now();
+                let put = AppliedPut {
+                    group,
+                    okta_id,
+                    members,
+                    added,
+                    removed,
+                };
+                self.store
+                    .record_put(run, at, &put)
+                    .await
+                    .map_err(ApplyError::Store)?;
+                info!(group = %group, op = "put", members = members.len(), added = added.len(), removed = removed.len(), "group written");
+            }
+            Change::Delete { group, okta_id, .. } => {
+                let outcome = self
+                    .sink
+                    .delete_group(group)
+                    .await
+                    .map_err(ApplyError::Sink)?;
+                let at = self.clock.now();
+                self.store
+                    .record_delete(run, at, group, okta_id)
+                    .await
+                    .map_err(ApplyError::Store)?;
+                info!(group = %group, op = "delete", already_gone = outcome == DeleteOutcome::AlreadyGone, "group deleted");
+            }
+        }
+        Ok(())
+    }
+
+    fn count_applied(&self, report: &mut RunReport, change: &Change) {
+        match change {
+            Change::Put { added, removed, .. } => {
+                report.puts_applied += 1;
+                report.users_added += added.len();
+                report.users_removed += removed.len();
+            }
+            Change::Delete { .. } => report.deletes_applied += 1,
+        }
+    }
+
+    /// Records a failed change; returns the error that must stop the pass, if it is one.
+    fn count_failed(
+        &self,
+        report: &mut RunReport,
+        change: &Change,
+        err: ApplyError,
+    ) -> Option<Error> {
+        let (kind, message, fatal) = match err {
+            ApplyError::Sink(e) => {
+                warn!(group = %change.group(), op = change.op(), kind = e.kind.as_str(), error = %e, "write failed");
+                let fatal = e.kind.is_fatal().then(|| Error::QBusiness(e.clone()));
+                (e.kind.as_str().to_owned(), e.to_string(), fatal)
+            }
+            ApplyError::Store(e) => {
+                warn!(group = %change.group(), op = change.op(), error = %e, "written to Q Business but not recorded; the next pass repeats it");
+                (
+                    "snapshot".to_owned(),
+                    error_chain(&e),
+                    Some(Error::Store(e)),
+                )
+            }
+        };
+        report.failures.push(Failure {
+            group: change.group().to_string(),
+            op: change.op().to_owned(),
+            kind,
+            message,
+        });
+        fatal
+    }
+}
+
+enum ApplyError {
+    Sink(SinkError),
+    Store(StoreError),
+}
+
+/// `outer: inner: innermost`, the whole cause chain on one line.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

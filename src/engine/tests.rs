@@ -1,0 +1,317 @@
+use super::*;
+use crate::fakes::{FixedClock, MemSource, MemStore, ReadFault, RecordingSink};
+use crate::model::Members;
+use crate::sink::SinkErrorKind;
+
+fn settings() -> EngineSettings {
+    EngineSettings {
+        rules: Rules::new(
+            &["*".into()],
+            &["skip*".into()],
+            "",
+            &[
+                "ACTIVE".into(),
+                "PASSWORD_EXPIRED".into(),
+                "LOCKED_OUT".into(),
+                "RECOVERY".into(),
+            ],
+            true,
+        )
+        .expect("rules"),
+        policy: Policy::default(),
+        read_concurrency: 3,
+        write_concurrency: 2,
+    }
+}
+
+fn org() -> MemSource {
+    MemSource::default()
+        .active("ana")
+        .active("bo")
+        .active("cy")
+        .user("dee", "DEPROVISIONED", Some("dee@x.test"))
+        .group("g1", "Engineering", &["ana", "bo", "dee"])
+        .group("g2", "Sales", &["cy"])
+        .group("g3", "Empty", &[])
+}
+
+type TestEngine = Engine<MemSource, RecordingSink, MemStore>;
+
+fn engine(source: MemSource) -> TestEngine {
+    Engine::new(
+        source,
+        RecordingSink::default(),
+        MemStore::default(),
+        settings(),
+        Arc::new(FixedClock),
+    )
+}
+
+async fn sync(e: &TestEngine) -> RunReport {
+    e.run_once(Mode::Apply, &NoProgress, &CancellationToken::new())
+        .await
+}
+
+#[tokio::test]
+async fn first_run_then_no_op() {
+    let e = engine(org());
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(r.puts_applied, 3);
+    assert_eq!(
+        e.sink.members("Engineering"),
+        Some(vec!["ana@x.test".into(), "bo@x.test".into()])
+    );
+    assert_eq!(e.sink.members("Empty"), Some(vec![]));
+    assert_eq!(e.store.names(), ["Empty", "Engineering", "Sales"]);
+    e.sink.take_calls();
+
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Success);
+    assert!(
+        e.sink.take_calls().is_empty(),
+        "a no-change pass writes nothing"
+    );
+    assert_eq!(r.plan.unchanged, 3);
+    let runs = e.store.runs.lock().expect("lock");
+    assert_eq!(runs.len(), 2);
+    assert_eq!(
+        runs[1].1.as_ref().map(|r| r.outcome.as_str()),
+        Some("success")
+    );
+}
+
+#[tokio::test]
+async fn removed_member_and_vanished_group() {
+    let e = engine(org());
+    sync(&e).await;
+    e.sink.take_calls();
+    e.source.set_members("g1", &["ana"]);
+    e.source.remove_group("g2");
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    let calls = e.sink.take_calls();
+    assert_eq!(
+        calls,
+        [
+            ("PutGroup".to_owned(), GroupName::new("Engineering")),
+            ("DeleteGroup".to_owned(), GroupName::new("Sales"))
+        ]
+    );
+    assert_eq!(
+        e.sink.members("Engineering"),
+        Some(vec!["ana@x.test".into()])
+    );
+    assert_eq!(r.users_removed, 1);
+    assert_eq!(e.store.names(), ["Empty", "Engineering"]);
+}
+
+#[tokio::test]
+async fn plan_mode_writes_nothing() {
+    let e = engine(org());
+    let r = e
+        .run_once(Mode::Plan, &NoProgress, &CancellationToken::new())
+        .await;
+    assert_eq!(r.plan.puts().count(), 3);
+    assert!(e.sink.take_calls().is_empty());
+    assert!(e.store.names().is_empty());
+    assert!(e.store.runs.lock().expect("lock").is_empty());
+    assert_eq!(r.run_id, None);
+}
+
+#[tokio::test]
+async fn failing_write_keeps_old_snapshot_entry_and_is_retried() {
+    let e = engine(org());
+    sync(&e).await;
+    e.source.set_members("g1", &["ana", "cy"]);
+    e.source.set_members("g2", &["cy", "bo"]);
+    e.sink.fail("Engineering", SinkErrorKind::Throttled);
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Partial);
+    assert_eq!(r.puts_applied, 1);
+    assert_eq!(r.failures.len(), 1);
+    assert_eq!(r.failures[0].kind, "throttled");
+    let snap = e.store.snapshot.lock().expect("lock").clone();
+    assert_eq!(
+        snap.groups[&GroupName::new("Engineering")].members.len(),
+        2,
+        "old entry kept"
+    );
+    e.sink.heal();
+    e.sink.take_calls();
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Success);
+    assert_eq!(
+        e.sink.take_calls(),
+        [("PutGroup".to_owned(), GroupName::new("Engineering"))]
+    );
+    assert_eq!(
+        e.sink.members("Engineering"),
+        Some(vec!["ana@x.test".into(), "cy@x.test".into()])
+    );
+}
+
+#[tokio::test]
+async fn unread_group_blocks_its_put_and_all_deletes() {
+    let e = engine(org());
+    sync(&e).await;
+    e.sink.take_calls();
+    e.source.fail("g1", ReadFault::Server);
+    e.source.remove_group("g2");
+    e.source.set_members("g3", &["bo"]);
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Partial);
+    assert_eq!(r.groups_unread, 1);
+    assert_eq!(
+        e.sink.take_calls(),
+        [("PutGroup".to_owned(), GroupName::new("Empty"))]
+    );
+    assert_eq!(r.plan.withheld_deletes.len(), 1);
+    assert!(
+        e.sink.members("Sales").is_some(),
+        "nothing deleted while a group is unread"
+    );
+    assert_eq!(
+        e.sink.members("Engineering"),
+        Some(vec!["ana@x.test".into(), "bo@x.test".into()])
+    );
+
+    e.source.heal();
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(
+        e.sink.take_calls(),
+        [("DeleteGroup".to_owned(), GroupName::new("Sales"))]
+    );
+}
+
+#[tokio::test]
+async fn unauthorized_stops_the_pass_before_any_write() {
+    let e = engine(org());
+    e.source.fail("g2", ReadFault::Unauthorized);
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Failed);
+    assert_eq!(r.error_kind, Some("okta"));
+    assert!(e.sink.take_calls().is_empty());
+}
+
+#[tokio::test]
+async fn listing_failure_fails_the_pass() {
+    let e = engine(org());
+    *e.source.list_fails.lock().expect("lock") = true;
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Failed);
+    assert!(
+        r.error.as_deref().unwrap_or_default().contains("503"),
+        "{:?}",
+        r.error
+    );
+    assert!(e.sink.take_calls().is_empty());
+}
+
+#[tokio::test]
+async fn access_denied_stops_further_writes() {
+    let e = engine(org());
+    e.sink.fail("Empty", SinkErrorKind::AccessDenied);
+    e.sink.fail("Engineering", SinkErrorKind::AccessDenied);
+    e.sink.fail("Sales", SinkErrorKind::AccessDenied);
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Failed);
+    assert_eq!(r.error_kind, Some("qbusiness"));
+    assert!(
+        e.sink.take_calls().len() <= 2,
+        "stops after the first fatal answer (2 in flight at most)"
+    );
+}
+
+#[tokio::test]
+async fn store_failure_after_write_stops_and_reports() {
+    let e = engine(org());
+    *e.store.fail_records.lock().expect("lock") = true;
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Failed);
+    assert_eq!(r.error_kind, Some("snapshot"));
+    assert!(e.store.names().is_empty());
+}
+
+#[tokio::test]
+async fn rename_puts_new_name_then_deletes_old() {
+    let e = engine(org());
+    sync(&e).await;
+    e.sink.take_calls();
+    e.source
+        .groups
+        .lock()
+        .expect("lock")
+        .get_mut("g2")
+        .expect("g2")
+        .0 = "Sales EMEA".into();
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Success);
+    assert_eq!(
+        e.sink.take_calls(),
+        [
+            ("PutGroup".to_owned(), GroupName::new("Sales EMEA")),
+            ("DeleteGroup".to_owned(), GroupName::new("Sales"))
+        ]
+    );
+}
+
+#[tokio::test]
+async fn failed_rename_put_keeps_the_old_name() {
+    let e = engine(org());
+    sync(&e).await;
+    e.sink.take_calls();
+    e.source
+        .groups
+        .lock()
+        .expect("lock")
+        .get_mut("g2")
+        .expect("g2")
+        .0 = "Sales EMEA".into();
+    e.sink.fail("Sales EMEA", SinkErrorKind::Server);
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Partial);
+    assert_eq!(
+        e.sink.take_calls(),
+        [("PutGroup".to_owned(), GroupName::new("Sales EMEA"))]
+    );
+    assert!(e.sink.members("Sales").is_some());
+}
+
+#[tokio::test]
+async fn out_of_scope_group_is_deleted_and_foreign_groups_untouched() {
+    let e = engine(org());
+    e.sink
+        .groups
+        .lock()
+        .expect("lock")
+        .insert(GroupName::new("Made by hand"), Members::new());
+    sync(&e).await;
+    e.sink.take_calls();
+    e.source
+        .groups
+        .lock()
+        .expect("lock")
+        .get_mut("g3")
+        .expect("g3")
+        .0 = "skip me".into();
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Success);
+    assert_eq!(
+        e.sink.take_calls(),
+        [("DeleteGroup".to_owned(), GroupName::new("Empty"))]
+    );
+    assert!(e.sink.members("Made by hand").is_some());
+}
+
+#[tokio::test]
+async fn cancelled_pass_applies_nothing_more() {
+    let e = engine(org());
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let r = e.run_once(Mode::Apply, &NoProgress, &cancel).await;
+    assert_eq!(r.outcome, Outcome::Failed);
+    assert!(e.sink.take_calls().is_empty());
+    assert!(e.store.names().is_empty());
+}

@@ -1,0 +1,272 @@
+//! In-memory fakes of the three edges, for engine tests.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use crate::clock::Clock;
+use crate::model::{GroupName, Members, OktaGroupId};
+use crate::plan::{Snapshot, SnapshotGroup};
+use crate::sink::{DeleteOutcome, GroupSink, SinkError, SinkErrorKind};
+use crate::source::{DirectorySource, GroupType, MemberRead, OktaGroup, OktaMember, SourceError};
+use crate::store::{AppliedPut, RunId, RunRecord, SnapshotStore, StoreError};
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A fixed clock.
+pub struct FixedClock;
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0)
+            .single()
+            .expect("valid date")
+    }
+}
+
+/// How a fake read fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadFault {
+    Server,
+    Unauthorized,
+}
+
+/// An Okta directory in memory.
+#[derive(Default)]
+pub struct MemSource {
+    pub groups: Mutex<BTreeMap<String, (String, BTreeSet<String>)>>,
+    /// User id -> (status, email).
+    pub users: Mutex<BTreeMap<String, (String, Option<String>)>>,
+    pub failing: Mutex<BTreeMap<String, ReadFault>>,
+    pub list_fails: Mutex<bool>,
+}
+
+impl MemSource {
+    pub fn user(self, id: &str, status: &str, email: Option<&str>) -> Self {
+        lock(&self.users).insert(id.into(), (status.into(), email.map(Into::into)));
+        self
+    }
+
+    pub fn active(self, id: &str) -> Self {
+        let email = format!("{id}@x.test");
+        self.user(id, "ACTIVE", Some(&email))
+    }
+
+    pub fn group(self, id: &str, name: &str, members: &[&str]) -> Self {
+        lock(&self.groups).insert(
+            id.into(),
+            (name.into(), members.iter().map(|m| m.to_string()).collect()),
+        );
+        self
+    }
+
+    pub fn set_members(&self, id: &str, members: &[&str]) {
+        if let Some(g) = lock(&self.groups).get_mut(id) {
+            g.1 = members.iter().map(|m| m.to_string()).collect();
+        }
+    }
+
+    pub fn remove_group(&self, id: &str) {
+        lock(&self.groups).remove(id);
+    }
+
+    pub fn fail(&self, id: &str, fault: ReadFault) {
+        lock(&self.failing).insert(id.into(), fault);
+    }
+
+    pub fn heal(&self) {
+        lock(&self.failing).clear();
+    }
+}
+
+impl DirectorySource for MemSource {
+    async fn list_groups(&self) -> Result<Vec<OktaGroup>, SourceError> {
+        if *lock(&self.list_fails) {
+            return Err(SourceError::Server {
+                path: "/api/v1/groups".into(),
+                status: 503,
+            });
+        }
+        Ok(lock(&self.groups)
+            .iter()
+            .map(|(id, (name, _))| OktaGroup {
+                id: id.clone(),
+                name: name.clone(),
+                kind: GroupType::Okta,
+                last_membership_updated: None,
+                last_updated: None,
+            })
+            .collect())
+    }
+
+    async fn list_members(&self, group_id: &str) -> Result<MemberRead, SourceError> {
+        let path = format!("/api/v1/groups/{group_id}/users");
+        match lock(&self.failing).get(group_id) {
+            Some(ReadFault::Server) => return Err(SourceError::Server { path, status: 500 }),
+            Some(ReadFault::Unauthorized) => {
+                return Err(SourceError::Unauthorized {
+                    code: "E0000011".into(),
+                });
+            }
+            None => {}
+        }
+        let groups = lock(&self.groups);
+        let Some((_, members)) = groups.get(group_id) else {
+            return Ok(MemberRead::GroupGone);
+        };
+        let users = lock(&self.users);
+        Ok(MemberRead::Members(
+            members
+                .iter()
+                .map(|id| {
+                    let (status, email) = users.get(id).cloned().unwrap_or(("ACTIVE".into(), None));
+                    OktaMember {
+                        id: id.clone(),
+                        status,
+                        attribute: email,
+                    }
+                })
+                .collect(),
+        ))
+    }
+}
+
+/// A Q Business index in memory that records calls and fails on demand.
+#[derive(Default)]
+pub struct RecordingSink {
+    pub groups: Mutex<BTreeMap<GroupName, Members>>,
+    pub calls: Mutex<Vec<(String, GroupName)>>,
+    /// Groups whose writes fail with this kind.
+    pub failing: Mutex<BTreeMap<GroupName, SinkErrorKind>>,
+}
+
+impl RecordingSink {
+    pub fn fail(&self, group: &str, kind: SinkErrorKind) {
+        lock(&self.failing).insert(GroupName::new(group), kind);
+    }
+
+    pub fn heal(&self) {
+        lock(&self.failing).clear();
+    }
+
+    pub fn take_calls(&self) -> Vec<(String, GroupName)> {
+        std::mem::take(&mut *lock(&self.calls))
+    }
+
+    pub fn members(&self, group: &str) -> Option<Vec<String>> {
+        lock(&self.groups)
+            .get(&GroupName::new(group))
+            .map(|m| m.iter().map(|u| u.to_string()).collect())
+    }
+
+    fn check(&self, op: &'static str, name: &GroupName) -> Result<(), SinkError> {
+        lock(&self.calls).push((op.to_owned(), name.clone()));
+        match lock(&self.failing).get(name) {
+            Some(kind) => Err(SinkError {
+                kind: *kind,
+                operation: op,
+                message: "injected".into(),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl GroupSink for RecordingSink {
+    async fn put_group(&self, name: &GroupName, members: &Members) -> Result<(), SinkError> {
+        self.check("PutGroup", name)?;
+        lock(&self.groups).insert(name.clone(), members.clone());
+        Ok(())
+    }
+
+    async fn delete_group(&self, name: &GroupName) -> Result<DeleteOutcome, SinkError> {
+        self.check("DeleteGroup", name)?;
+        Ok(match lock(&self.groups).remove(name) {
+            Some(_) => DeleteOutcome::Deleted,
+            None => DeleteOutcome::AlreadyGone,
+        })
+    }
+}
+
+/// A snapshot store in memory.
+#[derive(Default)]
+pub struct MemStore {
+    pub snapshot: Mutex<Snapshot>,
+    pub runs: Mutex<Vec<(RunId, Option<RunRecord>)>>,
+    pub fail_records: Mutex<bool>,
+}
+
+impl MemStore {
+    pub fn names(&self) -> Vec<String> {
+        lock(&self.snapshot)
+            .groups
+            .keys()
+            .map(|g| g.to_string())
+            .collect()
+    }
+
+    fn writable(&self) -> Result<(), StoreError> {
+        if *lock(&self.fail_records) {
+            Err(StoreError::Task("disk full (injected)".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl SnapshotStore for MemStore {
+    async fn load(&self) -> Result<Snapshot, StoreError> {
+        Ok(lock(&self.snapshot).clone())
+    }
+
+    async fn begin_run(&self, _started_at: DateTime<Utc>) -> Result<RunId, StoreError> {
+        let mut runs = lock(&self.runs);
+        let id = runs.len() as RunId + 1;
+        runs.push((id, None));
+        Ok(id)
+    }
+
+    async fn record_put(
+        &self,
+        _run: RunId,
+        at: DateTime<Utc>,
+        put: &AppliedPut<'_>,
+    ) -> Result<(), StoreError> {
+        self.writable()?;
+        lock(&self.snapshot).groups.insert(
+            put.group.clone(),
+            SnapshotGroup {
+                okta_id: put.okta_id.clone(),
+                members: put.members.clone(),
+                pushed_at: at,
+            },
+        );
+        Ok(())
+    }
+
+    async fn record_delete(
+        &self,
+        _run: RunId,
+        _at: DateTime<Utc>,
+        group: &GroupName,
+        _okta_id: &OktaGroupId,
+    ) -> Result<(), StoreError> {
+        self.writable()?;
+        lock(&self.snapshot).groups.remove(group);
+        Ok(())
+    }
+
+    async fn finish_run(
+        &self,
+        run: RunId,
+        _at: DateTime<Utc>,
+        record: &RunRecord,
+    ) -> Result<(), StoreError> {
+        if let Some(entry) = lock(&self.runs).iter_mut().find(|(id, _)| *id == run) {
+            entry.1 = Some(record.clone());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,115 @@
+//! The target edge: the only way q-group-sync changes Amazon Q Business, behind [`GroupSink`].
+
+pub mod qbusiness;
+
+use std::fmt;
+use std::future::Future;
+
+use crate::model::{GroupName, Members};
+pub use qbusiness::QBusinessSink;
+
+/// What a delete found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Deleted,
+    /// Q Business had no such group (404): the goal is reached all the same.
+    AlreadyGone,
+}
+
+/// Bounded classification of a failed call, after the client's own retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkErrorKind {
+    /// 429 ThrottlingException.
+    Throttled,
+    /// 5xx InternalServerException (or another server error).
+    Server,
+    /// 409 ConflictException, e.g. an earlier write to the group is still processing.
+    Conflict,
+    /// 400 ValidationException: the request breaks Q's rules.
+    Validation,
+    /// 403 AccessDeniedException: the IAM role lacks a permission.
+    AccessDenied,
+    /// 404 ResourceNotFoundException: wrong application, index or data source.
+    NotFound,
+    /// 402 ServiceQuotaExceededException.
+    QuotaExceeded,
+    /// The call timed out.
+    Timeout,
+    /// Connection or TLS failure, or the request could not be built.
+    Transport,
+    /// Anything else.
+    Other,
+}
+
+impl SinkErrorKind {
+    /// Bounded label for metrics and status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SinkErrorKind::Throttled => "throttled",
+            SinkErrorKind::Server => "server",
+            SinkErrorKind::Conflict => "conflict",
+            SinkErrorKind::Validation => "validation",
+            SinkErrorKind::AccessDenied => "access_denied",
+            SinkErrorKind::NotFound => "not_found",
+            SinkErrorKind::QuotaExceeded => "quota_exceeded",
+            SinkErrorKind::Timeout => "timeout",
+            SinkErrorKind::Transport => "transport",
+            SinkErrorKind::Other => "other",
+        }
+    }
+
+    /// True when the same call may succeed later (the next pass retries it either way).
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            SinkErrorKind::Throttled
+                | SinkErrorKind::Server
+                | SinkErrorKind::Conflict
+                | SinkErrorKind::Timeout
+                | SinkErrorKind::Transport
+        )
+    }
+
+    /// True when no other write can succeed either (permissions, wrong application or index).
+    pub fn is_fatal(self) -> bool {
+        matches!(self, SinkErrorKind::AccessDenied | SinkErrorKind::NotFound)
+    }
+}
+
+/// A failed write to Q Business.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct SinkError {
+    pub kind: SinkErrorKind,
+    /// `PutGroup`, `DeleteGroup`, ...
+    pub operation: &'static str,
+    /// The service's message (no member ids, no credentials).
+    pub message: String,
+}
+
+impl fmt::Display for SinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} failed ({}): {}",
+            self.operation,
+            self.kind.as_str(),
+            self.message
+        )
+    }
+}
+
+/// The only way q-group-sync changes Amazon Q Business.
+pub trait GroupSink: Send + Sync {
+    /// Creates group `name`, or replaces its members with exactly `members` (PutGroup, INDEX type).
+    fn put_group(
+        &self,
+        name: &GroupName,
+        members: &Members,
+    ) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// Deletes group `name` (DeleteGroup); a group that is already gone is not an error.
+    fn delete_group(
+        &self,
+        name: &GroupName,
+    ) -> impl Future<Output = Result<DeleteOutcome, SinkError>> + Send;
+}

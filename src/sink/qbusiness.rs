@@ -1,0 +1,252 @@
+//! Amazon Q Business through aws-sdk-qbusiness: PutGroup (INDEX type) and DeleteGroup.
+//!
+//! Credentials come from the standard AWS chain (environment, web identity / IRSA, ECS task
+//! role, instance profile). Throttling and 5xx answers are retried by the SDK's standard retry
+//! mode: with a small, fixed number of group writes in flight, adaptive mode's client-side rate
+//! limiter adds nothing but latency, while standard mode's jittered exponential backoff and
+//! retry quota are exactly what a batch writer needs.
+
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_qbusiness::Client;
+use aws_sdk_qbusiness::config::http::HttpResponse;
+use aws_sdk_qbusiness::config::retry::RetryConfig;
+use aws_sdk_qbusiness::config::timeout::TimeoutConfig;
+use aws_sdk_qbusiness::config::{BehaviorVersion, Region};
+use aws_sdk_qbusiness::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_qbusiness::primitives::DateTime as AwsDateTime;
+use aws_sdk_qbusiness::types::{GroupMembers, MemberUser, MembershipType};
+
+use super::{DeleteOutcome, GroupSink, SinkError, SinkErrorKind};
+use crate::config::QBusinessConfig;
+use crate::model::{GroupName, Members};
+
+/// Where and how to write.
+#[derive(Debug, Clone)]
+pub struct QBusinessTarget {
+    pub application_id: String,
+    pub index_id: String,
+    pub data_source_id: Option<String>,
+    /// PutGroup's inline member limit, checked before sending.
+    pub member_limit: usize,
+}
+
+impl QBusinessTarget {
+    pub fn from_config(q: &QBusinessConfig) -> QBusinessTarget {
+        QBusinessTarget {
+            application_id: q.application_id.clone(),
+            index_id: q.index_id.clone(),
+            data_source_id: q.data_source_id.clone(),
+            member_limit: q.inline_member_limit,
+        }
+    }
+}
+
+/// The [`GroupSink`] that talks to Amazon Q Business.
+#[derive(Debug, Clone)]
+pub struct QBusinessSink {
+    client: Client,
+    target: QBusinessTarget,
+}
+
+impl QBusinessSink {
+    /// Builds a client from the standard AWS credential chain and the `[qbusiness]` config.
+    pub async fn from_config(q: &QBusinessConfig) -> QBusinessSink {
+        let shared = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(q.region.clone()))
+            .load()
+            .await;
+        let mut builder = aws_sdk_qbusiness::config::Builder::from(&shared)
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(q.max_attempts)
+                    .with_initial_backoff(q.retry_initial_backoff)
+                    .with_max_backoff(Duration::from_secs(20)),
+            )
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .operation_attempt_timeout(Duration::from_secs(30))
+                    .operation_timeout(Duration::from_secs(120))
+                    .build(),
+            );
+        if let Some(url) = &q.endpoint_url {
+            builder = builder.endpoint_url(url.as_str().trim_end_matches('/'));
+        }
+        QBusinessSink {
+            client: Client::from_conf(builder.build()),
+            target: QBusinessTarget::from_config(q),
+        }
+    }
+
+    /// Wraps an already configured client (tests with static credentials).
+    pub fn from_client(client: Client, target: QBusinessTarget) -> QBusinessSink {
+        QBusinessSink { client, target }
+    }
+
+    /// Read-only reachability check for `check-config`: one ListGroups call with one result.
+    pub async fn check(&self) -> Result<usize, SinkError> {
+        let mut req = self
+            .client
+            .list_groups()
+            .application_id(&self.target.application_id)
+            .index_id(&self.target.index_id)
+            .updated_earlier_than(AwsDateTime::from(SystemTime::now()))
+            .max_results(1);
+        if let Some(ds) = &self.target.data_source_id {
+            req = req.data_source_id(ds);
+        }
+        let out = req.send().await.map_err(|e| classify("ListGroups", e))?;
+        Ok(out.items().len())
+    }
+}
+
+impl GroupSink for QBusinessSink {
+    async fn put_group(&self, name: &GroupName, members: &Members) -> Result<(), SinkError> {
+        if members.len() > self.target.member_limit {
+            return Err(SinkError {
+                kind: SinkErrorKind::Validation,
+                operation: "PutGroup",
+                message: format!(
+                    "{} members exceed the inline limit of {}; not sent",
+                    members.len(),
+                    self.target.member_limit
+                ),
+            });
+        }
+        let users = members
+            .iter()
+            .map(|m| {
+                MemberUser::builder()
+                    .user_id(m.as_str())
+                    .r#type(MembershipType::Index)
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| SinkError {
+                kind: SinkErrorKind::Transport,
+                operation: "PutGroup",
+                message: e.to_string(),
+            })?;
+        let group_members = GroupMembers::builder()
+            .set_member_users(Some(users))
+            .build();
+        let mut req = self
+            .client
+            .put_group()
+            .application_id(&self.target.application_id)
+            .index_id(&self.target.index_id)
+            .group_name(name.as_str())
+            .r#type(MembershipType::Index)
+            .group_members(group_members);
+        if let Some(ds) = &self.target.data_source_id {
+            req = req.data_source_id(ds);
+        }
+        req.send().await.map_err(|e| classify("PutGroup", e))?;
+        Ok(())
+    }
+
+    async fn delete_group(&self, name: &GroupName) -> Result<DeleteOutcome, SinkError> {
+        let mut req = self
+            .client
+            .delete_group()
+            .application_id(&self.target.application_id)
+            .index_id(&self.target.index_id)
+            .group_name(name.as_str());
+        if let Some(ds) = &self.target.data_source_id {
+            req = req.data_source_id(ds);
+        }
+        match req.send().await {
+            Ok(_) => Ok(DeleteOutcome::Deleted),
+            Err(e) => {
+                let err = classify("DeleteGroup", e);
+                if err.kind == SinkErrorKind::NotFound && is_group_not_found(&err.message) {
+                    Ok(DeleteOutcome::AlreadyGone)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+}
+
+/// DeleteGroup answers 404 both for a missing group (fine) and for a wrong application or index
+/// (a configuration error). The latter names the application or index in its message.
+fn is_group_not_found(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    !(m.contains("application") || m.contains("index"))
+}
+
+/// Maps an SDK error onto a bounded [`SinkErrorKind`] plus the service's message.
+fn classify<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> SinkError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let (kind, message) = match &err {
+        SdkError::ServiceError(service) => {
+            let e = service.err();
+            let kind = match e.code() {
+                Some("ThrottlingException") => SinkErrorKind::Throttled,
+                Some("InternalServerException") => SinkErrorKind::Server,
+                Some("ConflictException") => SinkErrorKind::Conflict,
+                Some("ValidationException") => SinkErrorKind::Validation,
+                Some("AccessDeniedException") => SinkErrorKind::AccessDenied,
+                Some("ResourceNotFoundException") => SinkErrorKind::NotFound,
+                Some("ServiceQuotaExceededException") => SinkErrorKind::QuotaExceeded,
+                Some(code) if code.contains("Throttl") => SinkErrorKind::Throttled,
+                _ => SinkErrorKind::Other,
+            };
+            let message = match (e.code(), e.message()) {
+                (Some(code), Some(msg)) => format!("{code}: {msg}"),
+                (Some(code), None) => code.to_owned(),
+                (None, Some(msg)) => msg.to_owned(),
+                (None, None) => "unknown service error".to_owned(),
+            };
+            (kind, message)
+        }
+        SdkError::TimeoutError(_) => (SinkErrorKind::Timeout, "the call timed out".to_owned()),
+        SdkError::DispatchFailure(d) => {
+            let kind = if d.is_timeout() {
+                SinkErrorKind::Timeout
+            } else {
+                SinkErrorKind::Transport
+            };
+            (
+                kind,
+                format!(
+                    "could not reach Q Business: {}",
+                    aws_sdk_qbusiness::error::DisplayErrorContext(&err)
+                ),
+            )
+        }
+        SdkError::ResponseError(_) => (
+            SinkErrorKind::Server,
+            format!(
+                "unreadable response: {}",
+                aws_sdk_qbusiness::error::DisplayErrorContext(&err)
+            ),
+        ),
+        SdkError::ConstructionFailure(_) => (
+            SinkErrorKind::Transport,
+            format!(
+                "request could not be built: {}",
+                aws_sdk_qbusiness::error::DisplayErrorContext(&err)
+            ),
+        ),
+        _ => (
+            SinkErrorKind::Other,
+            aws_sdk_qbusiness::error::DisplayErrorContext(&err).to_string(),
+        ),
+    };
+    // An unmodelled error code still tells by its status whether it was the server's fault.
+    let kind = match (kind, err.raw_response().map(|r| r.status().as_u16())) {
+        (SinkErrorKind::Other, Some(500..=599)) => SinkErrorKind::Server,
+        (SinkErrorKind::Other, Some(429)) => SinkErrorKind::Throttled,
+        (k, _) => k,
+    };
+    SinkError {
+        kind,
+        operation,
+        message,
+    }
+}

@@ -1,0 +1,123 @@
+//! The snapshot edge: what q-group-sync has applied to Q Business, behind [`SnapshotStore`].
+//!
+//! A group's record changes only after its write to Q Business succeeded, in its own
+//! transaction, so a crash loses at most the writes in flight and the next pass redoes them.
+
+pub mod sqlite;
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::model::{GroupName, Members, OktaGroupId};
+use crate::plan::Snapshot;
+pub use sqlite::SqliteStore;
+
+/// Identifies one recorded pass.
+pub type RunId = i64;
+
+/// Why the snapshot could not be used. Never answered by treating the snapshot as empty.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open snapshot {path}")]
+    Open {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("snapshot {path} is not a q-group-sync snapshot or is corrupt: {detail}")]
+    Corrupt { path: String, detail: String },
+    #[error(
+        "snapshot {path} has schema version {found}, newer than this q-group-sync supports ({supported}); upgrade q-group-sync"
+    )]
+    TooNew {
+        path: String,
+        found: i64,
+        supported: i64,
+    },
+    #[error("snapshot {path}: {op} failed")]
+    Sqlite {
+        path: String,
+        op: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("snapshot store task failed: {0}")]
+    Task(String),
+}
+
+impl StoreError {
+    /// Bounded label for metrics and status.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreError::Open { .. } => "open",
+            StoreError::Corrupt { .. } => "corrupt",
+            StoreError::TooNew { .. } => "too_new",
+            StoreError::Sqlite { .. } => "sqlite",
+            StoreError::Task(_) => "task",
+        }
+    }
+}
+
+/// The summary of a finished pass, as recorded in the run log.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RunRecord {
+    pub outcome: String,
+    pub groups_in_scope: usize,
+    pub puts: usize,
+    pub deletes: usize,
+    pub failed: usize,
+    pub unchanged: usize,
+    pub users_added: usize,
+    pub users_removed: usize,
+    /// A short error message when the pass failed as a whole.
+    pub error: Option<String>,
+}
+
+/// The only way q-group-sync reads and records what it applied.
+pub trait SnapshotStore: Send + Sync {
+    /// Everything applied so far. An unreadable or corrupt snapshot is an error, never empty.
+    fn load(&self) -> impl Future<Output = Result<Snapshot, StoreError>> + Send;
+
+    /// Starts the run log entry of a pass that may write.
+    fn begin_run(
+        &self,
+        started_at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<RunId, StoreError>> + Send;
+
+    /// Records a successful PutGroup: the group's full member list, plus an audit entry.
+    fn record_put(
+        &self,
+        run: RunId,
+        at: DateTime<Utc>,
+        put: &AppliedPut<'_>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records a successful (or already done) DeleteGroup, plus an audit entry.
+    fn record_delete(
+        &self,
+        run: RunId,
+        at: DateTime<Utc>,
+        group: &GroupName,
+        okta_id: &OktaGroupId,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Closes the run log entry.
+    fn finish_run(
+        &self,
+        run: RunId,
+        finished_at: DateTime<Utc>,
+        record: &RunRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A put that Q Business accepted, as handed to [`SnapshotStore::record_put`].
+#[derive(Debug, Clone, Copy)]
+pub struct AppliedPut<'a> {
+    pub group: &'a GroupName,
+    pub okta_id: &'a OktaGroupId,
+    pub members: &'a Members,
+    pub added: &'a Members,
+    pub removed: &'a Members,
+}

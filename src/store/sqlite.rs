@@ -1,0 +1,637 @@
+//! SQLite snapshot store: one file, WAL mode, one transaction per recorded write.
+//!
+//! Member lists are stored sorted and `\n`-joined (Q ids cannot contain control characters),
+//! with their count and SHA-256, so a damaged row is detected at load instead of being diffed.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+use super::{AppliedPut, RunId, RunRecord, SnapshotStore, StoreError};
+use crate::model::{GroupName, Members, OktaGroupId, UserId};
+use crate::plan::{Snapshot, SnapshotGroup};
+
+/// `PRAGMA application_id` of q-group-sync snapshots ("QGS1").
+const APPLICATION_ID: i64 = 0x5147_5331;
+
+/// Schema migrations; entry `n` takes the schema from version `n` to `n + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE groups (
+    q_name         TEXT PRIMARY KEY NOT NULL,
+    okta_id        TEXT NOT NULL,
+    members        TEXT NOT NULL,
+    member_count   INTEGER NOT NULL,
+    members_sha256 TEXT NOT NULL,
+    pushed_at      TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX groups_okta_id ON groups (okta_id);
+CREATE TABLE runs (
+    id              INTEGER PRIMARY KEY,
+    started_at      TEXT NOT NULL,
+    finished_at     TEXT,
+    outcome         TEXT,
+    groups_in_scope INTEGER,
+    puts            INTEGER,
+    deletes         INTEGER,
+    failed          INTEGER,
+    unchanged       INTEGER,
+    users_added     INTEGER,
+    users_removed   INTEGER,
+    error           TEXT
+);
+CREATE TABLE audit (
+    id            INTEGER PRIMARY KEY,
+    run_id        INTEGER NOT NULL REFERENCES runs (id),
+    at            TEXT NOT NULL,
+    q_name        TEXT NOT NULL,
+    okta_id       TEXT NOT NULL,
+    op            TEXT NOT NULL,
+    users_added   INTEGER NOT NULL,
+    users_removed INTEGER NOT NULL,
+    added         TEXT NOT NULL,
+    removed       TEXT NOT NULL
+);
+CREATE INDEX audit_run ON audit (run_id);
+"#];
+
+/// Highest schema version this build understands.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// The SQLite-backed [`SnapshotStore`].
+///
+/// The connection sits behind a std `Mutex`: every operation is short, runs on the blocking
+/// pool, and never holds the lock across an `.await`.
+#[derive(Clone)]
+pub struct SqliteStore {
+    path: PathBuf,
+    /// `None` for a read-only store over a file that does not exist yet (an empty snapshot).
+    conn: Option<Arc<Mutex<Connection>>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the snapshot for a pass that writes, and migrates it.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let p = display(path);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.is_dir() {
+                return Err(StoreError::Corrupt {
+                    path: p,
+                    detail: format!("directory {} does not exist", dir.display()),
+                });
+            }
+        }
+        let conn = Connection::open(path).map_err(|source| StoreError::Open {
+            path: p.clone(),
+            source,
+        })?;
+        let sql = |op: &'static str| {
+            let p = p.clone();
+            move |source| classify(&p, op, source)
+        };
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(sql("busy timeout"))?;
+        check_ours(&conn, &p)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(sql("journal mode"))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Corrupt {
+                path: p,
+                detail: format!("cannot switch to WAL mode (got {mode})"),
+            });
+        }
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+            .map_err(sql("pragmas"))?;
+        migrate(&conn, &p)?;
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            conn: Some(Arc::new(Mutex::new(conn))),
+        })
+    }
+
+    /// Opens the snapshot for reading only (`plan`): never creates, migrates or writes the file.
+    /// A missing file is an empty snapshot; anything unreadable is an error.
+    pub fn open_read_only(path: &Path) -> Result<SqliteStore, StoreError> {
+        let p = display(path);
+        if !path.exists() {
+            return Ok(SqliteStore {
+                path: path.to_owned(),
+                conn: None,
+            });
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| StoreError::Open {
+            path: p.clone(),
+            source,
+        })?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| classify(&p, "busy timeout", e))?;
+        let version = check_ours(&conn, &p)?;
+        if version == 0 {
+            return Ok(SqliteStore {
+                path: path.to_owned(),
+                conn: None,
+            });
+        }
+        if version != SCHEMA_VERSION {
+            // Older schemas are migrated by the next `sync`; `plan` must not write, so refuse.
+            return Err(StoreError::Corrupt {
+                path: p,
+                detail: format!(
+                    "schema version {version} needs migrating to {SCHEMA_VERSION}; run `q-group-sync sync` once"
+                ),
+            });
+        }
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            conn: Some(Arc::new(Mutex::new(conn))),
+        })
+    }
+
+    /// The file this store reads.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the connection in the blocking pool.
+    async fn with_conn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection, &str) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<Option<T>, StoreError> {
+        let Some(conn) = self.conn.clone() else {
+            return Ok(None);
+        };
+        let path = display(&self.path);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            f(&mut guard, &path)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+        .map(Some)
+    }
+
+    fn writable(&self) -> Result<(), StoreError> {
+        match self.conn {
+            Some(_) => Ok(()),
+            None => Err(StoreError::Task("snapshot opened read-only".into())),
+        }
+    }
+}
+
+impl SnapshotStore for SqliteStore {
+    async fn load(&self) -> Result<Snapshot, StoreError> {
+        Ok(self.with_conn(load).await?.unwrap_or_default())
+    }
+
+    async fn begin_run(&self, started_at: DateTime<Utc>) -> Result<RunId, StoreError> {
+        self.writable()?;
+        let id = self
+            .with_conn(move |conn, p| {
+                conn.execute(
+                    "INSERT INTO runs (started_at) VALUES (?1)",
+                    params![ts(started_at)],
+                )
+                .map_err(|e| classify(p, "begin run", e))?;
+                Ok(conn.last_insert_rowid())
+            })
+            .await?;
+        id.ok_or_else(|| StoreError::Task("snapshot opened read-only".into()))
+    }
+
+    async fn record_put(
+        &self,
+        run: RunId,
+        at: DateTime<Utc>,
+        put: &AppliedPut<'_>,
+    ) -> Result<(), StoreError> {
+        self.writable()?;
+        let q_name = put.group.as_str().to_owned();
+        let okta_id = put.okta_id.as_str().to_owned();
+        let members = join(put.members);
+        let count = put.members.len() as i64;
+        let (added, n_added) = (join(put.added), put.added.len() as i64);
+        let (removed, n_removed) = (join(put.removed), put.removed.len() as i64);
+        self.with_conn(move |conn, p| {
+            let tx = conn.transaction().map_err(|e| classify(p, "begin transaction", e))?;
+            let hash = sha256(&members);
+            tx.execute(
+                "INSERT INTO groups (q_name, okta_id, members, member_count, members_sha256, pushed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (q_name) DO UPDATE SET okta_id = excluded.okta_id, members = excluded.members,
+                   member_count = excluded.member_count, members_sha256 = excluded.members_sha256,
+                   pushed_at = excluded.pushed_at",
+                params![q_name, okta_id, members, count, hash, ts(at)],
+            )
+            .map_err(|e| classify(p, "record put", e))?;
+            tx.execute(
+                "INSERT INTO audit (run_id, at, q_name, okta_id, op, users_added, users_removed, added, removed)
+                 VALUES (?1, ?2, ?3, ?4, 'put', ?5, ?6, ?7, ?8)",
+                params![run, ts(at), q_name, okta_id, n_added, n_removed, added, removed],
+            )
+            .map_err(|e| classify(p, "audit put", e))?;
+            tx.commit().map_err(|e| classify(p, "commit put", e))
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn record_delete(
+        &self,
+        run: RunId,
+        at: DateTime<Utc>,
+        group: &GroupName,
+        okta_id: &OktaGroupId,
+    ) -> Result<(), StoreError> {
+        self.writable()?;
+        let q_name = group.as_str().to_owned();
+        let okta_id = okta_id.as_str().to_owned();
+        self.with_conn(move |conn, p| {
+            let tx = conn.transaction().map_err(|e| classify(p, "begin transaction", e))?;
+            let old: Option<(String, i64)> = tx
+                .query_row("SELECT members, member_count FROM groups WHERE q_name = ?1", params![q_name], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+                .map_err(|e| classify(p, "read group", e))?;
+            let (removed, n_removed) = old.unwrap_or_default();
+            tx.execute("DELETE FROM groups WHERE q_name = ?1", params![q_name])
+                .map_err(|e| classify(p, "record delete", e))?;
+            tx.execute(
+                "INSERT INTO audit (run_id, at, q_name, okta_id, op, users_added, users_removed, added, removed)
+                 VALUES (?1, ?2, ?3, ?4, 'delete', 0, ?5, '', ?6)",
+                params![run, ts(at), q_name, okta_id, n_removed, removed],
+            )
+            .map_err(|e| classify(p, "audit delete", e))?;
+            tx.commit().map_err(|e| classify(p, "commit delete", e))
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn finish_run(
+        &self,
+        run: RunId,
+        finished_at: DateTime<Utc>,
+        r: &RunRecord,
+    ) -> Result<(), StoreError> {
+        self.writable()?;
+        let r = r.clone();
+        self.with_conn(move |conn, p| {
+            conn.execute(
+                "UPDATE runs SET finished_at = ?2, outcome = ?3, groups_in_scope = ?4, puts = ?5, deletes = ?6,
+                   failed = ?7, unchanged = ?8, users_added = ?9, users_removed = ?10, error = ?11 WHERE id = ?1",
+                params![
+                    run,
+                    ts(finished_at),
+                    r.outcome,
+                    r.groups_in_scope as i64,
+                    r.puts as i64,
+                    r.deletes as i64,
+                    r.failed as i64,
+                    r.unchanged as i64,
+                    r.users_added as i64,
+                    r.users_removed as i64,
+                    r.error
+                ],
+            )
+            .map_err(|e| classify(p, "finish run", e))?;
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+/// Checks that the file is a q-group-sync snapshot (or a new, empty database) and returns
+/// its schema version.
+fn check_ours(conn: &Connection, p: &str) -> Result<i64, StoreError> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| classify(p, "read schema version", e))?;
+    let app: i64 = conn
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .map_err(|e| classify(p, "read application id", e))?;
+    let tables: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+        .map_err(|e| classify(p, "read schema", e))?;
+    if version == 0 && app == 0 && tables == 0 {
+        return Ok(0);
+    }
+    if app != APPLICATION_ID {
+        return Err(StoreError::Corrupt {
+            path: p.to_owned(),
+            detail: "the file is an SQLite database of another application".into(),
+        });
+    }
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            path: p.to_owned(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    let ok: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(|e| classify(p, "quick check", e))?;
+    if ok != "ok" {
+        return Err(StoreError::Corrupt {
+            path: p.to_owned(),
+            detail: format!("integrity check: {ok}"),
+        });
+    }
+    Ok(version)
+}
+
+fn migrate(conn: &Connection, p: &str) -> Result<(), StoreError> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| classify(p, "read schema version", e))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let next = i as i64 + 1;
+        let batch = format!(
+            "BEGIN IMMEDIATE; {sql}; PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {next}; COMMIT;"
+        );
+        if let Err(e) = conn.execute_batch(&batch) {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(classify(p, "migrate schema", e));
+        }
+    }
+    Ok(())
+}
+
+fn load(conn: &mut Connection, p: &str) -> Result<Snapshot, StoreError> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT q_name, okta_id, members, member_count, members_sha256, pushed_at FROM groups",
+        )
+        .map_err(|e| classify(p, "read groups", e))?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        })
+        .map_err(|e| classify(p, "read groups", e))?;
+    let mut snapshot = Snapshot::default();
+    for row in rows {
+        let (name, okta_id, members, count, hash, pushed_at) =
+            row.map_err(|e| classify(p, "read groups", e))?;
+        let corrupt = |detail: String| StoreError::Corrupt {
+            path: p.to_owned(),
+            detail: format!("group {name:?}: {detail}"),
+        };
+        if sha256(&members) != hash {
+            return Err(corrupt("member list does not match its checksum".into()));
+        }
+        let members: Members = split(&members);
+        if members.len() as i64 != count {
+            return Err(corrupt(format!(
+                "member count {count} does not match the list ({})",
+                members.len()
+            )));
+        }
+        let pushed_at = DateTime::parse_from_rfc3339(&pushed_at)
+            .map_err(|e| corrupt(format!("bad pushed_at {pushed_at:?}: {e}")))?
+            .with_timezone(&Utc);
+        snapshot.groups.insert(
+            GroupName::new(name),
+            SnapshotGroup {
+                okta_id: OktaGroupId::new(okta_id),
+                members,
+                pushed_at,
+            },
+        );
+    }
+    Ok(snapshot)
+}
+
+fn classify(p: &str, op: &'static str, source: rusqlite::Error) -> StoreError {
+    match source.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase) | Some(rusqlite::ErrorCode::DatabaseCorrupt) => {
+            StoreError::Corrupt {
+                path: p.to_owned(),
+                detail: source.to_string(),
+            }
+        }
+        _ => StoreError::Sqlite {
+            path: p.to_owned(),
+            op,
+            source,
+        },
+    }
+}
+
+fn join(members: &Members) -> String {
+    let mut out = String::with_capacity(members.iter().map(|m| m.as_str().len() + 1).sum());
+    for (i, m) in members.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(m.as_str());
+    }
+    out
+}
+
+fn split(members: &str) -> Members {
+    if members.is_empty() {
+        return Members::new();
+    }
+    members.split('\n').map(UserId::from_normalised).collect()
+}
+
+fn sha256(s: &str) -> String {
+    let digest = Sha256::digest(s.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn display(path: &Path) -> String {
+    path.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 26, 3, 0, 0)
+            .single()
+            .expect("date")
+    }
+
+    fn members(ids: &[&str]) -> Members {
+        ids.iter().map(|i| UserId::from_normalised(*i)).collect()
+    }
+
+    #[tokio::test]
+    async fn put_delete_and_reload() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.db");
+        let store = SqliteStore::open(&path).expect("open");
+        assert!(store.load().await.expect("load").groups.is_empty());
+        let run = store.begin_run(at()).await.expect("run");
+        let (g, id) = (GroupName::new("Eng Team/α"), OktaGroupId::new("00g1"));
+        let m = members(&["a@x.test", "b@x.test"]);
+        let empty = Members::new();
+        store
+            .record_put(
+                run,
+                at(),
+                &AppliedPut {
+                    group: &g,
+                    okta_id: &id,
+                    members: &m,
+                    added: &m,
+                    removed: &empty,
+                },
+            )
+            .await
+            .expect("put");
+        let g2 = GroupName::new("empty");
+        store
+            .record_put(
+                run,
+                at(),
+                &AppliedPut {
+                    group: &g2,
+                    okta_id: &id,
+                    members: &empty,
+                    added: &empty,
+                    removed: &empty,
+                },
+            )
+            .await
+            .expect("put");
+        drop(store);
+        let store = SqliteStore::open(&path).expect("reopen");
+        let snap = store.load().await.expect("load");
+        assert_eq!(snap.groups[&g].members, m);
+        assert_eq!(snap.groups[&g].pushed_at, at());
+        assert!(snap.groups[&g2].members.is_empty());
+        store
+            .record_delete(run, at(), &g2, &id)
+            .await
+            .expect("delete");
+        store
+            .finish_run(
+                run,
+                at(),
+                &RunRecord {
+                    outcome: "success".into(),
+                    ..RunRecord::default()
+                },
+            )
+            .await
+            .expect("finish");
+        let snap = store.load().await.expect("load");
+        assert_eq!(snap.groups.len(), 1);
+        let conn = Connection::open(&path).expect("raw");
+        let audits: i64 = conn
+            .query_row("SELECT count(*) FROM audit", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(audits, 3);
+    }
+
+    #[tokio::test]
+    async fn read_only_missing_file_is_empty_and_not_created() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("none.db");
+        let store = SqliteStore::open_read_only(&path).expect("open");
+        assert!(store.load().await.expect("load").groups.is_empty());
+        assert!(store.begin_run(at()).await.is_err());
+        assert!(!path.exists());
+    }
+
+    #[tokio::test]
+    async fn garbage_file_is_an_error_not_empty() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bad.db");
+        std::fs::write(
+            &path,
+            b"this is not sqlite at all, just some bytes that are long enough........",
+        )
+        .expect("write");
+        let err = SqliteStore::open(&path).err().expect("rejected");
+        assert_eq!(err.kind(), "corrupt", "{err}");
+        let err = SqliteStore::open_read_only(&path).err().expect("rejected");
+        assert_eq!(err.kind(), "corrupt", "{err}");
+    }
+
+    #[tokio::test]
+    async fn foreign_database_and_newer_schema_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let foreign = dir.path().join("foreign.db");
+        Connection::open(&foreign)
+            .expect("open")
+            .execute_batch("CREATE TABLE t (x)")
+            .expect("create");
+        assert_eq!(
+            SqliteStore::open(&foreign).err().expect("refused").kind(),
+            "corrupt"
+        );
+
+        let newer = dir.path().join("newer.db");
+        drop(SqliteStore::open(&newer).expect("create"));
+        Connection::open(&newer)
+            .expect("open")
+            .execute_batch("PRAGMA user_version = 99")
+            .expect("bump");
+        let err = SqliteStore::open(&newer).err().expect("refused");
+        assert_eq!(err.kind(), "too_new");
+        assert!(err.to_string().contains("99"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn tampered_members_are_detected() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.db");
+        let store = SqliteStore::open(&path).expect("open");
+        let run = store.begin_run(at()).await.expect("run");
+        let (g, id, m) = (
+            GroupName::new("g"),
+            OktaGroupId::new("00g1"),
+            members(&["a@x.test"]),
+        );
+        store
+            .record_put(
+                run,
+                at(),
+                &AppliedPut {
+                    group: &g,
+                    okta_id: &id,
+                    members: &m,
+                    added: &m,
+                    removed: &m,
+                },
+            )
+            .await
+            .expect("put");
+        drop(store);
+        Connection::open(&path)
+            .expect("raw")
+            .execute("UPDATE groups SET members = 'mallory@x.test'", [])
+            .expect("tamper");
+        let err = SqliteStore::open(&path)
+            .expect("opens")
+            .load()
+            .await
+            .expect_err("detected");
+        assert_eq!(err.kind(), "corrupt");
+    }
+}
