@@ -6,6 +6,7 @@
 //! - [`model`]: user ids, group names and the Q Business id rules.
 //! - [`source`]: the Okta edge ([`source::DirectorySource`]).
 
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod engine;
@@ -13,6 +14,9 @@ pub mod engine;
 mod fakes;
 pub mod model;
 pub mod plan;
+pub mod progress;
+pub mod shutdown;
 pub mod sink;
 pub mod source;
 pub mod store;
+pub mod telemetry;

@@ -1,0 +1,39 @@
+//! `q-group-sync`: parse the command line, start logging, run, map the result to an exit code.
+//!
+//! Exit codes: 0 done, 1 a pass (or a check) failed, 2 bad configuration or usage.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use q_group_sync::cli::{self, Cli};
+use q_group_sync::config::ConfigError;
+use q_group_sync::engine::error_chain;
+use q_group_sync::{shutdown, telemetry};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse(); // usage errors exit 2, as clap does
+    if let Err(e) = telemetry::init(cli.log_format, cli.log_level.as_deref()) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async {
+        let token = shutdown::on_signal();
+        match cli::run(cli, token).await {
+            Ok(exit) => ExitCode::from(exit.code()),
+            Err(err) => {
+                let config = err.downcast_ref::<ConfigError>().is_some();
+                let message = error_chain(err.as_ref());
+                tracing::error!(error = %message, "{}", if config { "configuration error" } else { "failed" });
+                eprintln!("error: {message}");
+                ExitCode::from(if config { 2 } else { 1 })
+            }
+        }
+    })
+}

@@ -1,0 +1,138 @@
+//! Shared harness for the integration tests: emulators on 127.0.0.1:0, a config file, the
+//! real binary, and an independent oracle of what Q Business should hold.
+#![allow(dead_code, clippy::unwrap_used, clippy::panic)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use q_group_sync_emulator::{OktaEmulator, OktaOptions, OktaOrg, QEmulator, QOptions};
+
+pub const TOKEN: &str = "00TopSecretOktaTokenValue-never-log-me";
+
+/// Emulators plus a temp dir with a config file and the snapshot path.
+pub struct Harness {
+    pub okta: OktaEmulator,
+    pub q: QEmulator,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+impl Harness {
+    pub async fn start(org: OktaOrg) -> Harness {
+        Harness::start_with(org, OktaOptions { token: TOKEN.into(), ..OktaOptions::default() }, "").await
+    }
+
+    /// `extra` is appended to the generated TOML (extra keys under a trailing table, or whole tables).
+    pub async fn start_with(org: OktaOrg, options: OktaOptions, extra: &str) -> Harness {
+        let okta = OktaEmulator::start(org, options).await.expect("okta emulator");
+        let q = QEmulator::start(QOptions::default()).await.expect("q emulator");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("config.toml");
+        let toml = format!(
+            r#"
+[okta]
+org_url = "{okta}"
+max_retries = 3
+max_retry_wait = "5s"
+request_timeout = "5s"
+
+[qbusiness]
+application_id = "{app}"
+index_id = "{idx}"
+region = "us-east-1"
+endpoint_url = "{q}"
+retry_initial_backoff = "10ms"
+
+[state]
+path = "{state}"
+{extra}
+"#,
+            okta = okta.url(),
+            app = q.application_id(),
+            idx = q.index_id(),
+            q = q.url(),
+            state = dir.path().join("snapshot.db").display(),
+        );
+        std::fs::write(&config, toml).expect("write config");
+        Harness { okta, q, dir, config }
+    }
+
+    pub fn snapshot_path(&self) -> PathBuf {
+        self.dir.path().join("snapshot.db")
+    }
+
+    /// Runs the binary with `args` after `--config`; the token comes from the environment.
+    pub async fn run(&self, args: &[&str]) -> Output {
+        run_binary(&self.config, args, &[]).await
+    }
+
+    pub async fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        run_binary(&self.config, args, env).await
+    }
+
+    /// Q groups (name -> users) as the emulator holds them.
+    pub fn q_state(&self) -> BTreeMap<String, BTreeSet<String>> {
+        self.q.groups().into_iter().map(|(name, g)| (name, g.users)).collect()
+    }
+}
+
+pub async fn run_binary(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_q-group-sync"));
+    cmd.arg("--config")
+        .arg(config)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("Q_GROUP_SYNC_OKTA__API_TOKEN", TOKEN)
+        .env("AWS_ACCESS_KEY_ID", "AKIDEMULATOR")
+        .env("AWS_SECRET_ACCESS_KEY", "emulator-secret")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("HOME", config.parent().unwrap());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.kill_on_drop(true);
+    cmd.output().await.expect("run q-group-sync")
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// What Q should hold for `org` under the default config, computed independently of the
+/// product: OKTA_GROUP groups; members ACTIVE, PASSWORD_EXPIRED, LOCKED_OUT or RECOVERY with a
+/// non-empty email; ids lowercased with `+tag` dropped.
+pub fn expected(org: &OktaOrg) -> BTreeMap<String, BTreeSet<String>> {
+    let entitled = ["ACTIVE", "PASSWORD_EXPIRED", "LOCKED_OUT", "RECOVERY"];
+    let mut out = BTreeMap::new();
+    for g in org.groups.values().filter(|g| g.group_type == "OKTA_GROUP") {
+        let mut members = BTreeSet::new();
+        for uid in &g.members {
+            let Some(u) = org.users.get(uid) else { continue };
+            if !entitled.contains(&u.status.as_str()) {
+                continue;
+            }
+            let Some(email) = u.profile.get("email").and_then(|v| v.as_str()) else { continue };
+            let email = email.trim().to_lowercase();
+            if email.is_empty() {
+                continue;
+            }
+            let email = match email.split_once('@') {
+                Some((local, domain)) => {
+                    let base = local.split('+').next().unwrap_or(local);
+                    if base.is_empty() { email.clone() } else { format!("{base}@{domain}") }
+                }
+                None => email.clone(),
+            };
+            members.insert(email);
+        }
+        out.insert(g.name.clone(), members);
+    }
+    out
+}

@@ -1,0 +1,25 @@
+//! Emulators of the Okta Management API and the Amazon Q Business group APIs, served over real
+//! HTTP on `127.0.0.1:0`, for q-group-sync's tests, demo and benchmarks. They speak only the wire
+//! formats, so what they test is the real reqwest Okta client and the real `aws-sdk-qbusiness`.
+//!
+//! # Layout
+//!
+//! - [`okta`]: [`OktaEmulator`] over an [`OktaOrg`]: groups and members with `link` paging,
+//!   SSWS auth, rate-limit headers and 429s, [`OktaFault`] injection, a request log.
+//! - [`okta_filter`]: the `filter` / `search` expression language of `GET /api/v1/groups`.
+//! - [`qbusiness`]: [`QEmulator`]: PutGroup / GetGroup / DeleteGroup / ListGroups with async
+//!   status, AWS validation, [`QFault`] injection, a call log.
+//! - [`generate`]: a deterministic org generator ([`generate::org`]).
+//!
+//! Both emulators keep state behind a `std::sync::Mutex` (short critical sections, never held
+//! across an `.await`) and stop when dropped.
+
+pub mod generate;
+pub mod okta;
+pub mod okta_filter;
+pub mod qbusiness;
+mod server;
+mod timefmt;
+
+pub use okta::*;
+pub use qbusiness::*;

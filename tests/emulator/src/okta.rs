@@ -1,0 +1,1374 @@
+//! Okta Management API emulator: `GET /api/v1/groups`, `/api/v1/groups/{id}` and
+//! `/api/v1/groups/{id}/users`, with SSWS auth, `link` paging, rate-limit headers, 429s and
+//! injectable faults, plus `/_emulator/*` control endpoints (no auth).
+//!
+//! Wire shapes follow `shared/docs/okta-api.md` and the recorded responses in
+//! `shared/fixtures/okta/`. It serves only what q-group-sync reads; it never writes to Okta state
+//! over the API.
+
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::Body;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::Response;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::okta_filter::GroupFilter;
+use crate::server::{Bound, Server};
+use crate::timefmt::{epoch_secs, now_secs, okta_date};
+
+/// Characters escaped in query values of the links we emit: everything but RFC 3986 unreserved,
+/// so a filter reads `lastMembershipUpdated%20gt%20%222024-01-01T00%3A00%3A00.000Z%22` as in the docs.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `created` (and the other user dates) of every emulated user: users carry no dates of their own.
+const USER_CREATED: i64 = 1_704_164_645; // 2024-01-02T03:04:05.000Z
+
+// ---------------------------------------------------------------------------------------------
+// Org model
+// ---------------------------------------------------------------------------------------------
+
+/// An Okta user as the emulator stores it.
+#[derive(Clone, Debug)]
+pub struct OktaUser {
+    /// `00u...`, 20 characters.
+    pub id: String,
+    /// `ACTIVE`, `DEPROVISIONED`, `STAGED`, ... Free text, so tests can send unknown statuses.
+    pub status: String,
+    /// `profile` as served: login, email, firstName, lastName, custom attributes; nulls are kept.
+    pub profile: Map<String, Value>,
+}
+
+/// An Okta group as the emulator stores it.
+#[derive(Clone, Debug)]
+pub struct OktaGroup {
+    /// `00g...`, 20 characters.
+    pub id: String,
+    /// `profile.name`.
+    pub name: String,
+    /// `profile.description` (`null` when `None`).
+    pub description: Option<String>,
+    /// `OKTA_GROUP`, `APP_GROUP` or `BUILT_IN`.
+    pub group_type: String,
+    /// Epoch seconds.
+    pub created: i64,
+    /// Epoch seconds of the last profile change.
+    pub last_updated: i64,
+    /// Epoch seconds of the last membership change.
+    pub last_membership_updated: i64,
+    /// Member user ids.
+    pub members: BTreeSet<String>,
+}
+
+/// The whole emulated org: users and groups by id.
+#[derive(Clone, Debug, Default)]
+pub struct OktaOrg {
+    /// Users by id.
+    pub users: BTreeMap<String, OktaUser>,
+    /// Groups by id; listings are sorted by id, as the `after` cursor needs.
+    pub groups: BTreeMap<String, OktaGroup>,
+}
+
+/// 14 base-62 digits in ASCII order, so ids sort like their numbers.
+fn id_digits(mut n: usize) -> String {
+    const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut out = vec![b'0'; 14];
+    for slot in out.iter_mut().rev() {
+        *slot = DIGITS[n % 62];
+        n /= 62;
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+impl OktaOrg {
+    /// Deterministic 20-character user id for `n` (`00u` + 14 base-62 digits + `4x6`); sorts by `n`.
+    pub fn user_id(n: usize) -> String {
+        format!("00u{}4x6", id_digits(n))
+    }
+
+    /// Deterministic 20-character group id for `n` (`00g` + 14 base-62 digits + `4x6`); sorts by `n`.
+    pub fn group_id(n: usize) -> String {
+        format!("00g{}4x6", id_digits(n))
+    }
+
+    /// Adds (or replaces) a user. The profile gets `firstName`, `lastName`, `mobilePhone: null`,
+    /// `secondEmail: null`, `login`, and `email` unless `email` is `None` (then the key is absent).
+    pub fn add_user(
+        &mut self,
+        id: &str,
+        status: &str,
+        email: Option<&str>,
+        login: &str,
+    ) -> &mut OktaUser {
+        let local = login.split('@').next().unwrap_or(login);
+        let mut names = local.splitn(2, ['.', '_']);
+        let first = names.next().unwrap_or(local);
+        let last = names.next().unwrap_or("User");
+        let mut profile = Map::new();
+        profile.insert("firstName".into(), first.into());
+        profile.insert("lastName".into(), last.into());
+        profile.insert("mobilePhone".into(), Value::Null);
+        profile.insert("secondEmail".into(), Value::Null);
+        profile.insert("login".into(), login.into());
+        if let Some(email) = email {
+            profile.insert("email".into(), email.into());
+        }
+        let user = OktaUser {
+            id: id.to_owned(),
+            status: status.to_owned(),
+            profile,
+        };
+        match self.users.entry(id.to_owned()) {
+            Entry::Occupied(mut slot) => {
+                slot.insert(user);
+                slot.into_mut()
+            }
+            Entry::Vacant(slot) => slot.insert(user),
+        }
+    }
+
+    /// Adds (or replaces) an empty group; all three dates are "now".
+    pub fn add_group(&mut self, id: &str, name: &str, group_type: &str) -> &mut OktaGroup {
+        let now = now_secs();
+        let group = OktaGroup {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            description: None,
+            group_type: group_type.to_owned(),
+            created: now,
+            last_updated: now,
+            last_membership_updated: now,
+            members: BTreeSet::new(),
+        };
+        match self.groups.entry(id.to_owned()) {
+            Entry::Occupied(mut slot) => {
+                slot.insert(group);
+                slot.into_mut()
+            }
+            Entry::Vacant(slot) => slot.insert(group),
+        }
+    }
+
+    /// Adds `user_id` to `group_id` and sets `last_membership_updated` to now. Returns whether
+    /// membership changed (an unknown group or an existing member changes nothing, and bumps nothing).
+    pub fn add_member(&mut self, group_id: &str, user_id: &str) -> bool {
+        let Some(group) = self.groups.get_mut(group_id) else {
+            return false;
+        };
+        let changed = group.members.insert(user_id.to_owned());
+        if changed {
+            group.last_membership_updated = now_secs();
+        }
+        changed
+    }
+
+    /// Removes `user_id` from `group_id` and sets `last_membership_updated` to now. Returns whether
+    /// membership changed.
+    pub fn remove_member(&mut self, group_id: &str, user_id: &str) -> bool {
+        let Some(group) = self.groups.get_mut(group_id) else {
+            return false;
+        };
+        let changed = group.members.remove(user_id);
+        if changed {
+            group.last_membership_updated = now_secs();
+        }
+        changed
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Options and faults
+// ---------------------------------------------------------------------------------------------
+
+/// How the `link` header is sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LinkStyle {
+    /// One `link` header line per entry, as Okta sends.
+    #[default]
+    SeparateHeaders,
+    /// One `link` line, entries joined by `, ` (what a folding proxy produces).
+    CommaJoined,
+}
+
+/// Behaviour knobs of the Okta emulator.
+#[derive(Clone, Debug)]
+pub struct OktaOptions {
+    /// Expected in `Authorization: SSWS <token>`.
+    pub token: String,
+    /// Requests per window in the shared `/api/v1/groups*` bucket.
+    pub rate_limit: u32,
+    /// Window length; a fixed window starts at the first request.
+    pub rate_window: Duration,
+    /// More requests in flight than this answer 429 with `X-Rate-Limit-Limit: 0`.
+    pub max_concurrent: usize,
+    /// Separate `link` lines or one comma-joined line.
+    pub link_style: LinkStyle,
+    /// Page size of `GET /api/v1/groups` without `limit` (10 000, as recorded).
+    pub default_groups_limit: usize,
+    /// Page size of `GET /api/v1/groups/{id}/users` without `limit` (1000).
+    pub default_users_limit: usize,
+    /// Larger `limit` values are clamped to this.
+    pub max_limit: usize,
+    /// Added before every `/api/v1` response (while the request counts as in flight).
+    pub latency: Duration,
+}
+
+impl Default for OktaOptions {
+    fn default() -> Self {
+        OktaOptions {
+            token: "emulator-token".into(),
+            rate_limit: 10_000,
+            rate_window: Duration::from_secs(60),
+            max_concurrent: 75,
+            link_style: LinkStyle::SeparateHeaders,
+            default_groups_limit: 10_000,
+            default_users_limit: 1000,
+            max_limit: 10_000,
+            latency: Duration::ZERO,
+        }
+    }
+}
+
+/// Which requests a fault hits. With neither `group_id` nor `list_groups` set, any `/api/v1` request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Matcher {
+    /// Only `GET /api/v1/groups/{group_id}/users`.
+    pub group_id: Option<String>,
+    /// Only `GET /api/v1/groups` (the listing).
+    pub list_groups: bool,
+    /// Only this 1-based page of the listing (page 1 has no `after`).
+    pub page: Option<u32>,
+}
+
+impl Matcher {
+    /// Every `/api/v1` request.
+    pub fn any() -> Matcher {
+        Matcher::default()
+    }
+
+    /// The group listing.
+    pub fn groups_listing() -> Matcher {
+        Matcher {
+            list_groups: true,
+            ..Matcher::default()
+        }
+    }
+
+    /// The member listing of `group_id`.
+    pub fn members_of(group_id: &str) -> Matcher {
+        Matcher {
+            group_id: Some(group_id.to_owned()),
+            ..Matcher::default()
+        }
+    }
+
+    /// Restricts the matcher to page `page` (1-based).
+    pub fn on_page(mut self, page: u32) -> Matcher {
+        self.page = Some(page);
+        self
+    }
+
+    fn hits(&self, target: &Target, page: Option<u32>) -> bool {
+        let endpoint = match (&self.group_id, self.list_groups) {
+            (None, false) => true,
+            (group_id, list_groups) => {
+                (list_groups && *target == Target::ListGroups)
+                    || matches!((group_id, target), (Some(want), Target::GroupUsers(id)) if want == id)
+            }
+        };
+        endpoint && self.page.is_none_or(|want| page == Some(want))
+    }
+}
+
+/// What a matching request gets instead of (or on top of) its normal answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FaultAction {
+    /// This status with an Okta error body (E0000009 for 500, E0000010 for 503, ...).
+    Status(u16),
+    /// 429 E0000047, `X-Rate-Limit-Remaining: 0`, reset in 1 s.
+    RateLimited,
+    /// 429 E0000047 with `X-Rate-Limit-Limit: 0` and `X-Rate-Limit-Remaining: 0`.
+    ConcurrencyLimited,
+    /// The normal answer, after this delay (for client timeouts).
+    Delay(Duration),
+    /// 200 with the JSON body cut in half (`content-length` matches the cut body).
+    TruncatedBody,
+    /// 200 with `{"not": "an array"` (unterminated).
+    MalformedJson,
+    /// The normal body, but `rel="next"` points to `https://evil.example/...`.
+    ForeignNextLink,
+    /// 200 `[]` with no next link.
+    EmptyList,
+}
+
+/// A fault to inject into matching requests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OktaFault {
+    /// Which requests it hits.
+    pub matcher: Matcher,
+    /// What they get.
+    pub action: FaultAction,
+    /// `None`: every matching request; `Some(n)`: the next `n` matching requests.
+    pub times: Option<u32>,
+}
+
+impl OktaFault {
+    /// A fault on every matching request.
+    pub fn always(matcher: Matcher, action: FaultAction) -> OktaFault {
+        OktaFault {
+            matcher,
+            action,
+            times: None,
+        }
+    }
+
+    /// A fault on the next `n` matching requests.
+    pub fn times(matcher: Matcher, action: FaultAction, n: u32) -> OktaFault {
+        OktaFault {
+            matcher,
+            action,
+            times: Some(n),
+        }
+    }
+}
+
+/// One logged `/api/v1` request (control endpoints are not logged).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OktaRequest {
+    /// HTTP method.
+    pub method: String,
+    /// Raw (still percent-encoded) path.
+    pub path: String,
+    /// Raw query string, if any.
+    pub query: Option<String>,
+    /// Status answered.
+    pub status: u16,
+    /// `x-okta-request-id` answered.
+    pub request_id: String,
+    /// `X-Okta-Retry-For` sent by the client.
+    pub retry_for: Option<String>,
+    /// `X-Okta-Retry-Count` sent by the client.
+    pub retry_count: Option<String>,
+    /// 1-based page within a listing; `None` for other requests and early rejections.
+    pub page: Option<u32>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Emulator
+// ---------------------------------------------------------------------------------------------
+
+/// A running Okta emulator on `127.0.0.1`. Dropping it stops the server.
+pub struct OktaEmulator {
+    shared: Arc<Shared>,
+    server: Server,
+}
+
+/// State shared by the handler and the test-facing API.
+struct Shared {
+    options: OktaOptions,
+    /// `http://127.0.0.1:PORT`, the base of every link we emit.
+    base_url: String,
+    /// std Mutex: critical sections are short and never span an `.await`.
+    state: Mutex<OrgState>,
+    /// Requests currently inside the `/api/v1` handler.
+    in_flight: AtomicUsize,
+    /// Highest `in_flight` seen since the last log reset.
+    peak_in_flight: AtomicUsize,
+}
+
+struct OrgState {
+    org: OktaOrg,
+    faults: Vec<OktaFault>,
+    log: Vec<OktaRequest>,
+    window: RateWindow,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, OrgState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl OktaEmulator {
+    /// Starts the emulator on `127.0.0.1:0`, serving `org`.
+    pub async fn start(org: OktaOrg, options: OktaOptions) -> std::io::Result<OktaEmulator> {
+        Self::start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), org, options).await
+    }
+
+    /// Starts the emulator on `addr` (the standalone binary's `--okta-listen`).
+    pub async fn start_on(
+        addr: SocketAddr,
+        org: OktaOrg,
+        options: OktaOptions,
+    ) -> std::io::Result<OktaEmulator> {
+        let bound = Bound::bind(addr).await?;
+        let shared = Arc::new(Shared {
+            options,
+            base_url: bound.url(),
+            state: Mutex::new(OrgState {
+                org,
+                faults: Vec::new(),
+                log: Vec::new(),
+                window: RateWindow::default(),
+            }),
+            in_flight: AtomicUsize::new(0),
+            peak_in_flight: AtomicUsize::new(0),
+        });
+        let router = Router::new().fallback(handle).with_state(shared.clone());
+        Ok(OktaEmulator {
+            shared,
+            server: bound.serve(router),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT` (no trailing slash).
+    pub fn url(&self) -> String {
+        self.server.url().to_owned()
+    }
+
+    /// The SSWS token the emulator accepts.
+    pub fn token(&self) -> String {
+        self.shared.options.token.clone()
+    }
+
+    /// The options it runs with.
+    pub fn options(&self) -> &OktaOptions {
+        &self.shared.options
+    }
+
+    /// Mutates the org under the lock (keep `f` short; it blocks requests).
+    pub fn update<R>(&self, f: impl FnOnce(&mut OktaOrg) -> R) -> R {
+        f(&mut self.shared.lock().org)
+    }
+
+    /// A clone of the current org.
+    pub fn org(&self) -> OktaOrg {
+        self.shared.lock().org.clone()
+    }
+
+    /// Adds a fault; faults are tried in the order added, and the first match applies.
+    pub fn add_fault(&self, fault: OktaFault) {
+        self.shared.lock().faults.push(fault);
+    }
+
+    /// Removes every fault.
+    pub fn clear_faults(&self) {
+        self.shared.lock().faults.clear();
+    }
+
+    /// Every `/api/v1` request since the last reset, oldest first.
+    pub fn requests(&self) -> Vec<OktaRequest> {
+        self.shared.lock().log.clone()
+    }
+
+    /// Number of logged `/api/v1` requests.
+    pub fn request_count(&self) -> usize {
+        self.shared.lock().log.len()
+    }
+
+    /// Logged requests answered 429 (rate or concurrency).
+    pub fn rate_limited_count(&self) -> usize {
+        self.shared
+            .lock()
+            .log
+            .iter()
+            .filter(|r| r.status == 429)
+            .count()
+    }
+
+    /// Most requests in flight at once since the last [`reset_request_log`](Self::reset_request_log).
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.peak_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Clears the request log and the in-flight peak.
+    pub fn reset_request_log(&self) {
+        self.shared.lock().log.clear();
+        self.shared.peak_in_flight.store(0, Ordering::SeqCst);
+    }
+
+    /// Starts a fresh rate-limit window at the next request.
+    pub fn reset_rate_limit(&self) {
+        self.shared.lock().window = RateWindow::default();
+    }
+
+    /// Stops the server, letting in-flight requests finish. Dropping the emulator also stops it.
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rate limiting
+// ---------------------------------------------------------------------------------------------
+
+/// Values of the three `x-rate-limit-*` headers.
+#[derive(Clone, Copy, Debug)]
+struct RateInfo {
+    limit: u32,
+    remaining: u32,
+    reset: i64,
+}
+
+/// A fixed window that starts at the first request after the previous one ended.
+#[derive(Default)]
+struct RateWindow {
+    start: Option<SystemTime>,
+    used: u32,
+}
+
+impl RateWindow {
+    fn roll(&mut self, now: SystemTime, window: Duration) -> SystemTime {
+        match self.start {
+            Some(start) if now < start + window => start,
+            _ => {
+                self.start = Some(now);
+                self.used = 0;
+                now
+            }
+        }
+    }
+
+    fn info(&self, start: SystemTime, options: &OktaOptions) -> RateInfo {
+        let end = start + options.rate_window;
+        let mut reset = epoch_secs(end);
+        if end > crate::timefmt::from_epoch_secs(reset) {
+            reset += 1; // round up: never announce a reset before the window really ends
+        }
+        RateInfo {
+            limit: options.rate_limit,
+            remaining: options.rate_limit.saturating_sub(self.used),
+            reset,
+        }
+    }
+
+    /// Headers for a request that does not count against the bucket.
+    fn peek(&mut self, now: SystemTime, options: &OktaOptions) -> RateInfo {
+        let start = self.roll(now, options.rate_window);
+        self.info(start, options)
+    }
+
+    /// Counts one request; `Err` when the budget is spent.
+    fn consume(&mut self, now: SystemTime, options: &OktaOptions) -> Result<RateInfo, RateInfo> {
+        let start = self.roll(now, options.rate_window);
+        if self.used >= options.rate_limit {
+            return Err(self.info(start, options));
+        }
+        self.used += 1;
+        Ok(self.info(start, options))
+    }
+}
+
+/// Decrements the in-flight count when the request is done (or dropped).
+struct InFlight(Arc<Shared>);
+
+impl InFlight {
+    fn enter(shared: &Arc<Shared>) -> (InFlight, usize) {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        (InFlight(shared.clone()), now)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request handling
+// ---------------------------------------------------------------------------------------------
+
+/// Which endpoint a request addresses (for fault matching).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Target {
+    ListGroups,
+    GetGroup(String),
+    GroupUsers(String),
+    Other,
+}
+
+/// A successful listing or object, before faults and rendering.
+struct Page {
+    body: Value,
+    self_link: Option<String>,
+    next_link: Option<String>,
+}
+
+/// An Okta error answer.
+struct ApiError {
+    status: u16,
+    code: &'static str,
+    summary: String,
+}
+
+impl ApiError {
+    fn new(status: u16, code: &'static str, summary: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            summary: summary.into(),
+        }
+    }
+
+    /// The body Okta sends for a bare status code (fault injection).
+    fn for_status(status: u16) -> ApiError {
+        let (code, summary) = match status {
+            400 => ("E0000001", "Api validation failed".to_owned()),
+            401 => ("E0000011", "Invalid token provided".to_owned()),
+            403 => (
+                "E0000006",
+                "You do not have permission to perform the requested action".to_owned(),
+            ),
+            404 => ("E0000007", "Not found: Resource not found".to_owned()),
+            405 => (
+                "E0000022",
+                "The endpoint does not support the provided HTTP method".to_owned(),
+            ),
+            429 => (
+                "E0000047",
+                "API call exceeded rate limit due to too many requests.".to_owned(),
+            ),
+            500 => ("E0000009", "Internal Server Error".to_owned()),
+            503 => ("E0000010", "Service is in read-only mode".to_owned()),
+            other => (
+                "E0000009",
+                StatusCode::from_u16(other)
+                    .ok()
+                    .and_then(|s| s.canonical_reason())
+                    .unwrap_or("Internal Server Error")
+                    .to_owned(),
+            ),
+        };
+        ApiError::new(status, code, summary)
+    }
+
+    fn rate_limited() -> ApiError {
+        ApiError::for_status(429)
+    }
+}
+
+/// Where a request ended up, decided under the lock.
+struct Resolved {
+    target: Target,
+    page: Option<u32>,
+    result: Result<Page, ApiError>,
+}
+
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_owned();
+    if path.starts_with("/_emulator/") {
+        return control(&shared, &method, &path, &body);
+    }
+    let (_in_flight, in_flight_now) = InFlight::enter(&shared);
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let retry_for = header("x-okta-retry-for");
+    let retry_count = header("x-okta-retry-count");
+    let authorization = header("authorization");
+    let query = uri.query().map(str::to_owned);
+    let request_id = random_id(27);
+
+    let (response, page) = if in_flight_now > shared.options.max_concurrent {
+        let rate = RateInfo {
+            limit: 0,
+            remaining: 0,
+            reset: now_secs() + 1,
+        };
+        (
+            error_response(&shared, ApiError::rate_limited(), rate, &request_id),
+            None,
+        )
+    } else {
+        if !shared.options.latency.is_zero() {
+            tokio::time::sleep(shared.options.latency).await;
+        }
+        api(
+            &shared,
+            &method,
+            &path,
+            query.as_deref(),
+            authorization.as_deref(),
+            &request_id,
+        )
+        .await
+    };
+
+    shared.lock().log.push(OktaRequest {
+        method: method.to_string(),
+        path,
+        query,
+        status: response.status().as_u16(),
+        request_id,
+        retry_for,
+        retry_count,
+        page,
+    });
+    response
+}
+
+/// Auth, rate limit, routing and faults of one `/api/v1` request.
+async fn api(
+    shared: &Shared,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    authorization: Option<&str>,
+    request_id: &str,
+) -> (Response, Option<u32>) {
+    let options = &shared.options;
+    let now = SystemTime::now();
+    let authorized = authorization
+        .and_then(|a| a.strip_prefix("SSWS "))
+        .is_some_and(|token| token.trim() == options.token);
+    let in_bucket = path == "/api/v1/groups" || path.starts_with("/api/v1/groups/");
+
+    let (rate, resolved, fault) = {
+        let mut state = shared.lock();
+        if !authorized {
+            let rate = state.window.peek(now, options);
+            drop(state);
+            let error = ApiError::new(401, "E0000011", "Invalid token provided");
+            return (error_response(shared, error, rate, request_id), None);
+        }
+        let rate = if in_bucket {
+            match state.window.consume(now, options) {
+                Ok(rate) => rate,
+                Err(rate) => {
+                    drop(state);
+                    let error = ApiError::rate_limited();
+                    return (error_response(shared, error, rate, request_id), None);
+                }
+            }
+        } else {
+            state.window.peek(now, options)
+        };
+        let resolved = resolve(&state.org, shared, method, path, query);
+        let index = state
+            .faults
+            .iter()
+            .position(|f| f.matcher.hits(&resolved.target, resolved.page));
+        let fault = index.map(|i| {
+            let fault = &mut state.faults[i];
+            let action = fault.action.clone();
+            if let Some(n) = fault.times.as_mut() {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    state.faults.remove(i);
+                }
+            }
+            action
+        });
+        (rate, resolved, fault)
+    };
+
+    let page = resolved.page;
+    let response = match (fault, resolved.result) {
+        (Some(FaultAction::Status(status)), _) => {
+            error_response(shared, ApiError::for_status(status), rate, request_id)
+        }
+        (Some(FaultAction::RateLimited), _) => {
+            let rate = RateInfo {
+                remaining: 0,
+                reset: now_secs() + 1,
+                ..rate
+            };
+            error_response(shared, ApiError::rate_limited(), rate, request_id)
+        }
+        (Some(FaultAction::ConcurrencyLimited), _) => {
+            let rate = RateInfo {
+                limit: 0,
+                remaining: 0,
+                reset: now_secs() + 1,
+            };
+            error_response(shared, ApiError::rate_limited(), rate, request_id)
+        }
+        (_, Err(error)) => error_response(shared, error, rate, request_id),
+        (Some(FaultAction::Delay(delay)), Ok(page)) => {
+            tokio::time::sleep(delay).await;
+            page_response(shared, page, rate, request_id, None)
+        }
+        (Some(FaultAction::TruncatedBody), Ok(page)) => {
+            let body = page.body.to_string().into_bytes();
+            let cut = body[..body.len() / 2].to_vec();
+            let links = links_of(&page);
+            respond(shared, 200, cut, rate, request_id, &links)
+        }
+        (Some(FaultAction::MalformedJson), Ok(page)) => {
+            let links = links_of(&page);
+            let body = br#"{"not": "an array""#.to_vec();
+            respond(shared, 200, body, rate, request_id, &links)
+        }
+        (Some(FaultAction::ForeignNextLink), Ok(page)) => {
+            let next = format!("https://evil.example{path}?limit=200&after=00gEVIL000000000000");
+            page_response(shared, page, rate, request_id, Some(next))
+        }
+        (Some(FaultAction::EmptyList), Ok(page)) => {
+            let links: Vec<String> = page
+                .self_link
+                .iter()
+                .map(|url| format!("<{url}>; rel=\"self\""))
+                .collect();
+            respond(shared, 200, b"[]".to_vec(), rate, request_id, &links)
+        }
+        (None, Ok(page)) => page_response(shared, page, rate, request_id, None),
+    };
+    (response, page)
+}
+
+fn links_of(page: &Page) -> Vec<String> {
+    let mut links = Vec::new();
+    if let Some(url) = &page.self_link {
+        links.push(format!("<{url}>; rel=\"self\""));
+    }
+    if let Some(url) = &page.next_link {
+        links.push(format!("<{url}>; rel=\"next\""));
+    }
+    links
+}
+
+fn page_response(
+    shared: &Shared,
+    mut page: Page,
+    rate: RateInfo,
+    request_id: &str,
+    next_override: Option<String>,
+) -> Response {
+    if let Some(next) = next_override {
+        page.next_link = Some(next);
+    }
+    let links = links_of(&page);
+    respond(
+        shared,
+        200,
+        page.body.to_string().into_bytes(),
+        rate,
+        request_id,
+        &links,
+    )
+}
+
+fn error_response(shared: &Shared, error: ApiError, rate: RateInfo, request_id: &str) -> Response {
+    let body = json!({
+        "errorCode": error.code,
+        "errorSummary": error.summary,
+        "errorLink": error.code,
+        "errorId": format!("oae{}", random_id(22)),
+        "errorCauses": [],
+    });
+    respond(
+        shared,
+        error.status,
+        body.to_string().into_bytes(),
+        rate,
+        request_id,
+        &[],
+    )
+}
+
+/// Renders a response with the headers every Okta answer carries.
+fn respond(
+    shared: &Shared,
+    status: u16,
+    body: Vec<u8>,
+    rate: RateInfo,
+    request_id: &str,
+    links: &[String],
+) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    set(headers, "content-type", "application/json");
+    set(headers, "date", &httpdate::fmt_http_date(SystemTime::now()));
+    set(headers, "x-okta-request-id", request_id);
+    set(headers, "x-rate-limit-limit", &rate.limit.to_string());
+    set(
+        headers,
+        "x-rate-limit-remaining",
+        &rate.remaining.to_string(),
+    );
+    set(headers, "x-rate-limit-reset", &rate.reset.to_string());
+    match shared.options.link_style {
+        LinkStyle::SeparateHeaders => {
+            for link in links {
+                if let Ok(value) = HeaderValue::from_str(link) {
+                    headers.append("link", value);
+                }
+            }
+        }
+        LinkStyle::CommaJoined if !links.is_empty() => set(headers, "link", &links.join(", ")),
+        LinkStyle::CommaJoined => {}
+    }
+    response
+}
+
+fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(name, value);
+    }
+}
+
+fn random_id(len: usize) -> String {
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+/// Query parameters, first occurrence wins.
+fn parse_query(query: Option<&str>) -> BTreeMap<String, String> {
+    let mut params = BTreeMap::new();
+    for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        params
+            .entry(key.into_owned())
+            .or_insert_with(|| value.into_owned());
+    }
+    params
+}
+
+fn parse_limit(raw: Option<&String>, default: usize, max: usize) -> Result<usize, ApiError> {
+    let Some(raw) = raw else {
+        return Ok(default);
+    };
+    match raw.trim().parse::<i64>() {
+        Ok(n) if n >= 1 => Ok(usize::try_from(n).unwrap_or(max).min(max)),
+        _ => Err(ApiError::new(
+            400,
+            "E0000001",
+            format!("Api validation failed: limit ({raw})"),
+        )),
+    }
+}
+
+/// One page of `items`, which must be sorted by `id`: the page after cursor `after`.
+/// Returns the page, the next cursor (if more remain) and the 1-based page number.
+fn paginate<'a, T>(
+    items: &'a [T],
+    id: impl Fn(&T) -> &str,
+    after: Option<&str>,
+    limit: usize,
+) -> (&'a [T], Option<String>, u32) {
+    let start = after.map_or(0, |a| items.partition_point(|x| id(x) <= a));
+    let end = start.saturating_add(limit).min(items.len());
+    let page_items = &items[start.min(end)..end];
+    let next = match page_items.last() {
+        Some(last) if end < items.len() => Some(id(last).to_owned()),
+        _ => None,
+    };
+    let page = u32::try_from(start / limit.max(1) + 1).unwrap_or(u32::MAX);
+    (page_items, next, page)
+}
+
+/// `{base}{path}?limit=N[&filter=..][&search=..][&expand=..][&after=..]`.
+fn link_url(
+    base: &str,
+    path: &str,
+    limit: usize,
+    params: &BTreeMap<String, String>,
+    after: Option<&str>,
+) -> String {
+    let mut url = format!("{base}{path}?limit={limit}");
+    for key in ["filter", "search", "expand", "sortBy", "sortOrder"] {
+        if let Some(value) = params.get(key) {
+            url.push_str(&format!(
+                "&{key}={}",
+                utf8_percent_encode(value, QUERY_VALUE)
+            ));
+        }
+    }
+    if let Some(after) = after {
+        url.push_str(&format!(
+            "&after={}",
+            utf8_percent_encode(after, QUERY_VALUE)
+        ));
+    }
+    url
+}
+
+fn resolve(
+    org: &OktaOrg,
+    shared: &Shared,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+) -> Resolved {
+    let params = parse_query(query);
+    let segments: Vec<String> = path
+        .split('/')
+        .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .collect();
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let target = match segments.as_slice() {
+        ["", "api", "v1", "groups"] => Target::ListGroups,
+        ["", "api", "v1", "groups", id] => Target::GetGroup((*id).to_owned()),
+        ["", "api", "v1", "groups", id, "users"] => Target::GroupUsers((*id).to_owned()),
+        _ => Target::Other,
+    };
+    // Page number of a listing that failed before paging: 1 unless a cursor was sent.
+    let first_page = match target {
+        Target::ListGroups | Target::GroupUsers(_) if !params.contains_key("after") => Some(1),
+        _ => None,
+    };
+    let base = &shared.base_url;
+    let options = &shared.options;
+    let paged = |result: Result<(Page, u32), ApiError>| match result {
+        Ok((page, n)) => (Ok(page), Some(n)),
+        Err(error) => (Err(error), first_page),
+    };
+    let (result, page) = match &target {
+        Target::Other => {
+            let summary = format!("Not found: Resource not found: {path}");
+            (Err(ApiError::new(404, "E0000007", summary)), None)
+        }
+        _ if method != Method::GET => (Err(ApiError::for_status(405)), first_page),
+        Target::ListGroups => paged(list_groups(org, base, options, path, &params)),
+        Target::GroupUsers(id) => paged(group_users(org, base, options, path, id, &params)),
+        Target::GetGroup(id) => match org.groups.get(id) {
+            Some(group) => {
+                let stats = params.get("expand").is_some_and(|e| e.contains("stats"));
+                let page = Page {
+                    body: group_json(group, base, stats),
+                    self_link: None,
+                    next_link: None,
+                };
+                (Ok(page), None)
+            }
+            None => (Err(group_not_found(id)), None),
+        },
+    };
+    Resolved {
+        target,
+        page,
+        result,
+    }
+}
+
+fn group_not_found(id: &str) -> ApiError {
+    ApiError::new(
+        404,
+        "E0000007",
+        format!("Not found: Resource not found: {id} (UserGroup)"),
+    )
+}
+
+fn list_groups(
+    org: &OktaOrg,
+    base: &str,
+    options: &OktaOptions,
+    path: &str,
+    params: &BTreeMap<String, String>,
+) -> Result<(Page, u32), ApiError> {
+    let invalid = |_| ApiError::new(400, "E0000031", "Invalid search criteria.");
+    let filter = params
+        .get("filter")
+        .map(|f| GroupFilter::parse_filter(f))
+        .transpose()
+        .map_err(invalid)?;
+    let search = params
+        .get("search")
+        .map(|s| GroupFilter::parse_search(s))
+        .transpose()
+        .map_err(invalid)?;
+    let stats = params.get("expand").is_some_and(|e| e.contains("stats"));
+    let groups: Vec<&OktaGroup> = org
+        .groups
+        .values()
+        .filter(|g| filter.as_ref().is_none_or(|f| f.matches(g)))
+        .filter(|g| search.as_ref().is_none_or(|s| s.matches(g)))
+        .collect();
+
+    if let Some(q) = params.get("q") {
+        // Autocomplete form: name prefix, at most `limit` (default 300), never paged, no link header.
+        let limit = parse_limit(params.get("limit"), 300, options.max_limit)?;
+        let q = q.to_lowercase();
+        let body = groups
+            .iter()
+            .filter(|g| g.name.to_lowercase().starts_with(&q))
+            .take(limit)
+            .map(|g| group_json(g, base, stats))
+            .collect();
+        let page = Page {
+            body: Value::Array(body),
+            self_link: None,
+            next_link: None,
+        };
+        return Ok((page, 1));
+    }
+
+    let limit = parse_limit(
+        params.get("limit"),
+        options.default_groups_limit,
+        options.max_limit,
+    )?;
+    let after = params.get("after").map(String::as_str);
+    let (items, next, page_no) = paginate(&groups, |g| g.id.as_str(), after, limit);
+    let page = Page {
+        body: Value::Array(items.iter().map(|g| group_json(g, base, stats)).collect()),
+        self_link: Some(link_url(base, path, limit, params, after)),
+        next_link: next.map(|cursor| link_url(base, path, limit, params, Some(&cursor))),
+    };
+    Ok((page, page_no))
+}
+
+fn group_users(
+    org: &OktaOrg,
+    base: &str,
+    options: &OktaOptions,
+    path: &str,
+    group_id: &str,
+    params: &BTreeMap<String, String>,
+) -> Result<(Page, u32), ApiError> {
+    let group = org
+        .groups
+        .get(group_id)
+        .ok_or_else(|| group_not_found(group_id))?;
+    let limit = parse_limit(
+        params.get("limit"),
+        options.default_users_limit,
+        options.max_limit,
+    )?;
+    // `filter` is ignored here, as Okta does; members missing from `users` are skipped.
+    let members: Vec<&OktaUser> = group
+        .members
+        .iter()
+        .filter_map(|id| org.users.get(id))
+        .collect();
+    let after = params.get("after").map(String::as_str);
+    let (items, next, page_no) = paginate(&members, |u| u.id.as_str(), after, limit);
+    let no_filter = BTreeMap::new();
+    let page = Page {
+        body: Value::Array(items.iter().map(|u| user_json(u, base)).collect()),
+        self_link: Some(link_url(base, path, limit, &no_filter, after)),
+        next_link: next.map(|cursor| link_url(base, path, limit, &no_filter, Some(&cursor))),
+    };
+    Ok((page, page_no))
+}
+
+/// A group as `GET /api/v1/groups` shows it (see `fixtures/okta/list_groups.json`).
+fn group_json(g: &OktaGroup, base: &str, stats: bool) -> Value {
+    let object_class = if g.group_type == "APP_GROUP" {
+        "okta:windows_security_principal"
+    } else {
+        "okta:user_group"
+    };
+    let mut links = json!({
+        "logo": [
+            {
+                "name": "medium",
+                "href": "https://ok11static.oktacdn.com/assets/img/logos/groups/okta-medium.d7fb831bc4e7e1a5d8bd35dfaf405d9e.png",
+                "type": "image/png"
+            },
+            {
+                "name": "large",
+                "href": "https://ok11static.oktacdn.com/assets/img/logos/groups/okta-large.511fcb0de9da185b52589cb14d581c2c.png",
+                "type": "image/png"
+            }
+        ],
+        "users": { "href": format!("{base}/api/v1/groups/{}/users", g.id) },
+        "apps": { "href": format!("{base}/api/v1/groups/{}/apps", g.id) },
+    });
+    if g.group_type == "APP_GROUP" {
+        let app = g.id.get(3..).unwrap_or(&g.id);
+        links["source"] = json!({ "href": format!("{base}/api/v1/apps/0oa{app}") });
+    }
+    let mut group = json!({
+        "id": g.id,
+        "created": okta_date(g.created),
+        "lastUpdated": okta_date(g.last_updated),
+        "lastMembershipUpdated": okta_date(g.last_membership_updated),
+        "objectClass": [object_class],
+        "type": g.group_type,
+        "profile": { "name": g.name, "description": g.description },
+        "_links": links,
+    });
+    if stats {
+        group["_embedded"] = json!({
+            "stats": {
+                "usersCount": g.members.len(),
+                "appsCount": 0,
+                "groupPushMappingsCount": 0,
+                "hasAdminPrivlege": false,
+            }
+        });
+    }
+    group
+}
+
+/// A user as `GET /api/v1/groups/{id}/users` shows it (see `fixtures/okta/group_users.json`).
+fn user_json(u: &OktaUser, base: &str) -> Value {
+    let created = okta_date(USER_CREATED);
+    let staged = u.status == "STAGED";
+    let activated = if staged {
+        Value::Null
+    } else {
+        created.clone().into()
+    };
+    let emails: Vec<Value> = u
+        .profile
+        .get("email")
+        .and_then(Value::as_str)
+        .map(|email| json!({ "value": email, "status": "VERIFIED", "type": "PRIMARY" }))
+        .into_iter()
+        .collect();
+    json!({
+        "id": u.id,
+        "status": u.status,
+        "created": created,
+        "activated": activated,
+        "statusChanged": activated,
+        "lastLogin": Value::Null,
+        "lastUpdated": created,
+        "passwordChanged": created,
+        "type": { "id": "otyc04qb2rUDcq2YA4x6" },
+        "profile": Value::Object(u.profile.clone()),
+        "credentials": {
+            "password": {},
+            "emails": emails,
+            "provider": { "type": "OKTA", "name": "OKTA" },
+        },
+        "_links": { "self": { "href": format!("{base}/api/v1/users/{}", u.id) } },
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Control endpoints
+// ---------------------------------------------------------------------------------------------
+
+/// Body of `POST /_emulator/members`.
+#[derive(Deserialize)]
+struct MembersChange {
+    group_id: String,
+    #[serde(default)]
+    add: Vec<String>,
+    #[serde(default)]
+    remove: Vec<String>,
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = status;
+    set(response.headers_mut(), "content-type", "application/json");
+    response
+}
+
+fn control(shared: &Shared, method: &Method, path: &str, body: &[u8]) -> Response {
+    match (method.clone(), path) {
+        (Method::GET, "/_emulator/stats") => {
+            let state = shared.lock();
+            let rate_limited = state.log.iter().filter(|r| r.status == 429).count();
+            let body = json!({ "requests": state.log.len(), "rate_limited": rate_limited });
+            json_response(StatusCode::OK, &body)
+        }
+        (Method::POST, "/_emulator/members") => {
+            let change: MembersChange = match serde_json::from_slice(body) {
+                Ok(change) => change,
+                Err(err) => {
+                    return json_response(
+                        StatusCode::BAD_REQUEST,
+                        &json!({ "error": err.to_string() }),
+                    );
+                }
+            };
+            let mut state = shared.lock();
+            if !state.org.groups.contains_key(&change.group_id) {
+                return json_response(StatusCode::NOT_FOUND, &json!({ "error": "unknown group" }));
+            }
+            for user in &change.add {
+                state.org.add_member(&change.group_id, user);
+            }
+            for user in &change.remove {
+                state.org.remove_member(&change.group_id, user);
+            }
+            let members = state
+                .org
+                .groups
+                .get(&change.group_id)
+                .map_or(0, |g| g.members.len());
+            json_response(
+                StatusCode::OK,
+                &json!({ "group_id": change.group_id, "members": members }),
+            )
+        }
+        _ => json_response(
+            StatusCode::NOT_FOUND,
+            &json!({ "error": "unknown control endpoint" }),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_20_chars_and_sort_by_number() {
+        assert_eq!(OktaOrg::user_id(0).len(), 20);
+        assert_eq!(OktaOrg::group_id(123_456).len(), 20);
+        assert!(OktaOrg::group_id(9) < OktaOrg::group_id(10));
+        assert!(OktaOrg::user_id(61) < OktaOrg::user_id(62));
+        assert!(OktaOrg::user_id(7).starts_with("00u"));
+    }
+
+    #[test]
+    fn paginate_follows_cursors() {
+        let items = ["a", "b", "c", "d", "e"];
+        let (page, next, n) = paginate(&items, |s| s, None, 2);
+        assert_eq!((page, next.as_deref(), n), (&items[0..2], Some("b"), 1));
+        let (page, next, n) = paginate(&items, |s| s, Some("b"), 2);
+        assert_eq!((page, next.as_deref(), n), (&items[2..4], Some("d"), 2));
+        let (page, next, n) = paginate(&items, |s| s, Some("d"), 2);
+        assert_eq!((page, next, n), (&items[4..5], None, 3));
+        let (page, next, _) = paginate(&items, |s| s, Some("z"), 2);
+        assert!(page.is_empty() && next.is_none());
+        let (page, next, _) = paginate(&items, |s| s, None, 5);
+        assert_eq!((page.len(), next), (5, None));
+    }
+
+    #[test]
+    fn membership_changes_bump_the_date() {
+        let mut org = OktaOrg::default();
+        org.add_group("g", "G", "OKTA_GROUP")
+            .last_membership_updated = 5;
+        assert!(org.add_member("g", "u"));
+        let bumped = org.groups["g"].last_membership_updated;
+        assert!(bumped > 5);
+        org.groups
+            .get_mut("g")
+            .expect("group")
+            .last_membership_updated = 5;
+        assert!(!org.add_member("g", "u"));
+        assert_eq!(org.groups["g"].last_membership_updated, 5);
+        assert!(org.remove_member("g", "u"));
+        assert!(org.groups["g"].last_membership_updated > 5);
+        assert!(!org.add_member("missing", "u"));
+    }
+}
