@@ -103,16 +103,23 @@ pub fn engine_settings(config: &Config) -> Result<EngineSettings, ConfigError> {
     })
 }
 
-async fn run_pass(config: &Config, mode: Mode, output: Output, shutdown: CancellationToken) -> anyhow::Result<Exit> {
+/// The production engine: Okta over HTTP, Q Business through the SDK, the SQLite snapshot.
+pub type ProductEngine = Engine<OktaSource, QBusinessSink, SqliteStore>;
+
+/// Builds the engine for `mode` (`plan` opens the snapshot read-only).
+pub fn build_engine(config: &Config, sink: QBusinessSink, mode: Mode) -> anyhow::Result<ProductEngine> {
     let settings = engine_settings(config)?;
     let source = OktaSource::new(OktaSettings::from_config(config)?).context("starting the Okta client")?;
-    let sink = QBusinessSink::from_config(&config.qbusiness).await;
     let store = match mode {
         Mode::Plan => SqliteStore::open_read_only(&config.state.path),
         Mode::Apply => SqliteStore::open(&config.state.path),
     }
     .context("opening the snapshot (state.path)")?;
-    let engine = Engine::new(source, sink, store, settings, Arc::new(SystemClock));
+    Ok(Engine::new(source, sink, store, settings, Arc::new(SystemClock)))
+}
+
+async fn run_pass(config: &Config, mode: Mode, output: Output, shutdown: CancellationToken) -> anyhow::Result<Exit> {
+    let engine = build_engine(config, QBusinessSink::from_config(&config.qbusiness).await, mode)?;
     let progress = TerminalProgress::new(output == Output::Text);
     let report = engine.run_once(mode, progress.as_ref().map_or(&NoProgress as &dyn Progress, |p| p), &shutdown).await;
     if let Some(p) = &progress {

@@ -348,12 +348,11 @@ impl Config {
                     .map_err(|e| ConfigError::key(key, format!("bad glob {p:?}: {e}")))?;
             }
         }
-        if let Some(prefix) = &self.groups.name_prefix {
-            if let Err(problem) = crate::model::check_q_id(prefix) {
-                if problem != crate::model::IdProblem::Empty {
-                    return Err(ConfigError::key("groups.name_prefix", problem));
-                }
-            }
+        if let Some(prefix) = &self.groups.name_prefix
+            && let Err(problem) = crate::model::check_q_id(prefix)
+            && problem != crate::model::IdProblem::Empty
+        {
+            return Err(ConfigError::key("groups.name_prefix", problem));
         }
         let attr = self.users.id_attribute.trim();
         if attr.is_empty() || attr != self.users.id_attribute {

@@ -244,14 +244,10 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         } else {
             report.finished_at = self.clock.now();
         }
-        if let Some(run) = report.run_id {
-            if let Err(e) = self
-                .store
-                .finish_run(run, report.finished_at, &report.record())
-                .await
-            {
-                warn!(parent: &span, error = %e, "could not close the run log entry");
-            }
+        if let Some(run) = report.run_id
+            && let Err(e) = self.store.finish_run(run, report.finished_at, &report.record()).await
+        {
+            warn!(parent: &span, error = %e, "could not close the run log entry");
         }
         span.in_scope(|| {
             info!(
@@ -426,16 +422,12 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
                 not_attempted += 1;
                 continue;
             }
-            if let Change::Delete {
-                reason: plan::DeleteReason::Renamed { to },
-                ..
-            } = change
+            if let Change::Delete { reason: plan::DeleteReason::Renamed { to }, .. } = change
+                && put_failed.contains(to)
             {
-                if put_failed.contains(to) {
-                    // Keep the old name until the new one exists, so nobody loses access.
-                    progress.applied();
-                    continue;
-                }
+                // Keep the old name until the new one exists, so nobody loses access.
+                progress.applied();
+                continue;
             }
             let result = self.apply_one(run, change).await;
             progress.applied();

@@ -12,7 +12,7 @@ use aws_sdk_qbusiness::Client;
 use aws_sdk_qbusiness::config::http::HttpResponse;
 use aws_sdk_qbusiness::config::retry::RetryConfig;
 use aws_sdk_qbusiness::config::timeout::TimeoutConfig;
-use aws_sdk_qbusiness::config::{BehaviorVersion, Region};
+use aws_sdk_qbusiness::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_qbusiness::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_qbusiness::primitives::DateTime as AwsDateTime;
 use aws_sdk_qbusiness::types::{GroupMembers, MemberUser, MembershipType};
@@ -52,10 +52,21 @@ pub struct QBusinessSink {
 impl QBusinessSink {
     /// Builds a client from the standard AWS credential chain and the `[qbusiness]` config.
     pub async fn from_config(q: &QBusinessConfig) -> QBusinessSink {
-        let shared = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(q.region.clone()))
-            .load()
-            .await;
+        QBusinessSink::build(q, None).await
+    }
+
+    /// Like [`QBusinessSink::from_config`] with fixed credentials instead of the AWS chain
+    /// (the demo and tests against the emulator).
+    pub async fn with_credentials(q: &QBusinessConfig, credentials: Credentials) -> QBusinessSink {
+        QBusinessSink::build(q, Some(credentials)).await
+    }
+
+    async fn build(q: &QBusinessConfig, credentials: Option<Credentials>) -> QBusinessSink {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(q.region.clone()));
+        if let Some(c) = credentials {
+            loader = loader.credentials_provider(c);
+        }
+        let shared = loader.load().await;
         let mut builder = aws_sdk_qbusiness::config::Builder::from(&shared)
             .retry_config(
                 RetryConfig::standard()

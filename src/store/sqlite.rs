@@ -75,13 +75,10 @@ impl SqliteStore {
     /// Opens (creating if needed) the snapshot for a pass that writes, and migrates it.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let p = display(path);
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if !dir.is_dir() {
-                return Err(StoreError::Corrupt {
-                    path: p,
-                    detail: format!("directory {} does not exist", dir.display()),
-                });
-            }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.is_dir()
+        {
+            return Err(StoreError::Corrupt { path: p, detail: format!("directory {} does not exist", dir.display()) });
         }
         let conn = Connection::open(path).map_err(|source| StoreError::Open {
             path: p.clone(),

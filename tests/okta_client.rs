@@ -1,0 +1,647 @@
+//! The real Okta client against the Okta emulator: paging, filters, errors, retries, logging.
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use q_group_sync::source::okta::{OktaSettings, OktaSource};
+use q_group_sync::source::{DirectorySource, GroupType, MemberRead, OktaMember, SourceError};
+use q_group_sync_emulator::{
+    FaultAction, LinkStyle, Matcher, OktaEmulator, OktaFault, OktaOptions, OktaOrg, OktaRequest,
+};
+use secrecy::SecretString;
+use url::Url;
+
+const TOKEN: &str = "00emulator-SECRET-token-Zq9";
+
+/// Groups 1..=5 are OKTA_GROUP, 6 is APP_GROUP, 7 is the BUILT_IN Everyone.
+/// Group 1 has users 1..=7 (messy), group 2 has 3 users, the others are empty.
+fn org() -> OktaOrg {
+    let mut org = OktaOrg::default();
+    let users = [
+        ("ACTIVE", Some("Ana.Lopez@Example.test"), "ana@example.test"),
+        ("DEPROVISIONED", Some("bo@example.test"), "bo@example.test"),
+        ("STAGED", Some("cy@example.test"), "cy@example.test"),
+        ("ACTIVE", None, "dee@example.test"),
+        ("SOMETHING_NEW", Some("ed@example.test"), "ed@example.test"),
+        (
+            "PASSWORD_EXPIRED",
+            Some("fay+tag@example.test"),
+            "fay@example.test",
+        ),
+        ("ACTIVE", Some("gus@example.test"), "gus@example.test"),
+    ];
+    for (n, (status, email, login)) in users.into_iter().enumerate() {
+        org.add_user(&OktaOrg::user_id(n + 1), status, email, login);
+    }
+    for n in 1..=5 {
+        org.add_group(&OktaOrg::group_id(n), &format!("Team {n}"), "OKTA_GROUP");
+    }
+    org.add_group(&OktaOrg::group_id(6), "AD Admins", "APP_GROUP");
+    org.add_group(&OktaOrg::group_id(7), "Everyone", "BUILT_IN");
+    for u in 1..=7 {
+        org.add_member(&OktaOrg::group_id(1), &OktaOrg::user_id(u));
+        org.add_member(&OktaOrg::group_id(7), &OktaOrg::user_id(u));
+    }
+    for u in 1..=3 {
+        org.add_member(&OktaOrg::group_id(2), &OktaOrg::user_id(u));
+    }
+    org
+}
+
+async fn emulator(options: OktaOptions) -> OktaEmulator {
+    OktaEmulator::start(
+        org(),
+        OktaOptions {
+            token: TOKEN.into(),
+            ..options
+        },
+    )
+    .await
+    .unwrap()
+}
+
+fn settings(emu: &OktaEmulator) -> OktaSettings {
+    OktaSettings {
+        org_url: Url::parse(&emu.url()).unwrap(),
+        token: SecretString::from(emu.token()),
+        group_filter: r#"type eq "OKTA_GROUP""#.into(),
+        page_size: 2,
+        max_concurrency: 4,
+        request_timeout: Duration::from_secs(5),
+        max_retries: 3,
+        max_retry_wait: Duration::from_secs(2),
+        id_attribute: "email".into(),
+    }
+}
+
+fn client(emu: &OktaEmulator) -> OktaSource {
+    OktaSource::new(settings(emu)).unwrap()
+}
+
+fn members(read: MemberRead) -> Vec<OktaMember> {
+    match read {
+        MemberRead::Members(m) => m,
+        MemberRead::GroupGone => panic!("group reported gone"),
+    }
+}
+
+/// Requests for one group's member listing, in order.
+fn requests_for(emu: &OktaEmulator, group: usize) -> Vec<OktaRequest> {
+    let path = format!("/api/v1/groups/{}/users", OktaOrg::group_id(group));
+    emu.requests()
+        .into_iter()
+        .filter(|r| r.path == path)
+        .collect()
+}
+
+fn expected_group_one() -> Vec<(String, &'static str, Option<&'static str>)> {
+    vec![
+        (
+            OktaOrg::user_id(1),
+            "ACTIVE",
+            Some("Ana.Lopez@Example.test"),
+        ),
+        (
+            OktaOrg::user_id(2),
+            "DEPROVISIONED",
+            Some("bo@example.test"),
+        ),
+        (OktaOrg::user_id(3), "STAGED", Some("cy@example.test")),
+        (OktaOrg::user_id(4), "ACTIVE", None),
+        (
+            OktaOrg::user_id(5),
+            "SOMETHING_NEW",
+            Some("ed@example.test"),
+        ),
+        (
+            OktaOrg::user_id(6),
+            "PASSWORD_EXPIRED",
+            Some("fay+tag@example.test"),
+        ),
+        (OktaOrg::user_id(7), "ACTIVE", Some("gus@example.test")),
+    ]
+}
+
+fn simplify(members: &[OktaMember]) -> Vec<(String, &str, Option<&str>)> {
+    members
+        .iter()
+        .map(|m| (m.id.clone(), m.status.as_str(), m.attribute.as_deref()))
+        .collect()
+}
+
+#[tokio::test]
+async fn pages_through_groups_and_members_in_both_link_styles() {
+    for style in [LinkStyle::SeparateHeaders, LinkStyle::CommaJoined] {
+        let emu = emulator(OktaOptions {
+            link_style: style,
+            ..OktaOptions::default()
+        })
+        .await;
+        let okta = client(&emu);
+
+        let groups = okta.list_groups().await.unwrap();
+        let ids: Vec<_> = groups.iter().map(|g| g.id.clone()).collect();
+        assert_eq!(
+            ids,
+            (1..=5).map(OktaOrg::group_id).collect::<Vec<_>>(),
+            "{style:?}"
+        );
+        assert!(groups.iter().all(|g| g.kind == GroupType::Okta));
+        assert_eq!(groups[2].name, "Team 3");
+        assert!(groups[0].last_membership_updated.is_some());
+        // 5 groups at 2 per page: 3 pages, the filter on each.
+        let listing: Vec<_> = emu
+            .requests()
+            .into_iter()
+            .filter(|r| r.path == "/api/v1/groups")
+            .collect();
+        assert_eq!(
+            listing.iter().map(|r| r.page).collect::<Vec<_>>(),
+            [Some(1), Some(2), Some(3)],
+            "{style:?}"
+        );
+        assert!(listing.iter().all(|r| r.status == 200));
+
+        let got = members(okta.list_members(&OktaOrg::group_id(1)).await.unwrap());
+        assert_eq!(simplify(&got), expected_group_one(), "{style:?}");
+        assert_eq!(requests_for(&emu, 1).len(), 4, "7 members at 2 per page");
+        assert!(
+            requests_for(&emu, 1).iter().all(|r| r
+                .query
+                .as_deref()
+                .unwrap_or("")
+                .contains("limit=2"))
+        );
+
+        // An empty group is one page and an empty list; login as the id attribute.
+        assert_eq!(
+            members(okta.list_members(&OktaOrg::group_id(3)).await.unwrap()),
+            []
+        );
+        let mut s = settings(&emu);
+        s.id_attribute = "login".into();
+        let by_login = members(
+            OktaSource::new(s)
+                .unwrap()
+                .list_members(&OktaOrg::group_id(1))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(by_login[3].attribute.as_deref(), Some("dee@example.test"));
+
+        let stats = okta.stats();
+        assert_eq!(stats.requests, 3 + 4 + 1);
+        assert_eq!((stats.rate_limited, stats.retries), (0, 0));
+    }
+}
+
+#[tokio::test]
+async fn filter_is_passed_through_and_a_bad_one_is_a_bad_request() {
+    let emu = emulator(OktaOptions::default()).await;
+    let mut s = settings(&emu);
+    s.group_filter = r#"type eq "APP_GROUP" or type eq "BUILT_IN""#.into();
+    let groups = OktaSource::new(s).unwrap().list_groups().await.unwrap();
+    assert_eq!(
+        groups
+            .iter()
+            .map(|g| (g.name.as_str(), g.kind.clone()))
+            .collect::<Vec<_>>(),
+        [
+            ("AD Admins", GroupType::App),
+            ("Everyone", GroupType::BuiltIn)
+        ]
+    );
+    let query = emu.requests()[0].query.clone().unwrap();
+    assert!(
+        query.contains("filter=type%20eq%20%22APP_GROUP%22%20or%20type%20eq%20%22BUILT_IN%22"),
+        "{query}"
+    );
+
+    let mut s = settings(&emu);
+    s.group_filter = "name sw \"Team\" and (".into();
+    let err = OktaSource::new(s).unwrap().list_groups().await.unwrap_err();
+    match err {
+        SourceError::BadRequest { code, path, .. } => {
+            assert_eq!(code, "E0000031");
+            assert_eq!(path, "/api/v1/groups");
+        }
+        other => panic!("expected BadRequest, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn check_sends_one_limit_1_request() {
+    let emu = emulator(OktaOptions::default()).await;
+    assert_eq!(client(&emu).check().await.unwrap(), 1);
+    let requests = emu.requests();
+    assert_eq!(requests.len(), 1);
+    assert!(
+        requests[0].query.as_deref().unwrap().contains("limit=1&"),
+        "{:?}",
+        requests[0].query
+    );
+}
+
+#[tokio::test]
+async fn wrong_token_is_unauthorized_without_retries() {
+    let emu = emulator(OktaOptions::default()).await;
+    let mut s = settings(&emu);
+    s.token = SecretString::from("00wrong-token");
+    let okta = OktaSource::new(s).unwrap();
+    let err = okta.list_groups().await.unwrap_err();
+    assert!(
+        matches!(&err, SourceError::Unauthorized { code } if code == "E0000011"),
+        "{err:?}"
+    );
+    assert!(err.is_fatal());
+    let err = okta.list_members(&OktaOrg::group_id(1)).await.unwrap_err();
+    assert_eq!(err.kind(), "unauthorized");
+    assert_eq!(emu.request_count(), 2);
+    assert_eq!(okta.stats().retries, 0);
+}
+
+#[tokio::test]
+async fn forbidden_is_not_retried() {
+    let emu = emulator(OktaOptions::default()).await;
+    emu.add_fault(OktaFault::always(
+        Matcher::groups_listing(),
+        FaultAction::Status(403),
+    ));
+    let okta = client(&emu);
+    let err = okta.list_groups().await.unwrap_err();
+    assert_eq!(err.kind(), "forbidden", "{err:?}");
+    assert!(err.is_fatal());
+    assert_eq!(emu.request_count(), 1);
+}
+
+#[tokio::test]
+async fn a_429_burst_mid_pagination_is_waited_out_with_retry_headers() {
+    let emu = emulator(OktaOptions::default()).await;
+    let group = OktaOrg::group_id(1);
+    emu.add_fault(OktaFault::times(
+        Matcher::members_of(&group).on_page(2),
+        FaultAction::RateLimited,
+        2,
+    ));
+    emu.add_fault(OktaFault::times(
+        Matcher::members_of(&group).on_page(3),
+        FaultAction::ConcurrencyLimited,
+        1,
+    ));
+    let okta = client(&emu);
+
+    let started = std::time::Instant::now();
+    let got = members(okta.list_members(&group).await.unwrap());
+    assert_eq!(simplify(&got), expected_group_one());
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "three waits of at least 1 s each"
+    );
+
+    let log = requests_for(&emu, 1);
+    let summary: Vec<_> = log
+        .iter()
+        .map(|r| (r.page, r.status, r.retry_count.as_deref()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (Some(1), 200, None),
+            (Some(2), 429, None),
+            (Some(2), 429, Some("1")),
+            (Some(2), 200, Some("2")),
+            (Some(3), 429, None),
+            (Some(3), 200, Some("1")),
+            (Some(4), 200, None),
+        ]
+    );
+    // Each retry names the request id of the 429 it answers.
+    assert_eq!(
+        log[2].retry_for.as_deref(),
+        Some(log[1].request_id.as_str())
+    );
+    assert_eq!(
+        log[3].retry_for.as_deref(),
+        Some(log[2].request_id.as_str())
+    );
+    assert_eq!(
+        log[5].retry_for.as_deref(),
+        Some(log[4].request_id.as_str())
+    );
+    assert_eq!(log[0].retry_for, None);
+
+    let stats = okta.stats();
+    assert_eq!(
+        (stats.requests, stats.rate_limited, stats.retries),
+        (7, 3, 3)
+    );
+    assert!(stats.rate_limit_wait_secs >= 3.0, "{stats:?}");
+}
+
+#[tokio::test]
+async fn the_real_rate_limit_bucket_is_waited_out() {
+    // 3 requests per 1 s window; 5 group pages + 4 member pages need several windows.
+    let emu = emulator(OktaOptions {
+        rate_limit: 3,
+        rate_window: Duration::from_secs(1),
+        ..OktaOptions::default()
+    })
+    .await;
+    let mut s = settings(&emu);
+    s.max_retries = 10;
+    s.max_retry_wait = Duration::from_secs(3);
+    let okta = OktaSource::new(s).unwrap();
+    let mut s = settings(&emu);
+    s.max_retries = 10;
+    s.group_filter = r#"type eq "OKTA_GROUP" or type eq "APP_GROUP" or type eq "BUILT_IN""#.into();
+    s.page_size = 1;
+    let one_per_page = OktaSource::new(s).unwrap();
+
+    assert_eq!(one_per_page.list_groups().await.unwrap().len(), 7);
+    assert_eq!(
+        simplify(&members(
+            okta.list_members(&OktaOrg::group_id(1)).await.unwrap()
+        )),
+        expected_group_one()
+    );
+    assert!(
+        emu.rate_limited_count() > 0,
+        "the test should have hit the bucket"
+    );
+    assert!(one_per_page.stats().rate_limited + okta.stats().rate_limited > 0);
+}
+
+#[tokio::test]
+async fn persistent_500_on_page_3_fails_the_whole_listing() {
+    let emu = emulator(OktaOptions::default()).await;
+    let group = OktaOrg::group_id(1);
+    emu.add_fault(OktaFault::always(
+        Matcher::members_of(&group).on_page(3),
+        FaultAction::Status(500),
+    ));
+    let mut s = settings(&emu);
+    s.max_retries = 2;
+    let okta = OktaSource::new(s).unwrap();
+
+    let err = okta.list_members(&group).await.unwrap_err();
+    match &err {
+        SourceError::Server { status, path } => {
+            assert_eq!(*status, 500);
+            assert_eq!(path, &format!("/api/v1/groups/{group}/users"));
+        }
+        other => panic!("expected Server, got {other:?}"),
+    }
+    let pages: Vec<_> = requests_for(&emu, 1)
+        .iter()
+        .map(|r| (r.page, r.status))
+        .collect();
+    assert_eq!(
+        pages,
+        [
+            (Some(1), 200),
+            (Some(2), 200),
+            (Some(3), 500),
+            (Some(3), 500),
+            (Some(3), 500)
+        ]
+    );
+    assert_eq!(okta.stats().retries, 2);
+
+    // The same for the group listing.
+    emu.add_fault(OktaFault::always(
+        Matcher::groups_listing().on_page(3),
+        FaultAction::Status(503),
+    ));
+    assert!(matches!(
+        okta.list_groups().await,
+        Err(SourceError::Server { status: 503, .. })
+    ));
+}
+
+#[tokio::test]
+async fn transient_5xx_and_timeouts_are_retried() {
+    let emu = emulator(OktaOptions::default()).await;
+    let group = OktaOrg::group_id(1);
+    emu.add_fault(OktaFault::times(
+        Matcher::members_of(&group).on_page(2),
+        FaultAction::Status(503),
+        1,
+    ));
+    emu.add_fault(OktaFault::times(
+        Matcher::members_of(&group).on_page(3),
+        FaultAction::Status(502),
+        1,
+    ));
+    emu.add_fault(OktaFault::times(
+        Matcher::members_of(&group).on_page(4),
+        FaultAction::Delay(Duration::from_secs(3)),
+        1,
+    ));
+    let mut s = settings(&emu);
+    s.request_timeout = Duration::from_millis(700);
+    let okta = OktaSource::new(s).unwrap();
+    assert_eq!(
+        simplify(&members(okta.list_members(&group).await.unwrap())),
+        expected_group_one()
+    );
+    assert_eq!(okta.stats().retries, 3);
+    assert_eq!(okta.stats().rate_limited, 0);
+
+    // A timeout on every attempt is a transport error after the retries.
+    emu.add_fault(OktaFault::always(
+        Matcher::groups_listing(),
+        FaultAction::Delay(Duration::from_secs(3)),
+    ));
+    let mut s = settings(&emu);
+    s.request_timeout = Duration::from_millis(200);
+    s.max_retries = 1;
+    let err = OktaSource::new(s).unwrap().list_groups().await.unwrap_err();
+    assert_eq!(err.kind(), "transport", "{err:?}");
+}
+
+#[tokio::test]
+async fn deleted_group_is_gone_even_mid_listing() {
+    let emu = emulator(OktaOptions::default()).await;
+    let okta = client(&emu);
+    assert_eq!(
+        okta.list_members("00gDOESNOTEXIST0x4x6").await.unwrap(),
+        MemberRead::GroupGone
+    );
+
+    let group = OktaOrg::group_id(1);
+    emu.add_fault(OktaFault::always(
+        Matcher::members_of(&group).on_page(3),
+        FaultAction::Status(404),
+    ));
+    assert_eq!(
+        okta.list_members(&group).await.unwrap(),
+        MemberRead::GroupGone
+    );
+    assert_eq!(okta.stats().retries, 0);
+}
+
+#[tokio::test]
+async fn truncated_body_is_retried_then_succeeds() {
+    let emu = emulator(OktaOptions::default()).await;
+    let group = OktaOrg::group_id(1);
+    emu.add_fault(OktaFault::times(
+        Matcher::members_of(&group).on_page(2),
+        FaultAction::TruncatedBody,
+        2,
+    ));
+    emu.add_fault(OktaFault::times(
+        Matcher::groups_listing().on_page(1),
+        FaultAction::MalformedJson,
+        1,
+    ));
+    let okta = client(&emu);
+    assert_eq!(
+        simplify(&members(okta.list_members(&group).await.unwrap())),
+        expected_group_one()
+    );
+    assert_eq!(okta.list_groups().await.unwrap().len(), 5);
+    assert_eq!(okta.stats().retries, 3);
+}
+
+#[tokio::test]
+async fn a_body_that_stays_broken_is_malformed() {
+    let emu = emulator(OktaOptions::default()).await;
+    let group = OktaOrg::group_id(1);
+    emu.add_fault(OktaFault::always(
+        Matcher::members_of(&group).on_page(2),
+        FaultAction::TruncatedBody,
+    ));
+    let mut s = settings(&emu);
+    s.max_retries = 1;
+    let err = OktaSource::new(s)
+        .unwrap()
+        .list_members(&group)
+        .await
+        .unwrap_err();
+    match &err {
+        SourceError::Malformed { path, detail } => {
+            assert_eq!(path, &format!("/api/v1/groups/{group}/users"));
+            assert!(detail.contains("EOF"), "{detail}");
+        }
+        other => panic!("expected Malformed, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn foreign_next_link_fails_the_listing() {
+    let emu = emulator(OktaOptions::default()).await;
+    emu.add_fault(OktaFault::always(
+        Matcher::groups_listing().on_page(1),
+        FaultAction::ForeignNextLink,
+    ));
+    let group = OktaOrg::group_id(1);
+    emu.add_fault(OktaFault::always(
+        Matcher::members_of(&group).on_page(2),
+        FaultAction::ForeignNextLink,
+    ));
+    let okta = client(&emu);
+
+    let err = okta.list_groups().await.unwrap_err();
+    match &err {
+        SourceError::ForeignLink { link_origin, .. } => {
+            assert_eq!(link_origin, "https://evil.example")
+        }
+        other => panic!("expected ForeignLink, got {other:?}"),
+    }
+    let err = okta.list_members(&group).await.unwrap_err();
+    assert_eq!(err.kind(), "foreign_link");
+    assert_eq!(okta.stats().retries, 0);
+    // Nothing but the two listings' own pages was requested.
+    assert_eq!(emu.request_count(), 1 + 2);
+}
+
+#[tokio::test]
+async fn concurrency_is_bounded() {
+    let emu = emulator(OktaOptions {
+        latency: Duration::from_millis(50),
+        max_concurrent: 2,
+        ..OktaOptions::default()
+    })
+    .await;
+    let mut s = settings(&emu);
+    s.max_concurrency = 2;
+    let okta = OktaSource::new(s).unwrap();
+    let okta = &okta;
+    let reads = futures::future::join_all(
+        (1..=7).map(|n| async move { okta.list_members(&OktaOrg::group_id(n)).await }),
+    )
+    .await;
+    for read in reads {
+        read.unwrap();
+    }
+    assert!(emu.max_in_flight() <= 2, "{}", emu.max_in_flight());
+    assert_eq!(emu.rate_limited_count(), 0);
+}
+
+/// A `Write` into a shared buffer, for capturing log output.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_token_never_appears_in_logs_or_errors() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let emu = emulator(OktaOptions::default()).await;
+    let group = OktaOrg::group_id(1);
+    emu.add_fault(OktaFault::times(
+        Matcher::members_of(&group).on_page(2),
+        FaultAction::RateLimited,
+        1,
+    ));
+    emu.add_fault(OktaFault::times(
+        Matcher::members_of(&group).on_page(3),
+        FaultAction::Status(500),
+        1,
+    ));
+    emu.add_fault(OktaFault::always(
+        Matcher::members_of(&OktaOrg::group_id(2)),
+        FaultAction::ForeignNextLink,
+    ));
+    let okta = client(&emu);
+    let mut errors = Vec::new();
+    okta.list_groups().await.unwrap();
+    okta.list_members(&group).await.unwrap();
+    okta.check().await.unwrap();
+    errors.push(okta.list_members(&OktaOrg::group_id(2)).await.unwrap_err());
+    let mut s = settings(&emu);
+    s.token = SecretString::from(format!("{TOKEN}-but-wrong"));
+    errors.push(OktaSource::new(s).unwrap().list_groups().await.unwrap_err());
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("Okta response"),
+        "the client logged at debug/trace: {logs}"
+    );
+    assert!(logs.contains("retrying Okta request"), "{logs}");
+    assert!(!logs.contains(TOKEN), "token in logs:\n{logs}");
+    assert!(!logs.contains("SSWS"), "auth header in logs:\n{logs}");
+    for err in &errors {
+        let shown = format!("{err} {err:?} {:?}", std::error::Error::source(err));
+        assert!(!shown.contains(TOKEN), "{shown}");
+    }
+    assert!(!format!("{okta:?} {:?}", settings(&emu)).contains(TOKEN));
+}
