@@ -11,7 +11,7 @@ RUN mkdir -p src tests/emulator/src \
  && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
  && echo 'fn main() {}' > tests/emulator/src/main.rs && touch tests/emulator/src/lib.rs \
  && cargo build --release --locked -p q-group-sync --bin q-group-sync \
- && rm -rf src tests/emulator/src
+ && rm -rf src
 
 COPY src src
 COPY config config

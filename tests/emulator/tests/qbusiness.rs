@@ -34,7 +34,10 @@ async fn put(emu: &QEmulator, name: &str, users: &[&str], groups: &[&str]) -> Re
 }
 
 async fn put_raw(emu: &QEmulator, body: &str) -> Reply {
-    let headers = [("content-type", "application/json"), ("amz-sdk-request", "attempt=1; max=3")];
+    let headers = [
+        ("content-type", "application/json"),
+        ("amz-sdk-request", "attempt=1; max=3"),
+    ];
     send("PUT", &groups_url(emu), &headers, Some(body.as_bytes())).await
 }
 
@@ -44,7 +47,13 @@ async fn get_group(emu: &QEmulator, encoded: &str) -> Reply {
 }
 
 async fn delete_group(emu: &QEmulator, encoded: &str) -> Reply {
-    send("DELETE", &format!("{}/{encoded}", groups_url(emu)), &[], None).await
+    send(
+        "DELETE",
+        &format!("{}/{encoded}", groups_url(emu)),
+        &[],
+        None,
+    )
+    .await
 }
 
 async fn list(emu: &QEmulator, query: &str) -> Reply {
@@ -56,7 +65,12 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 }
 
 fn assert_error(reply: &Reply, status: u16, kind: &str) -> Value {
-    assert_eq!(reply.status, status, "{}", String::from_utf8_lossy(&reply.body));
+    assert_eq!(
+        reply.status,
+        status,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
     assert_eq!(reply.header("x-amzn-errortype"), Some(kind));
     let body = reply.json();
     assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
@@ -66,7 +80,13 @@ fn assert_error(reply: &Reply, status: u16, kind: &str) -> Value {
 #[tokio::test]
 async fn put_get_delete_with_encoded_names() {
     let emu = start(QOptions::default()).await;
-    let reply = put(&emu, "Eng Team/α", &["ana@example.test", "bo@example.test"], &[]).await;
+    let reply = put(
+        &emu,
+        "Eng Team/α",
+        &["ana@example.test", "bo@example.test"],
+        &[],
+    )
+    .await;
     assert_eq!((reply.status, reply.json()), (200, json!({})));
     assert!(reply.header("x-amzn-requestid").is_some());
 
@@ -79,7 +99,11 @@ async fn put_get_delete_with_encoded_names() {
     assert_eq!(reply.status, 200);
     let body = reply.json();
     assert_eq!(body["status"]["status"], "SUCCEEDED");
-    assert!(body["status"]["lastUpdatedAt"].as_f64().is_some_and(|t| t > 1.7e9));
+    assert!(
+        body["status"]["lastUpdatedAt"]
+            .as_f64()
+            .is_some_and(|t| t > 1.7e9)
+    );
     assert!(body["status"].get("errorDetail").is_none());
     let history: Vec<&str> = body["statusHistory"]
         .as_array()
@@ -93,16 +117,34 @@ async fn put_get_delete_with_encoded_names() {
     let reply = get_group(&emu, "Eng%20Team/%CE%B1").await;
     assert_error(&reply, 404, "UnknownOperationException");
 
-    let reply = delete_group(&emu, "Eng%20Team%2F%CE%B1?dataSourceId=cccccccc-cccc-cccc-cccc-cccccccccccc").await;
+    let reply = delete_group(
+        &emu,
+        "Eng%20Team%2F%CE%B1?dataSourceId=cccccccc-cccc-cccc-cccc-cccccccccccc",
+    )
+    .await;
     assert_eq!((reply.status, reply.json()), (200, json!({})));
     assert!(emu.groups().is_empty());
 
-    let body = assert_error(&get_group(&emu, "Eng%20Team%2F%CE%B1").await, 404, "ResourceNotFoundException");
-    assert_eq!((body["resourceId"].as_str(), body["resourceType"].as_str()), (Some("Eng Team/α"), Some("GROUP")));
-    assert_error(&delete_group(&emu, "Eng%20Team%2F%CE%B1").await, 404, "ResourceNotFoundException");
+    let body = assert_error(
+        &get_group(&emu, "Eng%20Team%2F%CE%B1").await,
+        404,
+        "ResourceNotFoundException",
+    );
+    assert_eq!(
+        (body["resourceId"].as_str(), body["resourceType"].as_str()),
+        (Some("Eng Team/α"), Some("GROUP"))
+    );
+    assert_error(
+        &delete_group(&emu, "Eng%20Team%2F%CE%B1").await,
+        404,
+        "ResourceNotFoundException",
+    );
 
-    let ops: Vec<(String, Option<String>, u16)> =
-        emu.calls().into_iter().map(|c| (c.op, c.group, c.status)).collect();
+    let ops: Vec<(String, Option<String>, u16)> = emu
+        .calls()
+        .into_iter()
+        .map(|c| (c.op, c.group, c.status))
+        .collect();
     let name = Some("Eng Team/α".to_owned());
     assert_eq!(
         ops,
@@ -123,7 +165,10 @@ async fn put_replaces_membership() {
     put(&emu, "eng", &["a", "b"], &[]).await;
     put(&emu, "eng", &["b", "c"], &["sub"]).await;
     let view = &emu.groups()["eng"];
-    assert_eq!((view.users.clone(), view.groups.clone(), view.put_count), (set(&["b", "c"]), set(&["sub"]), 2));
+    assert_eq!(
+        (view.users.clone(), view.groups.clone(), view.put_count),
+        (set(&["b", "c"]), set(&["sub"]), 2)
+    );
     assert_eq!(emu.put_count(), 2);
     let calls = emu.calls();
     assert_eq!((calls[1].member_count, calls[1].attempt), (3, Some(1)));
@@ -134,25 +179,50 @@ async fn member_limit_is_a_validation_exception() {
     let emu = start(QOptions::default()).await;
     let users: Vec<String> = (0..1000).map(|n| format!("u{n}@example.test")).collect();
     let refs: Vec<&str> = users.iter().map(String::as_str).collect();
-    assert_eq!(put(&emu, "big", &refs, &[]).await.status, 200, "exactly 1000 is fine");
+    assert_eq!(
+        put(&emu, "big", &refs, &[]).await.status,
+        200,
+        "exactly 1000 is fine"
+    );
 
-    let body = assert_error(&put(&emu, "big", &refs, &["one-more"]).await, 400, "ValidationException");
+    let body = assert_error(
+        &put(&emu, "big", &refs, &["one-more"]).await,
+        400,
+        "ValidationException",
+    );
     assert_eq!(body["reason"], "FIELD_VALIDATION_FAILED");
     assert_eq!(body["fields"][0]["name"], "groupMembers");
-    assert_eq!(emu.groups()["big"].groups, BTreeSet::new(), "rejected PUT changes nothing");
+    assert_eq!(
+        emu.groups()["big"].groups,
+        BTreeSet::new(),
+        "rejected PUT changes nothing"
+    );
     assert_eq!(emu.calls()[1].member_count, 1001);
 }
 
 #[tokio::test]
 async fn invalid_requests_are_rejected_like_aws() {
     let emu = start(QOptions::default()).await;
-    let body = assert_error(&put_raw(&emu, "{not json").await, 400, "ValidationException");
+    let body = assert_error(
+        &put_raw(&emu, "{not json").await,
+        400,
+        "ValidationException",
+    );
     assert_eq!(body["reason"], "CANNOT_PARSE");
 
     let cases = [
-        (json!({ "groupName": "g", "type": "GLOBAL", "groupMembers": {} }), "type"),
-        (json!({ "groupName": "", "type": "INDEX", "groupMembers": {} }), "groupName"),
-        (json!({ "groupName": "x".repeat(1025), "type": "INDEX", "groupMembers": {} }), "groupName"),
+        (
+            json!({ "groupName": "g", "type": "GLOBAL", "groupMembers": {} }),
+            "type",
+        ),
+        (
+            json!({ "groupName": "", "type": "INDEX", "groupMembers": {} }),
+            "groupName",
+        ),
+        (
+            json!({ "groupName": "x".repeat(1025), "type": "INDEX", "groupMembers": {} }),
+            "groupName",
+        ),
         (json!({ "type": "INDEX", "groupMembers": {} }), "groupName"),
         (json!({ "groupName": "g", "type": "INDEX" }), "groupMembers"),
         (
@@ -163,20 +233,51 @@ async fn invalid_requests_are_rejected_like_aws() {
             json!({ "groupName": "g", "type": "INDEX", "groupMembers": { "memberGroups": [{ "groupName": "g2", "type": "USER" }] } }),
             "groupMembers.memberGroups[0].type",
         ),
-        (json!({ "groupName": "g", "type": "INDEX", "dataSourceId": "short", "groupMembers": {} }), "dataSourceId"),
+        (
+            json!({ "groupName": "g", "type": "INDEX", "dataSourceId": "short", "groupMembers": {} }),
+            "dataSourceId",
+        ),
     ];
     for (request, field) in cases {
-        let body = assert_error(&put_raw(&emu, &request.to_string()).await, 400, "ValidationException");
-        assert_eq!((body["reason"].as_str(), body["fields"][0]["name"].as_str()), (Some("FIELD_VALIDATION_FAILED"), Some(field)), "{request}");
+        let body = assert_error(
+            &put_raw(&emu, &request.to_string()).await,
+            400,
+            "ValidationException",
+        );
+        assert_eq!(
+            (body["reason"].as_str(), body["fields"][0]["name"].as_str()),
+            (Some("FIELD_VALIDATION_FAILED"), Some(field)),
+            "{request}"
+        );
     }
     assert!(emu.groups().is_empty());
 
-    let other_app = format!("{}/applications/{}/indices/{INDEX}/groups/g", emu.url(), "c".repeat(36));
-    let body = assert_error(&send("GET", &other_app, &[], None).await, 404, "ResourceNotFoundException");
+    let other_app = format!(
+        "{}/applications/{}/indices/{INDEX}/groups/g",
+        emu.url(),
+        "c".repeat(36)
+    );
+    let body = assert_error(
+        &send("GET", &other_app, &[], None).await,
+        404,
+        "ResourceNotFoundException",
+    );
     assert_eq!(body["resourceType"], "APPLICATION");
-    let other_index = format!("{}/applications/{APP}/indices/{}/groups/g", emu.url(), "c".repeat(36));
-    assert_error(&send("GET", &other_index, &[], None).await, 404, "ResourceNotFoundException");
-    assert_error(&get_group(&emu, "%E2%80%8B").await, 400, "ValidationException"); // U+200B is category Cf
+    let other_index = format!(
+        "{}/applications/{APP}/indices/{}/groups/g",
+        emu.url(),
+        "c".repeat(36)
+    );
+    assert_error(
+        &send("GET", &other_index, &[], None).await,
+        404,
+        "ResourceNotFoundException",
+    );
+    assert_error(
+        &get_group(&emu, "%E2%80%8B").await,
+        400,
+        "ValidationException",
+    ); // U+200B is category Cf
 }
 
 #[tokio::test]
@@ -186,20 +287,36 @@ async fn error_faults_carry_the_errortype_header() {
         (QFaultAction::Throttle, 429, "ThrottlingException"),
         (QFaultAction::InternalError, 500, "InternalServerException"),
         (QFaultAction::Conflict, 409, "ConflictException"),
-        (QFaultAction::QuotaExceeded, 402, "ServiceQuotaExceededException"),
+        (
+            QFaultAction::QuotaExceeded,
+            402,
+            "ServiceQuotaExceededException",
+        ),
         (QFaultAction::AccessDenied, 403, "AccessDeniedException"),
     ];
     for (action, status, kind) in cases {
         emu.add_fault(QFault::times(action, 1).on_op("PutGroup"));
         let body = assert_error(&put(&emu, "g", &["a"], &[]).await, status, kind);
         if matches!(status, 409 | 402) {
-            assert_eq!((body["resourceId"].as_str(), body["resourceType"].as_str()), (Some("g"), Some("GROUP")));
+            assert_eq!(
+                (body["resourceId"].as_str(), body["resourceType"].as_str()),
+                (Some("g"), Some("GROUP"))
+            );
         }
-        assert_eq!(put(&emu, "g", &["a"], &[]).await.status, 200, "{kind} used up");
+        assert_eq!(
+            put(&emu, "g", &["a"], &[]).await.status,
+            200,
+            "{kind} used up"
+        );
     }
     assert_eq!(emu.put_count(), 5);
-    let stats = send("GET", &format!("{}/_emulator/stats", emu.url()), &[], None).await.json();
-    assert_eq!(stats, json!({ "calls": 10, "puts": 5, "deletes": 0, "throttled": 1 }));
+    let stats = send("GET", &format!("{}/_emulator/stats", emu.url()), &[], None)
+        .await
+        .json();
+    assert_eq!(
+        stats,
+        json!({ "calls": 10, "puts": 5, "deletes": 0, "throttled": 1 })
+    );
 }
 
 #[tokio::test]
@@ -212,11 +329,19 @@ async fn faults_match_op_and_group() {
     assert_eq!(put(&emu, "hot", &["a"], &[]).await.status, 429, "forever");
     assert_eq!(get_group(&emu, "cold").await.status, 200);
     assert_eq!(delete_group(&emu, "cold").await.status, 403);
-    assert_eq!(list(&emu, "updatedEarlierThan=2100-01-01T00%3A00%3A00Z").await.status, 200);
+    assert_eq!(
+        list(&emu, "updatedEarlierThan=2100-01-01T00%3A00%3A00Z")
+            .await
+            .status,
+        200
+    );
     emu.clear_faults();
     assert_eq!(put(&emu, "hot", &["a"], &[]).await.status, 200);
 
-    emu.add_fault(QFault::times(QFaultAction::Delay(Duration::from_millis(300)), 1));
+    emu.add_fault(QFault::times(
+        QFaultAction::Delay(Duration::from_millis(300)),
+        1,
+    ));
     let started = Instant::now();
     assert_eq!(get_group(&emu, "hot").await.status, 200);
     assert!(started.elapsed() >= Duration::from_millis(300));
@@ -240,10 +365,16 @@ async fn fail_async_reports_failed_with_error_detail() {
         json!({ "errorCode": "InvalidRequest", "errorMessage": "member userId is not a known user" })
     );
     let view = &emu.groups()["g"];
-    assert_eq!((view.status.as_str(), view.users.clone()), ("FAILED", set(&["old"])));
+    assert_eq!(
+        (view.status.as_str(), view.users.clone()),
+        ("FAILED", set(&["old"]))
+    );
 
     assert_eq!(put(&emu, "g", &["new"], &[]).await.status, 200);
-    assert_eq!(get_group(&emu, "g").await.json()["status"]["status"], "SUCCEEDED");
+    assert_eq!(
+        get_group(&emu, "g").await.json()["status"]["status"],
+        "SUCCEEDED"
+    );
 }
 
 #[tokio::test]
@@ -264,7 +395,9 @@ async fn processing_time_and_conflicts() {
     tokio::time::sleep(Duration::from_millis(350)).await;
     let body = get_group(&emu, "g").await.json();
     assert_eq!(body["status"]["status"], "SUCCEEDED");
-    let processing_at = body["statusHistory"][0]["lastUpdatedAt"].as_f64().expect("time");
+    let processing_at = body["statusHistory"][0]["lastUpdatedAt"]
+        .as_f64()
+        .expect("time");
     let done_at = body["status"]["lastUpdatedAt"].as_f64().expect("time");
     assert!((done_at - processing_at - 0.3).abs() < 0.01);
     assert_eq!(put(&emu, "g", &["b"], &[]).await.status, 200);
@@ -277,35 +410,97 @@ async fn list_groups_filters_by_update_time_and_pages() {
         put(&emu, name, &["u"], &[]).await;
     }
     // The SDK sends the timestamp as ISO-8601; the future includes everything.
-    let body = list(&emu, "updatedEarlierThan=2100-01-01T00%3A00%3A00Z&maxResults=2").await.json();
-    assert_eq!(body["items"], json!([{ "groupName": "a" }, { "groupName": "b" }]));
+    let body = list(
+        &emu,
+        "updatedEarlierThan=2100-01-01T00%3A00%3A00Z&maxResults=2",
+    )
+    .await
+    .json();
+    assert_eq!(
+        body["items"],
+        json!([{ "groupName": "a" }, { "groupName": "b" }])
+    );
     let token = body["nextToken"].as_str().expect("more pages").to_owned();
 
     // Deleting between pages must not make the sweep skip groups.
     assert_eq!(delete_group(&emu, "a").await.status, 200);
-    let body = list(&emu, &format!("updatedEarlierThan=2100-01-01T00%3A00%3A00Z&maxResults=2&nextToken={token}")).await.json();
-    assert_eq!(body["items"], json!([{ "groupName": "c" }, { "groupName": "d" }]));
+    let body = list(
+        &emu,
+        &format!("updatedEarlierThan=2100-01-01T00%3A00%3A00Z&maxResults=2&nextToken={token}"),
+    )
+    .await
+    .json();
+    assert_eq!(
+        body["items"],
+        json!([{ "groupName": "c" }, { "groupName": "d" }])
+    );
     let token = body["nextToken"].as_str().expect("more pages").to_owned();
-    let body = list(&emu, &format!("updatedEarlierThan=2100-01-01T00%3A00%3A00Z&maxResults=2&nextToken={token}")).await.json();
-    assert_eq!(body, json!({ "items": [{ "groupName": "e" }] }), "no nextToken on the last page");
+    let body = list(
+        &emu,
+        &format!("updatedEarlierThan=2100-01-01T00%3A00%3A00Z&maxResults=2&nextToken={token}"),
+    )
+    .await
+    .json();
+    assert_eq!(
+        body,
+        json!({ "items": [{ "groupName": "e" }] }),
+        "no nextToken on the last page"
+    );
 
-    let body = list(&emu, "updatedEarlierThan=2023-11-14T22%3A13%3A20Z").await.json();
+    let body = list(&emu, "updatedEarlierThan=2023-11-14T22%3A13%3A20Z")
+        .await
+        .json();
     assert_eq!(body, json!({ "items": [] }));
 
     // A group PUT after the cutoff is not listed; one PUT before it is.
     let cutoff = std::time::SystemTime::now();
     tokio::time::sleep(Duration::from_millis(20)).await;
     put(&emu, "b", &["u2"], &[]).await;
-    let secs = cutoff.duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs_f64();
+    let secs = cutoff
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs_f64();
     let stamp = iso(secs);
-    let body = list(&emu, &format!("updatedEarlierThan={stamp}&maxResults=10")).await.json();
-    assert_eq!(body["items"], json!([{ "groupName": "c" }, { "groupName": "d" }, { "groupName": "e" }]));
+    let body = list(&emu, &format!("updatedEarlierThan={stamp}&maxResults=10"))
+        .await
+        .json();
+    assert_eq!(
+        body["items"],
+        json!([{ "groupName": "c" }, { "groupName": "d" }, { "groupName": "e" }])
+    );
 
-    assert_error(&list(&emu, "maxResults=5").await, 400, "ValidationException");
-    assert_error(&list(&emu, "updatedEarlierThan=2100-01-01T00%3A00%3A00Z&maxResults=11").await, 400, "ValidationException");
-    assert_error(&list(&emu, "updatedEarlierThan=2100-01-01T00%3A00%3A00Z&maxResults=0").await, 400, "ValidationException");
-    assert_error(&list(&emu, "updatedEarlierThan=soon").await, 400, "ValidationException");
-    assert_eq!(emu.calls().iter().filter(|c| c.op == "ListGroups").count(), 9);
+    assert_error(
+        &list(&emu, "maxResults=5").await,
+        400,
+        "ValidationException",
+    );
+    assert_error(
+        &list(
+            &emu,
+            "updatedEarlierThan=2100-01-01T00%3A00%3A00Z&maxResults=11",
+        )
+        .await,
+        400,
+        "ValidationException",
+    );
+    assert_error(
+        &list(
+            &emu,
+            "updatedEarlierThan=2100-01-01T00%3A00%3A00Z&maxResults=0",
+        )
+        .await,
+        400,
+        "ValidationException",
+    );
+    assert_error(
+        &list(&emu, "updatedEarlierThan=soon").await,
+        400,
+        "ValidationException",
+    );
+    assert_eq!(
+        emu.calls().iter().filter(|c| c.op == "ListGroups").count(),
+        9
+    );
 }
 
 /// `secs` as `YYYY-MM-DDTHH:MM:SS.mmmZ`, percent-encoded for a query.
@@ -323,7 +518,11 @@ fn iso(secs: f64) -> String {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 };
+    let y = if m <= 2 {
+        yoe + era * 400 + 1
+    } else {
+        yoe + era * 400
+    };
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}%3A{:02}%3A{:02}.{millis:03}Z",
         rem / 3600,
@@ -340,14 +539,22 @@ async fn effective_members_resolve_nested_groups() {
     put(&emu, "platform", &["c"], &["all"]).await; // a cycle
     emu.seed_group("other", &["z"]);
     assert_eq!(emu.effective_members("all"), Some(set(&["a", "b", "c"])));
-    assert_eq!(emu.effective_members("platform"), Some(set(&["a", "b", "c"])));
+    assert_eq!(
+        emu.effective_members("platform"),
+        Some(set(&["a", "b", "c"]))
+    );
     assert_eq!(emu.effective_members("other"), Some(set(&["z"])));
     assert_eq!(emu.effective_members("nope"), None);
 
     let seeded = &emu.groups()["other"];
     assert_eq!((seeded.status.as_str(), seeded.put_count), ("SUCCEEDED", 0));
-    let view = send("GET", &format!("{}/_emulator/groups", emu.url()), &[], None).await.json();
-    assert_eq!(view["eng"], json!({ "users": ["b"], "groups": ["platform"], "status": "SUCCEEDED" }));
+    let view = send("GET", &format!("{}/_emulator/groups", emu.url()), &[], None)
+        .await
+        .json();
+    assert_eq!(
+        view["eng"],
+        json!({ "users": ["b"], "groups": ["platform"], "status": "SUCCEEDED" })
+    );
     assert_eq!(view["other"]["users"], json!(["z"]));
 }
 
@@ -357,7 +564,10 @@ async fn call_log_records_sdk_attempts() {
     let headers = [("amz-sdk-request", "attempt=2; max=3")];
     send("GET", &format!("{}/g", groups_url(&emu)), &headers, None).await;
     let calls = emu.calls();
-    assert_eq!((calls[0].attempt, calls[0].error_type.as_deref()), (Some(2), Some("ResourceNotFoundException")));
+    assert_eq!(
+        (calls[0].attempt, calls[0].error_type.as_deref()),
+        (Some(2), Some("ResourceNotFoundException"))
+    );
     emu.reset_calls();
     assert!(emu.calls().is_empty());
 }
@@ -374,15 +584,29 @@ async fn binary_prints_urls_and_stops_when_stdin_closes() {
         .expect("binary starts");
     let stdout = child.stdout.take().expect("stdout");
     let mut line = String::new();
-    tokio::io::BufReader::new(stdout).read_line(&mut line).await.expect("first line");
+    tokio::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .await
+        .expect("first line");
     let info: Value = serde_json::from_str(&line).expect("one JSON line");
-    assert_eq!((info["application_id"].as_str(), info["index_id"].as_str()), (Some(APP), Some(INDEX)));
+    assert_eq!(
+        (info["application_id"].as_str(), info["index_id"].as_str()),
+        (Some(APP), Some(INDEX))
+    );
     let okta = info["okta_url"].as_str().expect("okta_url");
     let auth = format!("SSWS {}", info["okta_token"].as_str().expect("token"));
-    let groups = send("GET", &format!("{okta}/api/v1/groups"), &[("authorization", &auth)], None).await;
+    let groups = send(
+        "GET",
+        &format!("{okta}/api/v1/groups"),
+        &[("authorization", &auth)],
+        None,
+    )
+    .await;
     assert_eq!(groups.json().as_array().map(Vec::len), Some(5));
     let q = info["qbusiness_url"].as_str().expect("qbusiness_url");
-    let stats = send("GET", &format!("{q}/_emulator/stats"), &[], None).await.json();
+    let stats = send("GET", &format!("{q}/_emulator/stats"), &[], None)
+        .await
+        .json();
     assert_eq!(stats["calls"], 0);
 
     drop(child.stdin.take()); // closing stdin stops it
