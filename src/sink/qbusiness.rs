@@ -15,6 +15,8 @@ use aws_sdk_qbusiness::config::timeout::TimeoutConfig;
 use aws_sdk_qbusiness::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_qbusiness::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_qbusiness::primitives::DateTime as AwsDateTime;
+use aws_sdk_qbusiness::operation::delete_group::DeleteGroupError;
+use aws_sdk_qbusiness::types::error::ResourceNotFoundException;
 use aws_sdk_qbusiness::types::{GroupMembers, MemberUser, MembershipType};
 
 use super::{DeleteOutcome, GroupSink, SinkError, SinkErrorKind};
@@ -169,23 +171,27 @@ impl GroupSink for QBusinessSink {
         }
         match req.send().await {
             Ok(_) => Ok(DeleteOutcome::Deleted),
-            Err(e) => {
-                let err = classify("DeleteGroup", e);
-                if err.kind == SinkErrorKind::NotFound && is_group_not_found(&err.message) {
-                    Ok(DeleteOutcome::AlreadyGone)
-                } else {
-                    Err(err)
-                }
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), DeleteGroupError::ResourceNotFoundException(nf) if names_group(nf, name)) =>
+            {
+                Ok(DeleteOutcome::AlreadyGone)
             }
+            Err(e) => Err(classify("DeleteGroup", e)),
         }
     }
 }
 
-/// DeleteGroup answers 404 both for a missing group (fine) and for a wrong application or index
-/// (a configuration error). The latter names the application or index in its message.
-fn is_group_not_found(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    !(m.contains("application") || m.contains("index"))
+/// DeleteGroup answers 404 both for a missing group (the goal is reached) and for a wrong
+/// application, index or data source (a configuration error that must not pass silently).
+/// `resourceType` tells them apart; without it, the message is checked with the group's own
+/// name removed, so a group called "Application Admins" is not mistaken for the application.
+fn names_group(nf: &ResourceNotFoundException, group: &GroupName) -> bool {
+    let resource_type = nf.resource_type().trim();
+    if !resource_type.is_empty() {
+        return resource_type.eq_ignore_ascii_case("group") || resource_type.to_ascii_lowercase().contains("group");
+    }
+    let message = nf.message().replace(group.as_str(), "").to_ascii_lowercase();
+    !(message.contains("application") || message.contains("index") || message.contains("data source"))
 }
 
 /// Maps an SDK error onto a bounded [`SinkErrorKind`] plus the service's message.
