@@ -19,7 +19,10 @@ RUN touch src/main.rs src/lib.rs \
  && cargo build --release --locked -p q-group-sync --bin q-group-sync \
  && mkdir -p /out/var/lib/q-group-sync /out/etc/q-group-sync \
  && cp target/release/q-group-sync /out/q-group-sync \
- && cp config/example.toml /out/etc/q-group-sync/example.toml
+ && cp config/example.toml /out/etc/q-group-sync/example.toml \
+ && printf '%s\n' '# Defaults only: set keys with Q_GROUP_SYNC_<SECTION>__<KEY> variables,' \
+      '# or mount your own config.toml over this file (see example.toml).' \
+      > /out/etc/q-group-sync/config.toml
 
 # Runtime stage: libc and CA certificates only; no shell; runs as uid 65532.
 FROM gcr.io/distroless/cc-debian12:nonroot
@@ -29,5 +32,7 @@ COPY --from=build --chown=65532:65532 /out/var/lib/q-group-sync /var/lib/q-group
 USER 65532:65532
 VOLUME ["/var/lib/q-group-sync"]
 ENV Q_GROUP_SYNC_CONFIG=/etc/q-group-sync/config.toml
+# /metrics, /livez, /readyz, /status and POST /sync (server.listen).
+EXPOSE 9090
 ENTRYPOINT ["/q-group-sync"]
-CMD ["sync"]
+CMD ["serve"]

@@ -9,7 +9,7 @@ use figment::Figment;
 use figment::providers::{Format, Toml};
 use q_group_sync::cli::{build_engine, render_report};
 use q_group_sync::config::Config;
-use q_group_sync::engine::{Mode, NoProgress};
+use q_group_sync::engine::{Mode, NoProgress, PassRequest};
 use q_group_sync::sink::QBusinessSink;
 use q_group_sync_emulator::generate::{OrgSpec, org};
 use q_group_sync_emulator::{OktaEmulator, OktaOptions, OktaOrg, QEmulator, QOptions};
@@ -57,7 +57,7 @@ path = "{}"
         async move {
             println!("=== {title} ===");
             let engine = build_engine(&config, sink, mode)?;
-            let report = engine.run_once(mode, &NoProgress, &cancel).await;
+            let report = engine.run_once(&PassRequest::cli(mode), &NoProgress, &cancel).await;
             println!("{}", render_report(&report, &engine.source().stats()));
             anyhow::Ok(report)
         }

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::SystemClock;
 use crate::config::{Config, ConfigError};
-use crate::engine::{Engine, EngineSettings, Mode, NoProgress, Outcome, Progress, RunReport};
+use crate::engine::{Engine, EngineSettings, Mode, NoProgress, Outcome, PassRequest, Progress, RunReport};
 use crate::plan::{Policy, Rules};
 use crate::progress::TerminalProgress;
 use crate::sink::{QBusinessSink, SinkErrorKind};
@@ -121,7 +121,7 @@ pub fn build_engine(config: &Config, sink: QBusinessSink, mode: Mode) -> anyhow:
 async fn run_pass(config: &Config, mode: Mode, output: Output, shutdown: CancellationToken) -> anyhow::Result<Exit> {
     let engine = build_engine(config, QBusinessSink::from_config(&config.qbusiness).await, mode)?;
     let progress = TerminalProgress::new(output == Output::Text);
-    let report = engine.run_once(mode, progress.as_ref().map_or(&NoProgress as &dyn Progress, |p| p), &shutdown).await;
+    let report = engine.run_once(&PassRequest::cli(mode), progress.as_ref().map_or(&NoProgress as &dyn Progress, |p| p), &shutdown).await;
     if let Some(p) = &progress {
         p.finish();
     }

@@ -40,6 +40,10 @@ pub struct Config {
     pub qbusiness: QBusinessConfig,
     #[serde(default)]
     pub state: StateConfig,
+    #[serde(default)]
+    pub schedule: ScheduleConfig,
+    #[serde(default)]
+    pub server: ServerConfig,
 }
 
 /// `[okta]`: where and how to read groups.
@@ -167,6 +171,72 @@ impl Default for StateConfig {
     }
 }
 
+/// `[schedule]`: when `serve` runs passes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// Cron expression, UTC, with a seconds field (`0 */15 * * * *`); a 5-field expression
+    /// gets second 0.
+    #[serde(default = "default_cron")]
+    pub cron: String,
+    /// Run a pass as soon as `serve` starts.
+    #[serde(default = "default_true")]
+    pub run_on_start: bool,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig { cron: default_cron(), run_on_start: true }
+    }
+}
+
+impl ScheduleConfig {
+    /// The cron expression with a seconds field.
+    pub fn cron_with_seconds(&self) -> String {
+        let cron = self.cron.trim();
+        if cron.split_whitespace().count() == 5 { format!("0 {cron}") } else { cron.to_owned() }
+    }
+}
+
+/// `[server]`: the one HTTP port of `serve`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address for /metrics, /livez, /readyz, /status and POST /sync.
+    #[serde(default = "default_listen")]
+    pub listen: std::net::SocketAddr,
+    /// Bearer token for POST /sync. Without it (and without the file) the endpoint is disabled.
+    #[serde(default, serialize_with = "redacted")]
+    pub admin_token: Option<SecretString>,
+    /// File holding the admin token.
+    #[serde(default)]
+    pub admin_token_file: Option<PathBuf>,
+    /// How long a shutdown may take to let writes in flight finish and be recorded.
+    #[serde(default = "default_grace", with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            admin_token: None,
+            admin_token_file: None,
+            shutdown_grace: default_grace(),
+        }
+    }
+}
+
+fn default_cron() -> String {
+    "0 */15 * * * *".to_owned()
+}
+fn default_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([0, 0, 0, 0], 9090))
+}
+fn default_grace() -> Duration {
+    Duration::from_secs(30)
+}
+
 fn redacted<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
     match v {
         Some(_) => s.serialize_some("[REDACTED]"),
@@ -259,7 +329,7 @@ impl Config {
     /// Extracts and validates a config from any figment (tests use in-memory TOML).
     pub fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
         let figment = Figment::from(Serialized::defaults(serde_json::json!({
-            "groups": {}, "users": {}, "state": {}
+            "groups": {}, "users": {}, "state": {}, "schedule": {}, "server": {}
         })))
         .merge(figment);
         let config: Config = figment
@@ -429,7 +499,39 @@ impl Config {
         if self.state.path.as_os_str().is_empty() {
             return Err(ConfigError::key("state.path", "is empty"));
         }
+        let cron = self.schedule.cron_with_seconds();
+        if let Err(e) = tokio_cron_scheduler::Job::new_async(cron.as_str(), |_, _| Box::pin(async {})) {
+            return Err(ConfigError::key(
+                "schedule.cron",
+                format!("{:?} is not a cron expression (sec min hour day month weekday): {e}", self.schedule.cron),
+            ));
+        }
+        let s = &self.server;
+        if s.admin_token.is_some() && s.admin_token_file.is_some() {
+            return Err(ConfigError::key("server.admin_token", "set either admin_token or admin_token_file, not both"));
+        }
+        if let Some(t) = &s.admin_token
+            && t.expose_secret().trim().len() < 16
+        {
+            return Err(ConfigError::key("server.admin_token", "must be at least 16 characters"));
+        }
+        if s.shutdown_grace.is_zero() {
+            return Err(ConfigError::key("server.shutdown_grace", "must be more than zero"));
+        }
         Ok(())
+    }
+
+    /// The admin token for POST /sync, if one is configured.
+    pub fn admin_token(&self) -> Result<Option<SecretString>, ConfigError> {
+        if let Some(t) = &self.server.admin_token {
+            return Ok(Some(SecretString::from(t.expose_secret().trim().to_owned())));
+        }
+        let Some(path) = &self.server.admin_token_file else { return Ok(None) };
+        let token = read_secret_file("server.admin_token_file", path)?;
+        if token.expose_secret().len() < 16 {
+            return Err(ConfigError::key("server.admin_token_file", format!("{} holds fewer than 16 characters", path.display())));
+        }
+        Ok(Some(token))
     }
 
     /// The Okta token, read from `okta.api_token` or `okta.api_token_file`.
@@ -442,30 +544,25 @@ impl Config {
             .api_token_file
             .as_ref()
             .ok_or_else(|| ConfigError::key("okta.api_token", "missing"))?;
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError::key(
-                "okta.api_token_file",
-                format!("cannot read {}: {e}", path.display()),
-            )
-        })?;
-        let token = text.trim();
-        if token.is_empty() {
-            return Err(ConfigError::key(
-                "okta.api_token_file",
-                format!("{} is empty", path.display()),
-            ));
-        }
-        if token.chars().any(|c| c.is_control() || c == ' ') {
-            return Err(ConfigError::key(
-                "okta.api_token_file",
-                format!(
-                    "{} holds more than one line or spaces; it must hold only the token",
-                    path.display()
-                ),
-            ));
-        }
-        Ok(SecretString::from(token.to_owned()))
+        read_secret_file("okta.api_token_file", path)
     }
+}
+
+/// Reads a one-line secret from a file (a trailing newline is fine).
+fn read_secret_file(key: &str, path: &Path) -> Result<SecretString, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::key(key, format!("cannot read {}: {e}", path.display())))?;
+    let secret = text.trim();
+    if secret.is_empty() {
+        return Err(ConfigError::key(key, format!("{} is empty", path.display())));
+    }
+    if secret.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(ConfigError::key(
+            key,
+            format!("{} holds more than one line or spaces; it must hold only the secret", path.display()),
+        ));
+    }
+    Ok(SecretString::from(secret.to_owned()))
 }
 
 fn check_aws_id(key: &str, value: &str) -> Result<(), ConfigError> {

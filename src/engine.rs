@@ -3,8 +3,9 @@
 //! `plan` and `sync` run exactly this code; only [`Mode`] differs, and [`Mode::Plan`] writes
 //! nothing anywhere, not even the run log.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -18,7 +19,8 @@ use crate::plan::select::{GroupRead, Scope};
 use crate::plan::{self, Change, Plan, Policy, Rules, Snapshot};
 use crate::sink::{DeleteOutcome, GroupSink, SinkError};
 use crate::source::{DirectorySource, OktaGroup, SourceError};
-use crate::store::{AppliedPut, RunId, RunRecord, SnapshotStore, StoreError};
+use crate::metrics;
+use crate::store::{AppliedPut, RunId, RunRecord, RunStart, SnapshotStore, StoreError};
 
 /// Whether a pass writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -65,6 +67,8 @@ pub enum Error {
         "stopped by shutdown with {not_applied} change(s) not applied; the next pass applies them"
     )]
     Cancelled { not_applied: usize },
+    #[error("no Okta group or managed Q group is named {group:?} (give an Okta group id, Okta name or Q name)")]
+    UnknownGroup { group: String },
 }
 
 impl Error {
@@ -75,7 +79,27 @@ impl Error {
             Error::Store(_) => "snapshot",
             Error::QBusiness(_) => "qbusiness",
             Error::Cancelled { .. } => "cancelled",
+            Error::UnknownGroup { .. } => "unknown_group",
         }
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassRequest {
+    pub mode: Mode,
+    /// Limit the pass to one group: an Okta group id, Okta name or Q name.
+    pub group: Option<String>,
+    /// The id for logs and the run log; default: the run id (or `plan`).
+    pub pass_id: Option<String>,
+    /// `cli`, `schedule`, `startup` or `admin`.
+    pub trigger: &'static str,
+}
+
+impl PassRequest {
+    /// A full pass started from the command line.
+    pub fn cli(mode: Mode) -> PassRequest {
+        PassRequest { mode, group: None, pass_id: None, trigger: "cli" }
     }
 }
 
@@ -94,7 +118,11 @@ pub struct Failure {
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
     pub mode: Mode,
+    /// The pass id used in logs (the run id when none was given).
+    pub pass_id: Option<String>,
     pub run_id: Option<RunId>,
+    /// The one group the pass was limited to, if any.
+    pub group: Option<String>,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     pub outcome: Outcome,
@@ -116,7 +144,9 @@ impl RunReport {
     fn new(mode: Mode, started_at: DateTime<Utc>) -> RunReport {
         RunReport {
             mode,
+            pass_id: None,
             run_id: None,
+            group: None,
             started_at,
             finished_at: started_at,
             outcome: Outcome::Success,
@@ -215,32 +245,61 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
     /// One pass. `cancel` stops it between writes: what succeeded so far stays recorded.
     pub async fn run_once(
         &self,
-        mode: Mode,
+        request: &PassRequest,
         progress: &dyn Progress,
         cancel: &CancellationToken,
     ) -> RunReport {
+        let mode = request.mode;
         let started = self.clock.now();
+        let timer = Instant::now();
         let mut report = RunReport::new(mode, started);
+        report.pass_id = request.pass_id.clone();
+        report.group = request.group.clone();
+        metrics::pass_in_progress(true);
         let snapshot = match self.store.load().await {
-            Ok(s) => s,
-            Err(e) => return self.fail(report, Error::Store(e)),
+            Ok(s) => Some(s),
+            Err(e) => {
+                report = self.fail(report, Error::Store(e));
+                None
+            }
         };
-        if mode == Mode::Apply {
-            match self.store.begin_run(started).await {
-                Ok(id) => report.run_id = Some(id),
-                Err(e) => return self.fail(report, Error::Store(e)),
+        if let Some(snapshot) = snapshot {
+            if mode == Mode::Apply {
+                let start = RunStart {
+                    pass_id: request.pass_id.clone().unwrap_or_default(),
+                    trigger: request.trigger.to_owned(),
+                    group: request.group.clone(),
+                };
+                match self.store.begin_run(started, &start).await {
+                    Ok(id) => report.run_id = Some(id),
+                    Err(e) => report = self.fail(report, Error::Store(e)),
+                }
+            }
+            if report.error.is_none() {
+                report = self.run_pass(request, snapshot, report, progress, cancel).await;
             }
         }
-        let pass = report
-            .run_id
-            .map_or_else(|| "plan".to_owned(), |id| id.to_string());
-        let span = info_span!("pass", pass_id = %pass, mode = ?mode);
-        let result = self
-            .pass(mode, snapshot, &mut report, progress, cancel)
-            .instrument(span.clone())
-            .await;
+        metrics::pass_in_progress(false);
+        metrics::pass_finished(&report, timer.elapsed());
+        report
+    }
+
+    async fn run_pass(
+        &self,
+        request: &PassRequest,
+        snapshot: Snapshot,
+        mut report: RunReport,
+        progress: &dyn Progress,
+        cancel: &CancellationToken,
+    ) -> RunReport {
+        if report.pass_id.is_none() {
+            report.pass_id = Some(report.run_id.map_or_else(|| "plan".to_owned(), |id| id.to_string()));
+        }
+        let pass_id = report.pass_id.clone().unwrap_or_default();
+        let span = info_span!("pass", pass_id = %pass_id, mode = ?request.mode, trigger = request.trigger);
+        let result = self.pass(request, snapshot, &mut report, progress, cancel).instrument(span.clone()).await;
         if let Err(e) = result {
-            report = self.fail(report, e);
+            report = span.in_scope(|| self.fail(report, e));
         } else {
             report.finished_at = self.clock.now();
         }
@@ -273,26 +332,36 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
 
     async fn pass(
         &self,
-        mode: Mode,
+        request: &PassRequest,
         snapshot: Snapshot,
         report: &mut RunReport,
         progress: &dyn Progress,
         cancel: &CancellationToken,
     ) -> Result<(), Error> {
-        let groups = self.source.list_groups().await?;
-        let in_scope: Vec<&OktaGroup> = groups
-            .iter()
-            .filter(|g| matches!(self.settings.rules.scope(g), Scope::In(_)))
-            .collect();
-        info!(
-            listed = groups.len(),
-            in_scope = in_scope.len(),
-            "listed Okta groups"
-        );
+        let mode = request.mode;
+        let read_timer = Instant::now();
+        let mut groups = self.source.list_groups().await?;
+        let snapshot = match &request.group {
+            None => snapshot,
+            Some(wanted) => {
+                let (subset, snap) = self.one_group(wanted, groups, snapshot);
+                if subset.is_empty() && snap.groups.is_empty() {
+                    return Err(Error::UnknownGroup { group: wanted.clone() });
+                }
+                groups = subset;
+                snap
+            }
+        };
+        let in_scope: Vec<&OktaGroup> =
+            groups.iter().filter(|g| matches!(self.settings.rules.scope(g), Scope::In(_))).collect();
+        info!(listed = groups.len(), in_scope = in_scope.len(), "listed Okta groups");
         progress.listed(in_scope.len());
         let reads = self.read_members(&in_scope, progress).await?;
+        metrics::phase("okta_read", read_timer.elapsed());
+        let plan_timer = Instant::now();
         let desired = plan::select::desired(&groups, &self.settings.rules, reads);
         let plan = plan::plan(&desired, &snapshot, &self.settings.policy);
+        metrics::phase("plan", plan_timer.elapsed());
         report.groups_listed = plan.listed;
         report.groups_in_scope = plan.in_scope;
         report.groups_unread = desired.unread;
@@ -332,13 +401,36 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
             };
             return Ok(());
         }
+        let apply_timer = Instant::now();
         let stopped = self.apply(report, progress, cancel).await;
+        metrics::phase("apply", apply_timer.elapsed());
         report.outcome = if report.failures.is_empty() {
             Outcome::Success
         } else {
             Outcome::Partial
         };
         stopped
+    }
+
+    /// Narrows a pass to one group, named by Okta id, Okta name or Q name: the matching listed
+    /// groups, and the snapshot entries they (or the name) own, so a rename or deletion of that
+    /// group is handled and nothing else is touched.
+    fn one_group(&self, wanted: &str, groups: Vec<OktaGroup>, snapshot: Snapshot) -> (Vec<OktaGroup>, Snapshot) {
+        let subset: Vec<OktaGroup> = groups
+            .into_iter()
+            .filter(|g| {
+                g.id == wanted
+                    || g.name == wanted
+                    || matches!(self.settings.rules.scope(g), Scope::In(ref n) if n.as_str() == wanted)
+            })
+            .collect();
+        let ids: BTreeSet<&str> = subset.iter().map(|g| g.id.as_str()).collect();
+        let groups = snapshot
+            .groups
+            .into_iter()
+            .filter(|(name, g)| name.as_str() == wanted || g.okta_id.as_str() == wanted || ids.contains(g.okta_id.as_str()))
+            .collect();
+        (subset, Snapshot { groups })
     }
 
     /// Reads every in-scope group's members. Only an error that no other request can escape
@@ -504,37 +596,34 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
                 report.puts_applied += 1;
                 report.users_added += added.len();
                 report.users_removed += removed.len();
+                metrics::group_write("put", "ok", added.len(), removed.len());
             }
-            Change::Delete { .. } => report.deletes_applied += 1,
+            Change::Delete { .. } => {
+                report.deletes_applied += 1;
+                metrics::group_write("delete", "ok", 0, 0);
+            }
         }
     }
 
     /// Records a failed change; returns the error that must stop the pass, if it is one.
-    fn count_failed(
-        &self,
-        report: &mut RunReport,
-        change: &Change,
-        err: ApplyError,
-    ) -> Option<Error> {
+    fn count_failed(&self, report: &mut RunReport, change: &Change, err: ApplyError) -> Option<Error> {
         let (kind, message, fatal) = match err {
             ApplyError::Sink(e) => {
                 warn!(group = %change.group(), op = change.op(), kind = e.kind.as_str(), error = %e, "write failed");
                 let fatal = e.kind.is_fatal().then(|| Error::QBusiness(e.clone()));
-                (e.kind.as_str().to_owned(), e.to_string(), fatal)
+                (e.kind.as_str(), e.to_string(), fatal)
             }
             ApplyError::Store(e) => {
-                warn!(group = %change.group(), op = change.op(), error = %e, "written to Q Business but not recorded; the next pass repeats it");
-                (
-                    "snapshot".to_owned(),
-                    error_chain(&e),
-                    Some(Error::Store(e)),
-                )
+                warn!(group = %change.group(), op = change.op(), error = %e,
+                    "written to Q Business but not recorded; the next pass repeats it");
+                ("snapshot", error_chain(&e), Some(Error::Store(e)))
             }
         };
+        metrics::group_write(change.op(), kind, 0, 0);
         report.failures.push(Failure {
             group: change.group().to_string(),
             op: change.op().to_owned(),
-            kind,
+            kind: kind.to_owned(),
             message,
         });
         fatal

@@ -10,7 +10,7 @@ use crate::model::{GroupName, Members, OktaGroupId};
 use crate::plan::{Snapshot, SnapshotGroup};
 use crate::sink::{DeleteOutcome, GroupSink, SinkError, SinkErrorKind};
 use crate::source::{DirectorySource, GroupType, MemberRead, OktaGroup, OktaMember, SourceError};
-use crate::store::{AppliedPut, RunId, RunRecord, SnapshotStore, StoreError};
+use crate::store::{AppliedPut, RunId, RunRecord, RunStart, SnapshotStore, StoreError};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -221,7 +221,11 @@ impl SnapshotStore for MemStore {
         Ok(lock(&self.snapshot).clone())
     }
 
-    async fn begin_run(&self, _started_at: DateTime<Utc>) -> Result<RunId, StoreError> {
+    async fn last_success(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(None)
+    }
+
+    async fn begin_run(&self, _started_at: DateTime<Utc>, _start: &RunStart) -> Result<RunId, StoreError> {
         let mut runs = lock(&self.runs);
         let id = runs.len() as RunId + 1;
         runs.push((id, None));

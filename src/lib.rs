@@ -12,6 +12,7 @@ pub mod config;
 pub mod engine;
 #[cfg(test)]
 mod fakes;
+pub mod metrics;
 pub mod model;
 pub mod plan;
 pub mod progress;

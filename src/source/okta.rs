@@ -1497,6 +1497,37 @@ mod tests {
         assert!(matches!(OktaSource::new(s), Err(OktaBuildError::OrgUrl)));
     }
 
+    #[test]
+    fn settings_come_from_config() {
+        use figment::Figment;
+        use figment::providers::{Format, Toml};
+        let toml = r#"
+            [okta]
+            org_url = "https://acme.okta.com"
+            api_token = "00from-config"
+            page_size = 50
+            max_retries = 7
+            max_retry_wait = "20s"
+            [users]
+            id_attribute = "login"
+            [qbusiness]
+            application_id = "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"
+            index_id = "bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb"
+            region = "us-east-1"
+        "#;
+        let config = Config::from_figment(Figment::from(Toml::string(toml))).unwrap();
+        let s = OktaSettings::from_config(&config).unwrap();
+        assert_eq!(s.org_url.as_str(), "https://acme.okta.com/");
+        assert_eq!(s.token.expose_secret(), "00from-config");
+        assert_eq!(s.group_filter, r#"type eq "OKTA_GROUP""#);
+        assert_eq!((s.page_size, s.max_concurrency, s.max_retries), (50, 4, 7));
+        assert_eq!(
+            (s.request_timeout, s.max_retry_wait),
+            (Duration::from_secs(30), Duration::from_secs(20))
+        );
+        assert_eq!(s.id_attribute, "login");
+    }
+
     #[tokio::test]
     async fn odd_group_ids_are_refused_before_any_request() {
         let source = OktaSource::new(settings()).unwrap();

@@ -81,10 +81,10 @@ pub trait SnapshotStore: Send + Sync {
     fn load(&self) -> impl Future<Output = Result<Snapshot, StoreError>> + Send;
 
     /// Starts the run log entry of a pass that may write.
-    fn begin_run(
-        &self,
-        started_at: DateTime<Utc>,
-    ) -> impl Future<Output = Result<RunId, StoreError>> + Send;
+    fn begin_run(&self, started_at: DateTime<Utc>, start: &RunStart) -> impl Future<Output = Result<RunId, StoreError>> + Send;
+
+    /// When the last successful full pass finished (restores freshness across restarts).
+    fn last_success(&self) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;
 
     /// Records a successful PutGroup: the group's full member list, plus an audit entry.
     fn record_put(
@@ -110,6 +110,17 @@ pub trait SnapshotStore: Send + Sync {
         finished_at: DateTime<Utc>,
         record: &RunRecord,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// How a pass came about, for the run log.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RunStart {
+    /// The id logs and the admin API use for this pass.
+    pub pass_id: String,
+    /// `cli`, `schedule`, `startup`, `admin`.
+    pub trigger: String,
+    /// The one group the pass was limited to, if any.
+    pub group: Option<String>,
 }
 
 /// A put that Q Business accepted, as handed to [`SnapshotStore::record_put`].

@@ -10,7 +10,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
-use super::{AppliedPut, RunId, RunRecord, SnapshotStore, StoreError};
+use super::{AppliedPut, RunId, RunRecord, RunStart, SnapshotStore, StoreError};
 use crate::model::{GroupName, Members, OktaGroupId, UserId};
 use crate::plan::{Snapshot, SnapshotGroup};
 
@@ -55,6 +55,11 @@ CREATE TABLE audit (
     removed       TEXT NOT NULL
 );
 CREATE INDEX audit_run ON audit (run_id);
+"#, r#"
+ALTER TABLE runs ADD COLUMN pass_id TEXT;
+ALTER TABLE runs ADD COLUMN trigger TEXT;
+ALTER TABLE runs ADD COLUMN scope TEXT;
+CREATE INDEX runs_outcome ON runs (outcome, finished_at);
 "#];
 
 /// Highest schema version this build understands.
@@ -187,19 +192,42 @@ impl SnapshotStore for SqliteStore {
         Ok(self.with_conn(load).await?.unwrap_or_default())
     }
 
-    async fn begin_run(&self, started_at: DateTime<Utc>) -> Result<RunId, StoreError> {
+    async fn begin_run(&self, started_at: DateTime<Utc>, start: &RunStart) -> Result<RunId, StoreError> {
         self.writable()?;
+        let start = start.clone();
         let id = self
             .with_conn(move |conn, p| {
                 conn.execute(
-                    "INSERT INTO runs (started_at) VALUES (?1)",
-                    params![ts(started_at)],
+                    "INSERT INTO runs (started_at, pass_id, trigger, scope) VALUES (?1, ?2, ?3, ?4)",
+                    params![ts(started_at), start.pass_id, start.trigger, start.group],
                 )
                 .map_err(|e| classify(p, "begin run", e))?;
                 Ok(conn.last_insert_rowid())
             })
             .await?;
         id.ok_or_else(|| StoreError::Task("snapshot opened read-only".into()))
+    }
+
+    async fn last_success(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let found = self
+            .with_conn(|conn, p| {
+                let at: Option<String> = conn
+                    .query_row(
+                        "SELECT max(finished_at) FROM runs WHERE outcome = 'success' AND scope IS NULL",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .map_err(|e| classify(p, "read runs", e))?;
+                at.map(|t| {
+                    DateTime::parse_from_rfc3339(&t).map(|t| t.with_timezone(&Utc)).map_err(|e| StoreError::Corrupt {
+                        path: p.to_owned(),
+                        detail: format!("bad run time {t:?}: {e}"),
+                    })
+                })
+                .transpose()
+            })
+            .await?;
+        Ok(found.flatten())
     }
 
     async fn record_put(
@@ -482,7 +510,7 @@ mod tests {
         let path = dir.path().join("s.db");
         let store = SqliteStore::open(&path).expect("open");
         assert!(store.load().await.expect("load").groups.is_empty());
-        let run = store.begin_run(at()).await.expect("run");
+        let run = store.begin_run(at(), &RunStart::default()).await.expect("run");
         let (g, id) = (GroupName::new("Eng Team/α"), OktaGroupId::new("00g1"));
         let m = members(&["a@x.test", "b@x.test"]);
         let empty = Members::new();
@@ -551,7 +579,7 @@ mod tests {
         let path = dir.path().join("none.db");
         let store = SqliteStore::open_read_only(&path).expect("open");
         assert!(store.load().await.expect("load").groups.is_empty());
-        assert!(store.begin_run(at()).await.is_err());
+        assert!(store.begin_run(at(), &RunStart::default()).await.is_err());
         assert!(!path.exists());
     }
 
@@ -599,7 +627,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("s.db");
         let store = SqliteStore::open(&path).expect("open");
-        let run = store.begin_run(at()).await.expect("run");
+        let run = store.begin_run(at(), &RunStart::default()).await.expect("run");
         let (g, id, m) = (
             GroupName::new("g"),
             OktaGroupId::new("00g1"),

@@ -14,6 +14,8 @@
 //! Both emulators keep state behind a `std::sync::Mutex` (short critical sections, never held
 //! across an `.await`) and stop when dropped.
 
+#![warn(missing_docs)]
+
 pub mod generate;
 pub mod okta;
 pub mod okta_filter;

@@ -790,6 +790,13 @@ async fn api(
     };
 
     let page = resolved.page;
+    let fault = match fault {
+        Some(FaultAction::Delay(delay)) => {
+            tokio::time::sleep(delay).await;
+            None // then answer normally, errors included
+        }
+        other => other,
+    };
     let response = match (fault, resolved.result) {
         (Some(FaultAction::Status(status)), _) => {
             error_response(shared, ApiError::for_status(status), rate, request_id)
@@ -811,10 +818,6 @@ async fn api(
             error_response(shared, ApiError::rate_limited(), rate, request_id)
         }
         (_, Err(error)) => error_response(shared, error, rate, request_id),
-        (Some(FaultAction::Delay(delay)), Ok(page)) => {
-            tokio::time::sleep(delay).await;
-            page_response(shared, page, rate, request_id, None)
-        }
         (Some(FaultAction::TruncatedBody), Ok(page)) => {
             let body = page.body.to_string().into_bytes();
             let cut = body[..body.len() / 2].to_vec();
@@ -838,7 +841,9 @@ async fn api(
                 .collect();
             respond(shared, 200, b"[]".to_vec(), rate, request_id, &links)
         }
-        (None, Ok(page)) => page_response(shared, page, rate, request_id, None),
+        (None | Some(FaultAction::Delay(_)), Ok(page)) => {
+            page_response(shared, page, rate, request_id, None)
+        }
     };
     (response, page)
 }

@@ -559,7 +559,6 @@ enum Op {
     Get(String),
     Delete(String),
     List,
-    Unknown,
 }
 
 impl Op {
@@ -569,12 +568,12 @@ impl Op {
             Op::Get(_) => "GetGroup",
             Op::Delete(_) => "DeleteGroup",
             Op::List => "ListGroups",
-            Op::Unknown => "Unknown",
         }
     }
 }
 
 /// Routes on the raw path: split on `/` first, then percent-decode each segment.
+/// Anything else is a 404 UnknownOperationException.
 fn route(method: &Method, raw_path: &str) -> Result<(Op, String, String), QError> {
     let segments = raw_path
         .split('/')
@@ -595,7 +594,10 @@ fn route(method: &Method, raw_path: &str) -> Result<(Op, String, String), QError
         (&Method::DELETE, ["", "applications", app, "indices", index, "groups", name]) => {
             (app, index, Op::Delete((*name).to_owned()))
         }
-        _ => (&"", &"", Op::Unknown),
+        _ => {
+            let message = format!("No operation matches {method} {raw_path}");
+            return Err(QError::simple(404, "UnknownOperationException", &message));
+        }
     };
     Ok((op, (*app).to_owned(), (*index).to_owned()))
 }
@@ -693,13 +695,6 @@ async fn process(
     call.op = op.name().to_owned();
     let mut put_body = None;
     match &op {
-        Op::Unknown => {
-            return Err(QError::simple(
-                404,
-                "UnknownOperationException",
-                &format!("No operation matches {method} {path}"),
-            ));
-        }
         Op::Get(name) | Op::Delete(name) => call.group = Some(name.clone()),
         Op::Put => {
             let value: Value = serde_json::from_slice(body)
@@ -765,11 +760,6 @@ async fn process(
             None => Err(QError::not_found(&name, "GROUP")),
         },
         Op::List => list_groups(shared, &params),
-        Op::Unknown => Err(QError::simple(
-            404,
-            "UnknownOperationException",
-            "Unknown operation",
-        )),
     }
 }
 
@@ -1153,8 +1143,11 @@ mod tests {
         let (op, ..) =
             route(&Method::DELETE, "/applications/a/indices/b/groups/x").expect("routes");
         assert_eq!(op, Op::Delete("x".into()));
-        let (op, ..) = route(&Method::GET, "/applications/a/indices/b/groups/x/y").expect("routes");
-        assert_eq!(op, Op::Unknown);
+        let unknown = route(&Method::GET, "/applications/a/indices/b/groups/x/y");
+        assert_eq!(
+            unknown.map_err(|e| e.kind),
+            Err("UnknownOperationException")
+        );
         assert!(route(&Method::GET, "/applications/a/indices/b/groups/%FF").is_err());
     }
 

@@ -1,0 +1,168 @@
+//! Every Prometheus series q-group-sync exports, named and described here and nowhere else.
+//!
+//! Label values come from small fixed sets (outcomes, phases, operations, error kinds), never a
+//! group name or user id. Without an installed recorder (one-shot commands) every call is a
+//! no-op, so the engine and clients record unconditionally.
+
+use std::time::Duration;
+
+use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::engine::RunReport;
+
+pub const PASSES: &str = "q_group_sync_passes_total";
+pub const PASS_FAILURES: &str = "q_group_sync_pass_failures_total";
+pub const PASS_DURATION: &str = "q_group_sync_pass_duration_seconds";
+pub const PHASE_DURATION: &str = "q_group_sync_phase_duration_seconds";
+pub const PASS_IN_PROGRESS: &str = "q_group_sync_pass_in_progress";
+pub const GROUPS_IN_SCOPE: &str = "q_group_sync_groups_in_scope";
+pub const GROUPS_UNREAD: &str = "q_group_sync_groups_unread";
+pub const GROUP_ISSUES: &str = "q_group_sync_group_issues";
+pub const USERS_SKIPPED: &str = "q_group_sync_users_skipped";
+pub const USER_COLLISIONS: &str = "q_group_sync_user_collisions";
+pub const MEMBERSHIP_CHANGES: &str = "q_group_sync_membership_changes_total";
+pub const GROUP_WRITES: &str = "q_group_sync_group_writes_total";
+pub const API_REQUESTS: &str = "q_group_sync_api_requests_total";
+pub const RATE_LIMITED: &str = "q_group_sync_rate_limited_total";
+pub const RATE_LIMIT_WAIT: &str = "q_group_sync_rate_limit_wait_seconds";
+pub const OKTA_RATE_LIMIT_REMAINING: &str = "q_group_sync_okta_rate_limit_remaining";
+pub const OKTA_RATE_LIMIT_LIMIT: &str = "q_group_sync_okta_rate_limit_limit";
+pub const LAST_SUCCESS: &str = "q_group_sync_last_success_timestamp_seconds";
+pub const SNAPSHOT_AGE: &str = "q_group_sync_snapshot_age_seconds";
+pub const TRIGGERS: &str = "q_group_sync_triggers_total";
+
+/// Histogram buckets for pass and phase durations (seconds): a pass takes from under a second
+/// (no change) to tens of minutes (first sync of a large org at Okta's rate limit).
+const DURATION_BUCKETS: &[f64] = &[0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0];
+
+/// Histogram buckets for rate-limit waits (seconds): Okta windows are 60 s long.
+const WAIT_BUCKETS: &[f64] = &[0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 90.0];
+
+/// Installs the global recorder and describes every series. Call once, in `serve`.
+pub fn install() -> Result<PrometheusHandle, String> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_duration_seconds".into()), DURATION_BUCKETS)
+        .map_err(|e| e.to_string())?
+        .set_buckets_for_metric(Matcher::Full(RATE_LIMIT_WAIT.into()), WAIT_BUCKETS)
+        .map_err(|e| e.to_string())?
+        .install_recorder()
+        .map_err(|e| e.to_string())?;
+    describe();
+    Ok(handle)
+}
+
+/// Help text and units of every series.
+pub fn describe() {
+    describe_counter!(PASSES, "Sync passes finished, by outcome (success, partial, failed) and mode (sync, plan).");
+    describe_counter!(PASS_FAILURES, "Passes that stopped early, by error kind.");
+    describe_histogram!(PASS_DURATION, Unit::Seconds, "Duration of a whole pass.");
+    describe_histogram!(PHASE_DURATION, Unit::Seconds, "Duration of each phase of a pass (okta_read, plan, apply).");
+    describe_gauge!(PASS_IN_PROGRESS, "1 while a pass is running, else 0.");
+    describe_gauge!(GROUPS_IN_SCOPE, "Okta groups in scope in the last pass.");
+    describe_gauge!(GROUPS_UNREAD, "In-scope groups whose members could not be read in the last pass.");
+    describe_gauge!(GROUP_ISSUES, "In-scope groups not synced in the last pass, by kind (unread, over_member_limit, name_conflict, invalid_name).");
+    describe_gauge!(USERS_SKIPPED, "Okta users left out of groups in the last pass, by reason (status, missing_attribute, invalid_id).");
+    describe_gauge!(USER_COLLISIONS, "Q user ids claimed by more than one Okta user in the last pass.");
+    describe_counter!(MEMBERSHIP_CHANGES, "Memberships applied to Q Business, by change (added, removed).");
+    describe_counter!(GROUP_WRITES, "Group writes to Q Business, by op (put, delete) and result (ok or an error kind).");
+    describe_counter!(API_REQUESTS, "HTTP requests sent, by service (okta, qbusiness), operation and status class (2xx, 3xx, 4xx, 429, 5xx, error).");
+    describe_counter!(RATE_LIMITED, "429 answers received, by service.");
+    describe_histogram!(RATE_LIMIT_WAIT, Unit::Seconds, "Each wait for a rate limit before a retry, by service (_sum is the total time waited).");
+    describe_gauge!(OKTA_RATE_LIMIT_REMAINING, "X-Rate-Limit-Remaining of the last Okta answer, by bucket.");
+    describe_gauge!(OKTA_RATE_LIMIT_LIMIT, "X-Rate-Limit-Limit of the last Okta answer, by bucket.");
+    describe_gauge!(LAST_SUCCESS, Unit::Seconds, "Unix time when the last successful sync pass finished.");
+    describe_gauge!(SNAPSHOT_AGE, Unit::Seconds, "Seconds since the snapshot was last confirmed equal to Okta (the last successful sync pass).");
+    describe_counter!(TRIGGERS, "Pass requests received, by source (schedule, startup, admin) and result (started, coalesced, dry_run).");
+}
+
+/// Records a finished pass.
+pub fn pass_finished(report: &RunReport, elapsed: Duration) {
+    let mode = match report.mode {
+        crate::engine::Mode::Plan => "plan",
+        crate::engine::Mode::Apply => "sync",
+    };
+    counter!(PASSES, "outcome" => report.outcome.as_str(), "mode" => mode).increment(1);
+    if let Some(kind) = report.error_kind {
+        counter!(PASS_FAILURES, "kind" => kind).increment(1);
+    }
+    histogram!(PASS_DURATION, "mode" => mode).record(elapsed.as_secs_f64());
+    // Gauges describe the whole org: a failed or single-group pass leaves them as they were.
+    if report.group.is_some() || (report.groups_listed == 0 && report.error.is_some()) {
+        return;
+    }
+    gauge!(GROUPS_IN_SCOPE).set(report.groups_in_scope as f64);
+    gauge!(GROUPS_UNREAD).set(report.groups_unread as f64);
+    for kind in ["unread", "over_member_limit", "name_conflict", "invalid_name"] {
+        let n = report.plan.issues.iter().filter(|i| i.kind == kind).count();
+        gauge!(GROUP_ISSUES, "kind" => kind).set(n as f64);
+    }
+    let s = &report.plan.skipped;
+    gauge!(USERS_SKIPPED, "reason" => "status").set(s.by_status.values().sum::<usize>() as f64);
+    gauge!(USERS_SKIPPED, "reason" => "missing_attribute").set(s.missing_attribute as f64);
+    gauge!(USERS_SKIPPED, "reason" => "invalid_id").set(s.invalid_id as f64);
+    gauge!(USER_COLLISIONS).set(report.plan.collisions.len() as f64);
+}
+
+/// Records one phase's duration.
+pub fn phase(phase: &'static str, elapsed: Duration) {
+    histogram!(PHASE_DURATION, "phase" => phase).record(elapsed.as_secs_f64());
+}
+
+/// Records one applied or failed group write. `result` is `ok` or an error kind.
+pub fn group_write(op: &'static str, result: &'static str, added: usize, removed: usize) {
+    counter!(GROUP_WRITES, "op" => op, "result" => result).increment(1);
+    if result == "ok" {
+        counter!(MEMBERSHIP_CHANGES, "change" => "added").increment(added as u64);
+        counter!(MEMBERSHIP_CHANGES, "change" => "removed").increment(removed as u64);
+    }
+}
+
+/// Records one HTTP request's answer (`status` None: no answer, e.g. a connection error).
+pub fn api_request(service: &'static str, operation: &'static str, status: Option<u16>) {
+    let class = match status {
+        Some(429) => "429",
+        Some(200..=299) => "2xx",
+        Some(300..=399) => "3xx",
+        Some(400..=499) => "4xx",
+        Some(500..=599) => "5xx",
+        Some(_) | None => "error",
+    };
+    counter!(API_REQUESTS, "service" => service, "operation" => operation, "status_class" => class).increment(1);
+    if status == Some(429) {
+        counter!(RATE_LIMITED, "service" => service).increment(1);
+    }
+}
+
+/// Records time spent waiting for a rate limit.
+pub fn rate_limit_wait(service: &'static str, waited: Duration) {
+    histogram!(RATE_LIMIT_WAIT, "service" => service).record(waited.as_secs_f64());
+}
+
+/// Records Okta's rate-limit headers for a bucket.
+pub fn okta_rate_limit(bucket: &'static str, limit: Option<u64>, remaining: Option<u64>) {
+    if let Some(limit) = limit {
+        gauge!(OKTA_RATE_LIMIT_LIMIT, "bucket" => bucket).set(limit as f64);
+    }
+    if let Some(remaining) = remaining {
+        gauge!(OKTA_RATE_LIMIT_REMAINING, "bucket" => bucket).set(remaining as f64);
+    }
+}
+
+/// Sets whether a pass is running.
+pub fn pass_in_progress(running: bool) {
+    gauge!(PASS_IN_PROGRESS).set(if running { 1.0 } else { 0.0 });
+}
+
+/// Sets the last success time and the snapshot age (seconds).
+pub fn freshness(last_success_unix: Option<f64>, now_unix: f64) {
+    if let Some(t) = last_success_unix {
+        gauge!(LAST_SUCCESS).set(t);
+        gauge!(SNAPSHOT_AGE).set((now_unix - t).max(0.0));
+    }
+}
+
+/// Records a pass request.
+pub fn trigger(source: &'static str, result: &'static str) {
+    counter!(TRIGGERS, "source" => source, "result" => result).increment(1);
+}
