@@ -47,6 +47,9 @@ pub enum Command {
     Plan(OutputArgs),
     /// Validate the configuration and reach Okta and Q Business read-only.
     CheckConfig,
+    /// Run as a service: passes on the schedule and on demand, HTTP for metrics, health,
+    /// status and the admin trigger. Stops on SIGTERM/SIGINT after writes in flight finish.
+    Serve,
 }
 
 /// Output options of `sync` and `plan`.
@@ -89,6 +92,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Exit> 
         Command::Sync(args) => run_pass(&config, Mode::Apply, args.output, shutdown).await,
         Command::Plan(args) => run_pass(&config, Mode::Plan, args.output, shutdown).await,
         Command::CheckConfig => check_config(&config).await,
+        Command::Serve => crate::daemon::serve(config, shutdown).await,
     }
 }
 

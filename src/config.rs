@@ -500,12 +500,12 @@ impl Config {
             return Err(ConfigError::key("state.path", "is empty"));
         }
         let cron = self.schedule.cron_with_seconds();
-        if let Err(e) = tokio_cron_scheduler::Job::new_async(cron.as_str(), |_, _| Box::pin(async {})) {
-            return Err(ConfigError::key(
+        crate::schedule::parse(&cron).map_err(|e| {
+            ConfigError::key(
                 "schedule.cron",
                 format!("{:?} is not a cron expression (sec min hour day month weekday): {e}", self.schedule.cron),
-            ));
-        }
+            )
+        })?;
         let s = &self.server;
         if s.admin_token.is_some() && s.admin_token_file.is_some() {
             return Err(ConfigError::key("server.admin_token", "set either admin_token or admin_token_file, not both"));

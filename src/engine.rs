@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
@@ -441,12 +442,17 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         progress: &dyn Progress,
     ) -> Result<BTreeMap<String, GroupRead>, Error> {
         let mut reads = BTreeMap::new();
-        let mut stream = futures::stream::iter(groups.iter().map(|g| async move {
-            let result = self.source.list_members(&g.id).await;
-            (g, result)
-        }))
-        .buffer_unordered(self.settings.read_concurrency.max(1));
-        while let Some((group, result)) = stream.next().await {
+        let mut pending = groups.iter();
+        let mut in_flight = FuturesUnordered::new();
+        let limit = self.settings.read_concurrency.max(1);
+        loop {
+            while in_flight.len() < limit {
+                match pending.next() {
+                    Some(g) => in_flight.push(self.read_one(g)),
+                    None => break,
+                }
+            }
+            let Some((group, result)) = in_flight.next().await else { break };
             progress.group_read();
             let read = match result {
                 Ok(read) => GroupRead::Read(read),
@@ -480,17 +486,17 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         // Changes not attempted because of cancellation or a fatal answer.
         let mut not_attempted = 0usize;
 
-        let mut stream = futures::stream::iter(puts.into_iter().map(|c| {
-            let stop = stop.clone();
-            async move {
-                if cancel.is_cancelled() || stop.is_cancelled() {
-                    return (c, None);
+        let mut pending = puts.into_iter();
+        let mut in_flight = FuturesUnordered::new();
+        let limit = self.settings.write_concurrency.max(1);
+        loop {
+            while in_flight.len() < limit {
+                match pending.next() {
+                    Some(c) => in_flight.push(self.apply_guarded(run, c, cancel, &stop)),
+                    None => break,
                 }
-                (c, Some(self.apply_one(run, c).await))
             }
-        }))
-        .buffer_unordered(self.settings.write_concurrency.max(1));
-        while let Some((change, result)) = stream.next().await {
+            let Some((change, result)) = in_flight.next().await else { break };
             progress.applied();
             match result {
                 None => {
@@ -507,7 +513,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
                 }
             }
         }
-        drop(stream);
+        drop(in_flight);
 
         for change in plan.deletes() {
             if cancel.is_cancelled() || stop.is_cancelled() || fatal.is_some() {
@@ -542,6 +548,25 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
             });
         }
         Ok(())
+    }
+
+    async fn read_one<'a>(&self, group: &'a OktaGroup) -> (&'a OktaGroup, Result<crate::source::MemberRead, SourceError>) {
+        let result = self.source.list_members(&group.id).await;
+        (group, result)
+    }
+
+    /// Applies one change unless the pass was cancelled or stopped before it started.
+    async fn apply_guarded<'a>(
+        &self,
+        run: RunId,
+        change: &'a Change,
+        cancel: &CancellationToken,
+        stop: &CancellationToken,
+    ) -> (&'a Change, Option<Result<(), ApplyError>>) {
+        if cancel.is_cancelled() || stop.is_cancelled() {
+            return (change, None);
+        }
+        (change, Some(self.apply_one(run, change).await))
     }
 
     /// Writes one change and records it. A store failure is returned as fatal (the disk is gone).

@@ -9,13 +9,16 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod engine;
+pub mod http;
 #[cfg(test)]
 mod fakes;
 pub mod metrics;
 pub mod model;
 pub mod plan;
 pub mod progress;
+pub mod schedule;
 pub mod shutdown;
 pub mod sink;
 pub mod source;

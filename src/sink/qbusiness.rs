@@ -10,6 +10,9 @@ use std::time::{Duration, SystemTime};
 
 use aws_sdk_qbusiness::Client;
 use aws_sdk_qbusiness::config::http::HttpResponse;
+use aws_sdk_qbusiness::config::interceptors::FinalizerInterceptorContextRef;
+use aws_sdk_qbusiness::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_qbusiness::error::BoxError;
 use aws_sdk_qbusiness::config::retry::RetryConfig;
 use aws_sdk_qbusiness::config::timeout::TimeoutConfig;
 use aws_sdk_qbusiness::config::{BehaviorVersion, Credentials, Region};
@@ -83,6 +86,7 @@ impl QBusinessSink {
                     .operation_timeout(Duration::from_secs(120))
                     .build(),
             );
+        builder = builder.interceptor(RequestMetrics);
         if let Some(url) = &q.endpoint_url {
             builder = builder.endpoint_url(url.as_str().trim_end_matches('/'));
         }
@@ -192,6 +196,37 @@ fn names_group(nf: &ResourceNotFoundException, group: &GroupName) -> bool {
     }
     let message = nf.message().replace(group.as_str(), "").to_ascii_lowercase();
     !(message.contains("application") || message.contains("index") || message.contains("data source"))
+}
+
+/// Counts every HTTP attempt the SDK makes (retries included) by operation and status class.
+#[derive(Debug)]
+struct RequestMetrics;
+
+impl Intercept for RequestMetrics {
+    fn name(&self) -> &'static str {
+        "QGroupSyncRequestMetrics"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let operation = context.request().map_or("other", |r| {
+            let path = r.uri().split('?').next().unwrap_or_default().trim_end_matches('/');
+            match r.method() {
+                "PUT" if path.ends_with("/groups") => "PutGroup",
+                "DELETE" => "DeleteGroup",
+                "GET" if path.ends_with("/groups") => "ListGroups",
+                "GET" => "GetGroup",
+                _ => "other",
+            }
+        });
+        let status = context.response().map(|r| r.status().as_u16());
+        crate::metrics::api_request("qbusiness", operation, status);
+        Ok(())
+    }
 }
 
 /// Maps an SDK error onto a bounded [`SinkErrorKind`] plus the service's message.

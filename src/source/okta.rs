@@ -321,6 +321,7 @@ impl OktaSource {
             let wait = match &cause {
                 RetryCause::RateLimited { wait } => {
                     let wait = *wait + jitter(RATE_LIMIT_JITTER);
+                    crate::metrics::rate_limit_wait("okta", wait);
                     let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
                     self.counters
                         .rate_limit_wait_ms
@@ -389,6 +390,7 @@ impl OktaSource {
                 });
             }
             Err(e) => {
+                crate::metrics::api_request("okta", operation(path), None);
                 return Ok(Attempt::Retry {
                     cause: RetryCause::Transport(e),
                     request_id: None,
@@ -396,6 +398,8 @@ impl OktaSource {
             }
         };
         let status = response.status();
+        crate::metrics::api_request("okta", operation(path), Some(status.as_u16()));
+        record_rate_limit_headers(response.headers());
         let request_id = response.headers().get(X_OKTA_REQUEST_ID).cloned();
         tracing::debug!(
             method = "GET",
@@ -1537,4 +1541,28 @@ mod tests {
         }
         assert_eq!(source.stats().requests, 0);
     }
+}
+
+/// Metrics label of an Okta request path.
+fn operation(path: &str) -> &'static str {
+    if path.trim_end_matches('/') == "/api/v1/groups" {
+        "list_groups"
+    } else if path.ends_with("/users") {
+        "list_members"
+    } else {
+        "other"
+    }
+}
+
+/// Exports `X-Rate-Limit-Limit` / `-Remaining` of the `/api/v1/groups*` bucket (every call this
+/// client makes counts against it). The concurrency form of a 429 (`Limit: 0`) is not a bucket.
+fn record_rate_limit_headers(headers: &HeaderMap) {
+    let number = |name: &str| -> Option<u64> {
+        headers.get_all(name).iter().filter_map(|v| v.to_str().ok()?.trim().parse().ok()).min()
+    };
+    let limit = number("x-rate-limit-limit");
+    if limit == Some(0) {
+        return;
+    }
+    crate::metrics::okta_rate_limit("groups", limit, number("x-rate-limit-remaining"));
 }

@@ -1,0 +1,438 @@
+//! `serve`: passes on a cron schedule and on demand, one at a time, plus the HTTP port.
+//!
+//! Every pass request (the schedule, start-up, an admin's POST /sync) goes into one queue. A
+//! single runner takes passes from it one at a time; a request that arrives while an equal one
+//! is queued joins it (one follow-up pass, however many requests). Dry runs wait for the pass
+//! lock too, so Okta never sees two passes at once.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use metrics_exporter_prometheus::PrometheusHandle;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
+use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::cli::{Exit, ProductEngine, build_engine};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::engine::{Mode, NoProgress, PassRequest, RunReport};
+use crate::metrics;
+use crate::sink::QBusinessSink;
+use crate::store::SnapshotStore;
+
+/// A pass waiting to run or running.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PassTicket {
+    pub pass_id: String,
+    /// `schedule`, `startup` or `admin`.
+    pub trigger: &'static str,
+    /// The one group it is limited to, if any.
+    pub group: Option<String>,
+    pub requested_at: DateTime<Utc>,
+}
+
+/// What an enqueue did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enqueued {
+    /// A new pass was queued.
+    Queued(String),
+    /// An equal pass was already queued; this request joins it.
+    Coalesced(String),
+    /// The daemon is shutting down.
+    ShuttingDown,
+}
+
+/// The last finished pass, as `/status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LastPass {
+    pub pass_id: Option<String>,
+    pub run_id: Option<i64>,
+    pub trigger: &'static str,
+    pub group: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub outcome: &'static str,
+    pub error: Option<String>,
+    pub error_kind: Option<&'static str>,
+    pub groups_listed: usize,
+    pub groups_in_scope: usize,
+    pub groups_unread: usize,
+    pub puts_applied: usize,
+    pub deletes_applied: usize,
+    pub unchanged: usize,
+    pub users_added: usize,
+    pub users_removed: usize,
+    pub failed: usize,
+    /// Failures by bounded kind (`throttled`, `unread`, `over_member_limit`, ...).
+    pub errors_by_kind: BTreeMap<String, usize>,
+}
+
+impl LastPass {
+    fn from_report(trigger: &'static str, r: &RunReport) -> LastPass {
+        let mut errors_by_kind = BTreeMap::new();
+        for f in &r.failures {
+            *errors_by_kind.entry(f.kind.clone()).or_insert(0) += 1;
+        }
+        if let Some(kind) = r.error_kind {
+            *errors_by_kind.entry(kind.to_owned()).or_insert(0) += 1;
+        }
+        LastPass {
+            pass_id: r.pass_id.clone(),
+            run_id: r.run_id,
+            trigger,
+            group: r.group.clone(),
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            outcome: r.outcome.as_str(),
+            error: r.error.clone(),
+            error_kind: r.error_kind,
+            groups_listed: r.groups_listed,
+            groups_in_scope: r.groups_in_scope,
+            groups_unread: r.groups_unread,
+            puts_applied: r.puts_applied,
+            deletes_applied: r.deletes_applied,
+            unchanged: r.plan.unchanged,
+            users_added: r.users_added,
+            users_removed: r.users_removed,
+            failed: r.failures.len(),
+            errors_by_kind,
+        }
+    }
+}
+
+/// Mutable daemon state behind a std `Mutex`: every critical section is a few field updates,
+/// never held across an `.await`.
+#[derive(Debug, Default)]
+struct State {
+    queue: VecDeque<PassTicket>,
+    running: Option<PassTicket>,
+    last: Option<LastPass>,
+    last_success: Option<DateTime<Utc>>,
+    passes_started: u64,
+}
+
+/// `/status` as JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub ready: bool,
+    pub shutting_down: bool,
+    pub pass_running: bool,
+    pub current_pass: Option<PassTicket>,
+    pub queued_passes: Vec<PassTicket>,
+    pub next_scheduled_pass: Option<DateTime<Utc>>,
+    pub schedule: String,
+    pub last_pass: Option<LastPass>,
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// Seconds since the snapshot was last confirmed equal to Okta (last successful full pass).
+    pub snapshot_age_seconds: Option<f64>,
+}
+
+/// What the HTTP handlers and the runner share.
+pub struct Daemon {
+    engine: Arc<ProductEngine>,
+    state: Mutex<State>,
+    /// Held for the whole of any pass, dry runs included.
+    pass_lock: tokio::sync::Mutex<()>,
+    wake: Notify,
+    ready: AtomicBool,
+    scheduler_alive: AtomicBool,
+    runner_alive: AtomicBool,
+    shutdown: CancellationToken,
+    /// SHA-256 of the admin token; compared in constant time.
+    admin_token_digest: Option<[u8; 32]>,
+    metrics: Option<PrometheusHandle>,
+    clock: Arc<dyn Clock>,
+    schedule: String,
+    cron: croner::Cron,
+}
+
+impl Daemon {
+    /// Wires a daemon over an engine. `metrics` is the installed exporter's handle, if any.
+    pub fn new(
+        engine: ProductEngine,
+        admin_token: Option<SecretString>,
+        metrics: Option<PrometheusHandle>,
+        schedule: String,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Arc<Daemon>> {
+        let cron = crate::schedule::parse(&schedule).map_err(|e| anyhow::anyhow!("schedule.cron {schedule:?}: {e}"))?;
+        Ok(Arc::new(Daemon {
+            engine: Arc::new(engine),
+            state: Mutex::new(State::default()),
+            pass_lock: tokio::sync::Mutex::new(()),
+            wake: Notify::new(),
+            ready: AtomicBool::new(false),
+            scheduler_alive: AtomicBool::new(false),
+            runner_alive: AtomicBool::new(false),
+            shutdown,
+            admin_token_digest: admin_token.map(|t| digest(t.expose_secret())),
+            metrics,
+            clock: Arc::new(SystemClock),
+            schedule,
+            cron,
+        }))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a pass, or joins an equal one already queued (a full pass, or the same group).
+    pub fn enqueue(&self, trigger: &'static str, group: Option<String>) -> Enqueued {
+        if self.shutdown.is_cancelled() {
+            return Enqueued::ShuttingDown;
+        }
+        let now = self.clock.now();
+        let result = {
+            let mut state = self.state();
+            if let Some(same) = state.queue.iter().find(|t| t.group == group || t.group.is_none()) {
+                Enqueued::Coalesced(same.pass_id.clone())
+            } else {
+                state.passes_started += 1;
+                let pass_id = new_pass_id(now, state.passes_started);
+                state.queue.push_back(PassTicket { pass_id: pass_id.clone(), trigger, group, requested_at: now });
+                Enqueued::Queued(pass_id)
+            }
+        };
+        match &result {
+            Enqueued::Queued(id) => {
+                info!(pass_id = %id, trigger, "pass queued");
+                metrics::trigger(trigger, "started");
+                self.wake.notify_one();
+            }
+            Enqueued::Coalesced(id) => {
+                info!(pass_id = %id, trigger, "pass request joined the queued pass");
+                metrics::trigger(trigger, "coalesced");
+            }
+            Enqueued::ShuttingDown => {}
+        }
+        result
+    }
+
+    /// Runs a dry run now (after any running pass) and returns its report.
+    pub async fn dry_run(&self, group: Option<String>) -> RunReport {
+        metrics::trigger("admin", "dry_run");
+        let _pass = self.pass_lock.lock().await;
+        let now = self.clock.now();
+        let pass_id = {
+            let mut state = self.state();
+            state.passes_started += 1;
+            new_pass_id(now, state.passes_started)
+        };
+        let request = PassRequest { mode: Mode::Plan, group, pass_id: Some(pass_id), trigger: "admin" };
+        self.engine.run_once(&request, &NoProgress, &self.shutdown.child_token()).await
+    }
+
+    /// The runner: takes queued passes one at a time until shutdown.
+    async fn run(self: Arc<Self>) {
+        self.runner_alive.store(true, Ordering::SeqCst);
+        loop {
+            let next = self.state().queue.front().cloned();
+            let Some(ticket) = next else {
+                if self.shutdown.is_cancelled() {
+                    break;
+                }
+                tokio::select! {
+                    _ = self.wake.notified() => continue,
+                    _ = self.shutdown.cancelled() => break,
+                }
+            };
+            let _pass = self.pass_lock.lock().await;
+            {
+                let mut state = self.state();
+                state.queue.pop_front();
+                state.running = Some(ticket.clone());
+            }
+            let request = PassRequest {
+                mode: Mode::Apply,
+                group: ticket.group.clone(),
+                pass_id: Some(ticket.pass_id.clone()),
+                trigger: ticket.trigger,
+            };
+            let report = self.engine.run_once(&request, &NoProgress, &self.shutdown).await;
+            {
+                let mut state = self.state();
+                state.running = None;
+                if report.outcome == crate::engine::Outcome::Success && report.group.is_none() {
+                    state.last_success = Some(report.finished_at);
+                }
+                state.last = Some(LastPass::from_report(ticket.trigger, &report));
+            }
+            self.update_freshness();
+            self.ready.store(true, Ordering::SeqCst);
+            if self.shutdown.is_cancelled() {
+                break;
+            }
+        }
+        self.runner_alive.store(false, Ordering::SeqCst);
+    }
+
+    fn update_freshness(&self) {
+        let last = self.state().last_success;
+        metrics::freshness(last.map(|t| t.timestamp_millis() as f64 / 1000.0), self.clock.now().timestamp_millis() as f64 / 1000.0);
+    }
+
+    /// The `/status` document.
+    pub fn status(&self) -> Status {
+        let now = self.clock.now();
+        let state = self.state();
+        Status {
+            ready: self.is_ready(),
+            shutting_down: self.shutdown.is_cancelled(),
+            pass_running: state.running.is_some(),
+            current_pass: state.running.clone(),
+            queued_passes: state.queue.iter().cloned().collect(),
+            next_scheduled_pass: if self.scheduler_alive.load(Ordering::SeqCst) {
+                crate::schedule::next_fire(&self.cron, now)
+            } else {
+                None
+            },
+            schedule: self.schedule.clone(),
+            last_pass: state.last.clone(),
+            last_success_at: state.last_success,
+            snapshot_age_seconds: state
+                .last_success
+                .map(|t| ((now - t).num_milliseconds().max(0) as f64) / 1000.0),
+        }
+    }
+
+    /// `/readyz`: config loaded, snapshot open, first pass attempted (latches).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    /// `/livez`: the runner and the scheduler are alive (Okta or AWS being down does not matter).
+    pub fn is_live(&self) -> bool {
+        self.runner_alive.load(Ordering::SeqCst) && self.scheduler_alive.load(Ordering::SeqCst)
+    }
+
+    /// Whether POST /sync is enabled.
+    pub fn admin_enabled(&self) -> bool {
+        self.admin_token_digest.is_some()
+    }
+
+    /// Checks a presented admin token in constant time.
+    pub fn admin_token_matches(&self, presented: &str) -> bool {
+        match &self.admin_token_digest {
+            Some(expected) => constant_time_eq::constant_time_eq_32(expected, &digest(presented)),
+            None => false,
+        }
+    }
+
+    /// Prometheus text, with the freshness gauges brought up to date.
+    pub fn render_metrics(&self) -> Option<String> {
+        self.update_freshness();
+        self.metrics.as_ref().map(PrometheusHandle::render)
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.is_cancelled()
+    }
+}
+
+fn digest(s: &str) -> [u8; 32] {
+    Sha256::digest(s.as_bytes()).into()
+}
+
+/// Pass ids: time-ordered and unique within the process (`20261126T031500Z-3`).
+fn new_pass_id(now: DateTime<Utc>, n: u64) -> String {
+    format!("{}-{n}", now.format("%Y%m%dT%H%M%SZ"))
+}
+
+/// Runs `serve` until `shutdown` is cancelled, then drains within `server.shutdown_grace`.
+pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Result<Exit> {
+    let admin_token = config.admin_token()?;
+    let handle = metrics::install().map_err(|e| anyhow::anyhow!("installing the metrics recorder: {e}"))?;
+    let sink = QBusinessSink::from_config(&config.qbusiness).await;
+    let engine = build_engine(&config, sink, Mode::Apply)?;
+    let last_success = engine.store().last_success().await.context("reading the run log")?;
+    let cron = config.schedule.cron_with_seconds();
+    let daemon = Daemon::new(engine, admin_token, Some(handle.clone()), cron.clone(), shutdown.clone())?;
+    daemon.state().last_success = last_success;
+    daemon.update_freshness();
+    metrics::pass_in_progress(false);
+
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("binding server.listen {}", config.server.listen))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    info!(addr = %addr, "listening");
+
+    let runner = tokio::spawn(Arc::clone(&daemon).run());
+    let mut scheduler = start_scheduler(&daemon, &cron).await?;
+    if config.schedule.run_on_start {
+        daemon.enqueue("startup", None);
+    } else {
+        daemon.ready.store(true, Ordering::SeqCst);
+    }
+
+    let upkeep = {
+        let handle = handle.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => handle.run_upkeep(),
+                    _ = stop.cancelled() => break,
+                }
+            }
+        })
+    };
+
+    let server_stop = CancellationToken::new();
+    let server = {
+        let router = crate::http::router(Arc::clone(&daemon));
+        let stop = server_stop.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled().await }).await
+        })
+    };
+
+    shutdown.cancelled().await;
+    info!(grace = ?config.server.shutdown_grace, "shutting down: no new passes; letting writes in flight finish");
+    daemon.scheduler_alive.store(false, Ordering::SeqCst);
+    if let Err(e) = scheduler.shutdown().await {
+        warn!(error = %e, "stopping the scheduler");
+    }
+    let drained = tokio::time::timeout(config.server.shutdown_grace, runner).await;
+    upkeep.abort();
+    server_stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    match drained {
+        Ok(_) => {
+            info!("stopped");
+            Ok(Exit::Success)
+        }
+        Err(_) => {
+            error!("shutdown grace exceeded with a write still in flight; the next pass repeats it");
+            Ok(Exit::Failed)
+        }
+    }
+}
+
+/// Starts the cron job that queues scheduled passes.
+async fn start_scheduler(daemon: &Arc<Daemon>, cron: &str) -> anyhow::Result<JobScheduler> {
+    let scheduler = JobScheduler::new().await.context("creating the scheduler")?;
+    let d = Arc::clone(daemon);
+    let job = Job::new_async(cron, move |_id, _lock| {
+        let d = Arc::clone(&d);
+        Box::pin(async move {
+            d.enqueue("schedule", None);
+        })
+    })
+    .with_context(|| format!("schedule.cron {cron:?}"))?;
+    scheduler.add(job).await.context("adding the scheduled job")?;
+    scheduler.start().await.context("starting the scheduler")?;
+    daemon.scheduler_alive.store(true, Ordering::SeqCst);
+    info!(cron, next = ?crate::schedule::next_fire(&daemon.cron, daemon.clock.now()), "schedule started");
+    Ok(scheduler)
+}

@@ -1,0 +1,169 @@
+//! The one HTTP port of `serve`: /metrics, /livez, /readyz, /status and POST /sync.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::daemon::{Daemon, Enqueued};
+
+/// Routes over a running daemon.
+pub fn router(daemon: Arc<Daemon>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
+        .route("/status", get(status))
+        .route("/sync", post(sync))
+        .with_state(daemon)
+}
+
+async fn metrics(State(d): State<Arc<Daemon>>) -> Response {
+    match d.render_metrics() {
+        Some(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "metrics recorder not installed\n").into_response(),
+    }
+}
+
+async fn livez(State(d): State<Arc<Daemon>>) -> Response {
+    if d.is_live() || d.is_shutting_down() {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "scheduler or runner stopped\n").into_response()
+    }
+}
+
+async fn readyz(State(d): State<Arc<Daemon>>) -> Response {
+    if d.is_ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "first pass not attempted yet\n").into_response()
+    }
+}
+
+async fn status(State(d): State<Arc<Daemon>>) -> Response {
+    axum::Json(d.status()).into_response()
+}
+
+/// Parameters of POST /sync, from the query string or the body (JSON or form).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SyncParams {
+    /// One group: Okta id, Okta name or Q name.
+    group: Option<String>,
+    /// Return the plan instead of applying it.
+    #[serde(default, deserialize_with = "flexible_bool")]
+    dry_run: Option<bool>,
+}
+
+fn flexible_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum B {
+        Bool(bool),
+        Str(String),
+    }
+    match Option::<B>::deserialize(d)? {
+        None => Ok(None),
+        Some(B::Bool(b)) => Ok(Some(b)),
+        Some(B::Str(s)) => match s.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(Some(true)),
+            "false" | "0" | "no" | "" => Ok(Some(false)),
+            other => Err(serde::de::Error::custom(format!("dry_run must be true or false, not {other:?}"))),
+        },
+    }
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(json!({ "error": message }))).into_response()
+}
+
+async fn sync(
+    State(d): State<Arc<Daemon>>,
+    query: Result<Query<SyncParams>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !d.admin_enabled() {
+        return error(
+            StatusCode::FORBIDDEN,
+            "POST /sync is disabled: set server.admin_token_file or Q_GROUP_SYNC_SERVER__ADMIN_TOKEN",
+        );
+    }
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    if !presented.is_some_and(|t| d.admin_token_matches(t)) {
+        let mut r = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer realm=\"q-group-sync\""));
+        return r;
+    }
+    let Query(from_query) = match query {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("query: {e}")),
+    };
+    let from_body = match parse_body(&headers, &body) {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e),
+    };
+    let group = from_query.group.or(from_body.group).map(|g| g.trim().to_owned()).filter(|g| !g.is_empty());
+    let dry_run = from_query.dry_run.or(from_body.dry_run).unwrap_or(false);
+    if d.is_shutting_down() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    if dry_run {
+        let report = d.dry_run(group).await;
+        let status = if report.error.is_some() { StatusCode::BAD_GATEWAY } else { StatusCode::OK };
+        return (
+            status,
+            axum::Json(json!({
+                "pass_id": report.pass_id,
+                "dry_run": true,
+                "outcome": report.outcome.as_str(),
+                "error": report.error,
+                "plan": report.plan,
+            })),
+        )
+            .into_response();
+    }
+    match d.enqueue("admin", group.clone()) {
+        Enqueued::Queued(id) => {
+            (StatusCode::ACCEPTED, axum::Json(json!({ "pass_id": id, "coalesced": false, "group": group }))).into_response()
+        }
+        Enqueued::Coalesced(id) => {
+            (StatusCode::ACCEPTED, axum::Json(json!({ "pass_id": id, "coalesced": true, "group": group }))).into_response()
+        }
+        Enqueued::ShuttingDown => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+    }
+}
+
+fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<SyncParams, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(SyncParams::default());
+    }
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if content_type.starts_with("application/x-www-form-urlencoded") {
+        let text = std::str::from_utf8(body).map_err(|_| "body is not UTF-8".to_owned())?;
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(text.as_bytes()).into_owned().collect();
+        let mut params = SyncParams::default();
+        for (k, v) in pairs {
+            match k.as_str() {
+                "group" => params.group = Some(v),
+                "dry_run" => {
+                    params.dry_run = Some(matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"));
+                }
+                other => return Err(format!("unknown field {other:?}; expected group or dry_run")),
+            }
+        }
+        return Ok(params);
+    }
+    serde_json::from_slice(body).map_err(|e| format!("body must be JSON like {{\"group\": \"...\", \"dry_run\": true}}: {e}"))
+}
