@@ -20,6 +20,7 @@ use aws_sdk_qbusiness::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_qbusiness::primitives::DateTime as AwsDateTime;
 use aws_sdk_qbusiness::operation::delete_group::DeleteGroupError;
 use aws_sdk_qbusiness::types::error::ResourceNotFoundException;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_sdk_qbusiness::types::{GroupMembers, MemberUser, MembershipType};
 
 use super::{DeleteOutcome, GroupSink, SinkError, SinkErrorKind};
@@ -211,18 +212,15 @@ impl Intercept for RequestMetrics {
         &self,
         context: &FinalizerInterceptorContextRef<'_>,
         _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let operation = context.request().map_or("other", |r| {
-            let path = r.uri().split('?').next().unwrap_or_default().trim_end_matches('/');
-            match r.method() {
-                "PUT" if path.ends_with("/groups") => "PutGroup",
-                "DELETE" => "DeleteGroup",
-                "GET" if path.ends_with("/groups") => "ListGroups",
-                "GET" => "GetGroup",
-                _ => "other",
-            }
-        });
+        let operation = match cfg.load::<Metadata>().map(Metadata::name) {
+            Some("PutGroup") => "PutGroup",
+            Some("DeleteGroup") => "DeleteGroup",
+            Some("GetGroup") => "GetGroup",
+            Some("ListGroups") => "ListGroups",
+            _ => "other",
+        };
         let status = context.response().map(|r| r.status().as_u16());
         crate::metrics::api_request("qbusiness", operation, status);
         Ok(())

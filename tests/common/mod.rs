@@ -136,3 +136,106 @@ pub fn expected(org: &OktaOrg) -> BTreeMap<String, BTreeSet<String>> {
     }
     out
 }
+
+/// A running `serve` process with its stderr captured.
+pub struct Served {
+    pub child: tokio::process::Child,
+    pub addr: std::net::SocketAddr,
+    pub logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    pub http: reqwest::Client,
+}
+
+impl Served {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.expect("GET")
+    }
+
+    pub async fn status(&self) -> serde_json::Value {
+        self.get("/status").await.json().await.expect("status JSON")
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    /// Waits until `cond(status)` holds, up to `secs` seconds.
+    pub async fn wait_status(&self, secs: u64, what: &str, cond: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let s = self.status().await;
+            if cond(&s) {
+                return s;
+            }
+            if std::time::Instant::now() > deadline {
+                panic!("timed out waiting for {what}; status: {s:#}\nlogs:\n{}", self.logs());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.id().expect("running").to_string();
+        let ok = std::process::Command::new("kill").args([sig, &pid]).status().expect("kill").success();
+        assert!(ok, "kill {sig} {pid}");
+    }
+}
+
+impl Harness {
+    /// Starts `serve` with `server.listen = 127.0.0.1:0` and waits for its address.
+    pub async fn serve(&self, env: &[(&str, &str)]) -> Served {
+        use tokio::io::AsyncBufReadExt;
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_q-group-sync"));
+        cmd.arg("--config")
+            .arg(&self.config)
+            .args(["--log-format", "json", "serve"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("Q_GROUP_SYNC_OKTA__API_TOKEN", TOKEN)
+            .env("Q_GROUP_SYNC_SERVER__LISTEN", "127.0.0.1:0")
+            .env("AWS_ACCESS_KEY_ID", "AKIDEMULATOR")
+            .env("AWS_SECRET_ACCESS_KEY", "emulator-secret")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("HOME", self.dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sink = logs.clone();
+        tokio::spawn(async move {
+            let mut tx = Some(tx);
+            let mut lines = tokio::io::BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                    && v["message"] == "listening"
+                    && let Some(addr) = v["addr"].as_str().and_then(|a| a.parse().ok())
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(addr);
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = tokio::time::timeout(std::time::Duration::from_secs(20), rx)
+            .await
+            .unwrap_or_else(|_| panic!("serve did not start listening; logs:\n{}", logs.lock().unwrap().join("\n")))
+            .expect("address");
+        Served { child, addr, logs, http: reqwest::Client::new() }
+    }
+
+    /// Appends TOML to the config file.
+    pub fn add_config(&self, toml: &str) {
+        let mut text = std::fs::read_to_string(&self.config).unwrap();
+        text.push_str(toml);
+        std::fs::write(&self.config, text).unwrap();
+    }
+}
