@@ -4,7 +4,6 @@
 //! index on 127.0.0.1, then runs the real q-group-sync engine: plan, sync, a few membership
 //! changes in Okta, plan and sync again (only those changes), and a final no-op pass.
 
-
 use figment::Figment;
 use figment::providers::{Format, Toml};
 use q_group_sync::cli::{build_engine, render_report};
@@ -17,7 +16,13 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let spec = OrgSpec { seed: 42, groups: 40, users: 400, max_group_size: 120, messy: true };
+    let spec = OrgSpec {
+        seed: 42,
+        groups: 40,
+        users: 400,
+        max_group_size: 120,
+        messy: true,
+    };
     let okta = OktaEmulator::start(org(&spec), OktaOptions::default()).await?;
     let q = QEmulator::start(QOptions::default()).await?;
     q.seed_group("Created by hand in Q", &["admin@example.test"]);
@@ -43,11 +48,17 @@ path = "{}"
         dir.path().join("snapshot.db").display()
     );
     let config = Config::from_figment(Figment::from(Toml::string(&toml)))?;
-    let credentials = aws_sdk_qbusiness::config::Credentials::new("AKIDDEMO", "demo-secret", None, None, "demo");
+    let credentials =
+        aws_sdk_qbusiness::config::Credentials::new("AKIDDEMO", "demo-secret", None, None, "demo");
     let sink = QBusinessSink::with_credentials(&config.qbusiness, credentials).await;
     let cancel = CancellationToken::new();
 
-    println!("Emulated Okta org at {} ({} groups, {} users)", okta.url(), spec.groups, spec.users);
+    println!(
+        "Emulated Okta org at {} ({} groups, {} users)",
+        okta.url(),
+        spec.groups,
+        spec.users
+    );
     println!("Emulated Q Business index at {}\n", q.url());
 
     let pass = |title: &'static str, mode: Mode| {
@@ -57,22 +68,37 @@ path = "{}"
         async move {
             println!("=== {title} ===");
             let engine = build_engine(&config, sink, mode)?;
-            let report = engine.run_once(&PassRequest::cli(mode), &NoProgress, &cancel).await;
+            let report = engine
+                .run_once(&PassRequest::cli(mode), &NoProgress, &cancel)
+                .await;
             println!("{}", render_report(&report, &engine.source().stats()));
             anyhow::Ok(report)
         }
     };
 
-    pass("1. plan (dry run): what the first sync would do", Mode::Plan).await?;
+    pass(
+        "1. plan (dry run): what the first sync would do",
+        Mode::Plan,
+    )
+    .await?;
     let first = pass("2. sync: first pass", Mode::Apply).await?;
     println!("Q Business now holds {} groups.\n", q.groups().len());
 
     // Change a few memberships in Okta.
     let (added_to, removed_from, deleted) = okta.update(|o| {
-        let okta_groups: Vec<String> =
-            o.groups.values().filter(|g| g.group_type == "OKTA_GROUP").map(|g| g.id.clone()).collect();
+        let okta_groups: Vec<String> = o
+            .groups
+            .values()
+            .filter(|g| g.group_type == "OKTA_GROUP")
+            .map(|g| g.id.clone())
+            .collect();
         let newcomer = OktaOrg::user_id(99_999);
-        o.add_user(&newcomer, "ACTIVE", Some("New.Hire+onboarding@Example.test"), "new.hire@example.test");
+        o.add_user(
+            &newcomer,
+            "ACTIVE",
+            Some("New.Hire+onboarding@Example.test"),
+            "new.hire@example.test",
+        );
         o.add_member(&okta_groups[1], &newcomer);
         o.add_member(&okta_groups[2], &newcomer);
         let leaver = o.groups[&okta_groups[3]].members.iter().next().cloned();
@@ -88,7 +114,10 @@ path = "{}"
     });
     println!(
         "Okta changes: new.hire added to {:?} and {:?}; one member removed from {:?}; group {:?} deleted.\n",
-        added_to[0], added_to[1], removed_from, deleted.unwrap_or_default()
+        added_to[0],
+        added_to[1],
+        removed_from,
+        deleted.unwrap_or_default()
     );
 
     pass("3. plan: only those changes", Mode::Plan).await?;

@@ -9,7 +9,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::SystemClock;
 use crate::config::{Config, ConfigError};
-use crate::engine::{Engine, EngineSettings, Mode, NoProgress, Outcome, PassRequest, Progress, RunReport};
+use crate::engine::{
+    Engine, EngineSettings, Mode, NoProgress, Outcome, PassRequest, Progress, RunReport,
+};
 use crate::plan::{Policy, Rules};
 use crate::progress::TerminalProgress;
 use crate::sink::{QBusinessSink, SinkErrorKind};
@@ -22,7 +24,13 @@ use crate::telemetry::LogFormat;
 #[command(name = "q-group-sync", version, about, long_about = None)]
 pub struct Cli {
     /// Configuration file (TOML). Environment variables Q_GROUP_SYNC_<SECTION>__<KEY> override it.
-    #[arg(short, long, global = true, env = "Q_GROUP_SYNC_CONFIG", value_name = "PATH")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "Q_GROUP_SYNC_CONFIG",
+        value_name = "PATH"
+    )]
     pub config: Option<PathBuf>,
 
     /// Log format on stderr: auto is text on a terminal and JSON lines otherwise.
@@ -98,10 +106,13 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Exit> 
 
 /// Builds the pass settings from the configuration.
 pub fn engine_settings(config: &Config) -> Result<EngineSettings, ConfigError> {
-    let rules = Rules::from_config(config).map_err(|e| ConfigError(format!("groups.include/exclude: {e}")))?;
+    let rules = Rules::from_config(config)
+        .map_err(|e| ConfigError(format!("groups.include/exclude: {e}")))?;
     Ok(EngineSettings {
         rules,
-        policy: Policy { inline_member_limit: config.qbusiness.inline_member_limit },
+        policy: Policy {
+            inline_member_limit: config.qbusiness.inline_member_limit,
+        },
         read_concurrency: config.okta.max_concurrency * 2,
         write_concurrency: config.qbusiness.max_concurrency,
     })
@@ -111,21 +122,49 @@ pub fn engine_settings(config: &Config) -> Result<EngineSettings, ConfigError> {
 pub type ProductEngine = Engine<OktaSource, QBusinessSink, SqliteStore>;
 
 /// Builds the engine for `mode` (`plan` opens the snapshot read-only).
-pub fn build_engine(config: &Config, sink: QBusinessSink, mode: Mode) -> anyhow::Result<ProductEngine> {
+pub fn build_engine(
+    config: &Config,
+    sink: QBusinessSink,
+    mode: Mode,
+) -> anyhow::Result<ProductEngine> {
     let settings = engine_settings(config)?;
-    let source = OktaSource::new(OktaSettings::from_config(config)?).context("starting the Okta client")?;
+    let source =
+        OktaSource::new(OktaSettings::from_config(config)?).context("starting the Okta client")?;
     let store = match mode {
         Mode::Plan => SqliteStore::open_read_only(&config.state.path),
         Mode::Apply => SqliteStore::open(&config.state.path),
     }
     .context("opening the snapshot (state.path)")?;
-    Ok(Engine::new(source, sink, store, settings, Arc::new(SystemClock)))
+    Ok(Engine::new(
+        source,
+        sink,
+        store,
+        settings,
+        Arc::new(SystemClock),
+    ))
 }
 
-async fn run_pass(config: &Config, mode: Mode, output: Output, shutdown: CancellationToken) -> anyhow::Result<Exit> {
-    let engine = build_engine(config, QBusinessSink::from_config(&config.qbusiness).await, mode)?;
+async fn run_pass(
+    config: &Config,
+    mode: Mode,
+    output: Output,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Exit> {
+    let engine = build_engine(
+        config,
+        QBusinessSink::from_config(&config.qbusiness).await,
+        mode,
+    )?;
     let progress = TerminalProgress::new(output == Output::Text);
-    let report = engine.run_once(&PassRequest::cli(mode), progress.as_ref().map_or(&NoProgress as &dyn Progress, |p| p), &shutdown).await;
+    let report = engine
+        .run_once(
+            &PassRequest::cli(mode),
+            progress
+                .as_ref()
+                .map_or(&NoProgress as &dyn Progress, |p| p),
+            &shutdown,
+        )
+        .await;
     if let Some(p) = &progress {
         p.finish();
     }
@@ -144,7 +183,11 @@ async fn run_pass(config: &Config, mode: Mode, output: Output, shutdown: Cancell
         }
         Output::Text => print!("{}", render_report(&report, &okta)),
     }
-    Ok(if report.outcome == Outcome::Success { Exit::Success } else { Exit::Failed })
+    Ok(if report.outcome == Outcome::Success {
+        Exit::Success
+    } else {
+        Exit::Failed
+    })
 }
 
 /// The text summary printed by `sync` and `plan`.
@@ -152,7 +195,11 @@ pub fn render_report(report: &RunReport, okta: &OktaStats) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     if report.outcome == Outcome::Failed && report.groups_listed == 0 {
-        let _ = writeln!(out, "Pass failed: {}", report.error.as_deref().unwrap_or("unknown error"));
+        let _ = writeln!(
+            out,
+            "Pass failed: {}",
+            report.error.as_deref().unwrap_or("unknown error")
+        );
         return out;
     }
     let _ = write!(out, "{}", report.plan);
@@ -162,7 +209,11 @@ pub fn render_report(report: &RunReport, okta: &OktaStats) -> String {
             let _ = writeln!(out, "Dry run: nothing was written.");
         }
         Mode::Apply => {
-            let failed: Vec<_> = report.failures.iter().filter(|f| f.op == "put" || f.op == "delete").collect();
+            let failed: Vec<_> = report
+                .failures
+                .iter()
+                .filter(|f| f.op == "put" || f.op == "delete")
+                .collect();
             let _ = writeln!(
                 out,
                 "Result: {} - {} put, {} deleted, {} failed (+{} -{} memberships) in {secs:.1}s",
@@ -197,7 +248,11 @@ async fn check_config(config: &Config) -> anyhow::Result<Exit> {
 
     match SqliteStore::open_read_only(&config.state.path) {
         Ok(store) => match store.load().await {
-            Ok(s) => println!("snapshot: ok ({}, {} groups)", config.state.path.display(), s.groups.len()),
+            Ok(s) => println!(
+                "snapshot: ok ({}, {} groups)",
+                config.state.path.display(),
+                s.groups.len()
+            ),
             Err(e) => {
                 ok = false;
                 println!("snapshot: FAILED: {}", crate::engine::error_chain(&e));
@@ -212,10 +267,16 @@ async fn check_config(config: &Config) -> anyhow::Result<Exit> {
     let source = OktaSource::new(okta_settings).context("starting the Okta client")?;
     let mut misconfigured = Vec::new();
     match source.check().await {
-        Ok(_) => println!("okta: ok ({} reachable, token accepted, filter accepted)", config.okta.org_url),
+        Ok(_) => println!(
+            "okta: ok ({} reachable, token accepted, filter accepted)",
+            config.okta.org_url
+        ),
         Err(e) => {
             println!("okta: FAILED: {}", crate::engine::error_chain(&e));
-            if matches!(e.kind(), "unauthorized" | "forbidden" | "bad_request" | "foreign_link") {
+            if matches!(
+                e.kind(),
+                "unauthorized" | "forbidden" | "bad_request" | "foreign_link"
+            ) {
                 misconfigured.push(e.to_string());
             } else {
                 ok = false;
@@ -231,7 +292,10 @@ async fn check_config(config: &Config) -> anyhow::Result<Exit> {
         ),
         Err(e) => {
             println!("qbusiness: FAILED: {e}");
-            if matches!(e.kind, SinkErrorKind::AccessDenied | SinkErrorKind::NotFound | SinkErrorKind::Validation) {
+            if matches!(
+                e.kind,
+                SinkErrorKind::AccessDenied | SinkErrorKind::NotFound | SinkErrorKind::Validation
+            ) {
                 misconfigured.push(e.to_string());
             } else {
                 ok = false;

@@ -186,7 +186,10 @@ pub struct ScheduleConfig {
 
 impl Default for ScheduleConfig {
     fn default() -> Self {
-        ScheduleConfig { cron: default_cron(), run_on_start: true }
+        ScheduleConfig {
+            cron: default_cron(),
+            run_on_start: true,
+        }
     }
 }
 
@@ -194,7 +197,11 @@ impl ScheduleConfig {
     /// The cron expression with a seconds field.
     pub fn cron_with_seconds(&self) -> String {
         let cron = self.cron.trim();
-        if cron.split_whitespace().count() == 5 { format!("0 {cron}") } else { cron.to_owned() }
+        if cron.split_whitespace().count() == 5 {
+            format!("0 {cron}")
+        } else {
+            cron.to_owned()
+        }
     }
 }
 
@@ -503,20 +510,32 @@ impl Config {
         crate::schedule::parse(&cron).map_err(|e| {
             ConfigError::key(
                 "schedule.cron",
-                format!("{:?} is not a cron expression (sec min hour day month weekday): {e}", self.schedule.cron),
+                format!(
+                    "{:?} is not a cron expression (sec min hour day month weekday): {e}",
+                    self.schedule.cron
+                ),
             )
         })?;
         let s = &self.server;
         if s.admin_token.is_some() && s.admin_token_file.is_some() {
-            return Err(ConfigError::key("server.admin_token", "set either admin_token or admin_token_file, not both"));
+            return Err(ConfigError::key(
+                "server.admin_token",
+                "set either admin_token or admin_token_file, not both",
+            ));
         }
         if let Some(t) = &s.admin_token
             && t.expose_secret().trim().len() < 16
         {
-            return Err(ConfigError::key("server.admin_token", "must be at least 16 characters"));
+            return Err(ConfigError::key(
+                "server.admin_token",
+                "must be at least 16 characters",
+            ));
         }
         if s.shutdown_grace.is_zero() {
-            return Err(ConfigError::key("server.shutdown_grace", "must be more than zero"));
+            return Err(ConfigError::key(
+                "server.shutdown_grace",
+                "must be more than zero",
+            ));
         }
         Ok(())
     }
@@ -524,12 +543,19 @@ impl Config {
     /// The admin token for POST /sync, if one is configured.
     pub fn admin_token(&self) -> Result<Option<SecretString>, ConfigError> {
         if let Some(t) = &self.server.admin_token {
-            return Ok(Some(SecretString::from(t.expose_secret().trim().to_owned())));
+            return Ok(Some(SecretString::from(
+                t.expose_secret().trim().to_owned(),
+            )));
         }
-        let Some(path) = &self.server.admin_token_file else { return Ok(None) };
+        let Some(path) = &self.server.admin_token_file else {
+            return Ok(None);
+        };
         let token = read_secret_file("server.admin_token_file", path)?;
         if token.expose_secret().len() < 16 {
-            return Err(ConfigError::key("server.admin_token_file", format!("{} holds fewer than 16 characters", path.display())));
+            return Err(ConfigError::key(
+                "server.admin_token_file",
+                format!("{} holds fewer than 16 characters", path.display()),
+            ));
         }
         Ok(Some(token))
     }
@@ -554,12 +580,18 @@ fn read_secret_file(key: &str, path: &Path) -> Result<SecretString, ConfigError>
         .map_err(|e| ConfigError::key(key, format!("cannot read {}: {e}", path.display())))?;
     let secret = text.trim();
     if secret.is_empty() {
-        return Err(ConfigError::key(key, format!("{} is empty", path.display())));
+        return Err(ConfigError::key(
+            key,
+            format!("{} is empty", path.display()),
+        ));
     }
     if secret.chars().any(|c| c.is_control() || c == ' ') {
         return Err(ConfigError::key(
             key,
-            format!("{} holds more than one line or spaces; it must hold only the secret", path.display()),
+            format!(
+                "{} holds more than one line or spaces; it must hold only the secret",
+                path.display()
+            ),
         ));
     }
     Ok(SecretString::from(secret.to_owned()))

@@ -164,7 +164,8 @@ impl Daemon {
         schedule: String,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Arc<Daemon>> {
-        let cron = crate::schedule::parse(&schedule).map_err(|e| anyhow::anyhow!("schedule.cron {schedule:?}: {e}"))?;
+        let cron = crate::schedule::parse(&schedule)
+            .map_err(|e| anyhow::anyhow!("schedule.cron {schedule:?}: {e}"))?;
         Ok(Arc::new(Daemon {
             engine: Arc::new(engine),
             state: Mutex::new(State::default()),
@@ -194,12 +195,21 @@ impl Daemon {
         let now = self.clock.now();
         let result = {
             let mut state = self.state();
-            if let Some(same) = state.queue.iter().find(|t| t.group == group || t.group.is_none()) {
+            if let Some(same) = state
+                .queue
+                .iter()
+                .find(|t| t.group == group || t.group.is_none())
+            {
                 Enqueued::Coalesced(same.pass_id.clone())
             } else {
                 state.passes_started += 1;
                 let pass_id = new_pass_id(now, state.passes_started);
-                state.queue.push_back(PassTicket { pass_id: pass_id.clone(), trigger, group, requested_at: now });
+                state.queue.push_back(PassTicket {
+                    pass_id: pass_id.clone(),
+                    trigger,
+                    group,
+                    requested_at: now,
+                });
                 Enqueued::Queued(pass_id)
             }
         };
@@ -228,8 +238,15 @@ impl Daemon {
             state.passes_started += 1;
             new_pass_id(now, state.passes_started)
         };
-        let request = PassRequest { mode: Mode::Plan, group, pass_id: Some(pass_id), trigger: "admin" };
-        self.engine.run_once(&request, &NoProgress, &self.shutdown.child_token()).await
+        let request = PassRequest {
+            mode: Mode::Plan,
+            group,
+            pass_id: Some(pass_id),
+            trigger: "admin",
+        };
+        self.engine
+            .run_once(&request, &NoProgress, &self.shutdown.child_token())
+            .await
     }
 
     /// The runner: takes queued passes one at a time until shutdown.
@@ -258,7 +275,10 @@ impl Daemon {
                 pass_id: Some(ticket.pass_id.clone()),
                 trigger: ticket.trigger,
             };
-            let report = self.engine.run_once(&request, &NoProgress, &self.shutdown).await;
+            let report = self
+                .engine
+                .run_once(&request, &NoProgress, &self.shutdown)
+                .await;
             {
                 let mut state = self.state();
                 state.running = None;
@@ -278,7 +298,10 @@ impl Daemon {
 
     fn update_freshness(&self) {
         let last = self.state().last_success;
-        metrics::freshness(last.map(|t| t.timestamp_millis() as f64 / 1000.0), self.clock.now().timestamp_millis() as f64 / 1000.0);
+        metrics::freshness(
+            last.map(|t| t.timestamp_millis() as f64 / 1000.0),
+            self.clock.now().timestamp_millis() as f64 / 1000.0,
+        );
     }
 
     /// The `/status` document.
@@ -351,12 +374,23 @@ fn new_pass_id(now: DateTime<Utc>, n: u64) -> String {
 /// Runs `serve` until `shutdown` is cancelled, then drains within `server.shutdown_grace`.
 pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Result<Exit> {
     let admin_token = config.admin_token()?;
-    let handle = metrics::install().map_err(|e| anyhow::anyhow!("installing the metrics recorder: {e}"))?;
+    let handle =
+        metrics::install().map_err(|e| anyhow::anyhow!("installing the metrics recorder: {e}"))?;
     let sink = QBusinessSink::from_config(&config.qbusiness).await;
     let engine = build_engine(&config, sink, Mode::Apply)?;
-    let last_success = engine.store().last_success().await.context("reading the run log")?;
+    let last_success = engine
+        .store()
+        .last_success()
+        .await
+        .context("reading the run log")?;
     let cron = config.schedule.cron_with_seconds();
-    let daemon = Daemon::new(engine, admin_token, Some(handle.clone()), cron.clone(), shutdown.clone())?;
+    let daemon = Daemon::new(
+        engine,
+        admin_token,
+        Some(handle.clone()),
+        cron.clone(),
+        shutdown.clone(),
+    )?;
     daemon.state().last_success = last_success;
     daemon.update_freshness();
     metrics::pass_in_progress(false);
@@ -393,7 +427,9 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         let router = crate::http::router(Arc::clone(&daemon));
         let stop = server_stop.clone();
         tokio::spawn(async move {
-            axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled().await }).await
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
         })
     };
 
@@ -413,7 +449,9 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             Ok(Exit::Success)
         }
         Err(_) => {
-            error!("shutdown grace exceeded with a write still in flight; the next pass repeats it");
+            error!(
+                "shutdown grace exceeded with a write still in flight; the next pass repeats it"
+            );
             Ok(Exit::Failed)
         }
     }
@@ -421,7 +459,9 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
 
 /// Starts the cron job that queues scheduled passes.
 async fn start_scheduler(daemon: &Arc<Daemon>, cron: &str) -> anyhow::Result<JobScheduler> {
-    let scheduler = JobScheduler::new().await.context("creating the scheduler")?;
+    let scheduler = JobScheduler::new()
+        .await
+        .context("creating the scheduler")?;
     let d = Arc::clone(daemon);
     let job = Job::new_async(cron, move |_id, _lock| {
         let d = Arc::clone(&d);
@@ -430,7 +470,10 @@ async fn start_scheduler(daemon: &Arc<Daemon>, cron: &str) -> anyhow::Result<Job
         })
     })
     .with_context(|| format!("schedule.cron {cron:?}"))?;
-    scheduler.add(job).await.context("adding the scheduled job")?;
+    scheduler
+        .add(job)
+        .await
+        .context("adding the scheduled job")?;
     scheduler.start().await.context("starting the scheduler")?;
     daemon.scheduler_alive.store(true, Ordering::SeqCst);
     info!(cron, next = ?crate::schedule::next_fire(&daemon.cron, daemon.clock.now()), "schedule started");

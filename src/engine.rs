@@ -15,12 +15,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::clock::Clock;
+use crate::metrics;
 use crate::model::GroupName;
 use crate::plan::select::{GroupRead, Scope};
 use crate::plan::{self, Change, Plan, Policy, Rules, Snapshot};
 use crate::sink::{DeleteOutcome, GroupSink, SinkError};
 use crate::source::{DirectorySource, OktaGroup, SourceError};
-use crate::metrics;
 use crate::store::{AppliedPut, RunId, RunRecord, RunStart, SnapshotStore, StoreError};
 
 /// Whether a pass writes.
@@ -68,7 +68,9 @@ pub enum Error {
         "stopped by shutdown with {not_applied} change(s) not applied; the next pass applies them"
     )]
     Cancelled { not_applied: usize },
-    #[error("no Okta group or managed Q group is named {group:?} (give an Okta group id, Okta name or Q name)")]
+    #[error(
+        "no Okta group or managed Q group is named {group:?} (give an Okta group id, Okta name or Q name)"
+    )]
     UnknownGroup { group: String },
 }
 
@@ -100,7 +102,12 @@ pub struct PassRequest {
 impl PassRequest {
     /// A full pass started from the command line.
     pub fn cli(mode: Mode) -> PassRequest {
-        PassRequest { mode, group: None, pass_id: None, trigger: "cli" }
+        PassRequest {
+            mode,
+            group: None,
+            pass_id: None,
+            trigger: "cli",
+        }
     }
 }
 
@@ -277,7 +284,9 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
                 }
             }
             if report.error.is_none() {
-                report = self.run_pass(request, snapshot, report, progress, cancel).await;
+                report = self
+                    .run_pass(request, snapshot, report, progress, cancel)
+                    .await;
             }
         }
         metrics::pass_in_progress(false);
@@ -294,18 +303,29 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         cancel: &CancellationToken,
     ) -> RunReport {
         if report.pass_id.is_none() {
-            report.pass_id = Some(report.run_id.map_or_else(|| "plan".to_owned(), |id| id.to_string()));
+            report.pass_id = Some(
+                report
+                    .run_id
+                    .map_or_else(|| "plan".to_owned(), |id| id.to_string()),
+            );
         }
         let pass_id = report.pass_id.clone().unwrap_or_default();
-        let span = info_span!("pass", pass_id = %pass_id, mode = ?request.mode, trigger = request.trigger);
-        let result = self.pass(request, snapshot, &mut report, progress, cancel).instrument(span.clone()).await;
+        let span =
+            info_span!("pass", pass_id = %pass_id, mode = ?request.mode, trigger = request.trigger);
+        let result = self
+            .pass(request, snapshot, &mut report, progress, cancel)
+            .instrument(span.clone())
+            .await;
         if let Err(e) = result {
             report = span.in_scope(|| self.fail(report, e));
         } else {
             report.finished_at = self.clock.now();
         }
         if let Some(run) = report.run_id
-            && let Err(e) = self.store.finish_run(run, report.finished_at, &report.record()).await
+            && let Err(e) = self
+                .store
+                .finish_run(run, report.finished_at, &report.record())
+                .await
         {
             warn!(parent: &span, error = %e, "could not close the run log entry");
         }
@@ -347,15 +367,23 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
             Some(wanted) => {
                 let (subset, snap) = self.one_group(wanted, groups, snapshot);
                 if subset.is_empty() && snap.groups.is_empty() {
-                    return Err(Error::UnknownGroup { group: wanted.clone() });
+                    return Err(Error::UnknownGroup {
+                        group: wanted.clone(),
+                    });
                 }
                 groups = subset;
                 snap
             }
         };
-        let in_scope: Vec<&OktaGroup> =
-            groups.iter().filter(|g| matches!(self.settings.rules.scope(g), Scope::In(_))).collect();
-        info!(listed = groups.len(), in_scope = in_scope.len(), "listed Okta groups");
+        let in_scope: Vec<&OktaGroup> = groups
+            .iter()
+            .filter(|g| matches!(self.settings.rules.scope(g), Scope::In(_)))
+            .collect();
+        info!(
+            listed = groups.len(),
+            in_scope = in_scope.len(),
+            "listed Okta groups"
+        );
         progress.listed(in_scope.len());
         let reads = self.read_members(&in_scope, progress).await?;
         metrics::phase("okta_read", read_timer.elapsed());
@@ -416,7 +444,12 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
     /// Narrows a pass to one group, named by Okta id, Okta name or Q name: the matching listed
     /// groups, and the snapshot entries they (or the name) own, so a rename or deletion of that
     /// group is handled and nothing else is touched.
-    fn one_group(&self, wanted: &str, groups: Vec<OktaGroup>, snapshot: Snapshot) -> (Vec<OktaGroup>, Snapshot) {
+    fn one_group(
+        &self,
+        wanted: &str,
+        groups: Vec<OktaGroup>,
+        snapshot: Snapshot,
+    ) -> (Vec<OktaGroup>, Snapshot) {
         let subset: Vec<OktaGroup> = groups
             .into_iter()
             .filter(|g| {
@@ -429,7 +462,11 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         let groups = snapshot
             .groups
             .into_iter()
-            .filter(|(name, g)| name.as_str() == wanted || g.okta_id.as_str() == wanted || ids.contains(g.okta_id.as_str()))
+            .filter(|(name, g)| {
+                name.as_str() == wanted
+                    || g.okta_id.as_str() == wanted
+                    || ids.contains(g.okta_id.as_str())
+            })
             .collect();
         (subset, Snapshot { groups })
     }
@@ -452,7 +489,9 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
                     None => break,
                 }
             }
-            let Some((group, result)) = in_flight.next().await else { break };
+            let Some((group, result)) = in_flight.next().await else {
+                break;
+            };
             progress.group_read();
             let read = match result {
                 Ok(read) => GroupRead::Read(read),
@@ -496,7 +535,9 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
                     None => break,
                 }
             }
-            let Some((change, result)) = in_flight.next().await else { break };
+            let Some((change, result)) = in_flight.next().await else {
+                break;
+            };
             progress.applied();
             match result {
                 None => {
@@ -520,7 +561,10 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
                 not_attempted += 1;
                 continue;
             }
-            if let Change::Delete { reason: plan::DeleteReason::Renamed { to }, .. } = change
+            if let Change::Delete {
+                reason: plan::DeleteReason::Renamed { to },
+                ..
+            } = change
                 && put_failed.contains(to)
             {
                 // Keep the old name until the new one exists, so nobody loses access.
@@ -550,7 +594,13 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         Ok(())
     }
 
-    async fn read_one<'a>(&self, group: &'a OktaGroup) -> (&'a OktaGroup, Result<crate::source::MemberRead, SourceError>) {
+    async fn read_one<'a>(
+        &self,
+        group: &'a OktaGroup,
+    ) -> (
+        &'a OktaGroup,
+        Result<crate::source::MemberRead, SourceError>,
+    ) {
         let result = self.source.list_members(&group.id).await;
         (group, result)
     }
@@ -631,7 +681,12 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
     }
 
     /// Records a failed change; returns the error that must stop the pass, if it is one.
-    fn count_failed(&self, report: &mut RunReport, change: &Change, err: ApplyError) -> Option<Error> {
+    fn count_failed(
+        &self,
+        report: &mut RunReport,
+        change: &Change,
+        err: ApplyError,
+    ) -> Option<Error> {
         let (kind, message, fatal) = match err {
             ApplyError::Sink(e) => {
                 warn!(group = %change.group(), op = change.op(), kind = e.kind.as_str(), error = %e, "write failed");

@@ -225,7 +225,11 @@ impl SnapshotStore for MemStore {
         Ok(None)
     }
 
-    async fn begin_run(&self, _started_at: DateTime<Utc>, _start: &RunStart) -> Result<RunId, StoreError> {
+    async fn begin_run(
+        &self,
+        _started_at: DateTime<Utc>,
+        _start: &RunStart,
+    ) -> Result<RunId, StoreError> {
         let mut runs = lock(&self.runs);
         let id = runs.len() as RunId + 1;
         runs.push((id, None));

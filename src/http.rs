@@ -26,8 +26,19 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
 
 async fn metrics(State(d): State<Arc<Daemon>>) -> Response {
     match d.render_metrics() {
-        Some(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response(),
-        None => (StatusCode::SERVICE_UNAVAILABLE, "metrics recorder not installed\n").into_response(),
+        Some(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics recorder not installed\n",
+        )
+            .into_response(),
     }
 }
 
@@ -35,7 +46,11 @@ async fn livez(State(d): State<Arc<Daemon>>) -> Response {
     if d.is_live() || d.is_shutting_down() {
         (StatusCode::OK, "ok\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "scheduler or runner stopped\n").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "scheduler or runner stopped\n",
+        )
+            .into_response()
     }
 }
 
@@ -43,7 +58,11 @@ async fn readyz(State(d): State<Arc<Daemon>>) -> Response {
     if d.is_ready() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "first pass not attempted yet\n").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "first pass not attempted yet\n",
+        )
+            .into_response()
     }
 }
 
@@ -75,7 +94,9 @@ fn flexible_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>,
         Some(B::Str(s)) => match s.to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" => Ok(Some(true)),
             "false" | "0" | "no" | "" => Ok(Some(false)),
-            other => Err(serde::de::Error::custom(format!("dry_run must be true or false, not {other:?}"))),
+            other => Err(serde::de::Error::custom(format!(
+                "dry_run must be true or false, not {other:?}"
+            ))),
         },
     }
 }
@@ -99,11 +120,17 @@ async fn sync(
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
     if !presented.is_some_and(|t| d.admin_token_matches(t)) {
         let mut r = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer realm=\"q-group-sync\""));
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer realm=\"q-group-sync\""),
+        );
         return r;
     }
     let Query(from_query) = match query {
@@ -114,14 +141,22 @@ async fn sync(
         Ok(p) => p,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e),
     };
-    let group = from_query.group.or(from_body.group).map(|g| g.trim().to_owned()).filter(|g| !g.is_empty());
+    let group = from_query
+        .group
+        .or(from_body.group)
+        .map(|g| g.trim().to_owned())
+        .filter(|g| !g.is_empty());
     let dry_run = from_query.dry_run.or(from_body.dry_run).unwrap_or(false);
     if d.is_shutting_down() {
         return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
     if dry_run {
         let report = d.dry_run(group).await;
-        let status = if report.error.is_some() { StatusCode::BAD_GATEWAY } else { StatusCode::OK };
+        let status = if report.error.is_some() {
+            StatusCode::BAD_GATEWAY
+        } else {
+            StatusCode::OK
+        };
         return (
             status,
             axum::Json(json!({
@@ -135,12 +170,16 @@ async fn sync(
             .into_response();
     }
     match d.enqueue("admin", group.clone()) {
-        Enqueued::Queued(id) => {
-            (StatusCode::ACCEPTED, axum::Json(json!({ "pass_id": id, "coalesced": false, "group": group }))).into_response()
-        }
-        Enqueued::Coalesced(id) => {
-            (StatusCode::ACCEPTED, axum::Json(json!({ "pass_id": id, "coalesced": true, "group": group }))).into_response()
-        }
+        Enqueued::Queued(id) => (
+            StatusCode::ACCEPTED,
+            axum::Json(json!({ "pass_id": id, "coalesced": false, "group": group })),
+        )
+            .into_response(),
+        Enqueued::Coalesced(id) => (
+            StatusCode::ACCEPTED,
+            axum::Json(json!({ "pass_id": id, "coalesced": true, "group": group })),
+        )
+            .into_response(),
         Enqueued::ShuttingDown => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
     }
 }
@@ -149,21 +188,35 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<SyncParams, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(SyncParams::default());
     }
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if content_type.starts_with("application/x-www-form-urlencoded") {
         let text = std::str::from_utf8(body).map_err(|_| "body is not UTF-8".to_owned())?;
-        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(text.as_bytes()).into_owned().collect();
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(text.as_bytes())
+            .into_owned()
+            .collect();
         let mut params = SyncParams::default();
         for (k, v) in pairs {
             match k.as_str() {
                 "group" => params.group = Some(v),
                 "dry_run" => {
-                    params.dry_run = Some(matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"));
+                    params.dry_run = Some(matches!(
+                        v.to_ascii_lowercase().as_str(),
+                        "true" | "1" | "yes"
+                    ));
                 }
-                other => return Err(format!("unknown field {other:?}; expected group or dry_run")),
+                other => {
+                    return Err(format!(
+                        "unknown field {other:?}; expected group or dry_run"
+                    ));
+                }
             }
         }
         return Ok(params);
     }
-    serde_json::from_slice(body).map_err(|e| format!("body must be JSON like {{\"group\": \"...\", \"dry_run\": true}}: {e}"))
+    serde_json::from_slice(body).map_err(|e| {
+        format!("body must be JSON like {{\"group\": \"...\", \"dry_run\": true}}: {e}")
+    })
 }

@@ -11,9 +11,9 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod engine;
-pub mod http;
 #[cfg(test)]
 mod fakes;
+pub mod http;
 pub mod metrics;
 pub mod model;
 pub mod plan;

@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{
+    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::engine::RunReport;
@@ -34,7 +36,9 @@ pub const TRIGGERS: &str = "q_group_sync_triggers_total";
 
 /// Histogram buckets for pass and phase durations (seconds): a pass takes from under a second
 /// (no change) to tens of minutes (first sync of a large org at Okta's rate limit).
-const DURATION_BUCKETS: &[f64] = &[0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0];
+const DURATION_BUCKETS: &[f64] = &[
+    0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
 
 /// Histogram buckets for rate-limit waits (seconds): Okta windows are 60 s long.
 const WAIT_BUCKETS: &[f64] = &[0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 90.0];
@@ -42,7 +46,10 @@ const WAIT_BUCKETS: &[f64] = &[0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 
 /// Installs the global recorder and describes every series. Call once, in `serve`.
 pub fn install() -> Result<PrometheusHandle, String> {
     let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("_duration_seconds".into()), DURATION_BUCKETS)
+        .set_buckets_for_metric(
+            Matcher::Suffix("_duration_seconds".into()),
+            DURATION_BUCKETS,
+        )
         .map_err(|e| e.to_string())?
         .set_buckets_for_metric(Matcher::Full(RATE_LIMIT_WAIT.into()), WAIT_BUCKETS)
         .map_err(|e| e.to_string())?
@@ -54,26 +61,75 @@ pub fn install() -> Result<PrometheusHandle, String> {
 
 /// Help text and units of every series.
 pub fn describe() {
-    describe_counter!(PASSES, "Sync passes finished, by outcome (success, partial, failed) and mode (sync, plan).");
+    describe_counter!(
+        PASSES,
+        "Sync passes finished, by outcome (success, partial, failed) and mode (sync, plan)."
+    );
     describe_counter!(PASS_FAILURES, "Passes that stopped early, by error kind.");
     describe_histogram!(PASS_DURATION, Unit::Seconds, "Duration of a whole pass.");
-    describe_histogram!(PHASE_DURATION, Unit::Seconds, "Duration of each phase of a pass (okta_read, plan, apply).");
+    describe_histogram!(
+        PHASE_DURATION,
+        Unit::Seconds,
+        "Duration of each phase of a pass (okta_read, plan, apply)."
+    );
     describe_gauge!(PASS_IN_PROGRESS, "1 while a pass is running, else 0.");
     describe_gauge!(GROUPS_IN_SCOPE, "Okta groups in scope in the last pass.");
-    describe_gauge!(GROUPS_UNREAD, "In-scope groups whose members could not be read in the last pass.");
-    describe_gauge!(GROUP_ISSUES, "In-scope groups not synced in the last pass, by kind (unread, over_member_limit, name_conflict, invalid_name).");
-    describe_gauge!(USERS_SKIPPED, "Okta users left out of groups in the last pass, by reason (status, missing_attribute, invalid_id).");
-    describe_gauge!(USER_COLLISIONS, "Q user ids claimed by more than one Okta user in the last pass.");
-    describe_counter!(MEMBERSHIP_CHANGES, "Memberships applied to Q Business, by change (added, removed).");
-    describe_counter!(GROUP_WRITES, "Group writes to Q Business, by op (put, delete) and result (ok or an error kind).");
-    describe_counter!(API_REQUESTS, "HTTP requests sent, by service (okta, qbusiness), operation and status class (2xx, 3xx, 4xx, 429, 5xx, error).");
+    describe_gauge!(
+        GROUPS_UNREAD,
+        "In-scope groups whose members could not be read in the last pass."
+    );
+    describe_gauge!(
+        GROUP_ISSUES,
+        "In-scope groups not synced in the last pass, by kind (unread, over_member_limit, name_conflict, invalid_name)."
+    );
+    describe_gauge!(
+        USERS_SKIPPED,
+        "Okta users left out of groups in the last pass, by reason (status, missing_attribute, invalid_id)."
+    );
+    describe_gauge!(
+        USER_COLLISIONS,
+        "Q user ids claimed by more than one Okta user in the last pass."
+    );
+    describe_counter!(
+        MEMBERSHIP_CHANGES,
+        "Memberships applied to Q Business, by change (added, removed)."
+    );
+    describe_counter!(
+        GROUP_WRITES,
+        "Group writes to Q Business, by op (put, delete) and result (ok or an error kind)."
+    );
+    describe_counter!(
+        API_REQUESTS,
+        "HTTP requests sent, by service (okta, qbusiness), operation and status class (2xx, 3xx, 4xx, 429, 5xx, error)."
+    );
     describe_counter!(RATE_LIMITED, "429 answers received, by service.");
-    describe_histogram!(RATE_LIMIT_WAIT, Unit::Seconds, "Each wait for a rate limit before a retry, by service (_sum is the total time waited).");
-    describe_gauge!(OKTA_RATE_LIMIT_REMAINING, "X-Rate-Limit-Remaining of the last Okta answer, by bucket.");
-    describe_gauge!(OKTA_RATE_LIMIT_LIMIT, "X-Rate-Limit-Limit of the last Okta answer, by bucket.");
-    describe_gauge!(LAST_SUCCESS, Unit::Seconds, "Unix time when the last successful sync pass finished.");
-    describe_gauge!(SNAPSHOT_AGE, Unit::Seconds, "Seconds since the snapshot was last confirmed equal to Okta (the last successful sync pass).");
-    describe_counter!(TRIGGERS, "Pass requests received, by source (schedule, startup, admin) and result (started, coalesced, dry_run).");
+    describe_histogram!(
+        RATE_LIMIT_WAIT,
+        Unit::Seconds,
+        "Each wait for a rate limit before a retry, by service (_sum is the total time waited)."
+    );
+    describe_gauge!(
+        OKTA_RATE_LIMIT_REMAINING,
+        "X-Rate-Limit-Remaining of the last Okta answer, by bucket."
+    );
+    describe_gauge!(
+        OKTA_RATE_LIMIT_LIMIT,
+        "X-Rate-Limit-Limit of the last Okta answer, by bucket."
+    );
+    describe_gauge!(
+        LAST_SUCCESS,
+        Unit::Seconds,
+        "Unix time when the last successful sync pass finished."
+    );
+    describe_gauge!(
+        SNAPSHOT_AGE,
+        Unit::Seconds,
+        "Seconds since the snapshot was last confirmed equal to Okta (the last successful sync pass)."
+    );
+    describe_counter!(
+        TRIGGERS,
+        "Pass requests received, by source (schedule, startup, admin) and result (started, coalesced, dry_run)."
+    );
 }
 
 /// Records a finished pass.
@@ -93,7 +149,12 @@ pub fn pass_finished(report: &RunReport, elapsed: Duration) {
     }
     gauge!(GROUPS_IN_SCOPE).set(report.groups_in_scope as f64);
     gauge!(GROUPS_UNREAD).set(report.groups_unread as f64);
-    for kind in ["unread", "over_member_limit", "name_conflict", "invalid_name"] {
+    for kind in [
+        "unread",
+        "over_member_limit",
+        "name_conflict",
+        "invalid_name",
+    ] {
         let n = report.plan.issues.iter().filter(|i| i.kind == kind).count();
         gauge!(GROUP_ISSUES, "kind" => kind).set(n as f64);
     }
@@ -128,7 +189,8 @@ pub fn api_request(service: &'static str, operation: &'static str, status: Optio
         Some(500..=599) => "5xx",
         Some(_) | None => "error",
     };
-    counter!(API_REQUESTS, "service" => service, "operation" => operation, "status_class" => class).increment(1);
+    counter!(API_REQUESTS, "service" => service, "operation" => operation, "status_class" => class)
+        .increment(1);
     if status == Some(429) {
         counter!(RATE_LIMITED, "service" => service).increment(1);
     }

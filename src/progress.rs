@@ -16,14 +16,18 @@ pub struct TerminalProgress {
 impl TerminalProgress {
     /// A display when stderr is a terminal and `enabled`; otherwise `None`.
     pub fn new(enabled: bool) -> Option<TerminalProgress> {
-        (enabled && std::io::stderr().is_terminal()).then(|| TerminalProgress { bar: Mutex::new(None) })
+        (enabled && std::io::stderr().is_terminal()).then(|| TerminalProgress {
+            bar: Mutex::new(None),
+        })
     }
 
     fn start(&self, len: usize, what: &str) {
         let bar = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr());
-        let style = ProgressStyle::with_template("{spinner} {msg:<16} [{bar:30}] {pos}/{len} ({per_sec}, {elapsed})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
+        let style = ProgressStyle::with_template(
+            "{spinner} {msg:<16} [{bar:30}] {pos}/{len} ({per_sec}, {elapsed})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
         bar.set_style(style);
         bar.set_message(what.to_owned());
         bar.enable_steady_tick(Duration::from_millis(200));

@@ -25,9 +25,12 @@ hyper=warn,hyper_util=warn,h2=warn,reqwest=warn,rustls=warn,tokio_cron_scheduler
 /// either the level is `info`.
 pub fn init(format: LogFormat, level: Option<&str>) -> Result<(), String> {
     let filter = match level {
-        Some(level) => EnvFilter::try_new(filter_for(level)).map_err(|e| format!("--log-level {level:?}: {e}"))?,
+        Some(level) => EnvFilter::try_new(filter_for(level))
+            .map_err(|e| format!("--log-level {level:?}: {e}"))?,
         None => match std::env::var("RUST_LOG") {
-            Ok(v) if !v.trim().is_empty() => EnvFilter::try_new(&v).map_err(|e| format!("RUST_LOG {v:?}: {e}"))?,
+            Ok(v) if !v.trim().is_empty() => {
+                EnvFilter::try_new(&v).map_err(|e| format!("RUST_LOG {v:?}: {e}"))?
+            }
             _ => EnvFilter::new(filter_for("info")),
         },
     };
@@ -36,11 +39,22 @@ pub fn init(format: LogFormat, level: Option<&str>) -> Result<(), String> {
         LogFormat::Text => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let result = if json {
-        builder.json().flatten_event(true).with_current_span(true).with_span_list(false).with_span_events(FmtSpan::NONE).try_init()
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_span_events(FmtSpan::NONE)
+            .try_init()
     } else {
-        builder.with_ansi(std::io::stderr().is_terminal()).with_target(false).try_init()
+        builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_target(false)
+            .try_init()
     };
     result.map_err(|e| e.to_string())
 }

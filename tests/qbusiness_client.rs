@@ -33,7 +33,8 @@ retry_initial_backoff = "5ms"
         q.url()
     );
     let config = Config::from_figment(Figment::from(Toml::string(&toml))).expect("config");
-    let creds = aws_sdk_qbusiness::config::Credentials::new("AKIDTEST", "secret", None, None, "test");
+    let creds =
+        aws_sdk_qbusiness::config::Credentials::new("AKIDTEST", "secret", None, None, "test");
     QBusinessSink::with_credentials(&config.qbusiness, creds).await
 }
 
@@ -50,16 +51,35 @@ async fn put_replaces_and_delete_removes_names_with_slashes_and_unicode() {
     let q = QEmulator::start(QOptions::default()).await.unwrap();
     let sink = sink_for(&q, "").await;
     let name = GroupName::new("Eng Team/α ü 研究");
-    sink.put_group(&name, &members(&["a@x.test", "b@x.test"])).await.unwrap();
-    assert_eq!(q.group(name.as_str()).unwrap().users, set(&["a@x.test", "b@x.test"]));
-    sink.put_group(&name, &members(&["c@x.test"])).await.unwrap();
-    assert_eq!(q.group(name.as_str()).unwrap().users, set(&["c@x.test"]), "PutGroup replaces membership");
-    sink.put_group(&GroupName::new("empty"), &Members::new()).await.unwrap();
+    sink.put_group(&name, &members(&["a@x.test", "b@x.test"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        q.group(name.as_str()).unwrap().users,
+        set(&["a@x.test", "b@x.test"])
+    );
+    sink.put_group(&name, &members(&["c@x.test"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        q.group(name.as_str()).unwrap().users,
+        set(&["c@x.test"]),
+        "PutGroup replaces membership"
+    );
+    sink.put_group(&GroupName::new("empty"), &Members::new())
+        .await
+        .unwrap();
     assert!(q.group("empty").unwrap().users.is_empty());
 
-    assert_eq!(sink.delete_group(&name).await.unwrap(), DeleteOutcome::Deleted);
+    assert_eq!(
+        sink.delete_group(&name).await.unwrap(),
+        DeleteOutcome::Deleted
+    );
     assert!(q.group(name.as_str()).is_none());
-    assert_eq!(sink.delete_group(&name).await.unwrap(), DeleteOutcome::AlreadyGone);
+    assert_eq!(
+        sink.delete_group(&name).await.unwrap(),
+        DeleteOutcome::AlreadyGone
+    );
     let call = q.calls().into_iter().find(|c| c.op == "PutGroup").unwrap();
     assert_eq!(call.group.as_deref(), Some(name.as_str()));
     assert_eq!(sink.check().await.unwrap(), 1);
@@ -70,8 +90,15 @@ async fn throttling_is_retried_by_the_sdk() {
     let q = QEmulator::start(QOptions::default()).await.unwrap();
     let sink = sink_for(&q, "").await;
     q.add_fault(QFault::times(QFaultAction::Throttle, 2).on_op("PutGroup"));
-    sink.put_group(&GroupName::new("g"), &members(&["a@x.test"])).await.unwrap();
-    let attempts: Vec<Option<u32>> = q.calls().iter().filter(|c| c.op == "PutGroup").map(|c| c.attempt).collect();
+    sink.put_group(&GroupName::new("g"), &members(&["a@x.test"]))
+        .await
+        .unwrap();
+    let attempts: Vec<Option<u32>> = q
+        .calls()
+        .iter()
+        .filter(|c| c.op == "PutGroup")
+        .map(|c| c.attempt)
+        .collect();
     assert_eq!(attempts, [Some(1), Some(2), Some(3)]);
 }
 
@@ -96,7 +123,10 @@ async fn errors_are_classified() {
     }
     q.clear_faults();
     // The emulator enforces Q's rules: a control character in a user id is a validation error.
-    let err = sink.put_group(&g, &members(&["bad\u{1}id@x.test"])).await.expect_err("invalid");
+    let err = sink
+        .put_group(&g, &members(&["bad\u{1}id@x.test"]))
+        .await
+        .expect_err("invalid");
     assert_eq!(err.kind, SinkErrorKind::Validation, "{err}");
 }
 
@@ -104,14 +134,20 @@ async fn errors_are_classified() {
 async fn over_limit_is_refused_before_sending() {
     let q = QEmulator::start(QOptions::default()).await.unwrap();
     let sink = sink_for(&q, "inline_member_limit = 3").await;
-    let err = sink.put_group(&GroupName::new("g"), &members(&["a", "b", "c", "d"])).await.expect_err("refused");
+    let err = sink
+        .put_group(&GroupName::new("g"), &members(&["a", "b", "c", "d"]))
+        .await
+        .expect_err("refused");
     assert_eq!(err.kind, SinkErrorKind::Validation);
     assert!(q.calls().is_empty(), "nothing sent");
     // And the emulator itself rejects more than 1000 members, as Q Business does.
     let big: Vec<String> = (0..1001).map(|i| format!("u{i}@x.test")).collect();
     let refs: Vec<&str> = big.iter().map(String::as_str).collect();
     let unchecked = sink_for(&q, "").await;
-    let err = unchecked.put_group(&GroupName::new("g"), &members(&refs)).await.expect_err("refused");
+    let err = unchecked
+        .put_group(&GroupName::new("g"), &members(&refs))
+        .await
+        .expect_err("refused");
     assert_eq!(err.kind, SinkErrorKind::Validation, "{err}");
 }
 
@@ -119,8 +155,14 @@ async fn over_limit_is_refused_before_sending() {
 async fn wrong_application_is_not_found_and_not_mistaken_for_a_missing_group() {
     let q = QEmulator::start(QOptions::default()).await.unwrap();
     let sink = sink_with_app(&q, "ffffffff-ffff-ffff-ffff-ffffffffffff", "").await;
-    let err = sink.put_group(&GroupName::new("g"), &Members::new()).await.expect_err("wrong app");
+    let err = sink
+        .put_group(&GroupName::new("g"), &Members::new())
+        .await
+        .expect_err("wrong app");
     assert_eq!(err.kind, SinkErrorKind::NotFound, "{err}");
-    let err = sink.delete_group(&GroupName::new("g")).await.expect_err("wrong app is an error, not AlreadyGone");
+    let err = sink
+        .delete_group(&GroupName::new("g"))
+        .await
+        .expect_err("wrong app is an error, not AlreadyGone");
     assert_eq!(err.kind, SinkErrorKind::NotFound, "{err}");
 }

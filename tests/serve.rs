@@ -16,7 +16,12 @@ fn org(groups: usize, members: usize) -> OktaOrg {
     let mut o = OktaOrg::default();
     for u in 0..members {
         let id = OktaOrg::user_id(u);
-        o.add_user(&id, "ACTIVE", Some(&format!("user{u}@example.test")), &format!("user{u}@example.test"));
+        o.add_user(
+            &id,
+            "ACTIVE",
+            Some(&format!("user{u}@example.test")),
+            &format!("user{u}@example.test"),
+        );
     }
     for g in 0..groups {
         let gid = OktaOrg::group_id(g);
@@ -32,7 +37,11 @@ fn org(groups: usize, members: usize) -> OktaOrg {
 
 /// An Okta emulator slow enough that a pass takes about a second.
 async fn slow_harness(groups: usize) -> Harness {
-    let options = OktaOptions { token: TOKEN.into(), latency: Duration::from_millis(250), ..OktaOptions::default() };
+    let options = OktaOptions {
+        token: TOKEN.into(),
+        latency: Duration::from_millis(250),
+        ..OktaOptions::default()
+    };
     Harness::start_with(org(groups, 12), options, "").await
 }
 
@@ -47,20 +56,35 @@ fn passes_total(metrics: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_trigger_auth_coalescing_and_dry_run() {
     let h = slow_harness(12).await;
-    h.add_config(&format!("\n[schedule]\ncron = \"0 0 0 1 1 *\"\n[server]\nadmin_token = \"{ADMIN}\"\n"));
+    h.add_config(&format!(
+        "\n[schedule]\ncron = \"0 0 0 1 1 *\"\n[server]\nadmin_token = \"{ADMIN}\"\n"
+    ));
     let s = h.serve(&[]).await;
 
     // Not ready until the start-up pass was attempted; then ready for good.
-    let st = s.wait_status(30, "start-up pass", |st| st["last_pass"]["outcome"] == "success").await;
+    let st = s
+        .wait_status(30, "start-up pass", |st| {
+            st["last_pass"]["outcome"] == "success"
+        })
+        .await;
     assert_eq!(st["last_pass"]["trigger"], "startup");
     assert_eq!(s.get("/readyz").await.status(), 200);
     assert_eq!(s.get("/livez").await.status(), 200);
-    assert!(st["next_scheduled_pass"].as_str().unwrap().starts_with(&format!("{}-01-01T00:00:00", chrono_year() + 1)));
+    assert!(
+        st["next_scheduled_pass"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{}-01-01T00:00:00", chrono_year() + 1))
+    );
     assert_eq!(h.q_state(), expected(&h.okta.org()));
 
     // Without or with a wrong token: 401 and nothing starts.
     let before = s.status().await["last_pass"]["pass_id"].clone();
-    for auth in [None, Some("Bearer wrong-token-wrong-token"), Some("Basic abc")] {
+    for auth in [
+        None,
+        Some("Bearer wrong-token-wrong-token"),
+        Some("Basic abc"),
+    ] {
         let mut req = s.http.post(s.url("/sync"));
         if let Some(a) = auth {
             req = req.header("authorization", a);
@@ -76,10 +100,21 @@ async fn admin_trigger_auth_coalescing_and_dry_run() {
 
     // A trigger starts a pass; 20 more during it make exactly one follow-up pass.
     let metrics_before = passes_total(&s.get("/metrics").await.text().await.unwrap());
-    let first: serde_json::Value =
-        s.http.post(s.url("/sync")).bearer_auth(ADMIN).send().await.unwrap().json().await.unwrap();
+    let first: serde_json::Value = s
+        .http
+        .post(s.url("/sync"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let first_id = first["pass_id"].as_str().unwrap().to_owned();
-    s.wait_status(10, "the triggered pass to run", |st| st["current_pass"]["pass_id"] == first_id.as_str()).await;
+    s.wait_status(10, "the triggered pass to run", |st| {
+        st["current_pass"]["pass_id"] == first_id.as_str()
+    })
+    .await;
     let calls = (0..20).map(|_| {
         let req = s.http.post(s.url("/sync?dry_run=false")).bearer_auth(ADMIN);
         async move { req.send().await.unwrap() }
@@ -93,15 +128,25 @@ async fn admin_trigger_auth_coalescing_and_dry_run() {
         ids.insert(v["pass_id"].as_str().unwrap().to_owned());
         coalesced += usize::from(v["coalesced"] == true);
     }
-    assert_eq!(ids.len(), 1, "all 20 requests name one follow-up pass: {ids:?}");
+    assert_eq!(
+        ids.len(),
+        1,
+        "all 20 requests name one follow-up pass: {ids:?}"
+    );
     assert!(!ids.contains(&first_id));
     assert_eq!(coalesced, 19);
     let follow_up = ids.into_iter().next().unwrap();
-    s.wait_status(30, "the follow-up pass", |st| st["last_pass"]["pass_id"] == follow_up.as_str() && st["pass_running"] == false)
-        .await;
+    s.wait_status(30, "the follow-up pass", |st| {
+        st["last_pass"]["pass_id"] == follow_up.as_str() && st["pass_running"] == false
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let metrics_after = passes_total(&s.get("/metrics").await.text().await.unwrap());
-    assert_eq!(metrics_after - metrics_before, 2.0, "exactly the triggered pass and one follow-up");
+    assert_eq!(
+        metrics_after - metrics_before,
+        2.0,
+        "exactly the triggered pass and one follow-up"
+    );
 
     // A dry run returns the plan and writes nothing.
     h.okta.update(|o| {
@@ -109,25 +154,59 @@ async fn admin_trigger_auth_coalescing_and_dry_run() {
     });
     let snapshot_before = std::fs::read(h.snapshot_path()).unwrap();
     h.q.reset_calls();
-    let resp = s.http.post(s.url("/sync")).bearer_auth(ADMIN).json(&serde_json::json!({"dry_run": true})).send().await.unwrap();
+    let resp = s
+        .http
+        .post(s.url("/sync"))
+        .bearer_auth(ADMIN)
+        .json(&serde_json::json!({"dry_run": true}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let v: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(v["plan"]["changes"].as_array().unwrap().len(), 1, "{v:#}");
-    assert_eq!(v["plan"]["changes"][0]["removed"], serde_json::json!(["user1@example.test"]));
-    assert!(h.q.calls().iter().all(|c| c.op != "PutGroup" && c.op != "DeleteGroup"));
+    assert_eq!(
+        v["plan"]["changes"][0]["removed"],
+        serde_json::json!(["user1@example.test"])
+    );
+    assert!(
+        h.q.calls()
+            .iter()
+            .all(|c| c.op != "PutGroup" && c.op != "DeleteGroup")
+    );
     assert_eq!(std::fs::read(h.snapshot_path()).unwrap(), snapshot_before);
 
     // A single-group trigger pushes just that group.
-    let resp = s.http.post(s.url("/sync?group=group%201")).bearer_auth(ADMIN).send().await.unwrap();
+    let resp = s
+        .http
+        .post(s.url("/sync?group=group%201"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 202);
-    let id = resp.json::<serde_json::Value>().await.unwrap()["pass_id"].as_str().unwrap().to_owned();
-    let st = s.wait_status(30, "the group pass", |st| st["last_pass"]["pass_id"] == id.as_str()).await;
+    let id = resp.json::<serde_json::Value>().await.unwrap()["pass_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let st = s
+        .wait_status(30, "the group pass", |st| {
+            st["last_pass"]["pass_id"] == id.as_str()
+        })
+        .await;
     assert_eq!(st["last_pass"]["group"], "group 1");
     assert_eq!(st["last_pass"]["puts_applied"], 1);
     assert_eq!(h.q_state(), expected(&h.okta.org()));
 
     // Bad request bodies are refused with a reason.
-    let resp = s.http.post(s.url("/sync")).bearer_auth(ADMIN).body("{\"bogus\": 1}").send().await.unwrap();
+    let resp = s
+        .http
+        .post(s.url("/sync"))
+        .bearer_auth(ADMIN)
+        .body("{\"bogus\": 1}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 400);
     assert!(resp.text().await.unwrap().contains("bogus"));
 }
@@ -141,7 +220,13 @@ fn chrono_year() -> i32 {
 async fn trigger_is_disabled_without_an_admin_token() {
     let h = Harness::start(org(2, 3)).await;
     let s = h.serve(&[]).await;
-    let resp = s.http.post(s.url("/sync")).bearer_auth(ADMIN).send().await.unwrap();
+    let resp = s
+        .http
+        .post(s.url("/sync"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 403);
     assert!(resp.text().await.unwrap().contains("disabled"));
 }
@@ -151,11 +236,17 @@ async fn passes_fire_on_schedule_and_metrics_are_clean() {
     let h = Harness::start(org(3, 5)).await;
     h.add_config("\n[schedule]\ncron = \"*/2 * * * * *\"\nrun_on_start = false\n");
     let s = h.serve(&[]).await;
-    assert_eq!(s.get("/readyz").await.status(), 200, "ready at once without a start-up pass");
-    let st = s.wait_status(10, "two scheduled passes", |st| {
-        st["last_pass"]["trigger"] == "schedule" && st["last_pass"]["run_id"].as_i64() >= Some(2)
-    })
-    .await;
+    assert_eq!(
+        s.get("/readyz").await.status(),
+        200,
+        "ready at once without a start-up pass"
+    );
+    let st = s
+        .wait_status(10, "two scheduled passes", |st| {
+            st["last_pass"]["trigger"] == "schedule"
+                && st["last_pass"]["run_id"].as_i64() >= Some(2)
+        })
+        .await;
     assert_eq!(st["last_pass"]["outcome"], "success");
     assert!(st["snapshot_age_seconds"].as_f64().unwrap() < 10.0);
     let next = st["next_scheduled_pass"].as_str().unwrap();
@@ -195,10 +286,22 @@ async fn passes_fire_on_schedule_and_metrics_are_clean() {
         .spawn()
     {
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(metrics.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
-        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success() && said.trim().is_empty(), "promtool check metrics:\n{said}");
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && said.trim().is_empty(),
+            "promtool check metrics:\n{said}"
+        );
     } else {
         eprintln!("promtool not installed: skipped `promtool check metrics`");
     }
@@ -207,20 +310,43 @@ async fn passes_fire_on_schedule_and_metrics_are_clean() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn livez_stays_up_while_okta_is_down_and_status_names_the_failure() {
     let h = Harness::start(org(2, 3)).await;
-    h.add_config(&format!("\n[schedule]\ncron = \"0 0 0 1 1 *\"\n[server]\nadmin_token = \"{ADMIN}\"\n"));
+    h.add_config(&format!(
+        "\n[schedule]\ncron = \"0 0 0 1 1 *\"\n[server]\nadmin_token = \"{ADMIN}\"\n"
+    ));
     let s = h.serve(&[]).await;
-    s.wait_status(20, "start-up pass", |st| st["last_pass"]["outcome"] == "success").await;
-    let Harness { okta, q, dir, config } = h;
+    s.wait_status(20, "start-up pass", |st| {
+        st["last_pass"]["outcome"] == "success"
+    })
+    .await;
+    let Harness {
+        okta,
+        q,
+        dir,
+        config,
+    } = h;
     okta.shutdown().await;
-    let resp = s.http.post(s.url("/sync")).bearer_auth(ADMIN).send().await.unwrap();
+    let resp = s
+        .http
+        .post(s.url("/sync"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 202);
-    let st = s.wait_status(60, "a failed pass", |st| st["last_pass"]["outcome"] == "failed").await;
+    let st = s
+        .wait_status(60, "a failed pass", |st| {
+            st["last_pass"]["outcome"] == "failed"
+        })
+        .await;
     assert_eq!(st["last_pass"]["error_kind"], "okta");
     assert_eq!(st["last_pass"]["errors_by_kind"]["okta"], 1);
     assert_eq!(s.get("/livez").await.status(), 200);
     assert_eq!(s.get("/readyz").await.status(), 200);
     let metrics = s.get("/metrics").await.text().await.unwrap();
-    assert!(metrics.contains("q_group_sync_pass_failures_total{kind=\"okta\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("q_group_sync_pass_failures_total{kind=\"okta\"} 1"),
+        "{metrics}"
+    );
     drop((q, dir, config));
 }
 
@@ -228,8 +354,16 @@ async fn livez_stays_up_while_okta_is_down_and_status_names_the_failure() {
 async fn sigterm_during_a_pass_exits_in_grace_and_keeps_every_applied_write() {
     let h = Harness::start(org(30, 6)).await;
     h.add_config("\n[schedule]\ncron = \"0 0 0 1 1 *\"\n[server]\nshutdown_grace = \"10s\"\n");
-    std::fs::write(&h.config, std::fs::read_to_string(&h.config).unwrap().replace("[qbusiness]", "[qbusiness]\nmax_concurrency = 2")).unwrap();
-    h.q.add_fault(QFault::always(QFaultAction::Delay(Duration::from_millis(300))).on_op("PutGroup"));
+    std::fs::write(
+        &h.config,
+        std::fs::read_to_string(&h.config)
+            .unwrap()
+            .replace("[qbusiness]", "[qbusiness]\nmax_concurrency = 2"),
+    )
+    .unwrap();
+    h.q.add_fault(
+        QFault::always(QFaultAction::Delay(Duration::from_millis(300))).on_op("PutGroup"),
+    );
     let mut s = h.serve(&[]).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     while h.q.put_count() < 4 {
@@ -238,8 +372,15 @@ async fn sigterm_during_a_pass_exits_in_grace_and_keeps_every_applied_write() {
     }
     s.signal("-TERM");
     let stopped = Instant::now();
-    let status = tokio::time::timeout(Duration::from_secs(12), s.child.wait()).await.expect("exits within the grace period").unwrap();
-    assert!(stopped.elapsed() < Duration::from_secs(10), "took {:?}", stopped.elapsed());
+    let status = tokio::time::timeout(Duration::from_secs(12), s.child.wait())
+        .await
+        .expect("exits within the grace period")
+        .unwrap();
+    assert!(
+        stopped.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        stopped.elapsed()
+    );
     assert_eq!(status.code(), Some(0), "{}", s.logs());
     let accepted = h.q.put_count();
     assert!(accepted < 30, "the pass stopped early ({accepted} puts)");
@@ -247,12 +388,21 @@ async fn sigterm_during_a_pass_exits_in_grace_and_keeps_every_applied_write() {
     // Every group Q accepted is in the snapshot: the next plan puts only the others.
     h.q.clear_faults();
     let out = h.run(&["plan", "--output", "json"]).await;
-    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out)));
-    let to_put: BTreeSet<String> =
-        plan["changes"].as_array().unwrap().iter().map(|c| c["group"].as_str().unwrap().to_owned()).collect();
+    let plan: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out)));
+    let to_put: BTreeSet<String> = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["group"].as_str().unwrap().to_owned())
+        .collect();
     let in_q: BTreeSet<String> = h.q_state().into_keys().collect();
     assert_eq!(in_q.len(), accepted);
-    assert!(to_put.is_disjoint(&in_q), "applied groups are recorded: {:?}", to_put.intersection(&in_q).collect::<Vec<_>>());
+    assert!(
+        to_put.is_disjoint(&in_q),
+        "applied groups are recorded: {:?}",
+        to_put.intersection(&in_q).collect::<Vec<_>>()
+    );
     assert_eq!(to_put.len() + in_q.len(), 30);
     let out = h.run(&["sync"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

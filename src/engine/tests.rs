@@ -48,8 +48,12 @@ fn engine(source: MemSource) -> TestEngine {
 }
 
 async fn sync(e: &TestEngine) -> RunReport {
-    e.run_once(&PassRequest::cli(Mode::Apply), &NoProgress, &CancellationToken::new())
-        .await
+    e.run_once(
+        &PassRequest::cli(Mode::Apply),
+        &NoProgress,
+        &CancellationToken::new(),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -110,7 +114,11 @@ async fn removed_member_and_vanished_group() {
 async fn plan_mode_writes_nothing() {
     let e = engine(org());
     let r = e
-        .run_once(&PassRequest::cli(Mode::Plan), &NoProgress, &CancellationToken::new())
+        .run_once(
+            &PassRequest::cli(Mode::Plan),
+            &NoProgress,
+            &CancellationToken::new(),
+        )
         .await;
     assert_eq!(r.plan.puts().count(), 3);
     assert!(e.sink.take_calls().is_empty());
@@ -310,14 +318,21 @@ async fn cancelled_pass_applies_nothing_more() {
     let e = engine(org());
     let cancel = CancellationToken::new();
     cancel.cancel();
-    let r = e.run_once(&PassRequest::cli(Mode::Apply), &NoProgress, &cancel).await;
+    let r = e
+        .run_once(&PassRequest::cli(Mode::Apply), &NoProgress, &cancel)
+        .await;
     assert_eq!(r.outcome, Outcome::Failed);
     assert!(e.sink.take_calls().is_empty());
     assert!(e.store.names().is_empty());
 }
 
 fn one(mode: Mode, group: &str) -> PassRequest {
-    PassRequest { mode, group: Some(group.into()), pass_id: Some("p1".into()), trigger: "admin" }
+    PassRequest {
+        mode,
+        group: Some(group.into()),
+        pass_id: Some("p1".into()),
+        trigger: "admin",
+    }
 }
 
 #[tokio::test]
@@ -330,25 +345,55 @@ async fn single_group_pass_touches_only_that_group() {
     e.source.remove_group("g3");
     // By Okta name, by id, and by Q name all select the same group.
     for wanted in ["Engineering", "g1"] {
-        let r = e.run_once(&one(Mode::Plan, wanted), &NoProgress, &CancellationToken::new()).await;
+        let r = e
+            .run_once(
+                &one(Mode::Plan, wanted),
+                &NoProgress,
+                &CancellationToken::new(),
+            )
+            .await;
         assert_eq!(r.plan.changes.len(), 1, "{wanted}: {r:?}");
         assert_eq!(r.plan.changes[0].group().as_str(), "Engineering");
     }
-    let r = e.run_once(&one(Mode::Apply, "Engineering"), &NoProgress, &CancellationToken::new()).await;
+    let r = e
+        .run_once(
+            &one(Mode::Apply, "Engineering"),
+            &NoProgress,
+            &CancellationToken::new(),
+        )
+        .await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     assert_eq!(r.pass_id.as_deref(), Some("p1"));
-    assert_eq!(e.sink.take_calls(), [("PutGroup".to_owned(), GroupName::new("Engineering"))]);
+    assert_eq!(
+        e.sink.take_calls(),
+        [("PutGroup".to_owned(), GroupName::new("Engineering"))]
+    );
     // A group gone from Okta, named by its Q name, is deleted; nothing else is.
-    let r = e.run_once(&one(Mode::Apply, "Empty"), &NoProgress, &CancellationToken::new()).await;
+    let r = e
+        .run_once(
+            &one(Mode::Apply, "Empty"),
+            &NoProgress,
+            &CancellationToken::new(),
+        )
+        .await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
-    assert_eq!(e.sink.take_calls(), [("DeleteGroup".to_owned(), GroupName::new("Empty"))]);
+    assert_eq!(
+        e.sink.take_calls(),
+        [("DeleteGroup".to_owned(), GroupName::new("Empty"))]
+    );
     assert!(e.sink.members("Sales").is_some());
 }
 
 #[tokio::test]
 async fn single_group_pass_for_an_unknown_name_fails_cleanly() {
     let e = engine(org());
-    let r = e.run_once(&one(Mode::Apply, "Nope"), &NoProgress, &CancellationToken::new()).await;
+    let r = e
+        .run_once(
+            &one(Mode::Apply, "Nope"),
+            &NoProgress,
+            &CancellationToken::new(),
+        )
+        .await;
     assert_eq!(r.outcome, Outcome::Failed);
     assert_eq!(r.error_kind, Some("unknown_group"));
     assert!(e.sink.take_calls().is_empty());

@@ -11,17 +11,17 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_qbusiness::Client;
 use aws_sdk_qbusiness::config::http::HttpResponse;
 use aws_sdk_qbusiness::config::interceptors::FinalizerInterceptorContextRef;
-use aws_sdk_qbusiness::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_qbusiness::error::BoxError;
 use aws_sdk_qbusiness::config::retry::RetryConfig;
 use aws_sdk_qbusiness::config::timeout::TimeoutConfig;
 use aws_sdk_qbusiness::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_qbusiness::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_qbusiness::error::BoxError;
 use aws_sdk_qbusiness::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_qbusiness::primitives::DateTime as AwsDateTime;
 use aws_sdk_qbusiness::operation::delete_group::DeleteGroupError;
+use aws_sdk_qbusiness::primitives::DateTime as AwsDateTime;
 use aws_sdk_qbusiness::types::error::ResourceNotFoundException;
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_sdk_qbusiness::types::{GroupMembers, MemberUser, MembershipType};
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
 
 use super::{DeleteOutcome, GroupSink, SinkError, SinkErrorKind};
 use crate::config::QBusinessConfig;
@@ -68,7 +68,8 @@ impl QBusinessSink {
     }
 
     async fn build(q: &QBusinessConfig, credentials: Option<Credentials>) -> QBusinessSink {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(q.region.clone()));
+        let mut loader =
+            aws_config::defaults(BehaviorVersion::latest()).region(Region::new(q.region.clone()));
         if let Some(c) = credentials {
             loader = loader.credentials_provider(c);
         }
@@ -176,9 +177,7 @@ impl GroupSink for QBusinessSink {
         }
         match req.send().await {
             Ok(_) => Ok(DeleteOutcome::Deleted),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), DeleteGroupError::ResourceNotFoundException(nf) if names_group(nf, name)) =>
-            {
+            Err(SdkError::ServiceError(e)) if matches!(e.err(), DeleteGroupError::ResourceNotFoundException(nf) if names_group(nf, name)) => {
                 Ok(DeleteOutcome::AlreadyGone)
             }
             Err(e) => Err(classify("DeleteGroup", e)),
@@ -193,10 +192,16 @@ impl GroupSink for QBusinessSink {
 fn names_group(nf: &ResourceNotFoundException, group: &GroupName) -> bool {
     let resource_type = nf.resource_type().trim();
     if !resource_type.is_empty() {
-        return resource_type.eq_ignore_ascii_case("group") || resource_type.to_ascii_lowercase().contains("group");
+        return resource_type.eq_ignore_ascii_case("group")
+            || resource_type.to_ascii_lowercase().contains("group");
     }
-    let message = nf.message().replace(group.as_str(), "").to_ascii_lowercase();
-    !(message.contains("application") || message.contains("index") || message.contains("data source"))
+    let message = nf
+        .message()
+        .replace(group.as_str(), "")
+        .to_ascii_lowercase();
+    !(message.contains("application")
+        || message.contains("index")
+        || message.contains("data source"))
 }
 
 /// Counts every HTTP attempt the SDK makes (retries included) by operation and status class.

@@ -1016,6 +1016,34 @@ impl<'de> Deserialize<'de> for AttrValue {
     }
 }
 
+/// Metrics label of an Okta request path.
+fn operation(path: &str) -> &'static str {
+    if path.trim_end_matches('/') == "/api/v1/groups" {
+        "list_groups"
+    } else if path.ends_with("/users") {
+        "list_members"
+    } else {
+        "other"
+    }
+}
+
+/// Exports `X-Rate-Limit-Limit` / `-Remaining` of the `/api/v1/groups*` bucket (every call this
+/// client makes counts against it). The concurrency form of a 429 (`Limit: 0`) is not a bucket.
+fn record_rate_limit_headers(headers: &HeaderMap) {
+    let number = |name: &str| -> Option<u64> {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok()?.trim().parse().ok())
+            .min()
+    };
+    let limit = number("x-rate-limit-limit");
+    if limit == Some(0) {
+        return;
+    }
+    crate::metrics::okta_rate_limit("groups", limit, number("x-rate-limit-remaining"));
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -1541,28 +1569,4 @@ mod tests {
         }
         assert_eq!(source.stats().requests, 0);
     }
-}
-
-/// Metrics label of an Okta request path.
-fn operation(path: &str) -> &'static str {
-    if path.trim_end_matches('/') == "/api/v1/groups" {
-        "list_groups"
-    } else if path.ends_with("/users") {
-        "list_members"
-    } else {
-        "other"
-    }
-}
-
-/// Exports `X-Rate-Limit-Limit` / `-Remaining` of the `/api/v1/groups*` bucket (every call this
-/// client makes counts against it). The concurrency form of a 429 (`Limit: 0`) is not a bucket.
-fn record_rate_limit_headers(headers: &HeaderMap) {
-    let number = |name: &str| -> Option<u64> {
-        headers.get_all(name).iter().filter_map(|v| v.to_str().ok()?.trim().parse().ok()).min()
-    };
-    let limit = number("x-rate-limit-limit");
-    if limit == Some(0) {
-        return;
-    }
-    crate::metrics::okta_rate_limit("groups", limit, number("x-rate-limit-remaining"));
 }

@@ -81,10 +81,16 @@ pub trait SnapshotStore: Send + Sync {
     fn load(&self) -> impl Future<Output = Result<Snapshot, StoreError>> + Send;
 
     /// Starts the run log entry of a pass that may write.
-    fn begin_run(&self, started_at: DateTime<Utc>, start: &RunStart) -> impl Future<Output = Result<RunId, StoreError>> + Send;
+    fn begin_run(
+        &self,
+        started_at: DateTime<Utc>,
+        start: &RunStart,
+    ) -> impl Future<Output = Result<RunId, StoreError>> + Send;
 
     /// When the last successful full pass finished (restores freshness across restarts).
-    fn last_success(&self) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;
+    fn last_success(
+        &self,
+    ) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;
 
     /// Records a successful PutGroup: the group's full member list, plus an audit entry.
     fn record_put(

@@ -18,7 +18,8 @@ use crate::plan::{Snapshot, SnapshotGroup};
 const APPLICATION_ID: i64 = 0x5147_5331;
 
 /// Schema migrations; entry `n` takes the schema from version `n` to `n + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE groups (
     q_name         TEXT PRIMARY KEY NOT NULL,
     okta_id        TEXT NOT NULL,
@@ -55,12 +56,14 @@ CREATE TABLE audit (
     removed       TEXT NOT NULL
 );
 CREATE INDEX audit_run ON audit (run_id);
-"#, r#"
+"#,
+    r#"
 ALTER TABLE runs ADD COLUMN pass_id TEXT;
 ALTER TABLE runs ADD COLUMN trigger TEXT;
 ALTER TABLE runs ADD COLUMN scope TEXT;
 CREATE INDEX runs_outcome ON runs (outcome, finished_at);
-"#];
+"#,
+];
 
 /// Highest schema version this build understands.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -83,7 +86,10 @@ impl SqliteStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
             && !dir.is_dir()
         {
-            return Err(StoreError::Corrupt { path: p, detail: format!("directory {} does not exist", dir.display()) });
+            return Err(StoreError::Corrupt {
+                path: p,
+                detail: format!("directory {} does not exist", dir.display()),
+            });
         }
         let conn = Connection::open(path).map_err(|source| StoreError::Open {
             path: p.clone(),
@@ -192,7 +198,11 @@ impl SnapshotStore for SqliteStore {
         Ok(self.with_conn(load).await?.unwrap_or_default())
     }
 
-    async fn begin_run(&self, started_at: DateTime<Utc>, start: &RunStart) -> Result<RunId, StoreError> {
+    async fn begin_run(
+        &self,
+        started_at: DateTime<Utc>,
+        start: &RunStart,
+    ) -> Result<RunId, StoreError> {
         self.writable()?;
         let start = start.clone();
         let id = self
@@ -510,7 +520,10 @@ mod tests {
         let path = dir.path().join("s.db");
         let store = SqliteStore::open(&path).expect("open");
         assert!(store.load().await.expect("load").groups.is_empty());
-        let run = store.begin_run(at(), &RunStart::default()).await.expect("run");
+        let run = store
+            .begin_run(at(), &RunStart::default())
+            .await
+            .expect("run");
         let (g, id) = (GroupName::new("Eng Team/α"), OktaGroupId::new("00g1"));
         let m = members(&["a@x.test", "b@x.test"]);
         let empty = Members::new();
@@ -627,7 +640,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("s.db");
         let store = SqliteStore::open(&path).expect("open");
-        let run = store.begin_run(at(), &RunStart::default()).await.expect("run");
+        let run = store
+            .begin_run(at(), &RunStart::default())
+            .await
+            .expect("run");
         let (g, id, m) = (
             GroupName::new("g"),
             OktaGroupId::new("00g1"),

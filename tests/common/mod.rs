@@ -20,13 +20,25 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start(org: OktaOrg) -> Harness {
-        Harness::start_with(org, OktaOptions { token: TOKEN.into(), ..OktaOptions::default() }, "").await
+        Harness::start_with(
+            org,
+            OktaOptions {
+                token: TOKEN.into(),
+                ..OktaOptions::default()
+            },
+            "",
+        )
+        .await
     }
 
     /// `extra` is appended to the generated TOML (extra keys under a trailing table, or whole tables).
     pub async fn start_with(org: OktaOrg, options: OktaOptions, extra: &str) -> Harness {
-        let okta = OktaEmulator::start(org, options).await.expect("okta emulator");
-        let q = QEmulator::start(QOptions::default()).await.expect("q emulator");
+        let okta = OktaEmulator::start(org, options)
+            .await
+            .expect("okta emulator");
+        let q = QEmulator::start(QOptions::default())
+            .await
+            .expect("q emulator");
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("config.toml");
         let toml = format!(
@@ -55,7 +67,12 @@ path = "{state}"
             state = dir.path().join("snapshot.db").display(),
         );
         std::fs::write(&config, toml).expect("write config");
-        Harness { okta, q, dir, config }
+        Harness {
+            okta,
+            q,
+            dir,
+            config,
+        }
     }
 
     pub fn snapshot_path(&self) -> PathBuf {
@@ -73,7 +90,11 @@ path = "{state}"
 
     /// Q groups (name -> users) as the emulator holds them.
     pub fn q_state(&self) -> BTreeMap<String, BTreeSet<String>> {
-        self.q.groups().into_iter().map(|(name, g)| (name, g.users)).collect()
+        self.q
+            .groups()
+            .into_iter()
+            .map(|(name, g)| (name, g.users))
+            .collect()
     }
 }
 
@@ -114,11 +135,15 @@ pub fn expected(org: &OktaOrg) -> BTreeMap<String, BTreeSet<String>> {
     for g in org.groups.values().filter(|g| g.group_type == "OKTA_GROUP") {
         let mut members = BTreeSet::new();
         for uid in &g.members {
-            let Some(u) = org.users.get(uid) else { continue };
+            let Some(u) = org.users.get(uid) else {
+                continue;
+            };
             if !entitled.contains(&u.status.as_str()) {
                 continue;
             }
-            let Some(email) = u.profile.get("email").and_then(|v| v.as_str()) else { continue };
+            let Some(email) = u.profile.get("email").and_then(|v| v.as_str()) else {
+                continue;
+            };
             let email = email.trim().to_lowercase();
             if email.is_empty() {
                 continue;
@@ -126,7 +151,11 @@ pub fn expected(org: &OktaOrg) -> BTreeMap<String, BTreeSet<String>> {
             let email = match email.split_once('@') {
                 Some((local, domain)) => {
                     let base = local.split('+').next().unwrap_or(local);
-                    if base.is_empty() { email.clone() } else { format!("{base}@{domain}") }
+                    if base.is_empty() {
+                        email.clone()
+                    } else {
+                        format!("{base}@{domain}")
+                    }
                 }
                 None => email.clone(),
             };
@@ -163,7 +192,12 @@ impl Served {
     }
 
     /// Waits until `cond(status)` holds, up to `secs` seconds.
-    pub async fn wait_status(&self, secs: u64, what: &str, cond: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    pub async fn wait_status(
+        &self,
+        secs: u64,
+        what: &str,
+        cond: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
         loop {
             let s = self.status().await;
@@ -171,7 +205,10 @@ impl Served {
                 return s;
             }
             if std::time::Instant::now() > deadline {
-                panic!("timed out waiting for {what}; status: {s:#}\nlogs:\n{}", self.logs());
+                panic!(
+                    "timed out waiting for {what}; status: {s:#}\nlogs:\n{}",
+                    self.logs()
+                );
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
@@ -179,7 +216,11 @@ impl Served {
 
     pub fn signal(&self, sig: &str) {
         let pid = self.child.id().expect("running").to_string();
-        let ok = std::process::Command::new("kill").args([sig, &pid]).status().expect("kill").success();
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill")
+            .success();
         assert!(ok, "kill {sig} {pid}");
     }
 }
@@ -227,9 +268,19 @@ impl Harness {
         });
         let addr = tokio::time::timeout(std::time::Duration::from_secs(20), rx)
             .await
-            .unwrap_or_else(|_| panic!("serve did not start listening; logs:\n{}", logs.lock().unwrap().join("\n")))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "serve did not start listening; logs:\n{}",
+                    logs.lock().unwrap().join("\n")
+                )
+            })
             .expect("address");
-        Served { child, addr, logs, http: reqwest::Client::new() }
+        Served {
+            child,
+            addr,
+            logs,
+            http: reqwest::Client::new(),
+        }
     }
 
     /// Appends TOML to the config file.
