@@ -17,6 +17,12 @@ pub const ENV_PREFIX: &str = "Q_GROUP_SYNC_";
 /// Environment variable naming the config file when `--config` is not given.
 pub const ENV_CONFIG_PATH: &str = "Q_GROUP_SYNC_CONFIG";
 
+/// Environment variables holding secrets, read verbatim, and their config keys.
+const SECRET_ENV: [(&str, &str); 2] = [
+    ("Q_GROUP_SYNC_OKTA__API_TOKEN", "okta.api_token"),
+    ("Q_GROUP_SYNC_SERVER__ADMIN_TOKEN", "server.admin_token"),
+];
+
 /// A configuration problem: the message names the key and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
@@ -330,6 +336,14 @@ impl Config {
                 .ignore(&["CONFIG"])
                 .map(|k| k.as_str().to_ascii_lowercase().into()),
         );
+        // Secrets are taken verbatim: figment would read `00123` as the number 123 or `true`
+        // as a bool.
+        let figment = SECRET_ENV
+            .iter()
+            .fold(figment, |f, (var, key)| match std::env::var(var) {
+                Ok(raw) => f.merge(Serialized::default(key, raw)),
+                Err(_) => f,
+            });
         Config::from_figment(figment)
     }
 

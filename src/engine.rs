@@ -361,7 +361,10 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
     ) -> Result<(), Error> {
         let mode = request.mode;
         let read_timer = Instant::now();
-        let mut groups = self.source.list_groups().await?;
+        let mut groups = tokio::select! {
+            groups = self.source.list_groups() => groups?,
+            _ = cancel.cancelled() => return Err(Error::Cancelled { not_applied: 0 }),
+        };
         let snapshot = match &request.group {
             None => snapshot,
             Some(wanted) => {
@@ -385,7 +388,11 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
             "listed Okta groups"
         );
         progress.listed(in_scope.len());
-        let reads = self.read_members(&in_scope, progress).await?;
+        // Reading can take minutes on a large org; a shutdown does not wait for it.
+        let reads = tokio::select! {
+            reads = self.read_members(&in_scope, progress) => reads?,
+            _ = cancel.cancelled() => return Err(Error::Cancelled { not_applied: 0 }),
+        };
         metrics::phase("okta_read", read_timer.elapsed());
         let plan_timer = Instant::now();
         let desired = plan::select::desired(&groups, &self.settings.rules, reads);

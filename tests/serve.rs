@@ -408,3 +408,30 @@ async fn sigterm_during_a_pass_exits_in_grace_and_keeps_every_applied_write() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(h.q_state(), expected(&h.okta.org()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_from_the_environment_are_taken_verbatim() {
+    // All digits with leading zeros: must not be read as the number 12345678901234567.
+    let token = "0012345678901234567";
+    let h = Harness::start(org(1, 2)).await;
+    let s = h
+        .serve(&[("Q_GROUP_SYNC_SERVER__ADMIN_TOKEN", token)])
+        .await;
+    let resp = s
+        .http
+        .post(s.url("/sync"))
+        .bearer_auth("12345678901234567")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = s
+        .http
+        .post(s.url("/sync"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    assert!(!s.logs().contains(token), "the admin token is never logged");
+}
