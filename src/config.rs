@@ -82,6 +82,36 @@ pub struct OktaConfig {
     /// Longest single wait before a retry (429 resets are capped to this).
     #[serde(default = "default_max_retry_wait", with = "humantime_serde")]
     pub max_retry_wait: Duration,
+    /// How requests authenticate: an SSWS API token, or an OAuth 2.0 service app.
+    #[serde(default)]
+    pub auth: OktaAuthMode,
+    /// OAuth: the service app's Client ID.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// OAuth: PEM file with the app's private key (RSA 2048+ or EC P-256), read at start-up.
+    #[serde(default)]
+    pub private_key_file: Option<PathBuf>,
+    /// OAuth: `kid` of that key in the app's Public keys (required by Okta when it has several).
+    #[serde(default)]
+    pub key_id: Option<String>,
+    /// OAuth: scopes requested; each must be granted on the app's Okta API Scopes tab.
+    #[serde(default = "default_okta_scopes")]
+    pub scopes: Vec<String>,
+    /// OAuth: bind tokens to a per-process key with DPoP (RFC 9449), as new Okta apps require.
+    #[serde(default = "default_true")]
+    pub dpop: bool,
+}
+
+/// `okta.auth`: how q-group-sync authenticates to Okta.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OktaAuthMode {
+    /// `Authorization: SSWS <okta.api_token>`.
+    #[default]
+    Ssws,
+    /// OAuth 2.0 client credentials with a `private_key_jwt` client assertion (and DPoP).
+    #[serde(rename = "oauth")]
+    OAuth,
 }
 
 /// `[groups]`: which Okta groups are in scope, and their Q names.
@@ -275,6 +305,9 @@ fn default_okta_retries() -> u32 {
 fn default_max_retry_wait() -> Duration {
     Duration::from_secs(90)
 }
+fn default_okta_scopes() -> Vec<String> {
+    vec!["okta.groups.read".to_owned()]
+}
 fn default_include() -> Vec<String> {
     vec!["*".to_owned()]
 }
@@ -388,20 +421,22 @@ impl Config {
                 "must be the org's base URL only, e.g. https://acme.okta.com",
             ));
         }
-        match (&o.api_token, &o.api_token_file) {
-            (Some(_), Some(_)) => {
+        match (o.auth, &o.api_token, &o.api_token_file) {
+            (OktaAuthMode::OAuth, _, _) => {}
+            (OktaAuthMode::Ssws, Some(_), Some(_)) => {
                 return Err(ConfigError::key(
                     "okta.api_token",
                     "set either api_token or api_token_file, not both",
                 ));
             }
-            (None, None) => {
+            (OktaAuthMode::Ssws, None, None) => {
                 return Err(ConfigError::key(
                     "okta.api_token",
-                    "missing: set okta.api_token_file or Q_GROUP_SYNC_OKTA__API_TOKEN",
+                    "missing: set okta.api_token_file or Q_GROUP_SYNC_OKTA__API_TOKEN \
+                     (or okta.auth = \"oauth\" for a service app)",
                 ));
             }
-            (Some(t), None) if t.expose_secret().trim().is_empty() => {
+            (OktaAuthMode::Ssws, Some(t), None) if t.expose_secret().trim().is_empty() => {
                 return Err(ConfigError::key("okta.api_token", "is empty"));
             }
             _ => {}
@@ -429,6 +464,71 @@ impl Config {
         }
         if o.max_retries > 20 {
             return Err(ConfigError::key("okta.max_retries", "must be at most 20"));
+        }
+        // --- OAuth service app (okta.auth = "oauth"): its keys are required with it and refused
+        // without it. The key file itself is read and parsed at start-up by the Okta client.
+        if o.auth == OktaAuthMode::Ssws {
+            for (key, set) in [
+                ("okta.client_id", o.client_id.is_some()),
+                ("okta.private_key_file", o.private_key_file.is_some()),
+                ("okta.key_id", o.key_id.is_some()),
+            ] {
+                if set {
+                    return Err(ConfigError::key(
+                        key,
+                        "is an OAuth setting but okta.auth is \"ssws\"; set okta.auth = \"oauth\"",
+                    ));
+                }
+            }
+        } else {
+            let printable = |v: &str| !v.is_empty() && v.chars().all(|c| c.is_ascii_graphic());
+            match &o.client_id {
+                None => {
+                    return Err(ConfigError::key(
+                        "okta.client_id",
+                        "missing: the service app's Client ID (required with okta.auth = \"oauth\")",
+                    ));
+                }
+                Some(id) if !printable(id) => {
+                    return Err(ConfigError::key(
+                        "okta.client_id",
+                        "must be the app's Client ID, without spaces",
+                    ));
+                }
+                Some(_) => {}
+            }
+            match &o.private_key_file {
+                None => {
+                    return Err(ConfigError::key(
+                        "okta.private_key_file",
+                        "missing: a PEM file with the app's private key (required with okta.auth = \"oauth\")",
+                    ));
+                }
+                Some(path) if path.as_os_str().is_empty() => {
+                    return Err(ConfigError::key("okta.private_key_file", "is empty"));
+                }
+                Some(_) => {}
+            }
+            if let Some(kid) = &o.key_id
+                && !printable(kid)
+            {
+                return Err(ConfigError::key(
+                    "okta.key_id",
+                    "must be the KID shown under the app's Public keys, without spaces",
+                ));
+            }
+            if let Some(bad) = o.scopes.iter().find(|s| !printable(s) || s.contains('"')) {
+                return Err(ConfigError::key(
+                    "okta.scopes",
+                    format!("{bad:?} is not a scope name"),
+                ));
+            }
+            if !o.scopes.iter().any(|s| s == "okta.groups.read") {
+                return Err(ConfigError::key(
+                    "okta.scopes",
+                    "must include \"okta.groups.read\" (listing groups and members needs it)",
+                ));
+            }
         }
         for (key, patterns) in [
             ("groups.include", &self.groups.include),
@@ -552,6 +652,22 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The PEM text of `okta.private_key_file` (OAuth only); parsed by the Okta client.
+    pub fn okta_private_key_pem(&self) -> Result<SecretString, ConfigError> {
+        let path = self
+            .okta
+            .private_key_file
+            .as_ref()
+            .ok_or_else(|| ConfigError::key("okta.private_key_file", "missing"))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::key(
+                "okta.private_key_file",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        Ok(SecretString::from(text))
     }
 
     /// The admin token for POST /sync, if one is configured.
