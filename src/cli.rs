@@ -8,13 +8,15 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::SystemClock;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, OktaAuthMode};
 use crate::engine::{
-    Engine, EngineSettings, Mode, NoProgress, Outcome, PassRequest, Progress, RunReport,
+    Engine, EngineSettings, Mode, NoProgress, Outcome, PassRequest, Progress, RunReport, Verify,
 };
+use crate::plan::safety::SafetyPolicy;
 use crate::plan::{Policy, Rules};
 use crate::progress::TerminalProgress;
 use crate::sink::{QBusinessSink, SinkErrorKind};
+use crate::source::SourceError;
 use crate::source::okta::{OktaSettings, OktaSource, OktaStats};
 use crate::store::{SnapshotStore, SqliteStore};
 use crate::telemetry::LogFormat;
@@ -115,6 +117,13 @@ pub fn engine_settings(config: &Config) -> Result<EngineSettings, ConfigError> {
         },
         read_concurrency: config.okta.max_concurrency * 2,
         write_concurrency: config.qbusiness.max_concurrency,
+        safety: SafetyPolicy::from_config(&config.safety),
+        verify: Verify {
+            mode: config.qbusiness.verify,
+            sample_percent: config.qbusiness.verify_sample_percent,
+            timeout: config.qbusiness.verify_timeout,
+            ..Verify::default()
+        },
     })
 }
 
@@ -266,17 +275,25 @@ async fn check_config(config: &Config) -> anyhow::Result<Exit> {
 
     let source = OktaSource::new(okta_settings).context("starting the Okta client")?;
     let mut misconfigured = Vec::new();
+    // With OAuth this first gets a token (client assertion, scopes, DPoP), then lists groups.
+    let credentials = match config.okta.auth {
+        OktaAuthMode::Ssws => "token accepted",
+        OktaAuthMode::OAuth if config.okta.dpop => "OAuth token issued (DPoP) and accepted",
+        OktaAuthMode::OAuth => "OAuth token issued and accepted",
+    };
     match source.check().await {
         Ok(_) => println!(
-            "okta: ok ({} reachable, token accepted, filter accepted)",
+            "okta: ok ({} reachable, {credentials}, filter accepted)",
             config.okta.org_url
         ),
         Err(e) => {
             println!("okta: FAILED: {}", crate::engine::error_chain(&e));
-            if matches!(
-                e.kind(),
-                "unauthorized" | "forbidden" | "bad_request" | "foreign_link"
-            ) {
+            if matches!(e, SourceError::OAuth(_))
+                || matches!(
+                    e.kind(),
+                    "unauthorized" | "forbidden" | "bad_request" | "foreign_link"
+                )
+            {
                 misconfigured.push(e.to_string());
             } else {
                 ok = false;

@@ -47,6 +47,8 @@ pub struct Config {
     #[serde(default)]
     pub state: StateConfig,
     #[serde(default)]
+    pub safety: SafetyConfig,
+    #[serde(default)]
     pub schedule: ScheduleConfig,
     #[serde(default)]
     pub server: ServerConfig,
@@ -188,6 +190,82 @@ pub struct QBusinessConfig {
     /// Members one PutGroup may carry; groups above it are refused (never truncated).
     #[serde(default = "default_inline_member_limit")]
     pub inline_member_limit: usize,
+    /// Whether a put is confirmed with GetGroup before it is recorded: `always`, `sample`, `never`.
+    #[serde(default)]
+    pub verify: VerifyMode,
+    /// With `verify = "sample"`: the share of puts (percent, by group name) that are confirmed.
+    #[serde(default = "default_verify_sample")]
+    pub verify_sample_percent: u8,
+    /// How long a put may stay PROCESSING before it counts as unverified (retried next pass).
+    #[serde(default = "default_verify_timeout", with = "humantime_serde")]
+    pub verify_timeout: Duration,
+}
+
+/// How puts are confirmed (PutGroup is asynchronous).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyMode {
+    /// Every put is confirmed SUCCEEDED before it is recorded.
+    #[default]
+    Always,
+    /// A fixed share of groups (by name) is confirmed; the rest are recorded when accepted.
+    Sample,
+    /// Puts are recorded when Q Business accepts them.
+    Never,
+}
+
+/// `[safety]`: the deletion circuit breaker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SafetyConfig {
+    /// Most group deletions one pass may make without approval.
+    #[serde(default = "default_max_deletes")]
+    pub max_group_deletes: usize,
+    /// Most group deletions one pass may make without approval, in percent of managed groups.
+    #[serde(default = "default_max_deletes_percent")]
+    pub max_group_deletes_percent: f64,
+    /// Most member removals one pass may make without approval, in percent of all managed
+    /// memberships.
+    #[serde(default = "default_max_removals_percent")]
+    pub max_member_removals_percent: f64,
+    /// A managed group that Okta now reports empty is suspicious: its removals need approval.
+    #[serde(default = "default_true")]
+    pub block_empty_groups: bool,
+    /// When Okta lists this many percent fewer in-scope groups than are managed, every deletion
+    /// needs approval (a filter typo or a partial outage looks like a mass deletion).
+    #[serde(default = "default_max_count_drop")]
+    pub max_group_count_drop_percent: f64,
+}
+
+impl Default for SafetyConfig {
+    fn default() -> Self {
+        SafetyConfig {
+            max_group_deletes: default_max_deletes(),
+            max_group_deletes_percent: default_max_deletes_percent(),
+            max_member_removals_percent: default_max_removals_percent(),
+            block_empty_groups: true,
+            max_group_count_drop_percent: default_max_count_drop(),
+        }
+    }
+}
+
+fn default_max_deletes() -> usize {
+    10
+}
+fn default_max_deletes_percent() -> f64 {
+    10.0
+}
+fn default_max_removals_percent() -> f64 {
+    20.0
+}
+fn default_max_count_drop() -> f64 {
+    50.0
+}
+fn default_verify_sample() -> u8 {
+    10
+}
+fn default_verify_timeout() -> Duration {
+    Duration::from_secs(300)
 }
 
 /// `[state]`: where the snapshot of what was applied lives.
@@ -383,7 +461,7 @@ impl Config {
     /// Extracts and validates a config from any figment (tests use in-memory TOML).
     pub fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
         let figment = Figment::from(Serialized::defaults(serde_json::json!({
-            "groups": {}, "users": {}, "state": {}, "schedule": {}, "server": {}
+            "groups": {}, "users": {}, "state": {}, "safety": {}, "schedule": {}, "server": {}
         })))
         .merge(figment);
         let config: Config = figment
@@ -616,6 +694,40 @@ impl Config {
                 "qbusiness.inline_member_limit",
                 "must be between 1 and 1000 (PutGroup's inline limit)",
             ));
+        }
+        if q.verify_sample_percent > 100 {
+            return Err(ConfigError::key(
+                "qbusiness.verify_sample_percent",
+                "must be between 0 and 100",
+            ));
+        }
+        if q.verify_timeout.is_zero() {
+            return Err(ConfigError::key(
+                "qbusiness.verify_timeout",
+                "must be more than zero",
+            ));
+        }
+        let sf = &self.safety;
+        for (key, v) in [
+            (
+                "safety.max_group_deletes_percent",
+                sf.max_group_deletes_percent,
+            ),
+            (
+                "safety.max_member_removals_percent",
+                sf.max_member_removals_percent,
+            ),
+            (
+                "safety.max_group_count_drop_percent",
+                sf.max_group_count_drop_percent,
+            ),
+        ] {
+            if !(0.0..=100.0).contains(&v) {
+                return Err(ConfigError::key(
+                    key,
+                    format!("{v} is not a percentage between 0 and 100"),
+                ));
+            }
         }
         if self.state.path.as_os_str().is_empty() {
             return Err(ConfigError::key("state.path", "is empty"));
@@ -891,6 +1003,67 @@ mod tests {
                 .expect("serialises")
                 .contains("00secret")
         );
+    }
+
+    #[test]
+    fn okta_auth_defaults_to_ssws_and_oauth_keys_have_defaults() {
+        let c = parse(MINIMAL).expect("parses");
+        assert_eq!(c.okta.auth, OktaAuthMode::Ssws);
+        assert_eq!(c.okta.scopes, vec!["okta.groups.read"]);
+        assert!(c.okta.dpop);
+        assert_eq!(
+            (c.okta.client_id.as_ref(), c.okta.key_id.as_ref()),
+            (None, None)
+        );
+    }
+
+    #[test]
+    fn oauth_needs_client_id_and_key_file_but_no_api_token() {
+        let oauth = MINIMAL.replace(
+            "api_token = \"00secret\"",
+            "auth = \"oauth\"\nclient_id = \"0oa1\"\nprivate_key_file = \"/run/k.pem\"",
+        );
+        let c = parse(&oauth).expect("oauth parses without an API token");
+        assert_eq!(c.okta.auth, OktaAuthMode::OAuth);
+        for (from, to, key) in [
+            ("client_id = \"0oa1\"\n", "", "okta.client_id"),
+            (
+                "client_id = \"0oa1\"",
+                "client_id = \"0oa 1\"",
+                "okta.client_id",
+            ),
+            (
+                "private_key_file = \"/run/k.pem\"",
+                "",
+                "okta.private_key_file",
+            ),
+            (
+                "auth = \"oauth\"",
+                "auth = \"oauth\"\nkey_id = \"\"",
+                "okta.key_id",
+            ),
+            (
+                "auth = \"oauth\"",
+                "auth = \"oauth\"\nscopes = [\"okta.users.read\"]",
+                "okta.scopes",
+            ),
+            (
+                "auth = \"oauth\"",
+                "auth = \"oauth\"\nscopes = [\"okta.groups.read okta.users.read\"]",
+                "okta.scopes",
+            ),
+            ("auth = \"oauth\"", "auth = \"bearer\"", "okta.auth"),
+        ] {
+            let err = parse(&oauth.replace(from, to)).expect_err(key);
+            assert!(err.to_string().contains(key), "{key}: {err}");
+        }
+        // OAuth keys without okta.auth = "oauth" are a mistake, not silently ignored.
+        let err = parse(&MINIMAL.replace("[qbusiness]", "client_id = \"0oa1\"\n[qbusiness]"))
+            .expect_err("ssws with client_id");
+        assert!(err.to_string().contains("okta.auth = \"oauth\""), "{err}");
+        // The key file is read on demand, and a missing one names the key.
+        let err = c.okta_private_key_pem().expect_err("no such file");
+        assert!(err.to_string().contains("okta.private_key_file"), "{err}");
     }
 
     #[test]

@@ -243,6 +243,7 @@ impl Daemon {
             group,
             pass_id: Some(pass_id),
             trigger: "admin",
+            approve: None,
         };
         self.engine
             .run_once(&request, &NoProgress, &self.shutdown.child_token())
@@ -274,6 +275,7 @@ impl Daemon {
                 group: ticket.group.clone(),
                 pass_id: Some(ticket.pass_id.clone()),
                 trigger: ticket.trigger,
+                approve: None,
             };
             let report = self
                 .engine

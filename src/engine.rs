@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -15,13 +15,16 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::clock::Clock;
+use crate::config::VerifyMode;
 use crate::metrics;
 use crate::model::GroupName;
+use crate::plan::safety::{self, Managed, SafetyPolicy};
 use crate::plan::select::{GroupRead, Scope};
 use crate::plan::{self, Change, Plan, Policy, Rules, Snapshot};
-use crate::sink::{DeleteOutcome, GroupSink, SinkError};
+use crate::sink::{DeleteOutcome, GroupSink, GroupState, SinkError};
 use crate::source::{DirectorySource, OktaGroup, SourceError};
 use crate::store::{AppliedPut, RunId, RunRecord, RunStart, SnapshotStore, StoreError};
+use sha2::{Digest, Sha256};
 
 /// Whether a pass writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -41,6 +44,8 @@ pub enum Outcome {
     Success,
     /// Some groups could not be read or written; everything else was applied and recorded.
     Partial,
+    /// Additions were applied; deletions and removals wait for approval of a held plan.
+    Held,
     /// The pass stopped early (Okta unreachable, credentials, snapshot, cancelled).
     Failed,
 }
@@ -50,6 +55,7 @@ impl Outcome {
         match self {
             Outcome::Success => "success",
             Outcome::Partial => "partial",
+            Outcome::Held => "held",
             Outcome::Failed => "failed",
         }
     }
@@ -72,6 +78,16 @@ pub enum Error {
         "no Okta group or managed Q group is named {group:?} (give an Okta group id, Okta name or Q name)"
     )]
     UnknownGroup { group: String },
+    #[error(
+        "no held plan has the id {id:?}; `q-group-sync plan` or GET /status shows the open one"
+    )]
+    UnknownPlan { id: String },
+    #[error(
+        "held plan {id} is {status}, not waiting for approval; run `q-group-sync sync` for a new plan"
+    )]
+    PlanClosed { id: String, status: String },
+    #[error("Okta no longer agrees with held plan {id}: {} not in it; run `q-group-sync sync` for a new plan", .changes.join(", "))]
+    PlanDisagrees { id: String, changes: Vec<String> },
 }
 
 impl Error {
@@ -83,6 +99,9 @@ impl Error {
             Error::QBusiness(_) => "qbusiness",
             Error::Cancelled { .. } => "cancelled",
             Error::UnknownGroup { .. } => "unknown_group",
+            Error::UnknownPlan { .. } | Error::PlanClosed { .. } | Error::PlanDisagrees { .. } => {
+                "approval"
+            }
         }
     }
 }
@@ -97,6 +116,9 @@ pub struct PassRequest {
     pub pass_id: Option<String>,
     /// `cli`, `schedule`, `startup` or `admin`.
     pub trigger: &'static str,
+    /// Apply the destructive changes of this held plan (with [`Mode::Apply`]), if Okta still
+    /// agrees with them.
+    pub approve: Option<String>,
 }
 
 impl PassRequest {
@@ -107,6 +129,18 @@ impl PassRequest {
             group: None,
             pass_id: None,
             trigger: "cli",
+            approve: None,
+        }
+    }
+
+    /// The approval of held plan `plan_id`.
+    pub fn approve(plan_id: &str, trigger: &'static str) -> PassRequest {
+        PassRequest {
+            mode: Mode::Apply,
+            group: None,
+            pass_id: None,
+            trigger,
+            approve: Some(plan_id.to_owned()),
         }
     }
 }
@@ -214,6 +248,46 @@ pub struct EngineSettings {
     pub read_concurrency: usize,
     /// Group writes in flight at most.
     pub write_concurrency: usize,
+    /// The deletion circuit breaker.
+    pub safety: SafetyPolicy,
+    /// How puts are confirmed before they are recorded.
+    pub verify: Verify,
+}
+
+/// How puts are confirmed (PutGroup is asynchronous).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verify {
+    pub mode: VerifyMode,
+    /// With [`VerifyMode::Sample`]: percent of groups (by name) confirmed.
+    pub sample_percent: u8,
+    /// Longest wait for a terminal status.
+    pub timeout: Duration,
+    /// First poll delay; doubles up to 5 s.
+    pub first_poll: Duration,
+}
+
+impl Default for Verify {
+    fn default() -> Self {
+        Verify {
+            mode: VerifyMode::Always,
+            sample_percent: 10,
+            timeout: Duration::from_secs(300),
+            first_poll: Duration::from_millis(200),
+        }
+    }
+}
+
+impl Verify {
+    fn wanted(&self, group: &GroupName) -> bool {
+        match self.mode {
+            VerifyMode::Always => true,
+            VerifyMode::Never => false,
+            VerifyMode::Sample => {
+                let digest = Sha256::digest(group.as_str().as_bytes());
+                u16::from(digest[0]) * 100 / 256 < u16::from(self.sample_percent)
+            }
+        }
+    }
 }
 
 /// Runs passes over a source, a sink and a store.
@@ -365,6 +439,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
             groups = self.source.list_groups() => groups?,
             _ = cancel.cancelled() => return Err(Error::Cancelled { not_applied: 0 }),
         };
+        let managed = Managed::of(&snapshot);
         let snapshot = match &request.group {
             None => snapshot,
             Some(wanted) => {
@@ -397,6 +472,15 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         let plan_timer = Instant::now();
         let desired = plan::select::desired(&groups, &self.settings.rules, reads);
         let plan = plan::plan(&desired, &snapshot, &self.settings.policy);
+        let plan = match &request.approve {
+            Some(id) => self.approved(id, plan).await?,
+            None => safety::guard(
+                plan,
+                managed,
+                request.group.is_none(),
+                &self.settings.safety,
+            ),
+        };
         metrics::phase("plan", plan_timer.elapsed());
         report.groups_listed = plan.listed;
         report.groups_in_scope = plan.in_scope;
@@ -427,25 +511,93 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
             withheld_deletes = plan.withheld_deletes.len(),
             "planned"
         );
+        if let Some(held) = &plan.held {
+            warn!(
+                plan_id = %held.id,
+                deletes = held.deletes.len(),
+                removals = held.removal_count(),
+                reasons = %held.reasons.join("; "),
+                "destructive changes held for approval"
+            );
+        }
         progress.planned(plan.changes.len());
         report.plan = plan;
         if mode == Mode::Plan {
-            report.outcome = if report.failures.is_empty() {
-                Outcome::Success
-            } else {
-                Outcome::Partial
-            };
+            report.outcome = self.outcome_of(report);
             return Ok(());
+        }
+        let now = self.clock.now();
+        match (&report.plan.held, &request.approve) {
+            (Some(held), _) => self.store.hold(now, held).await?,
+            (None, None) if request.group.is_none() => {
+                self.store
+                    .resolve_holds(now, None, "superseded", "a later pass needed no approval")
+                    .await?
+            }
+            _ => {}
         }
         let apply_timer = Instant::now();
         let stopped = self.apply(report, progress, cancel).await;
         metrics::phase("apply", apply_timer.elapsed());
-        report.outcome = if report.failures.is_empty() {
+        report.outcome = self.outcome_of(report);
+        if let Some(id) = &request.approve
+            && stopped.is_ok()
+            && report.failures.is_empty()
+        {
+            self.store
+                .resolve_holds(self.clock.now(), Some(id), "applied", request.trigger)
+                .await?;
+            info!(plan_id = %id, "held plan approved and applied");
+        }
+        stopped
+    }
+
+    fn outcome_of(&self, report: &RunReport) -> Outcome {
+        if report.plan.held.is_some() {
+            Outcome::Held
+        } else if report.failures.is_empty() {
             Outcome::Success
         } else {
             Outcome::Partial
-        };
-        stopped
+        }
+    }
+
+    /// The plan of an approval: the fresh plan's destructive changes, if the held plan `id`
+    /// covers every one of them (Okta still agrees, or asks for less). Additions are left to
+    /// the next pass, so an approval applies exactly what was approved.
+    async fn approved(&self, id: &str, fresh: Plan) -> Result<Plan, Error> {
+        let record = self
+            .store
+            .held_plan(Some(id))
+            .await?
+            .ok_or_else(|| Error::UnknownPlan { id: id.to_owned() })?;
+        if record.status != "held" {
+            return Err(Error::PlanClosed {
+                id: id.to_owned(),
+                status: record.status,
+            });
+        }
+        if let Err(changes) = record.held.covers(&fresh) {
+            self.store
+                .resolve_holds(
+                    self.clock.now(),
+                    Some(id),
+                    "superseded",
+                    "Okta changed before approval",
+                )
+                .await?;
+            return Err(Error::PlanDisagrees {
+                id: id.to_owned(),
+                changes,
+            });
+        }
+        let mut plan = fresh;
+        plan.changes.retain(|c| match c {
+            Change::Delete { reason, .. } => !matches!(reason, plan::DeleteReason::Renamed { .. }),
+            Change::Put { removed, .. } => !removed.is_empty(),
+        });
+        plan.unchanged = 0;
+        Ok(plan)
     }
 
     /// Narrows a pass to one group, named by Okta id, Okta name or Q name: the matching listed
@@ -516,7 +668,8 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         Ok(reads)
     }
 
-    /// Applies puts (bounded concurrency), then deletes. Each success is recorded at once.
+    /// Applies puts (bounded concurrency), then deletes. Before each write its intent is
+    /// recorded; after it (and, for puts, its confirmation) the result is recorded at once.
     async fn apply(
         &self,
         report: &mut RunReport,
@@ -526,42 +679,62 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         let run = report.run_id.unwrap_or_default();
         let plan = std::mem::take(&mut report.plan);
         let stop = CancellationToken::new();
-        let puts: Vec<&Change> = plan.puts().collect();
-        let mut put_failed: Vec<GroupName> = Vec::new();
+        let mut put_failed: BTreeSet<GroupName> = BTreeSet::new();
         let mut fatal: Option<Error> = None;
         // Changes not attempted because of cancellation or a fatal answer.
         let mut not_attempted = 0usize;
 
-        let mut pending = puts.into_iter();
-        let mut in_flight = FuturesUnordered::new();
-        let limit = self.settings.write_concurrency.max(1);
+        let mut pending = plan.puts();
+        let mut writes = FuturesUnordered::new();
+        let mut confirms = FuturesUnordered::new();
+        let write_limit = self.settings.write_concurrency.max(1);
+        // Confirmations wait on Q's processing, not on our write slots; bound them separately.
+        let confirm_limit = write_limit * 8;
         loop {
-            while in_flight.len() < limit {
+            while writes.len() < write_limit && confirms.len() < confirm_limit {
                 match pending.next() {
-                    Some(c) => in_flight.push(self.apply_guarded(run, c, cancel, &stop)),
+                    Some(c) => writes.push(self.write_guarded(run, c, cancel, &stop)),
                     None => break,
                 }
             }
-            let Some((change, result)) = in_flight.next().await else {
+            if writes.is_empty() && confirms.is_empty() {
                 break;
-            };
-            progress.applied();
-            match result {
-                None => {
-                    not_attempted += 1;
-                    put_failed.push(change.group().clone());
-                }
-                Some(Ok(())) => self.count_applied(report, change),
-                Some(Err(e)) => {
-                    put_failed.push(change.group().clone());
-                    if let Some(err) = self.count_failed(report, change, e) {
-                        stop.cancel();
-                        fatal.get_or_insert(err);
+            }
+            tokio::select! {
+                Some((change, result)) = writes.next() => match result {
+                    None => {
+                        not_attempted += 1;
+                        put_failed.insert(change.group().clone());
+                        progress.applied();
+                    }
+                    Some(Ok(())) => confirms.push(self.confirm_put(run, change, cancel)),
+                    Some(Err(e)) => {
+                        progress.applied();
+                        put_failed.insert(change.group().clone());
+                        if let Some(err) = self.count_failed(report, change, e) {
+                            stop.cancel();
+                            fatal.get_or_insert(err);
+                        }
+                    }
+                },
+                Some((change, result)) = confirms.next() => {
+                    progress.applied();
+                    match result {
+                        Ok(()) => self.count_applied(report, change),
+                        Err(e) => {
+                            put_failed.insert(change.group().clone());
+                            if let Some(err) = self.count_failed(report, change, e) {
+                                stop.cancel();
+                                fatal.get_or_insert(err);
+                            }
+                        }
                     }
                 }
             }
         }
-        drop(in_flight);
+        drop(writes);
+        drop(confirms);
+        drop(pending);
 
         for change in plan.deletes() {
             if cancel.is_cancelled() || stop.is_cancelled() || fatal.is_some() {
@@ -578,7 +751,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
                 progress.applied();
                 continue;
             }
-            let result = self.apply_one(run, change).await;
+            let result = self.delete(run, change).await;
             progress.applied();
             match result {
                 Ok(()) => self.count_applied(report, change),
@@ -612,8 +785,8 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         (group, result)
     }
 
-    /// Applies one change unless the pass was cancelled or stopped before it started.
-    async fn apply_guarded<'a>(
+    /// Records the intent and sends one put, unless the pass was cancelled or stopped first.
+    async fn write_guarded<'a>(
         &self,
         run: RunId,
         change: &'a Change,
@@ -623,52 +796,143 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         if cancel.is_cancelled() || stop.is_cancelled() {
             return (change, None);
         }
-        (change, Some(self.apply_one(run, change).await))
+        let Change::Put {
+            group,
+            okta_id,
+            members,
+            ..
+        } = change
+        else {
+            return (change, None);
+        };
+        let result = async {
+            let at = self.clock.now();
+            self.store
+                .record_intent(run, at, group, okta_id, "put")
+                .await
+                .map_err(ApplyError::Store)?;
+            self.sink
+                .put_group(group, members)
+                .await
+                .map_err(ApplyError::Sink)
+        }
+        .await;
+        (change, Some(result))
     }
 
-    /// Writes one change and records it. A store failure is returned as fatal (the disk is gone).
-    async fn apply_one(&self, run: RunId, change: &Change) -> Result<(), ApplyError> {
-        match change {
-            Change::Put {
-                group,
-                okta_id,
-                members,
-                added,
-                removed,
-                ..
-            } => {
-                self.sink
-                    .put_group(group, members)
-                    .await
-                    .map_err(ApplyError::Sink)?;
-                let at = self.clock.now();
-                let put = AppliedPut {
-                    group,
-                    okta_id,
-                    members,
-                    added,
-                    removed,
-                };
-                self.store
-                    .record_put(run, at, &put)
-                    .await
-                    .map_err(ApplyError::Store)?;
-                info!(group = %group, op = "put", members = members.len(), added = added.len(), removed = removed.len(), "group written");
-            }
-            Change::Delete { group, okta_id, .. } => {
-                let outcome = self
-                    .sink
-                    .delete_group(group)
-                    .await
-                    .map_err(ApplyError::Sink)?;
-                let at = self.clock.now();
-                self.store
-                    .record_delete(run, at, group, okta_id)
-                    .await
-                    .map_err(ApplyError::Store)?;
-                info!(group = %group, op = "delete", already_gone = outcome == DeleteOutcome::AlreadyGone, "group deleted");
+    /// Waits until Q Business reports the put SUCCEEDED (when verification applies to this
+    /// group), then records it. Anything else leaves the intent, so the next pass writes the
+    /// group again.
+    async fn confirm_put<'a>(
+        &self,
+        run: RunId,
+        change: &'a Change,
+        cancel: &CancellationToken,
+    ) -> (&'a Change, Result<(), ApplyError>) {
+        let Change::Put {
+            group,
+            okta_id,
+            members,
+            added,
+            removed,
+            ..
+        } = change
+        else {
+            return (change, Ok(()));
+        };
+        if self.settings.verify.wanted(group) {
+            if let Err(e) = self.await_succeeded(group, cancel).await {
+                return (change, Err(e));
             }
         }
+        let at = self.clock.now();
+        let put = AppliedPut {
+            group,
+            okta_id,
+            members,
+            added,
+            removed,
+        };
+        if let Err(e) = self.store.record_put(run, at, &put).await {
+            return (change, Err(ApplyError::Store(e)));
+        }
+        info!(group = %group, op = "put", members = members.len(), added = added.len(),
+            removed = removed.len(), "group written");
+        (change, Ok(()))
+    }
+
+    /// Polls GetGroup with backoff until SUCCEEDED, FAILED or the timeout.
+    async fn await_succeeded(
+        &self,
+        group: &GroupName,
+        cancel: &CancellationToken,
+    ) -> Result<(), ApplyError> {
+        let verify = &self.settings.verify;
+        let started = Instant::now();
+        let mut delay = verify.first_poll;
+        let mut last_error = None;
+        loop {
+            match self.sink.group_state(group).await {
+                Ok(GroupState::Succeeded) => return Ok(()),
+                Ok(GroupState::Failed { code, message }) => {
+                    return Err(ApplyError::Unconfirmed {
+                        kind: "async_failed",
+                        message: format!("Q Business reports the put FAILED ({code}): {message}"),
+                    });
+                }
+                Ok(GroupState::Missing | GroupState::Deleted | GroupState::Deleting) => {
+                    return Err(ApplyError::Unconfirmed {
+                        kind: "unverified",
+                        message: "Q Business does not know the group after the put".to_owned(),
+                    });
+                }
+                Ok(GroupState::Processing) => {}
+                Err(e) if e.kind.is_fatal() => return Err(ApplyError::Sink(e)),
+                Err(e) => last_error = Some(e),
+            }
+            if started.elapsed() + delay > verify.timeout {
+                let detail =
+                    last_error.map_or_else(|| "still PROCESSING".to_owned(), |e| e.to_string());
+                return Err(ApplyError::Unconfirmed {
+                    kind: "unverified",
+                    message: format!(
+                        "not confirmed within {:?} ({detail}); written again next pass",
+                        verify.timeout
+                    ),
+                });
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = cancel.cancelled() => {
+                    return Err(ApplyError::Unconfirmed {
+                        kind: "unverified",
+                        message: "shutdown before Q Business confirmed the put; written again next pass".to_owned(),
+                    });
+                }
+            }
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// Records the intent, deletes one group and records the deletion.
+    async fn delete(&self, run: RunId, change: &Change) -> Result<(), ApplyError> {
+        let Change::Delete { group, okta_id, .. } = change else {
+            return Ok(());
+        };
+        self.store
+            .record_intent(run, self.clock.now(), group, okta_id, "delete")
+            .await
+            .map_err(ApplyError::Store)?;
+        let outcome = self
+            .sink
+            .delete_group(group)
+            .await
+            .map_err(ApplyError::Sink)?;
+        self.store
+            .record_delete(run, self.clock.now(), group, okta_id)
+            .await
+            .map_err(ApplyError::Store)?;
+        info!(group = %group, op = "delete", already_gone = outcome == DeleteOutcome::AlreadyGone, "group deleted");
         Ok(())
     }
 
@@ -700,6 +964,10 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
                 let fatal = e.kind.is_fatal().then(|| Error::QBusiness(e.clone()));
                 (e.kind.as_str(), e.to_string(), fatal)
             }
+            ApplyError::Unconfirmed { kind, message } => {
+                warn!(group = %change.group(), op = change.op(), kind, error = %message, "write not confirmed");
+                (kind, message, None)
+            }
             ApplyError::Store(e) => {
                 warn!(group = %change.group(), op = change.op(), error = %e,
                     "written to Q Business but not recorded; the next pass repeats it");
@@ -720,6 +988,11 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
 enum ApplyError {
     Sink(SinkError),
     Store(StoreError),
+    /// Accepted by Q Business but not confirmed SUCCEEDED (FAILED, timeout, shutdown).
+    Unconfirmed {
+        kind: &'static str,
+        message: String,
+    },
 }
 
 /// `outer: inner: innermost`, the whole cause chain on one line.

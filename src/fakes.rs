@@ -7,10 +7,11 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use crate::clock::Clock;
 use crate::model::{GroupName, Members, OktaGroupId};
+use crate::plan::safety::Held;
 use crate::plan::{Snapshot, SnapshotGroup};
-use crate::sink::{DeleteOutcome, GroupSink, SinkError, SinkErrorKind};
+use crate::sink::{DeleteOutcome, GroupSink, GroupState, SinkError, SinkErrorKind};
 use crate::source::{DirectorySource, GroupType, MemberRead, OktaGroup, OktaMember, SourceError};
-use crate::store::{AppliedPut, RunId, RunRecord, RunStart, SnapshotStore, StoreError};
+use crate::store::{AppliedPut, HeldRecord, RunId, RunRecord, RunStart, SnapshotStore, StoreError};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -140,6 +141,10 @@ pub struct RecordingSink {
     pub calls: Mutex<Vec<(String, GroupName)>>,
     /// Groups whose writes fail with this kind.
     pub failing: Mutex<BTreeMap<GroupName, SinkErrorKind>>,
+    /// Groups whose puts are accepted but then report FAILED (and do not take effect).
+    pub failing_async: Mutex<BTreeSet<GroupName>>,
+    /// Puts accepted but not yet visible, for async failures.
+    pub states: Mutex<BTreeMap<GroupName, GroupState>>,
 }
 
 impl RecordingSink {
@@ -177,8 +182,24 @@ impl RecordingSink {
 impl GroupSink for RecordingSink {
     async fn put_group(&self, name: &GroupName, members: &Members) -> Result<(), SinkError> {
         self.check("PutGroup", name)?;
+        if lock(&self.failing_async).contains(name) {
+            let failed = GroupState::Failed {
+                code: "InvalidRequest".into(),
+                message: "injected".into(),
+            };
+            lock(&self.states).insert(name.clone(), failed);
+            return Ok(());
+        }
+        lock(&self.states).insert(name.clone(), GroupState::Succeeded);
         lock(&self.groups).insert(name.clone(), members.clone());
         Ok(())
+    }
+
+    async fn group_state(&self, name: &GroupName) -> Result<GroupState, SinkError> {
+        Ok(lock(&self.states)
+            .get(name)
+            .cloned()
+            .unwrap_or(GroupState::Missing))
     }
 
     async fn delete_group(&self, name: &GroupName) -> Result<DeleteOutcome, SinkError> {
@@ -196,6 +217,9 @@ pub struct MemStore {
     pub snapshot: Mutex<Snapshot>,
     pub runs: Mutex<Vec<(RunId, Option<RunRecord>)>>,
     pub fail_records: Mutex<bool>,
+    /// Intents not yet cleared: group -> okta id.
+    pub pending: Mutex<BTreeMap<GroupName, OktaGroupId>>,
+    pub holds: Mutex<Vec<HeldRecord>>,
 }
 
 impl MemStore {
@@ -218,7 +242,82 @@ impl MemStore {
 
 impl SnapshotStore for MemStore {
     async fn load(&self) -> Result<Snapshot, StoreError> {
-        Ok(lock(&self.snapshot).clone())
+        let mut snapshot = lock(&self.snapshot).clone();
+        for (name, okta_id) in lock(&self.pending).iter() {
+            snapshot
+                .groups
+                .entry(name.clone())
+                .and_modify(|g| g.unconfirmed = true)
+                .or_insert_with(|| SnapshotGroup {
+                    okta_id: okta_id.clone(),
+                    members: Members::new(),
+                    pushed_at: FixedClock.now(),
+                    unconfirmed: true,
+                });
+        }
+        Ok(snapshot)
+    }
+
+    async fn record_intent(
+        &self,
+        _run: RunId,
+        _at: DateTime<Utc>,
+        group: &GroupName,
+        okta_id: &OktaGroupId,
+        _op: &'static str,
+    ) -> Result<(), StoreError> {
+        self.writable()?;
+        lock(&self.pending).insert(group.clone(), okta_id.clone());
+        Ok(())
+    }
+
+    async fn hold(&self, at: DateTime<Utc>, held: &Held) -> Result<(), StoreError> {
+        let mut holds = lock(&self.holds);
+        for h in holds
+            .iter_mut()
+            .filter(|h| h.status == "held" && h.held.id != held.id)
+        {
+            h.status = "superseded".into();
+        }
+        match holds.iter_mut().find(|h| h.held.id == held.id) {
+            Some(h) => {
+                h.status = "held".into();
+                h.last_seen_at = at;
+            }
+            None => holds.push(HeldRecord {
+                status: "held".into(),
+                created_at: at,
+                last_seen_at: at,
+                held: held.clone(),
+            }),
+        }
+        Ok(())
+    }
+
+    async fn resolve_holds(
+        &self,
+        _at: DateTime<Utc>,
+        id: Option<&str>,
+        status: &'static str,
+        _by: &str,
+    ) -> Result<(), StoreError> {
+        for h in lock(&self.holds)
+            .iter_mut()
+            .filter(|h| h.status == "held" && id.is_none_or(|id| h.held.id == id))
+        {
+            h.status = status.into();
+        }
+        Ok(())
+    }
+
+    async fn held_plan(&self, id: Option<&str>) -> Result<Option<HeldRecord>, StoreError> {
+        Ok(lock(&self.holds)
+            .iter()
+            .find(|h| match id {
+                Some(id) => h.held.id == id,
+                None => h.status == "held",
+            })
+            .cloned())
     }
 
     async fn last_success(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -243,12 +342,14 @@ impl SnapshotStore for MemStore {
         put: &AppliedPut<'_>,
     ) -> Result<(), StoreError> {
         self.writable()?;
+        lock(&self.pending).remove(put.group);
         lock(&self.snapshot).groups.insert(
             put.group.clone(),
             SnapshotGroup {
                 okta_id: put.okta_id.clone(),
                 members: put.members.clone(),
                 pushed_at: at,
+                unconfirmed: false,
             },
         );
         Ok(())
@@ -262,6 +363,7 @@ impl SnapshotStore for MemStore {
         _okta_id: &OktaGroupId,
     ) -> Result<(), StoreError> {
         self.writable()?;
+        lock(&self.pending).remove(group);
         lock(&self.snapshot).groups.remove(group);
         Ok(())
     }

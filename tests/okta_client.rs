@@ -5,7 +5,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use q_group_sync::source::okta::{OktaSettings, OktaSource};
+use q_group_sync::source::okta::{OktaAuth, OktaSettings, OktaSource};
 use q_group_sync::source::{DirectorySource, GroupType, MemberRead, OktaMember, SourceError};
 use q_group_sync_emulator::{
     FaultAction, LinkStyle, Matcher, OktaEmulator, OktaFault, OktaOptions, OktaOrg, OktaRequest,
@@ -65,7 +65,7 @@ async fn emulator(options: OktaOptions) -> OktaEmulator {
 fn settings(emu: &OktaEmulator) -> OktaSettings {
     OktaSettings {
         org_url: Url::parse(&emu.url()).unwrap(),
-        token: SecretString::from(emu.token()),
+        auth: OktaAuth::Ssws(SecretString::from(emu.token())),
         group_filter: r#"type eq "OKTA_GROUP""#.into(),
         page_size: 2,
         max_concurrency: 4,
@@ -248,7 +248,7 @@ async fn check_sends_one_limit_1_request() {
 async fn wrong_token_is_unauthorized_without_retries() {
     let emu = emulator(OktaOptions::default()).await;
     let mut s = settings(&emu);
-    s.token = SecretString::from("00wrong-token");
+    s.auth = OktaAuth::Ssws(SecretString::from("00wrong-token"));
     let okta = OktaSource::new(s).unwrap();
     let err = okta.list_groups().await.unwrap_err();
     assert!(
@@ -628,7 +628,7 @@ async fn the_token_never_appears_in_logs_or_errors() {
     okta.check().await.unwrap();
     errors.push(okta.list_members(&OktaOrg::group_id(2)).await.unwrap_err());
     let mut s = settings(&emu);
-    s.token = SecretString::from(format!("{TOKEN}-but-wrong"));
+    s.auth = OktaAuth::Ssws(SecretString::from(format!("{TOKEN}-but-wrong")));
     errors.push(OktaSource::new(s).unwrap().list_groups().await.unwrap_err());
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();

@@ -1,6 +1,7 @@
 use super::*;
 use crate::fakes::{FixedClock, MemSource, MemStore, ReadFault, RecordingSink};
 use crate::model::Members;
+use crate::plan::safety::SafetyPolicy;
 use crate::sink::SinkErrorKind;
 
 fn settings() -> EngineSettings {
@@ -21,6 +22,11 @@ fn settings() -> EngineSettings {
         policy: Policy::default(),
         read_concurrency: 3,
         write_concurrency: 2,
+        safety: SafetyPolicy::off(),
+        verify: Verify {
+            first_poll: std::time::Duration::from_millis(1),
+            ..Verify::default()
+        },
     }
 }
 
@@ -332,6 +338,7 @@ fn one(mode: Mode, group: &str) -> PassRequest {
         group: Some(group.into()),
         pass_id: Some("p1".into()),
         trigger: "admin",
+        approve: None,
     }
 }
 
@@ -397,4 +404,197 @@ async fn single_group_pass_for_an_unknown_name_fails_cleanly() {
     assert_eq!(r.outcome, Outcome::Failed);
     assert_eq!(r.error_kind, Some("unknown_group"));
     assert!(e.sink.take_calls().is_empty());
+}
+
+fn guarded(source: MemSource) -> TestEngine {
+    let mut s = settings();
+    s.safety = SafetyPolicy::default();
+    Engine::new(
+        source,
+        RecordingSink::default(),
+        MemStore::default(),
+        s,
+        Arc::new(FixedClock),
+    )
+}
+
+fn big_org(groups: usize) -> MemSource {
+    let mut o = MemSource::default().active("ana").active("bo");
+    for g in 0..groups {
+        o = o.group(&format!("g{g}"), &format!("Group {g:03}"), &["ana", "bo"]);
+    }
+    o
+}
+
+#[tokio::test]
+async fn mass_deletion_is_held_then_approved_exactly() {
+    let e = guarded(big_org(100));
+    assert_eq!(sync(&e).await.outcome, Outcome::Success);
+    e.sink.take_calls();
+    for g in 0..30 {
+        e.source.remove_group(&format!("g{g}"));
+    }
+    e.source.set_members("g50", &["ana"]);
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Held, "{r:?}");
+    assert!(
+        e.sink.take_calls().is_empty(),
+        "nothing destructive applied"
+    );
+    let held = r.plan.held.clone().expect("held");
+    assert_eq!(held.deletes.len(), 30);
+    assert_eq!(held.removal_count(), 1);
+    // The same situation again is the same held plan.
+    let again = sync(&e).await;
+    assert_eq!(
+        again.plan.held.as_ref().map(|h| h.id.clone()),
+        Some(held.id.clone())
+    );
+
+    let r = e
+        .run_once(
+            &PassRequest::approve(&held.id, "cli"),
+            &NoProgress,
+            &CancellationToken::new(),
+        )
+        .await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    let calls = e.sink.take_calls();
+    assert_eq!(
+        calls.iter().filter(|(op, _)| op == "DeleteGroup").count(),
+        30
+    );
+    assert_eq!(calls.iter().filter(|(op, _)| op == "PutGroup").count(), 1);
+    assert_eq!(e.sink.members("Group 050"), Some(vec!["ana@x.test".into()]));
+    let stored = e.store.holds.lock().expect("lock")[0].clone();
+    assert_eq!(stored.status, "applied");
+    // Approving again is refused.
+    let r = e
+        .run_once(
+            &PassRequest::approve(&held.id, "cli"),
+            &NoProgress,
+            &CancellationToken::new(),
+        )
+        .await;
+    assert_eq!(r.error_kind, Some("approval"));
+}
+
+#[tokio::test]
+async fn okta_empty_is_held_and_approval_after_recovery_deletes_nothing() {
+    let e = guarded(big_org(100));
+    sync(&e).await;
+    e.sink.take_calls();
+    let saved = e.source.groups.lock().expect("lock").clone();
+    e.source.groups.lock().expect("lock").clear();
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Held);
+    let id = r.plan.held.as_ref().expect("held").id.clone();
+    assert!(e.sink.take_calls().is_empty());
+    *e.source.groups.lock().expect("lock") = saved;
+    let r = e
+        .run_once(
+            &PassRequest::approve(&id, "cli"),
+            &NoProgress,
+            &CancellationToken::new(),
+        )
+        .await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert!(
+        e.sink.take_calls().is_empty(),
+        "Okta is back: nothing to delete"
+    );
+    assert_eq!(e.sink.groups.lock().expect("lock").len(), 100);
+}
+
+#[tokio::test]
+async fn approval_is_refused_when_okta_asks_for_more() {
+    let e = guarded(big_org(100));
+    sync(&e).await;
+    for g in 0..30 {
+        e.source.remove_group(&format!("g{g}"));
+    }
+    let id = sync(&e).await.plan.held.expect("held").id;
+    e.source.remove_group("g99");
+    e.sink.take_calls();
+    let r = e
+        .run_once(
+            &PassRequest::approve(&id, "cli"),
+            &NoProgress,
+            &CancellationToken::new(),
+        )
+        .await;
+    assert_eq!(r.outcome, Outcome::Failed);
+    assert!(
+        r.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("no longer agrees"),
+        "{:?}",
+        r.error
+    );
+    assert!(e.sink.take_calls().is_empty());
+}
+
+#[tokio::test]
+async fn async_failure_is_not_recorded_and_is_retried() {
+    let e = engine(org());
+    e.sink
+        .failing_async
+        .lock()
+        .expect("lock")
+        .insert(GroupName::new("Sales"));
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Partial);
+    assert_eq!(r.failures[0].kind, "async_failed");
+    assert_eq!(
+        e.store.names(),
+        ["Empty", "Engineering"],
+        "FAILED is never recorded as applied"
+    );
+    e.sink.failing_async.lock().expect("lock").clear();
+    e.sink.take_calls();
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Success);
+    assert_eq!(
+        e.sink.take_calls(),
+        [("PutGroup".to_owned(), GroupName::new("Sales"))]
+    );
+    assert_eq!(e.store.names(), ["Empty", "Engineering", "Sales"]);
+}
+
+#[tokio::test]
+async fn an_unrecorded_write_is_redone_even_when_okta_changed_back() {
+    let e = engine(org());
+    sync(&e).await;
+    // A crash after a put to Sales was sent but before it was recorded: the intent stays.
+    e.store.pending.lock().expect("lock").insert(
+        GroupName::new("Sales"),
+        crate::model::OktaGroupId::new("g2"),
+    );
+    e.sink.take_calls();
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Success);
+    assert_eq!(
+        e.sink.take_calls(),
+        [("PutGroup".to_owned(), GroupName::new("Sales"))],
+        "written again though unchanged"
+    );
+    // A crash before a new group was recorded, and the group is gone from Okta by now: it is
+    // still known to be ours and is deleted.
+    e.store.pending.lock().expect("lock").insert(
+        GroupName::new("Orphan"),
+        crate::model::OktaGroupId::new("g9"),
+    );
+    e.sink
+        .groups
+        .lock()
+        .expect("lock")
+        .insert(GroupName::new("Orphan"), Members::new());
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Success);
+    assert_eq!(
+        e.sink.take_calls(),
+        [("DeleteGroup".to_owned(), GroupName::new("Orphan"))]
+    );
+    assert!(e.store.pending.lock().expect("lock").is_empty());
 }

@@ -11,6 +11,7 @@
 //! - A group over the inline member limit is refused, never truncated.
 
 mod render;
+pub mod safety;
 pub mod select;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,6 +28,9 @@ pub struct SnapshotGroup {
     pub okta_id: OktaGroupId,
     pub members: Members,
     pub pushed_at: DateTime<Utc>,
+    /// A write to this group was started but not confirmed (crash, FAILED, unverified): what
+    /// Q holds is unknown, so the next pass writes it again whatever `members` says.
+    pub unconfirmed: bool,
 }
 
 /// What q-group-sync has applied, by Q name. Only these groups are q-group-sync's to delete.
@@ -58,6 +62,8 @@ pub enum PutReason {
     New,
     /// Its member set differs from the snapshot.
     MembersChanged,
+    /// An earlier write was not confirmed; written again to be sure.
+    Unconfirmed,
     /// The Okta group was known under another Q name, which is deleted after this put.
     Renamed { from: GroupName },
 }
@@ -141,6 +147,8 @@ pub struct Plan {
     pub in_scope: usize,
     pub collisions: Vec<Collision>,
     pub skipped: Skipped,
+    /// Destructive changes the circuit breaker holds for approval ([`safety::guard`]).
+    pub held: Option<safety::Held>,
 }
 
 impl Plan {
@@ -211,10 +219,11 @@ pub fn plan(desired: &Desired, snapshot: &Snapshot, policy: &Policy) -> Plan {
             continue;
         }
         let reason = match snapshot.groups.get(name) {
-            Some(have) if have.members == want.members => {
+            Some(have) if have.members == want.members && !have.unconfirmed => {
                 out.unchanged += 1;
                 continue;
             }
+            Some(have) if have.members == want.members => PutReason::Unconfirmed,
             Some(_) => PutReason::MembersChanged,
             None => {
                 let old = snapshot_names
@@ -229,7 +238,9 @@ pub fn plan(desired: &Desired, snapshot: &Snapshot, policy: &Policy) -> Plan {
             }
         };
         let before = match &reason {
-            PutReason::MembersChanged => snapshot.groups.get(name).map(|g| &g.members),
+            PutReason::MembersChanged | PutReason::Unconfirmed => {
+                snapshot.groups.get(name).map(|g| &g.members)
+            }
             PutReason::Renamed { .. } | PutReason::New => None,
         };
         let empty = Members::new();

@@ -32,6 +32,39 @@ impl fmt::Display for Plan {
                 write_change(f, change, "(withheld) ")?;
             }
         }
+        if let Some(held) = &self.held {
+            writeln!(
+                f,
+                "! HELD for approval (plan {}): {} group deletion(s), {} member removal(s)",
+                held.id,
+                held.deletes.len(),
+                held.removal_count()
+            )?;
+            for reason in &held.reasons {
+                writeln!(f, "    because {reason}")?;
+            }
+            for d in held.deletes.iter().take(MEMBERS_SHOWN) {
+                writeln!(f, "    - {} (delete)", d.group)?;
+            }
+            if held.deletes.len() > MEMBERS_SHOWN {
+                writeln!(
+                    f,
+                    "    - ... and {} more deletions",
+                    held.deletes.len() - MEMBERS_SHOWN
+                )?;
+            }
+            for (group, removed) in held.removals.iter().take(MEMBERS_SHOWN) {
+                writeln!(f, "    ~ {group} (remove {})", removed.len())?;
+            }
+            if held.removals.len() > MEMBERS_SHOWN {
+                writeln!(
+                    f,
+                    "    ~ ... and {} more groups with removals",
+                    held.removals.len() - MEMBERS_SHOWN
+                )?;
+            }
+            writeln!(f, "    approve with: q-group-sync approve {}", held.id)?;
+        }
         for c in &self.collisions {
             let ids: Vec<&str> = c.okta_user_ids.iter().map(String::as_str).collect();
             writeln!(
@@ -56,7 +89,11 @@ impl fmt::Display for Plan {
             }
             writeln!(f, "skipped users: {}", parts.join(", "))?;
         }
-        if self.changes.is_empty() && self.issues.is_empty() && self.withheld_reason.is_none() {
+        if self.changes.is_empty()
+            && self.issues.is_empty()
+            && self.withheld_reason.is_none()
+            && self.held.is_none()
+        {
             writeln!(f, "Nothing to do: Q Business matches Okta.")?;
         }
         Ok(())
@@ -85,8 +122,14 @@ fn write_change(f: &mut fmt::Formatter<'_>, change: &Change, tag: &str) -> fmt::
                     f,
                     "> {tag}{group} (renamed from {from}, {member_count} members)"
                 )?,
+                PutReason::Unconfirmed => writeln!(
+                    f,
+                    "~ {tag}{group} ({member_count} members: +{} -{}, the last write was not confirmed)",
+                    added.len(),
+                    removed.len()
+                )?,
             }
-            if !matches!(reason, PutReason::MembersChanged) {
+            if !matches!(reason, PutReason::MembersChanged | PutReason::Unconfirmed) {
                 return Ok(());
             }
             write_members(f, '+', added)?;

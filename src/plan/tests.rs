@@ -74,6 +74,7 @@ impl Snap {
                 okta_id: OktaGroupId::new(okta_id),
                 members: members(ids),
                 pushed_at: at,
+                unconfirmed: false,
             },
         );
         self

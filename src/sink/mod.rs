@@ -16,6 +16,22 @@ pub enum DeleteOutcome {
     AlreadyGone,
 }
 
+/// A group's processing state, from GetGroup (PutGroup is asynchronous).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupState {
+    Processing,
+    Succeeded,
+    /// The write failed after it was accepted; `code` and `message` are the service's.
+    Failed {
+        code: String,
+        message: String,
+    },
+    Deleting,
+    Deleted,
+    /// No such group.
+    Missing,
+}
+
 /// Bounded classification of a failed call, after the client's own retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SinkErrorKind {
@@ -112,4 +128,10 @@ pub trait GroupSink: Send + Sync {
         &self,
         name: &GroupName,
     ) -> impl Future<Output = Result<DeleteOutcome, SinkError>> + Send;
+
+    /// The processing state of group `name` (GetGroup).
+    fn group_state(
+        &self,
+        name: &GroupName,
+    ) -> impl Future<Output = Result<GroupState, SinkError>> + Send;
 }

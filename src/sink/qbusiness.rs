@@ -18,12 +18,13 @@ use aws_sdk_qbusiness::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_qbusiness::error::BoxError;
 use aws_sdk_qbusiness::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_qbusiness::operation::delete_group::DeleteGroupError;
+use aws_sdk_qbusiness::operation::get_group::GetGroupError;
 use aws_sdk_qbusiness::primitives::DateTime as AwsDateTime;
 use aws_sdk_qbusiness::types::error::ResourceNotFoundException;
 use aws_sdk_qbusiness::types::{GroupMembers, MemberUser, MembershipType};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 
-use super::{DeleteOutcome, GroupSink, SinkError, SinkErrorKind};
+use super::{DeleteOutcome, GroupSink, GroupState, SinkError, SinkErrorKind};
 use crate::config::QBusinessConfig;
 use crate::model::{GroupName, Members};
 
@@ -182,6 +183,53 @@ impl GroupSink for QBusinessSink {
             }
             Err(e) => Err(classify("DeleteGroup", e)),
         }
+    }
+
+    async fn group_state(&self, name: &GroupName) -> Result<GroupState, SinkError> {
+        let mut req = self
+            .client
+            .get_group()
+            .application_id(&self.target.application_id)
+            .index_id(&self.target.index_id)
+            .group_name(name.as_str());
+        if let Some(ds) = &self.target.data_source_id {
+            req = req.data_source_id(ds);
+        }
+        match req.send().await {
+            Ok(out) => Ok(state_of(out.status())),
+            Err(SdkError::ServiceError(e)) if matches!(e.err(), GetGroupError::ResourceNotFoundException(nf) if names_group(nf, name)) => {
+                Ok(GroupState::Missing)
+            }
+            Err(e) => Err(classify("GetGroup", e)),
+        }
+    }
+}
+
+/// Maps GetGroup's status onto [`GroupState`].
+fn state_of(status: Option<&aws_sdk_qbusiness::types::GroupStatusDetail>) -> GroupState {
+    use aws_sdk_qbusiness::types::GroupStatus;
+    let Some(detail) = status else {
+        return GroupState::Processing;
+    };
+    match detail.status() {
+        Some(GroupStatus::Succeeded) => GroupState::Succeeded,
+        Some(GroupStatus::Failed) => {
+            let (code, message) = detail.error_detail().map_or_else(
+                || ("unknown".to_owned(), "no error detail".to_owned()),
+                |d| {
+                    (
+                        d.error_code()
+                            .map_or_else(|| "unknown".to_owned(), |c| c.as_str().to_owned()),
+                        d.error_message().unwrap_or("no error message").to_owned(),
+                    )
+                },
+            );
+            GroupState::Failed { code, message }
+        }
+        Some(GroupStatus::Deleting) => GroupState::Deleting,
+        Some(GroupStatus::Deleted) => GroupState::Deleted,
+        // PROCESSING, or a status this SDK does not know yet: not done.
+        _ => GroupState::Processing,
     }
 }
 

@@ -3,6 +3,7 @@
 //! Nothing here decides scope or membership; it only reports what Okta says, faithfully and
 //! completely, or says that it could not.
 
+pub mod oauth;
 pub mod okta;
 
 use std::future::Future;
@@ -101,6 +102,10 @@ pub enum SourceError {
     /// A body that is not the JSON Okta documents.
     #[error("Okta sent a response that is not valid JSON for {path}: {detail}")]
     Malformed { path: String, detail: String },
+    /// OAuth (`okta.auth = "oauth"`): the service app is misconfigured or Okta refused it; the
+    /// message says what to fix (client id, key, scopes, DPoP).
+    #[error(transparent)]
+    OAuth(#[from] oauth::OAuthError),
     /// A `Link: rel="next"` pointing outside the configured org; never followed.
     #[error(
         "Okta's next link for {path} points outside okta.org_url ({link_origin}); not followed"
@@ -120,6 +125,7 @@ impl SourceError {
             SourceError::Transport { .. } => "transport",
             SourceError::Malformed { .. } => "malformed",
             SourceError::ForeignLink { .. } => "foreign_link",
+            SourceError::OAuth(e) => e.kind(),
         }
     }
 
@@ -127,7 +133,9 @@ impl SourceError {
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,
-            SourceError::Unauthorized { .. } | SourceError::Forbidden { .. }
+            SourceError::Unauthorized { .. }
+                | SourceError::Forbidden { .. }
+                | SourceError::OAuth(_)
         )
     }
 }

@@ -1,27 +1,31 @@
-//! Okta Management API client: SSWS auth, `Link: rel="next"` paging, 429/5xx retries with backoff.
+//! Okta Management API client: SSWS or OAuth ([`super::oauth`]) auth, `Link: rel="next"` paging,
+//! 429/5xx retries with backoff.
 //!
 //! Read-only. A listing is complete or an error: any page that still fails after the retries, or
 //! a `next` link outside `okta.org_url`, fails the whole listing. Response bodies are parsed
-//! straight into the few fields the sync needs and dropped; headers, the token and bodies are
+//! straight into the few fields the sync needs and dropped; headers, tokens and bodies are
 //! never logged.
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, AUTHORIZATION, DATE, HeaderMap, HeaderName, HeaderValue, LINK};
+use reqwest::header::{ACCEPT, DATE, HeaderMap, HeaderName, HeaderValue, LINK};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use url::Url;
 
+use super::oauth::{AuthHeaders, ClientKey, OAuthClient, OAuthError, OAuthSettings};
 use super::{DirectorySource, GroupType, MemberRead, OktaGroup, OktaMember, SourceError};
-use crate::config::{Config, ConfigError};
+use crate::clock::SystemClock;
+use crate::config::{Config, ConfigError, OktaAuthMode};
 
 /// Sent as `User-Agent` on every request.
 const USER_AGENT: &str = concat!("q-group-sync/", env!("CARGO_PKG_VERSION"));
@@ -41,13 +45,13 @@ const X_OKTA_REQUEST_ID: HeaderName = HeaderName::from_static("x-okta-request-id
 const X_OKTA_RETRY_FOR: HeaderName = HeaderName::from_static("x-okta-retry-for");
 const X_OKTA_RETRY_COUNT: HeaderName = HeaderName::from_static("x-okta-retry-count");
 
-/// Everything the Okta client needs, resolved from [`Config`] (token included).
+/// Everything the Okta client needs, resolved from [`Config`] (credentials included).
 #[derive(Debug, Clone)]
 pub struct OktaSettings {
     /// The org's base URL; the only origin requests (and followed `next` links) may go to.
     pub org_url: Url,
-    /// SSWS API token; `Debug` shows `[REDACTED]`.
-    pub token: SecretString,
+    /// How requests authenticate; `Debug` shows no secret.
+    pub auth: OktaAuth,
     /// `filter` for `GET /api/v1/groups`, sent URL-encoded.
     pub group_filter: String,
     /// `limit` on every list call.
@@ -64,13 +68,43 @@ pub struct OktaSettings {
     pub id_attribute: String,
 }
 
+/// `okta.auth`, resolved: the SSWS token, or the OAuth service app with its parsed key.
+#[derive(Debug, Clone)]
+pub enum OktaAuth {
+    /// SSWS API token; `Debug` shows `[REDACTED]`.
+    Ssws(SecretString),
+    /// OAuth 2.0 service app (`private_key_jwt`, optionally DPoP).
+    OAuth(OAuthSettings),
+}
+
 impl OktaSettings {
-    /// Takes `[okta]` and `users.id_attribute` from `config`, reading the token (file) now.
+    /// Takes `[okta]` and `users.id_attribute` from `config`, reading the token or private key
+    /// file now.
     pub fn from_config(config: &Config) -> Result<OktaSettings, ConfigError> {
         let o = &config.okta;
+        let auth = match o.auth {
+            OktaAuthMode::Ssws => OktaAuth::Ssws(config.okta_token()?),
+            OktaAuthMode::OAuth => {
+                let pem = config.okta_private_key_pem()?;
+                let path = o
+                    .private_key_file
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new(""));
+                let key = ClientKey::from_pem(pem.expose_secret()).map_err(|e| {
+                    ConfigError(format!("okta.private_key_file: {} {e}", path.display()))
+                })?;
+                OktaAuth::OAuth(OAuthSettings {
+                    client_id: o.client_id.clone().unwrap_or_default(),
+                    key,
+                    key_id: o.key_id.clone(),
+                    scopes: o.scopes.clone(),
+                    dpop: o.dpop,
+                })
+            }
+        };
         Ok(OktaSettings {
             org_url: o.org_url.clone(),
-            token: config.okta_token()?,
+            auth,
             group_filter: o.group_filter.clone(),
             page_size: o.page_size,
             max_concurrency: o.max_concurrency,
@@ -94,6 +128,9 @@ pub enum OktaBuildError {
     /// reqwest could not build its client (TLS setup).
     #[error("building the Okta HTTP client")]
     Client(#[source] reqwest::Error),
+    /// The OAuth client could not be set up (DPoP key generation).
+    #[error("setting up Okta OAuth")]
+    OAuth(#[source] super::oauth::OAuthBuildError),
 }
 
 /// Request counters since the client was built, for the run report.
@@ -118,12 +155,33 @@ struct Counters {
     rate_limit_wait_ms: AtomicU64,
 }
 
+/// How each request authenticates.
+enum Credentials {
+    /// `SSWS <token>`, marked sensitive; the only copy of the token the client keeps.
+    Ssws(HeaderValue),
+    /// The shared OAuth token (and DPoP proofs), refreshed as needed.
+    OAuth(Arc<OAuthClient>),
+}
+
+impl Credentials {
+    /// The auth headers of one attempt: for DPoP a fresh proof every time.
+    async fn headers(&self, url: &Url) -> Result<AuthHeaders, SourceError> {
+        match self {
+            Credentials::Ssws(value) => Ok(AuthHeaders {
+                authorization: value.clone(),
+                dpop: None,
+                generation: 0,
+            }),
+            Credentials::OAuth(client) => client.headers("GET", url).await,
+        }
+    }
+}
+
 /// The Okta [`DirectorySource`]: `GET /api/v1/groups` and `GET /api/v1/groups/{id}/users`.
 pub struct OktaSource {
     http: reqwest::Client,
     org_url: Url,
-    /// `SSWS <token>`, marked sensitive; the only copy of the token the client keeps.
-    auth: HeaderValue,
+    credentials: Credentials,
     group_filter: String,
     page_size: u32,
     max_retries: u32,
@@ -151,6 +209,8 @@ enum Fetched<T> {
 /// What one attempt at a request produced, when it did not fail for good.
 enum Attempt<T> {
     Done(Fetched<T>),
+    /// OAuth: a 401 the client handled (new token or DPoP nonce); send again once, at once.
+    Reauth,
     Retry {
         cause: RetryCause,
         request_id: Option<HeaderValue>,
@@ -197,19 +257,35 @@ impl OktaSource {
         {
             return Err(OktaBuildError::OrgUrl);
         }
-        let mut auth = HeaderValue::try_from(format!("SSWS {}", settings.token.expose_secret()))
-            .map_err(|_| OktaBuildError::InvalidToken)?;
-        auth.set_sensitive(true);
         let http = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .timeout(settings.request_timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(OktaBuildError::Client)?;
+        let credentials = match settings.auth {
+            OktaAuth::Ssws(token) => {
+                let mut auth = HeaderValue::try_from(format!("SSWS {}", token.expose_secret()))
+                    .map_err(|_| OktaBuildError::InvalidToken)?;
+                auth.set_sensitive(true);
+                Credentials::Ssws(auth)
+            }
+            OktaAuth::OAuth(oauth) => Credentials::OAuth(Arc::new(
+                OAuthClient::new(
+                    oauth,
+                    org,
+                    http.clone(),
+                    Arc::new(SystemClock),
+                    settings.max_retries,
+                    settings.max_retry_wait,
+                )
+                .map_err(OktaBuildError::OAuth)?,
+            )),
+        };
         Ok(OktaSource {
             http,
             org_url: settings.org_url,
-            auth,
+            credentials,
             group_filter: settings.group_filter,
             page_size: settings.page_size,
             max_retries: settings.max_retries,
@@ -309,12 +385,19 @@ impl OktaSource {
     {
         let mut retries = 0u32;
         let mut retry_for = None;
+        let mut reauthed = false;
         loop {
-            let (cause, request_id) =
-                match self.attempt(url, retries, retry_for.take(), parse).await? {
-                    Attempt::Done(fetched) => return Ok(fetched),
-                    Attempt::Retry { cause, request_id } => (cause, request_id),
-                };
+            let (cause, request_id) = match self
+                .attempt(url, retries, retry_for.take(), !reauthed, parse)
+                .await?
+            {
+                Attempt::Done(fetched) => return Ok(fetched),
+                Attempt::Reauth => {
+                    reauthed = true;
+                    continue;
+                }
+                Attempt::Retry { cause, request_id } => (cause, request_id),
+            };
             if retries >= self.max_retries {
                 return Err(cause.into_error(url.path()));
             }
@@ -348,19 +431,20 @@ impl OktaSource {
         }
     }
 
-    /// One HTTP request under a concurrency permit. `Err` is final; `Ok(Retry)` may be retried.
+    /// One HTTP request under a concurrency permit. `Err` is final; `Ok(Retry)` may be retried;
+    /// `Ok(Reauth)` (OAuth 401, only while `allow_reauth`) is sent again at once.
     async fn attempt<T, F>(
         &self,
         url: &Url,
         retries: u32,
         retry_for: Option<HeaderValue>,
+        allow_reauth: bool,
         parse: &F,
     ) -> Result<Attempt<T>, SourceError>
     where
         F: Fn(&[u8]) -> Result<T, serde_json::Error> + Sync,
     {
         let mut headers = HeaderMap::new();
-        headers.insert(AUTHORIZATION, self.auth.clone());
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         if retries > 0 {
             headers.insert(X_OKTA_RETRY_COUNT, HeaderValue::from(retries));
@@ -374,6 +458,10 @@ impl OktaSource {
             .acquire()
             .await
             .expect("the semaphore is never closed");
+        // After the permit: a DPoP proof's iat is as fresh as it can be.
+        let auth = self.credentials.headers(url).await?;
+        let generation = auth.generation;
+        auth.apply(&mut headers);
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
         tracing::trace!(
             method = "GET",
@@ -444,15 +532,28 @@ impl OktaSource {
             | StatusCode::SERVICE_UNAVAILABLE
             | StatusCode::GATEWAY_TIMEOUT => retry(RetryCause::Server(status.as_u16())),
             StatusCode::UNAUTHORIZED => {
-                let err = error_body(response).await;
-                Err(SourceError::Unauthorized {
-                    code: err.code_or_status(status),
+                if let Credentials::OAuth(client) = &self.credentials
+                    && allow_reauth
+                {
+                    // E0000011, invalid_dpop_proof or use_dpop_nonce: refresh/retry once.
+                    client.rejected(response.headers(), generation).await;
+                    return Ok(Attempt::Reauth);
+                }
+                let code = error_body(response).await.code_or_status(status);
+                Err(match &self.credentials {
+                    Credentials::Ssws(_) => SourceError::Unauthorized { code },
+                    Credentials::OAuth(_) => OAuthError::TokenRejected { code }.into(),
                 })
             }
             StatusCode::FORBIDDEN => {
-                let err = error_body(response).await;
-                Err(SourceError::Forbidden {
-                    code: err.code_or_status(status),
+                let code = error_body(response).await.code_or_status(status);
+                Err(match &self.credentials {
+                    Credentials::Ssws(_) => SourceError::Forbidden { code },
+                    Credentials::OAuth(_) => OAuthError::Forbidden {
+                        code,
+                        path: path.to_owned(),
+                    }
+                    .into(),
                 })
             }
             StatusCode::BAD_REQUEST => {
@@ -1483,7 +1584,7 @@ mod tests {
     fn settings() -> OktaSettings {
         OktaSettings {
             org_url: Url::parse("https://acme.okta.com").unwrap(),
-            token: SecretString::from("00secret-token"),
+            auth: OktaAuth::Ssws(SecretString::from("00secret-token")),
             group_filter:
                 r#"type eq "OKTA_GROUP" and lastMembershipUpdated gt "2024-01-01T00:00:00.000Z""#
                     .into(),
@@ -1517,9 +1618,9 @@ mod tests {
         assert!(!format!("{s:?}").contains("00secret"));
         let source = OktaSource::new(s).unwrap();
         assert!(!format!("{source:?}").contains("00secret"));
-        assert!(source.auth.is_sensitive());
+        assert!(matches!(&source.credentials, Credentials::Ssws(h) if h.is_sensitive()));
         let mut s = settings();
-        s.token = SecretString::from("line\nbreak");
+        s.auth = OktaAuth::Ssws(SecretString::from("line\nbreak"));
         assert!(matches!(
             OktaSource::new(s),
             Err(OktaBuildError::InvalidToken)
@@ -1550,7 +1651,7 @@ mod tests {
         let config = Config::from_figment(Figment::from(Toml::string(toml))).unwrap();
         let s = OktaSettings::from_config(&config).unwrap();
         assert_eq!(s.org_url.as_str(), "https://acme.okta.com/");
-        assert_eq!(s.token.expose_secret(), "00from-config");
+        assert!(matches!(&s.auth, OktaAuth::Ssws(t) if t.expose_secret() == "00from-config"));
         assert_eq!(s.group_filter, r#"type eq "OKTA_GROUP""#);
         assert_eq!((s.page_size, s.max_concurrency, s.max_retries), (50, 4, 7));
         assert_eq!(

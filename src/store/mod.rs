@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::model::{GroupName, Members, OktaGroupId};
 use crate::plan::Snapshot;
+use crate::plan::safety::Held;
 pub use sqlite::SqliteStore;
 
 /// Identifies one recorded pass.
@@ -109,6 +110,42 @@ pub trait SnapshotStore: Send + Sync {
         okta_id: &OktaGroupId,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Records that a write to `group` is about to start. Cleared when the write is recorded;
+    /// left behind by a crash or an unconfirmed write, it marks the group as unconfirmed (and
+    /// owned) for the next pass.
+    fn record_intent(
+        &self,
+        run: RunId,
+        at: DateTime<Utc>,
+        group: &GroupName,
+        okta_id: &OktaGroupId,
+        op: &'static str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Stores a held plan (or refreshes it when the same plan is held again) and supersedes any
+    /// other open one.
+    fn hold(
+        &self,
+        at: DateTime<Utc>,
+        held: &Held,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Closes open held plans (all, or the one with `id`) with `status` (`applied`,
+    /// `superseded`), noting who or what closed them.
+    fn resolve_holds(
+        &self,
+        at: DateTime<Utc>,
+        id: Option<&str>,
+        status: &'static str,
+        by: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A held plan by id, or the open one when `id` is `None`.
+    fn held_plan(
+        &self,
+        id: Option<&str>,
+    ) -> impl Future<Output = Result<Option<HeldRecord>, StoreError>> + Send;
+
     /// Closes the run log entry.
     fn finish_run(
         &self,
@@ -127,6 +164,16 @@ pub struct RunStart {
     pub trigger: String,
     /// The one group the pass was limited to, if any.
     pub group: Option<String>,
+}
+
+/// A held plan as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeldRecord {
+    /// `held`, `applied` or `superseded`.
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub held: Held,
 }
 
 /// A put that Q Business accepted, as handed to [`SnapshotStore::record_put`].

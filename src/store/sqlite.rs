@@ -10,8 +10,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
-use super::{AppliedPut, RunId, RunRecord, RunStart, SnapshotStore, StoreError};
+use super::{AppliedPut, HeldRecord, RunId, RunRecord, RunStart, SnapshotStore, StoreError};
 use crate::model::{GroupName, Members, OktaGroupId, UserId};
+use crate::plan::safety::Held;
 use crate::plan::{Snapshot, SnapshotGroup};
 
 /// `PRAGMA application_id` of q-group-sync snapshots ("QGS1").
@@ -62,6 +63,28 @@ ALTER TABLE runs ADD COLUMN pass_id TEXT;
 ALTER TABLE runs ADD COLUMN trigger TEXT;
 ALTER TABLE runs ADD COLUMN scope TEXT;
 CREATE INDEX runs_outcome ON runs (outcome, finished_at);
+"#,
+    r#"
+CREATE TABLE pending (
+    q_name  TEXT PRIMARY KEY NOT NULL,
+    okta_id TEXT NOT NULL,
+    op      TEXT NOT NULL,
+    run_id  INTEGER,
+    at      TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE held_plans (
+    id           TEXT PRIMARY KEY NOT NULL,
+    hash         TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    body         TEXT NOT NULL,
+    deletes      INTEGER NOT NULL,
+    removals     INTEGER NOT NULL,
+    created_at   TEXT NOT NULL,
+    last_seen_at TEXT NOT NULL,
+    resolved_at  TEXT,
+    resolved_by  TEXT
+) WITHOUT ROWID;
+CREATE INDEX held_plans_status ON held_plans (status);
 "#,
 ];
 
@@ -271,6 +294,8 @@ impl SnapshotStore for SqliteStore {
                 params![run, ts(at), q_name, okta_id, n_added, n_removed, added, removed],
             )
             .map_err(|e| classify(p, "audit put", e))?;
+            tx.execute("DELETE FROM pending WHERE q_name = ?1", params![q_name])
+                .map_err(|e| classify(p, "clear pending write", e))?;
             tx.commit().map_err(|e| classify(p, "commit put", e))
         })
         .await?;
@@ -296,6 +321,8 @@ impl SnapshotStore for SqliteStore {
                 .optional()
                 .map_err(|e| classify(p, "read group", e))?;
             let (removed, n_removed) = old.unwrap_or_default();
+            tx.execute("DELETE FROM pending WHERE q_name = ?1", params![q_name])
+                .map_err(|e| classify(p, "clear pending write", e))?;
             tx.execute("DELETE FROM groups WHERE q_name = ?1", params![q_name])
                 .map_err(|e| classify(p, "record delete", e))?;
             tx.execute(
@@ -308,6 +335,124 @@ impl SnapshotStore for SqliteStore {
         })
         .await?;
         Ok(())
+    }
+
+    async fn record_intent(
+        &self,
+        run: RunId,
+        at: DateTime<Utc>,
+        group: &GroupName,
+        okta_id: &OktaGroupId,
+        op: &'static str,
+    ) -> Result<(), StoreError> {
+        self.writable()?;
+        let (q_name, okta_id) = (group.as_str().to_owned(), okta_id.as_str().to_owned());
+        self.with_conn(move |conn, p| {
+            conn.execute(
+                "INSERT INTO pending (q_name, okta_id, op, run_id, at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (q_name) DO UPDATE SET okta_id = excluded.okta_id, op = excluded.op,
+                   run_id = excluded.run_id, at = excluded.at",
+                params![q_name, okta_id, op, run, ts(at)],
+            )
+            .map_err(|e| classify(p, "record pending write", e))?;
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn hold(&self, at: DateTime<Utc>, held: &Held) -> Result<(), StoreError> {
+        self.writable()?;
+        let body = serde_json::to_string(held).map_err(|e| StoreError::Task(e.to_string()))?;
+        let (id, hash) = (held.id.clone(), held.hash.clone());
+        let (deletes, removals) = (held.deletes.len() as i64, held.removal_count() as i64);
+        self.with_conn(move |conn, p| {
+            let tx = conn.transaction().map_err(|e| classify(p, "begin transaction", e))?;
+            tx.execute(
+                "UPDATE held_plans SET status = 'superseded', resolved_at = ?2, resolved_by = 'newer plan'
+                 WHERE status = 'held' AND id <> ?1",
+                params![id, ts(at)],
+            )
+            .map_err(|e| classify(p, "supersede held plans", e))?;
+            tx.execute(
+                "INSERT INTO held_plans (id, hash, status, body, deletes, removals, created_at, last_seen_at)
+                 VALUES (?1, ?2, 'held', ?3, ?4, ?5, ?6, ?6)
+                 ON CONFLICT (id) DO UPDATE SET status = 'held', body = excluded.body,
+                   last_seen_at = excluded.last_seen_at, resolved_at = NULL, resolved_by = NULL",
+                params![id, hash, body, deletes, removals, ts(at)],
+            )
+            .map_err(|e| classify(p, "record held plan", e))?;
+            tx.commit().map_err(|e| classify(p, "commit held plan", e))
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn resolve_holds(
+        &self,
+        at: DateTime<Utc>,
+        id: Option<&str>,
+        status: &'static str,
+        by: &str,
+    ) -> Result<(), StoreError> {
+        self.writable()?;
+        let (id, by) = (id.map(str::to_owned), by.to_owned());
+        self.with_conn(move |conn, p| {
+            conn.execute(
+                "UPDATE held_plans SET status = ?2, resolved_at = ?3, resolved_by = ?4
+                 WHERE status = 'held' AND (?1 IS NULL OR id = ?1)",
+                params![id, status, ts(at), by],
+            )
+            .map_err(|e| classify(p, "resolve held plans", e))?;
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn held_plan(&self, id: Option<&str>) -> Result<Option<HeldRecord>, StoreError> {
+        let id = id.map(str::to_owned);
+        let found = self
+            .with_conn(move |conn, p| {
+                let row: Option<(String, String, String, String)> = conn
+                    .query_row(
+                        "SELECT status, body, created_at, last_seen_at FROM held_plans
+                         WHERE (?1 IS NULL AND status = 'held') OR id = ?1
+                         ORDER BY last_seen_at DESC LIMIT 1",
+                        params![id],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    )
+                    .optional()
+                    .map_err(|e| classify(p, "read held plan", e))?;
+                let Some((status, body, created, seen)) = row else {
+                    return Ok(None);
+                };
+                let corrupt = |detail: String| StoreError::Corrupt {
+                    path: p.to_owned(),
+                    detail,
+                };
+                let held: Held =
+                    serde_json::from_str(&body).map_err(|e| corrupt(format!("held plan: {e}")))?;
+                if held.compute_hash() != held.hash {
+                    return Err(corrupt(format!(
+                        "held plan {} does not match its hash",
+                        held.id
+                    )));
+                }
+                let time = |t: &str| {
+                    DateTime::parse_from_rfc3339(t)
+                        .map(|t| t.with_timezone(&Utc))
+                        .map_err(|e| corrupt(format!("held plan time {t:?}: {e}")))
+                };
+                Ok(Some(HeldRecord {
+                    status,
+                    created_at: time(&created)?,
+                    last_seen_at: time(&seen)?,
+                    held,
+                }))
+            })
+            .await?;
+        Ok(found.flatten())
     }
 
     async fn finish_run(
@@ -446,8 +591,43 @@ fn load(conn: &mut Connection, p: &str) -> Result<Snapshot, StoreError> {
                 okta_id: OktaGroupId::new(okta_id),
                 members,
                 pushed_at,
+                unconfirmed: false,
             },
         );
+    }
+    drop(stmt);
+    // Writes that were started but never recorded (a crash, a FAILED or unverified put): Q may
+    // hold anything for these groups, so they are owned and must be written again.
+    let mut stmt = conn
+        .prepare("SELECT q_name, okta_id, at FROM pending")
+        .map_err(|e| classify(p, "read pending writes", e))?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })
+        .map_err(|e| classify(p, "read pending writes", e))?;
+    for row in rows {
+        let (name, okta_id, at) = row.map_err(|e| classify(p, "read pending writes", e))?;
+        let at = DateTime::parse_from_rfc3339(&at)
+            .map_err(|e| StoreError::Corrupt {
+                path: p.to_owned(),
+                detail: format!("pending {name:?}: bad time: {e}"),
+            })?
+            .with_timezone(&Utc);
+        snapshot
+            .groups
+            .entry(GroupName::new(name))
+            .and_modify(|g| g.unconfirmed = true)
+            .or_insert_with(|| SnapshotGroup {
+                okta_id: OktaGroupId::new(okta_id),
+                members: Members::new(),
+                pushed_at: at,
+                unconfirmed: true,
+            });
     }
     Ok(snapshot)
 }

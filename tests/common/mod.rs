@@ -33,6 +33,17 @@ impl Harness {
 
     /// `extra` is appended to the generated TOML (extra keys under a trailing table, or whole tables).
     pub async fn start_with(org: OktaOrg, options: OktaOptions, extra: &str) -> Harness {
+        Harness::start_with_okta(org, options, |_| String::new(), extra).await
+    }
+
+    /// Like [`Harness::start_with`]; `okta_extra(dir)` adds lines to the `[okta]` table (`dir` is
+    /// the temp dir, for key files).
+    pub async fn start_with_okta(
+        org: OktaOrg,
+        options: OktaOptions,
+        okta_extra: impl FnOnce(&Path) -> String,
+        extra: &str,
+    ) -> Harness {
         let okta = OktaEmulator::start(org, options)
             .await
             .expect("okta emulator");
@@ -48,6 +59,7 @@ org_url = "{okta}"
 max_retries = 3
 max_retry_wait = "5s"
 request_timeout = "5s"
+{okta_extra}
 
 [qbusiness]
 application_id = "{app}"
@@ -65,6 +77,7 @@ path = "{state}"
             idx = q.index_id(),
             q = q.url(),
             state = dir.path().join("snapshot.db").display(),
+            okta_extra = okta_extra(dir.path()),
         );
         std::fs::write(&config, toml).expect("write config");
         Harness {
@@ -288,5 +301,100 @@ impl Harness {
         let mut text = std::fs::read_to_string(&self.config).unwrap();
         text.push_str(toml);
         std::fs::write(&self.config, text).unwrap();
+    }
+}
+
+/// A key pair made for one test: the service app's private key and its public half, as PEM.
+#[derive(Clone)]
+pub struct TestKey {
+    /// PKCS#8 `PRIVATE KEY`.
+    pub private_pem: String,
+    /// SPKI `PUBLIC KEY`, as registered in the Okta app.
+    pub public_pem: String,
+}
+
+impl TestKey {
+    /// RSA 2048 (RS256).
+    pub fn rsa() -> TestKey {
+        use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
+        use aws_lc_rs::signature::KeyPair;
+        let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let private = AsDer::<Pkcs8V1Der>::as_der(&pair).unwrap();
+        let public = AsDer::<PublicKeyX509Der>::as_der(pair.public_key()).unwrap();
+        TestKey::from_der(private.as_ref(), public.as_ref())
+    }
+
+    /// EC P-256 (ES256).
+    pub fn ec() -> TestKey {
+        use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+        let private = pair.to_pkcs8v1().unwrap();
+        let public = AsDer::<PublicKeyX509Der>::as_der(pair.public_key()).unwrap();
+        TestKey::from_der(private.as_ref(), public.as_ref())
+    }
+
+    fn from_der(private: &[u8], public: &[u8]) -> TestKey {
+        TestKey {
+            private_pem: pem::encode(&pem::Pem::new("PRIVATE KEY", private.to_vec())),
+            public_pem: pem::encode(&pem::Pem::new("PUBLIC KEY", public.to_vec())),
+        }
+    }
+
+    /// The key registered in an emulated app, with `kid`.
+    pub fn registered(&self, kid: Option<&str>) -> q_group_sync_emulator::OAuthKey {
+        q_group_sync_emulator::OAuthKey {
+            kid: kid.map(str::to_owned),
+            public_key: self.public_pem.clone(),
+        }
+    }
+
+    /// Lines of the base64 body of the private key (what a leak would show).
+    pub fn private_body_lines(&self) -> Vec<String> {
+        self.private_pem
+            .lines()
+            .filter(|l| !l.starts_with("-----") && l.len() > 16)
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Harness {
+    /// Starts the emulators with `options.oauth` as the org's service app, writes `key` to
+    /// `okta-key.pem` and a config with `okta.auth = "oauth"` for that app; `okta_extra` adds
+    /// `[okta]` lines (e.g. `dpop = false`, `key_id = "k1"`, or a `client_id` override).
+    pub async fn start_oauth(
+        org: OktaOrg,
+        options: OktaOptions,
+        key: &TestKey,
+        okta_extra: &str,
+    ) -> Harness {
+        let app = options.oauth.clone().expect("options.oauth");
+        let client_id = if okta_extra.contains("client_id") {
+            String::new()
+        } else {
+            format!("client_id = \"{}\"\n", app.client_id)
+        };
+        let private_pem = key.private_pem.clone();
+        let okta_extra = okta_extra.to_owned();
+        Harness::start_with_okta(
+            org,
+            options,
+            move |dir| {
+                let path = dir.join("okta-key.pem");
+                std::fs::write(&path, private_pem).unwrap();
+                format!(
+                    "auth = \"oauth\"\n{client_id}private_key_file = {:?}\n{okta_extra}\n",
+                    path.display().to_string()
+                )
+            },
+            "",
+        )
+        .await
+    }
+
+    /// The private key file written by [`Harness::start_oauth`].
+    pub fn key_path(&self) -> PathBuf {
+        self.dir.path().join("okta-key.pem")
     }
 }

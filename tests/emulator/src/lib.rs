@@ -6,6 +6,8 @@
 //!
 //! - [`okta`]: [`OktaEmulator`] over an [`OktaOrg`]: groups and members with `link` paging,
 //!   SSWS auth, rate-limit headers and 429s, [`OktaFault`] injection, a request log.
+//! - [`oauth`]: the org's OAuth service app ([`OAuthApp`]): `POST /oauth2/v1/token` with
+//!   `private_key_jwt` and DPoP, token expiry, Bearer/DPoP checks on API calls.
 //! - [`okta_filter`]: the `filter` / `search` expression language of `GET /api/v1/groups`.
 //! - [`qbusiness`]: [`QEmulator`]: PutGroup / GetGroup / DeleteGroup / ListGroups with async
 //!   status, AWS validation, [`QFault`] injection, a call log.
@@ -17,11 +19,13 @@
 #![warn(missing_docs)]
 
 pub mod generate;
+pub mod oauth;
 pub mod okta;
 pub mod okta_filter;
 pub mod qbusiness;
 mod server;
 mod timefmt;
 
+pub use oauth::{OAuthApp, OAuthKey, TokenRequest};
 pub use okta::*;
 pub use qbusiness::*;

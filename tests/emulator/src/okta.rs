@@ -1,6 +1,7 @@
 //! Okta Management API emulator: `GET /api/v1/groups`, `/api/v1/groups/{id}` and
-//! `/api/v1/groups/{id}/users`, with SSWS auth, `link` paging, rate-limit headers, 429s and
-//! injectable faults, plus `/_emulator/*` control endpoints (no auth).
+//! `/api/v1/groups/{id}/users`, with SSWS or OAuth ([`crate::oauth`]: `POST /oauth2/v1/token`,
+//! Bearer/DPoP tokens) auth, `link` paging, rate-limit headers, 429s and injectable faults, plus
+//! `/_emulator/*` control endpoints (no auth).
 //!
 //! Wire shapes follow `shared/docs/okta-api.md` and the recorded responses in
 //! `shared/fixtures/okta/`. It serves only what q-group-sync reads; it never writes to Okta state
@@ -25,6 +26,7 @@ use rand::distr::Alphanumeric;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::oauth::{OAuthApp, OAuthState, Rejection, TokenRequest};
 use crate::okta_filter::GroupFilter;
 use crate::server::{Bound, Server};
 use crate::timefmt::{epoch_secs, now_secs, okta_date};
@@ -225,8 +227,11 @@ pub struct OktaOptions {
     pub default_users_limit: usize,
     /// Larger `limit` values are clamped to this.
     pub max_limit: usize,
-    /// Added before every `/api/v1` response (while the request counts as in flight).
+    /// Added before every `/api/v1` and token response (while the request counts as in flight).
     pub latency: Duration,
+    /// An OAuth service app: enables `POST /oauth2/v1/token` and Bearer/DPoP tokens on
+    /// `/api/v1` (SSWS keeps working).
+    pub oauth: Option<OAuthApp>,
 }
 
 impl Default for OktaOptions {
@@ -241,6 +246,7 @@ impl Default for OktaOptions {
             default_users_limit: 1000,
             max_limit: 10_000,
             latency: Duration::ZERO,
+            oauth: None,
         }
     }
 }
@@ -397,6 +403,7 @@ struct OrgState {
     faults: Vec<OktaFault>,
     log: Vec<OktaRequest>,
     window: RateWindow,
+    oauth: OAuthState,
 }
 
 impl Shared {
@@ -426,6 +433,7 @@ impl OktaEmulator {
                 faults: Vec::new(),
                 log: Vec::new(),
                 window: RateWindow::default(),
+                oauth: OAuthState::default(),
             }),
             in_flight: AtomicUsize::new(0),
             peak_in_flight: AtomicUsize::new(0),
@@ -501,6 +509,31 @@ impl OktaEmulator {
     pub fn reset_request_log(&self) {
         self.shared.lock().log.clear();
         self.shared.peak_in_flight.store(0, Ordering::SeqCst);
+    }
+
+    /// Every `POST /oauth2/v1/token` since start, oldest first.
+    pub fn token_requests(&self) -> Vec<TokenRequest> {
+        self.shared.lock().oauth.log.clone()
+    }
+
+    /// Every access token issued since start.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.shared.lock().oauth.issued()
+    }
+
+    /// Every client assertion and DPoP proof received since start.
+    pub fn received_jwts(&self) -> Vec<String> {
+        self.shared.lock().oauth.received.clone()
+    }
+
+    /// Rotates the DPoP nonces; the old ones stop working at once.
+    pub fn rotate_dpop_nonce(&self) {
+        self.shared.lock().oauth.rotate_nonces();
+    }
+
+    /// Expires every issued access token now.
+    pub fn expire_tokens(&self) {
+        self.shared.lock().oauth.expire_tokens(SystemTime::now());
     }
 
     /// Starts a fresh rate-limit window at the next request.
@@ -683,6 +716,30 @@ async fn handle(
     if path.starts_with("/_emulator/") {
         return control(&shared, &method, &path, &body);
     }
+    if path == crate::oauth::TOKEN_PATH {
+        if !shared.options.latency.is_zero() {
+            tokio::time::sleep(shared.options.latency).await;
+        }
+        let mut state = shared.lock();
+        if method != Method::POST {
+            return error_response(
+                &shared,
+                ApiError::for_status(405),
+                state.window.peek(SystemTime::now(), &shared.options),
+                &random_id(27),
+            );
+        }
+        return crate::oauth::token_endpoint(
+            shared.options.oauth.as_ref(),
+            &mut state.oauth,
+            &shared.base_url,
+            &headers,
+            &body,
+            SystemTime::now(),
+        );
+    }
+    // Credentials are checked on arrival, before the emulated latency.
+    let auth = authenticate(&shared, &method, &path, &headers);
     let (_in_flight, in_flight_now) = InFlight::enter(&shared);
     let header = |name: &str| {
         headers
@@ -692,7 +749,6 @@ async fn handle(
     };
     let retry_for = header("x-okta-retry-for");
     let retry_count = header("x-okta-retry-count");
-    let authorization = header("authorization");
     let query = uri.query().map(str::to_owned);
     let request_id = random_id(27);
 
@@ -710,15 +766,7 @@ async fn handle(
         if !shared.options.latency.is_zero() {
             tokio::time::sleep(shared.options.latency).await;
         }
-        api(
-            &shared,
-            &method,
-            &path,
-            query.as_deref(),
-            authorization.as_deref(),
-            &request_id,
-        )
-        .await
+        api(&shared, &method, &path, query.as_deref(), auth, &request_id).await
     };
 
     shared.lock().log.push(OktaRequest {
@@ -734,29 +782,66 @@ async fn handle(
     response
 }
 
-/// Auth, rate limit, routing and faults of one `/api/v1` request.
+/// `Authorization: SSWS <token>`, or an OAuth `Bearer`/`DPoP` token with its proof.
+fn authenticate(
+    shared: &Shared,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Result<(), Rejection> {
+    let authorization = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let (scheme, credential) = authorization.split_once(' ').unwrap_or((authorization, ""));
+    if scheme == "SSWS" && credential.trim() == shared.options.token {
+        return Ok(());
+    }
+    let proof = headers.get("dpop").and_then(|v| v.to_str().ok());
+    let htu = format!("{}{path}", shared.base_url);
+    crate::oauth::authorize(
+        shared.options.oauth.as_ref(),
+        &mut shared.lock().oauth,
+        scheme,
+        credential.trim(),
+        proof,
+        method.as_str(),
+        &htu,
+        path,
+        SystemTime::now(),
+    )
+}
+
+/// Rate limit, routing and faults of one `/api/v1` request whose credentials were checked.
 async fn api(
     shared: &Shared,
     method: &Method,
     path: &str,
     query: Option<&str>,
-    authorization: Option<&str>,
+    auth: Result<(), Rejection>,
     request_id: &str,
 ) -> (Response, Option<u32>) {
     let options = &shared.options;
     let now = SystemTime::now();
-    let authorized = authorization
-        .and_then(|a| a.strip_prefix("SSWS "))
-        .is_some_and(|token| token.trim() == options.token);
     let in_bucket = path == "/api/v1/groups" || path.starts_with("/api/v1/groups/");
 
     let (rate, resolved, fault) = {
         let mut state = shared.lock();
-        if !authorized {
+        if let Err(rejection) = auth {
             let rate = state.window.peek(now, options);
             drop(state);
-            let error = ApiError::new(401, "E0000011", "Invalid token provided");
-            return (error_response(shared, error, rate, request_id), None);
+            let error = ApiError::new(rejection.status, rejection.code, rejection.summary);
+            let mut response = error_response(shared, error, rate, request_id);
+            let headers = response.headers_mut();
+            if let Ok(value) = HeaderValue::from_str(&rejection.www_authenticate) {
+                headers.insert("www-authenticate", value);
+            }
+            if let Some(nonce) = rejection.nonce.as_deref()
+                && let Ok(value) = HeaderValue::from_str(nonce)
+            {
+                headers.insert("dpop-nonce", value);
+            }
+            return (response, None);
         }
         let rate = if in_bucket {
             match state.window.consume(now, options) {
