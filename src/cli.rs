@@ -16,6 +16,7 @@ use crate::plan::safety::SafetyPolicy;
 use crate::plan::{Policy, Rules};
 use crate::progress::TerminalProgress;
 use crate::sink::{QBusinessSink, SinkErrorKind};
+use crate::source::DirectorySource;
 use crate::source::SourceError;
 use crate::source::okta::{OktaSettings, OktaSource, OktaStats};
 use crate::store::{SnapshotStore, SqliteStore};
@@ -60,6 +61,33 @@ pub enum Command {
     /// Run as a service: passes on the schedule and on demand, HTTP for metrics, health,
     /// status and the admin trigger. Stops on SIGTERM/SIGINT after writes in flight finish.
     Serve,
+    /// Apply a plan held by the deletion circuit breaker, if Okta still agrees with it.
+    Approve(ApproveArgs),
+    /// Compare Q Business with the snapshot: report groups that look managed but are not
+    /// recorded (e.g. after a lost snapshot). Deletes nothing by itself.
+    Reconcile(ReconcileArgs),
+}
+
+/// Arguments of `approve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApproveArgs {
+    /// The held plan's id (printed by `sync` and `plan`, shown in GET /status).
+    pub plan_id: String,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Arguments of `reconcile`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReconcileArgs {
+    /// Record the groups found as owned (and unconfirmed), so the next `sync` rewrites them,
+    /// or deletes them when Okta no longer has them. Groups that only match
+    /// `groups.name_prefix` are adopted only with `groups.adopt_prefixed = true`.
+    #[arg(long)]
+    pub adopt: bool,
+    /// Result format on stdout.
+    #[arg(long, short, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
 }
 
 /// Output options of `sync` and `plan`.
@@ -84,6 +112,8 @@ pub enum Exit {
     Success,
     /// 1: some change or group failed, or the pass stopped early.
     Failed,
+    /// 3: deletions or removals are held for approval (`approve <plan-id>`).
+    Held,
 }
 
 impl Exit {
@@ -91,6 +121,7 @@ impl Exit {
         match self {
             Exit::Success => 0,
             Exit::Failed => 1,
+            Exit::Held => 3,
         }
     }
 }
@@ -103,6 +134,8 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Exit> 
         Command::Plan(args) => run_pass(&config, Mode::Plan, args.output, shutdown).await,
         Command::CheckConfig => check_config(&config).await,
         Command::Serve => crate::daemon::serve(config, shutdown).await,
+        Command::Approve(args) => approve(&config, &args, shutdown).await,
+        Command::Reconcile(args) => reconcile(&config, &args).await,
     }
 }
 
@@ -159,6 +192,30 @@ async fn run_pass(
     output: Output,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Exit> {
+    run_request(config, &PassRequest::cli(mode), output, shutdown).await
+}
+
+async fn approve(
+    config: &Config,
+    args: &ApproveArgs,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Exit> {
+    run_request(
+        config,
+        &PassRequest::approve(args.plan_id.trim(), "cli"),
+        args.output.output,
+        shutdown,
+    )
+    .await
+}
+
+async fn run_request(
+    config: &Config,
+    request: &PassRequest,
+    output: Output,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Exit> {
+    let mode = request.mode;
     let engine = build_engine(
         config,
         QBusinessSink::from_config(&config.qbusiness).await,
@@ -167,7 +224,7 @@ async fn run_pass(
     let progress = TerminalProgress::new(output == Output::Text);
     let report = engine
         .run_once(
-            &PassRequest::cli(mode),
+            request,
             progress
                 .as_ref()
                 .map_or(&NoProgress as &dyn Progress, |p| p),
@@ -192,7 +249,147 @@ async fn run_pass(
         }
         Output::Text => print!("{}", render_report(&report, &okta)),
     }
-    Ok(if report.outcome == Outcome::Success {
+    Ok(match report.outcome {
+        Outcome::Success => Exit::Success,
+        Outcome::Held => Exit::Held,
+        Outcome::Partial | Outcome::Failed => Exit::Failed,
+    })
+}
+
+/// `reconcile`: Q Business groups that look managed but are not in the snapshot, and snapshot
+/// groups Q Business does not list.
+async fn reconcile(config: &Config, args: &ReconcileArgs) -> anyhow::Result<Exit> {
+    let sink = QBusinessSink::from_config(&config.qbusiness).await;
+    let engine = build_engine(
+        config,
+        sink.clone(),
+        if args.adopt { Mode::Apply } else { Mode::Plan },
+    )?;
+    let snapshot = engine
+        .store()
+        .load()
+        .await
+        .context("reading the snapshot")?;
+    let in_q = sink
+        .list_group_names()
+        .await
+        .context("listing Q Business groups (ListGroups)")?;
+    let groups = engine
+        .source()
+        .list_groups()
+        .await
+        .context("listing Okta groups")?;
+    let rules = &engine_settings(config)?.rules;
+    let okta_names: std::collections::BTreeMap<String, String> = groups
+        .iter()
+        .filter_map(|g| match rules.scope(g) {
+            crate::plan::select::Scope::In(name) => Some((name.to_string(), g.id.clone())),
+            _ => None,
+        })
+        .collect();
+    let prefix = config
+        .groups
+        .name_prefix
+        .as_deref()
+        .filter(|p| !p.is_empty());
+    let mut found = Vec::new();
+    for name in &in_q {
+        if snapshot.groups.contains_key(name) {
+            continue;
+        }
+        let why = if let Some(okta_id) = okta_names.get(name.as_str()) {
+            Some(("okta_name", Some(okta_id.clone())))
+        } else if prefix.is_some_and(|p| name.as_str().starts_with(p)) {
+            Some(("name_prefix", None))
+        } else {
+            None
+        };
+        if let Some((why, okta_id)) = why {
+            found.push((name.clone(), why, okta_id));
+        }
+    }
+    let in_q_set: std::collections::BTreeSet<&crate::model::GroupName> = in_q.iter().collect();
+    let missing_in_q: Vec<String> = snapshot
+        .groups
+        .keys()
+        .filter(|n| !in_q_set.contains(n))
+        .map(|n| n.to_string())
+        .collect();
+
+    let mut adopted = Vec::new();
+    if args.adopt && !found.is_empty() {
+        let store = engine.store();
+        let now = crate::clock::Clock::now(&SystemClock);
+        let start = crate::store::RunStart {
+            pass_id: "reconcile".into(),
+            trigger: "reconcile".into(),
+            group: None,
+        };
+        let run = store.begin_run(now, &start).await?;
+        for (name, why, okta_id) in &found {
+            if *why == "name_prefix" && !config.groups.adopt_prefixed {
+                continue;
+            }
+            let okta_id = crate::model::OktaGroupId::new(okta_id.clone().unwrap_or_default());
+            store
+                .record_intent(run, now, name, &okta_id, "adopt")
+                .await?;
+            adopted.push(name.to_string());
+        }
+        let record = crate::store::RunRecord {
+            outcome: "success".into(),
+            ..Default::default()
+        };
+        store
+            .finish_run(run, crate::clock::Clock::now(&SystemClock), &record)
+            .await?;
+    }
+    match args.output {
+        Output::Json => {
+            let v = serde_json::json!({
+                "q_groups": in_q.len(),
+                "managed": snapshot.groups.len(),
+                "look_managed_but_unrecorded": found.iter().map(|(n, why, id)| serde_json::json!({"group": n, "why": why, "okta_id": id})).collect::<Vec<_>>(),
+                "recorded_but_missing_in_q": missing_in_q,
+                "adopted": adopted,
+            });
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        Output::Text => {
+            println!(
+                "Q Business lists {} groups; the snapshot records {} as managed.",
+                in_q.len(),
+                snapshot.groups.len()
+            );
+            if found.is_empty() {
+                println!("No unrecorded group looks managed.");
+            }
+            for (name, why, _) in &found {
+                let why = if *why == "okta_name" {
+                    "same name as an in-scope Okta group"
+                } else {
+                    "matches groups.name_prefix"
+                };
+                let mark = if adopted.iter().any(|a| a == name.as_str()) {
+                    " (adopted)"
+                } else {
+                    ""
+                };
+                println!("? {name}: not in the snapshot, {why}{mark}");
+            }
+            for name in &missing_in_q {
+                println!(
+                    "! {name}: recorded as managed but Q Business does not list it; the next sync writes it again only if its members change"
+                );
+            }
+            if !found.is_empty() && !args.adopt {
+                println!(
+                    "Run `q-group-sync reconcile --adopt` to record them as managed; the next sync then rewrites or deletes them."
+                );
+            }
+        }
+    }
+    Ok(if found.len() == adopted.len() && missing_in_q.is_empty() {
         Exit::Success
     } else {
         Exit::Failed

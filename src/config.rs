@@ -129,6 +129,10 @@ pub struct GroupsConfig {
     /// Prefix for the Q group name (`<prefix><okta name>`).
     #[serde(default)]
     pub name_prefix: Option<String>,
+    /// Let `reconcile --adopt` take over Q groups that only match `name_prefix` (not an Okta
+    /// group's name), e.g. after a lost snapshot. Off by default.
+    #[serde(default)]
+    pub adopt_prefixed: bool,
 }
 
 impl Default for GroupsConfig {
@@ -137,6 +141,7 @@ impl Default for GroupsConfig {
             include: default_include(),
             exclude: Vec::new(),
             name_prefix: None,
+            adopt_prefixed: false,
         }
     }
 }

@@ -37,7 +37,42 @@ pub struct PassTicket {
     pub trigger: &'static str,
     /// The one group it is limited to, if any.
     pub group: Option<String>,
+    /// The held plan this pass approves, if it is an approval.
+    pub approve: Option<String>,
     pub requested_at: DateTime<Utc>,
+}
+
+/// The held plan waiting for approval, as `/status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeldView {
+    pub plan_id: String,
+    pub hash: String,
+    pub reasons: Vec<String>,
+    pub deletes: usize,
+    pub removals: usize,
+    /// Groups to delete (first 50).
+    pub delete_groups: Vec<String>,
+    /// Since when a pass holds this plan.
+    pub since: DateTime<Utc>,
+}
+
+impl HeldView {
+    fn new(held: &crate::plan::safety::Held, since: DateTime<Utc>) -> HeldView {
+        HeldView {
+            plan_id: held.id.clone(),
+            hash: held.hash.clone(),
+            reasons: held.reasons.clone(),
+            deletes: held.deletes.len(),
+            removals: held.removal_count(),
+            delete_groups: held
+                .deletes
+                .iter()
+                .take(50)
+                .map(|d| d.group.to_string())
+                .collect(),
+            since,
+        }
+    }
 }
 
 /// What an enqueue did.
@@ -117,6 +152,7 @@ struct State {
     running: Option<PassTicket>,
     last: Option<LastPass>,
     last_success: Option<DateTime<Utc>>,
+    held: Option<HeldView>,
     passes_started: u64,
 }
 
@@ -132,6 +168,8 @@ pub struct Status {
     pub schedule: String,
     pub last_pass: Option<LastPass>,
     pub last_success_at: Option<DateTime<Utc>>,
+    /// Destructive changes waiting for approval (`q-group-sync approve <plan_id>` or POST /approve).
+    pub held_plan: Option<HeldView>,
     /// Seconds since the snapshot was last confirmed equal to Okta (last successful full pass).
     pub snapshot_age_seconds: Option<f64>,
 }
@@ -189,17 +227,31 @@ impl Daemon {
 
     /// Queues a pass, or joins an equal one already queued (a full pass, or the same group).
     pub fn enqueue(&self, trigger: &'static str, group: Option<String>) -> Enqueued {
+        self.enqueue_ticket(trigger, group, None)
+    }
+
+    /// Queues the approval of held plan `plan_id` (it runs as a pass, never beside another).
+    pub fn enqueue_approval(&self, plan_id: String) -> Enqueued {
+        self.enqueue_ticket("admin", None, Some(plan_id))
+    }
+
+    fn enqueue_ticket(
+        &self,
+        trigger: &'static str,
+        group: Option<String>,
+        approve: Option<String>,
+    ) -> Enqueued {
         if self.shutdown.is_cancelled() {
             return Enqueued::ShuttingDown;
         }
         let now = self.clock.now();
         let result = {
             let mut state = self.state();
-            if let Some(same) = state
-                .queue
-                .iter()
-                .find(|t| t.group == group || t.group.is_none())
-            {
+            // A queued full pass covers a group pass; approvals only join the same approval.
+            if let Some(same) = state.queue.iter().find(|t| {
+                t.approve == approve
+                    && (t.group == group || (t.group.is_none() && approve.is_none()))
+            }) {
                 Enqueued::Coalesced(same.pass_id.clone())
             } else {
                 state.passes_started += 1;
@@ -208,6 +260,7 @@ impl Daemon {
                     pass_id: pass_id.clone(),
                     trigger,
                     group,
+                    approve,
                     requested_at: now,
                 });
                 Enqueued::Queued(pass_id)
@@ -275,7 +328,7 @@ impl Daemon {
                 group: ticket.group.clone(),
                 pass_id: Some(ticket.pass_id.clone()),
                 trigger: ticket.trigger,
-                approve: None,
+                approve: ticket.approve.clone(),
             };
             let report = self
                 .engine
@@ -284,8 +337,21 @@ impl Daemon {
             {
                 let mut state = self.state();
                 state.running = None;
-                if report.outcome == crate::engine::Outcome::Success && report.group.is_none() {
+                let full = report.group.is_none() && ticket.approve.is_none();
+                if report.outcome == crate::engine::Outcome::Success && full {
                     state.last_success = Some(report.finished_at);
+                }
+                if report.error.is_none() && (full || ticket.approve.is_some()) {
+                    let since = state
+                        .held
+                        .as_ref()
+                        .filter(|h| report.plan.held.as_ref().is_some_and(|n| n.id == h.plan_id))
+                        .map(|h| h.since);
+                    state.held = report
+                        .plan
+                        .held
+                        .as_ref()
+                        .map(|h| HeldView::new(h, since.unwrap_or(report.finished_at)));
                 }
                 state.last = Some(LastPass::from_report(ticket.trigger, &report));
             }
@@ -324,6 +390,7 @@ impl Daemon {
             schedule: self.schedule.clone(),
             last_pass: state.last.clone(),
             last_success_at: state.last_success,
+            held_plan: state.held.clone(),
             snapshot_age_seconds: state
                 .last_success
                 .map(|t| ((now - t).num_milliseconds().max(0) as f64) / 1000.0),
@@ -338,6 +405,14 @@ impl Daemon {
     /// `/livez`: the runner and the scheduler are alive (Okta or AWS being down does not matter).
     pub fn is_live(&self) -> bool {
         self.runner_alive.load(Ordering::SeqCst) && self.scheduler_alive.load(Ordering::SeqCst)
+    }
+
+    /// The status of held plan `id` (`held`, `applied`, `superseded`), if it exists.
+    pub async fn held_status(&self, id: &str) -> Result<Option<String>, String> {
+        match self.engine.store().held_plan(Some(id)).await {
+            Ok(found) => Ok(found.map(|r| r.status)),
+            Err(e) => Err(crate::engine::error_chain(&e)),
+        }
     }
 
     /// Whether POST /sync is enabled.
@@ -385,6 +460,11 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         .last_success()
         .await
         .context("reading the run log")?;
+    let engine_held = engine
+        .store()
+        .held_plan(None)
+        .await
+        .context("reading held plans")?;
     let cron = config.schedule.cron_with_seconds();
     let daemon = Daemon::new(
         engine,
@@ -393,7 +473,13 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         cron.clone(),
         shutdown.clone(),
     )?;
-    daemon.state().last_success = last_success;
+    let held = engine_held.map(|r| HeldView::new(&r.held, r.created_at));
+    metrics::held(held.as_ref().map_or((0, 0), |h| (h.deletes, h.removals)));
+    {
+        let mut state = daemon.state();
+        state.last_success = last_success;
+        state.held = held;
+    }
     daemon.update_freshness();
     metrics::pass_in_progress(false);
 

@@ -21,6 +21,7 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/readyz", get(readyz))
         .route("/status", get(status))
         .route("/sync", post(sync))
+        .route("/approve", post(approve))
         .with_state(daemon)
 }
 
@@ -105,17 +106,13 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(json!({ "error": message }))).into_response()
 }
 
-async fn sync(
-    State(d): State<Arc<Daemon>>,
-    query: Result<Query<SyncParams>, axum::extract::rejection::QueryRejection>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+/// Checks the admin bearer token; `Err` is the response to send.
+fn authorize(d: &Daemon, headers: &HeaderMap) -> Result<(), Response> {
     if !d.admin_enabled() {
-        return error(
+        return Err(error(
             StatusCode::FORBIDDEN,
-            "POST /sync is disabled: set server.admin_token_file or Q_GROUP_SYNC_SERVER__ADMIN_TOKEN",
-        );
+            "admin endpoints are disabled: set server.admin_token_file or Q_GROUP_SYNC_SERVER__ADMIN_TOKEN",
+        ));
     }
     let presented = headers
         .get(header::AUTHORIZATION)
@@ -131,6 +128,88 @@ async fn sync(
             header::WWW_AUTHENTICATE,
             header::HeaderValue::from_static("Bearer realm=\"q-group-sync\""),
         );
+        return Err(r);
+    }
+    Ok(())
+}
+
+/// Parameters of POST /approve.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApproveParams {
+    plan_id: Option<String>,
+}
+
+async fn approve(
+    State(d): State<Arc<Daemon>>,
+    query: Result<Query<ApproveParams>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = authorize(&d, &headers) {
+        return r;
+    }
+    let Query(from_query) = match query {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("query: {e}")),
+    };
+    let from_body: ApproveParams = if body.iter().all(u8::is_ascii_whitespace) {
+        ApproveParams::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(p) => p,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("body must be JSON like {{\"plan_id\": \"...\"}}: {e}"),
+                );
+            }
+        }
+    };
+    let Some(plan_id) = from_query
+        .plan_id
+        .or(from_body.plan_id)
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty())
+    else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "plan_id is required (GET /status shows the held plan)",
+        );
+    };
+    match d.held_status(&plan_id).await {
+        Ok(Some(status)) if status == "held" => {}
+        Ok(Some(status)) => {
+            return error(
+                StatusCode::CONFLICT,
+                &format!("held plan {plan_id} is {status}, not waiting for approval"),
+            );
+        }
+        Ok(None) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                &format!("no held plan has the id {plan_id:?}"),
+            );
+        }
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+    }
+    match d.enqueue_approval(plan_id.clone()) {
+        Enqueued::Queued(id) | Enqueued::Coalesced(id) => (
+            StatusCode::ACCEPTED,
+            axum::Json(json!({ "pass_id": id, "plan_id": plan_id })),
+        )
+            .into_response(),
+        Enqueued::ShuttingDown => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+    }
+}
+
+async fn sync(
+    State(d): State<Arc<Daemon>>,
+    query: Result<Query<SyncParams>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = authorize(&d, &headers) {
         return r;
     }
     let Query(from_query) = match query {

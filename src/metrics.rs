@@ -33,6 +33,7 @@ pub const OKTA_RATE_LIMIT_LIMIT: &str = "q_group_sync_okta_rate_limit_limit";
 pub const LAST_SUCCESS: &str = "q_group_sync_last_success_timestamp_seconds";
 pub const SNAPSHOT_AGE: &str = "q_group_sync_snapshot_age_seconds";
 pub const TRIGGERS: &str = "q_group_sync_triggers_total";
+pub const HELD_CHANGES: &str = "q_group_sync_held_changes";
 
 /// Histogram buckets for pass and phase durations (seconds): a pass takes from under a second
 /// (no change) to tens of minutes (first sync of a large org at Okta's rate limit).
@@ -143,8 +144,12 @@ pub fn pass_finished(report: &RunReport, elapsed: Duration) {
         counter!(PASS_FAILURES, "kind" => kind).increment(1);
     }
     histogram!(PASS_DURATION, "mode" => mode).record(elapsed.as_secs_f64());
-    // Gauges describe the whole org: a failed or single-group pass leaves them as they were.
-    if report.group.is_some() || (report.groups_listed == 0 && report.error.is_some()) {
+    // Gauges describe the org as last synced: a dry run, a failed or a single-group pass leaves
+    // them as they were.
+    if report.mode == crate::engine::Mode::Plan
+        || report.group.is_some()
+        || (report.groups_listed == 0 && report.error.is_some())
+    {
         return;
     }
     gauge!(GROUPS_IN_SCOPE).set(report.groups_in_scope as f64);
@@ -163,6 +168,19 @@ pub fn pass_finished(report: &RunReport, elapsed: Duration) {
     gauge!(USERS_SKIPPED, "reason" => "missing_attribute").set(s.missing_attribute as f64);
     gauge!(USERS_SKIPPED, "reason" => "invalid_id").set(s.invalid_id as f64);
     gauge!(USER_COLLISIONS).set(report.plan.collisions.len() as f64);
+    held(
+        report
+            .plan
+            .held
+            .as_ref()
+            .map_or((0, 0), |h| (h.deletes.len(), h.removal_count())),
+    );
+}
+
+/// Sets the held-changes gauges (deletions, removals).
+pub fn held((deletes, removals): (usize, usize)) {
+    gauge!(HELD_CHANGES, "kind" => "delete").set(deletes as f64);
+    gauge!(HELD_CHANGES, "kind" => "removal").set(removals as f64);
 }
 
 /// Records one phase's duration.

@@ -104,6 +104,41 @@ impl QBusinessSink {
         QBusinessSink { client, target }
     }
 
+    /// Every group name in the index (ListGroups, all pages), for `reconcile`.
+    pub async fn list_group_names(&self) -> Result<Vec<GroupName>, SinkError> {
+        // updatedEarlierThan is required; a minute ahead of now covers every group.
+        let until = SystemTime::now() + Duration::from_secs(60);
+        let mut names = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut req = self
+                .client
+                .list_groups()
+                .application_id(&self.target.application_id)
+                .index_id(&self.target.index_id)
+                .updated_earlier_than(AwsDateTime::from(until))
+                .max_results(10)
+                .set_next_token(token.take());
+            if let Some(ds) = &self.target.data_source_id {
+                req = req.data_source_id(ds);
+            }
+            let out = req.send().await.map_err(|e| classify("ListGroups", e))?;
+            names.extend(
+                out.items()
+                    .iter()
+                    .filter_map(|g| g.group_name())
+                    .map(GroupName::new),
+            );
+            match out.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+                _ => break,
+            }
+        }
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
     /// Read-only reachability check for `check-config`: one ListGroups call with one result.
     pub async fn check(&self) -> Result<usize, SinkError> {
         let mut req = self

@@ -379,11 +379,12 @@ pub(crate) fn refresh_at(sent_at: DateTime<Utc>, lifetime: Duration) -> DateTime
     sent_at + TimeDelta::from_std(lifetime - margin).unwrap_or(TimeDelta::zero())
 }
 
-/// A sensitive header value (never shown by `Debug`, and kept out of HTTP/2 header tables).
-fn sensitive(value: &str) -> Result<HeaderValue, SourceError> {
-    let mut value = HeaderValue::try_from(value).map_err(|_| OAuthError::Signing)?;
+/// A sensitive header value (never shown by `Debug`, and kept out of HTTP/2 header tables);
+/// `None` if `value` cannot be a header.
+fn sensitive(value: &str) -> Option<HeaderValue> {
+    let mut value = HeaderValue::try_from(value).ok()?;
     value.set_sensitive(true);
-    Ok(value)
+    Some(value)
 }
 
 // ---------- the client ----------
@@ -409,7 +410,9 @@ impl fmt::Debug for AccessToken {
     }
 }
 
-/// The headers of one API request: fresh for every attempt.
+/// The headers of one API request: fresh for every attempt. `Debug` shows sensitive values as
+/// `Sensitive`.
+#[derive(Debug)]
 pub(crate) struct AuthHeaders {
     /// `SSWS …`, `Bearer …` or `DPoP …`, marked sensitive.
     pub authorization: HeaderValue,
@@ -561,8 +564,13 @@ impl OAuthClient {
             }
             _ => ("Bearer", None),
         };
+        let authorization =
+            sensitive(&format!("{scheme} {value}")).ok_or_else(|| SourceError::Malformed {
+                path: TOKEN_PATH.to_owned(),
+                detail: "the access token holds characters not allowed in a header".to_owned(),
+            })?;
         Ok(AuthHeaders {
-            authorization: sensitive(&format!("{scheme} {value}"))?,
+            authorization,
             dpop: proof,
             generation: token.generation,
         })
@@ -868,7 +876,7 @@ impl OAuthClient {
         let claims = self.proof_claims(htm, url, token, nonce);
         let jwt =
             jsonwebtoken::encode(&header, &claims, &dpop.key).map_err(|_| OAuthError::Signing)?;
-        sensitive(&jwt)
+        sensitive(&jwt).ok_or_else(|| OAuthError::Signing.into())
     }
 
     /// Thumbprint of this process's DPoP key (the `cnf.jkt` of our tokens), if DPoP is on.
@@ -1250,12 +1258,29 @@ mod tests {
         client.rejected(&HeaderMap::new(), 1).await;
         assert!(client.token.lock().await.is_none());
 
-        // Due for refresh: the cached token is not handed out any more (the refresh itself
-        // goes to the network, which the integration tests cover).
-        *client.token.lock().await = Some(token);
+        // Due for refresh: the cached token is not handed out any more; a refresh is tried
+        // (here against a closed port, with no retries).
+        let refused = OAuthClient::new(
+            OAuthSettings {
+                client_id: "0oaClient123".into(),
+                key: ClientKey::from_pem(&ec_pem()).unwrap(),
+                key_id: None,
+                scopes: vec!["okta.groups.read".into()],
+                dpop: true,
+            },
+            &Url::parse("http://127.0.0.1:1/").unwrap(),
+            reqwest::Client::new(),
+            clock.clone(),
+            0,
+            Duration::from_millis(1),
+        )
+        .unwrap();
+        *refused.token.lock().await = Some(token);
+        assert!(refused.headers("GET", &url).await.is_ok(), "still fresh");
         *clock.0.lock().unwrap() = t0() + TimeDelta::seconds(10);
-        let slot = client.token.lock().await;
-        assert!(slot.as_ref().is_some_and(|t| clock.now() >= t.refresh_at));
+        let err = refused.headers("GET", &url).await.unwrap_err();
+        assert_eq!(err.kind(), "transport", "{err}");
+        assert!(err.to_string().contains(TOKEN_PATH), "{err}");
     }
 
     #[test]
