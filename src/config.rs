@@ -469,9 +469,15 @@ impl Config {
             "groups": {}, "users": {}, "state": {}, "safety": {}, "schedule": {}, "server": {}
         })))
         .merge(figment);
-        let config: Config = figment
+        let mut config: Config = figment
             .extract()
             .map_err(|e| ConfigError(describe_figment_error(e)))?;
+        // An empty secret (e.g. `VAR=` in an env file) means "not set here".
+        for secret in [&mut config.okta.api_token, &mut config.server.admin_token] {
+            if secret.as_ref().is_some_and(|s| s.expose_secret().trim().is_empty()) {
+                *secret = None;
+            }
+        }
         config.validate()?;
         Ok(config)
     }
