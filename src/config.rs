@@ -474,7 +474,10 @@ impl Config {
             .map_err(|e| ConfigError(describe_figment_error(e)))?;
         // An empty secret (e.g. `VAR=` in an env file) means "not set here".
         for secret in [&mut config.okta.api_token, &mut config.server.admin_token] {
-            if secret.as_ref().is_some_and(|s| s.expose_secret().trim().is_empty()) {
+            if secret
+                .as_ref()
+                .is_some_and(|s| s.expose_secret().trim().is_empty())
+            {
                 *secret = None;
             }
         }

@@ -840,10 +840,10 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         else {
             return (change, Ok(()));
         };
-        if self.settings.verify.wanted(group) {
-            if let Err(e) = self.await_succeeded(group, cancel).await {
-                return (change, Err(e));
-            }
+        if self.settings.verify.wanted(group)
+            && let Err(e) = self.await_succeeded(group, cancel).await
+        {
+            return (change, Err(e));
         }
         let at = self.clock.now();
         let put = AppliedPut {

@@ -107,12 +107,12 @@ fn error(status: StatusCode, message: &str) -> Response {
 }
 
 /// Checks the admin bearer token; `Err` is the response to send.
-fn authorize(d: &Daemon, headers: &HeaderMap) -> Result<(), Response> {
+fn authorize(d: &Daemon, headers: &HeaderMap) -> Result<(), Box<Response>> {
     if !d.admin_enabled() {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::FORBIDDEN,
             "admin endpoints are disabled: set server.admin_token_file or Q_GROUP_SYNC_SERVER__ADMIN_TOKEN",
-        ));
+        )));
     }
     let presented = headers
         .get(header::AUTHORIZATION)
@@ -128,7 +128,7 @@ fn authorize(d: &Daemon, headers: &HeaderMap) -> Result<(), Response> {
             header::WWW_AUTHENTICATE,
             header::HeaderValue::from_static("Bearer realm=\"q-group-sync\""),
         );
-        return Err(r);
+        return Err(Box::new(r));
     }
     Ok(())
 }
@@ -147,7 +147,7 @@ async fn approve(
     body: Bytes,
 ) -> Response {
     if let Err(r) = authorize(&d, &headers) {
-        return r;
+        return *r;
     }
     let Query(from_query) = match query {
         Ok(q) => q,
@@ -210,7 +210,7 @@ async fn sync(
     body: Bytes,
 ) -> Response {
     if let Err(r) = authorize(&d, &headers) {
-        return r;
+        return *r;
     }
     let Query(from_query) = match query {
         Ok(q) => q,

@@ -62,6 +62,10 @@ pub fn install() -> Result<PrometheusHandle, String> {
 
 /// Help text and units of every series.
 pub fn describe() {
+    describe_gauge!(
+        HELD_CHANGES,
+        "Destructive changes held by the circuit breaker and waiting for approval, by kind (delete, removal); 0 when nothing is held."
+    );
     describe_counter!(
         PASSES,
         "Sync passes finished, by outcome (success, partial, failed) and mode (sync, plan)."

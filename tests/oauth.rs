@@ -113,12 +113,13 @@ async fn full_sync_with_oauth_and_dpop() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_refreshed_across_a_pass_longer_than_their_lifetime() {
     let key = TestKey::ec();
-    let lifetime = Duration::from_secs(2);
+    // Refreshed when less than min(5 min, lifetime / 4) = 0.75 s is left.
+    let lifetime = Duration::from_secs(3);
     let org = org(45, 6);
     let h = Harness::start_oauth(
         org.clone(),
         OktaOptions {
-            latency: Duration::from_millis(120),
+            latency: Duration::from_millis(150),
             ..options(OAuthApp {
                 token_lifetime: lifetime,
                 ..app(&key, None)
@@ -295,7 +296,7 @@ async fn no_secret_appears_in_output_even_at_trace() {
         OktaOptions {
             latency: Duration::from_millis(100),
             ..options(OAuthApp {
-                token_lifetime: Duration::from_secs(1),
+                token_lifetime: Duration::from_secs(2),
                 require_resource_nonce: true,
                 ..app(&key, None)
             })
