@@ -96,6 +96,10 @@ pub struct OutputArgs {
     /// Result format on stdout.
     #[arg(long, short, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    /// Read every group's members, not only those Okta reports changed (as every
+    /// `sync.full_every` does).
+    #[arg(long)]
+    pub full: bool,
 }
 
 /// Result format on stdout.
@@ -130,8 +134,8 @@ impl Exit {
 pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Exit> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
-        Command::Sync(args) => run_pass(&config, Mode::Apply, args.output, shutdown).await,
-        Command::Plan(args) => run_pass(&config, Mode::Plan, args.output, shutdown).await,
+        Command::Sync(args) => run_pass(&config, Mode::Apply, &args, shutdown).await,
+        Command::Plan(args) => run_pass(&config, Mode::Plan, &args, shutdown).await,
         Command::CheckConfig => check_config(&config).await,
         Command::Serve => crate::daemon::serve(config, shutdown).await,
         Command::Approve(args) => approve(&config, &args, shutdown).await,
@@ -157,6 +161,9 @@ pub fn engine_settings(config: &Config) -> Result<EngineSettings, ConfigError> {
             timeout: config.qbusiness.verify_timeout,
             ..Verify::default()
         },
+        full_every: config.sync.full_every,
+        overlap: chrono::TimeDelta::from_std(config.sync.overlap)
+            .map_err(|e| ConfigError(format!("sync.overlap: {e}")))?,
     })
 }
 
@@ -189,10 +196,14 @@ pub fn build_engine(
 async fn run_pass(
     config: &Config,
     mode: Mode,
-    output: Output,
+    args: &OutputArgs,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Exit> {
-    run_request(config, &PassRequest::cli(mode), output, shutdown).await
+    let request = PassRequest {
+        full: args.full,
+        ..PassRequest::cli(mode)
+    };
+    run_request(config, &request, args.output, shutdown).await
 }
 
 async fn approve(

@@ -49,6 +49,8 @@ pub struct Config {
     #[serde(default)]
     pub safety: SafetyConfig,
     #[serde(default)]
+    pub sync: SyncConfig,
+    #[serde(default)]
     pub schedule: ScheduleConfig,
     #[serde(default)]
     pub server: ServerConfig,
@@ -81,6 +83,10 @@ pub struct OktaConfig {
     /// Retries of one request after a 429, 5xx, timeout or broken body, before giving up.
     #[serde(default = "default_okta_retries")]
     pub max_retries: u32,
+    /// Share of each Okta rate-limit bucket this process may use (Okta's default per-token
+    /// share is 0.5; other integrations need the rest).
+    #[serde(default = "default_rate_limit_share")]
+    pub rate_limit_share: f64,
     /// Longest single wait before a retry (429 resets are capped to this).
     #[serde(default = "default_max_retry_wait", with = "humantime_serde")]
     pub max_retry_wait: Duration,
@@ -186,6 +192,9 @@ pub struct QBusinessConfig {
     /// Group writes in flight at most.
     #[serde(default = "default_q_concurrency")]
     pub max_concurrency: usize,
+    /// PutGroup and DeleteGroup calls per second at most (Q Business's quotas are per account).
+    #[serde(default = "default_q_writes_per_second")]
+    pub max_writes_per_second: u32,
     /// Attempts per call, SDK retries included (throttling and 5xx are retried).
     #[serde(default = "default_q_attempts")]
     pub max_attempts: u32,
@@ -217,6 +226,38 @@ pub enum VerifyMode {
     Sample,
     /// Puts are recorded when Q Business accepts them.
     Never,
+}
+
+/// `[sync]`: how much of Okta each pass reads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// A full member read of every group at least this often. In between, passes read the
+    /// members of groups whose lastMembershipUpdated moved (a user's profile or status change
+    /// does not move it, so the full read catches those).
+    #[serde(default = "default_full_every", with = "humantime_serde")]
+    pub full_every: Duration,
+    /// A read counts as current for a group only if it started this long after the group's
+    /// lastMembershipUpdated (Okta's timestamps are whole seconds and its data eventually
+    /// consistent; the margin also absorbs clock skew).
+    #[serde(default = "default_overlap", with = "humantime_serde")]
+    pub overlap: Duration,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            full_every: default_full_every(),
+            overlap: default_overlap(),
+        }
+    }
+}
+
+fn default_full_every() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+fn default_overlap() -> Duration {
+    Duration::from_secs(120)
 }
 
 /// `[safety]`: the deletion circuit breaker.
@@ -382,6 +423,9 @@ fn default_okta_concurrency() -> usize {
 fn default_request_timeout() -> Duration {
     Duration::from_secs(30)
 }
+fn default_rate_limit_share() -> f64 {
+    0.5
+}
 fn default_okta_retries() -> u32 {
     5
 }
@@ -407,6 +451,9 @@ fn default_true() -> bool {
 }
 fn default_q_concurrency() -> usize {
     4
+}
+fn default_q_writes_per_second() -> u32 {
+    20
 }
 fn default_q_attempts() -> u32 {
     3
@@ -466,7 +513,7 @@ impl Config {
     /// Extracts and validates a config from any figment (tests use in-memory TOML).
     pub fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
         let figment = Figment::from(Serialized::defaults(serde_json::json!({
-            "groups": {}, "users": {}, "state": {}, "safety": {}, "schedule": {}, "server": {}
+            "groups": {}, "users": {}, "state": {}, "safety": {}, "sync": {}, "schedule": {}, "server": {}
         })))
         .merge(figment);
         let mut config: Config = figment
@@ -546,6 +593,15 @@ impl Config {
             return Err(ConfigError::key(
                 "okta.max_concurrency",
                 "must be between 1 and 50 (Okta's org-wide concurrency limit is 75)",
+            ));
+        }
+        if !(o.rate_limit_share > 0.0 && o.rate_limit_share <= 1.0) {
+            return Err(ConfigError::key(
+                "okta.rate_limit_share",
+                format!(
+                    "{} is not a share between 0 (exclusive) and 1",
+                    o.rate_limit_share
+                ),
             ));
         }
         if o.request_timeout.is_zero() {
@@ -695,6 +751,12 @@ impl Config {
             return Err(ConfigError::key(
                 "qbusiness.max_concurrency",
                 "must be between 1 and 32",
+            ));
+        }
+        if !(1..=10_000).contains(&q.max_writes_per_second) {
+            return Err(ConfigError::key(
+                "qbusiness.max_writes_per_second",
+                "must be between 1 and 10000",
             ));
         }
         if !(1..=10).contains(&q.max_attempts) {

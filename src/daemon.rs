@@ -297,6 +297,7 @@ impl Daemon {
             pass_id: Some(pass_id),
             trigger: "admin",
             approve: None,
+            full: false,
         };
         self.engine
             .run_once(&request, &NoProgress, &self.shutdown.child_token())
@@ -329,6 +330,7 @@ impl Daemon {
                 pass_id: Some(ticket.pass_id.clone()),
                 trigger: ticket.trigger,
                 approve: ticket.approve.clone(),
+                full: false,
             };
             let report = self
                 .engine

@@ -20,7 +20,7 @@ use crate::metrics;
 use crate::model::GroupName;
 use crate::plan::safety::{self, Managed, SafetyPolicy};
 use crate::plan::select::{GroupRead, Scope};
-use crate::plan::{self, Change, Plan, Policy, Rules, Snapshot};
+use crate::plan::{self, Change, Plan, Policy, ReadMark, Rules, Snapshot};
 use crate::sink::{DeleteOutcome, GroupSink, GroupState, SinkError};
 use crate::source::{DirectorySource, OktaGroup, SourceError};
 use crate::store::{AppliedPut, RunId, RunRecord, RunStart, SnapshotStore, StoreError};
@@ -119,6 +119,8 @@ pub struct PassRequest {
     /// Apply the destructive changes of this held plan (with [`Mode::Apply`]), if Okta still
     /// agrees with them.
     pub approve: Option<String>,
+    /// Read every group's members, not only those Okta reports changed.
+    pub full: bool,
 }
 
 impl PassRequest {
@@ -130,6 +132,7 @@ impl PassRequest {
             pass_id: None,
             trigger: "cli",
             approve: None,
+            full: false,
         }
     }
 
@@ -141,6 +144,7 @@ impl PassRequest {
             pass_id: None,
             trigger,
             approve: Some(plan_id.to_owned()),
+            full: false,
         }
     }
 }
@@ -174,6 +178,8 @@ pub struct RunReport {
     pub groups_listed: usize,
     pub groups_in_scope: usize,
     pub groups_unread: usize,
+    /// In-scope groups whose members were read this pass (the rest were unchanged in Okta).
+    pub groups_read: usize,
     pub puts_applied: usize,
     pub deletes_applied: usize,
     pub users_added: usize,
@@ -197,6 +203,7 @@ impl RunReport {
             groups_listed: 0,
             groups_in_scope: 0,
             groups_unread: 0,
+            groups_read: 0,
             puts_applied: 0,
             deletes_applied: 0,
             users_added: 0,
@@ -252,6 +259,10 @@ pub struct EngineSettings {
     pub safety: SafetyPolicy,
     /// How puts are confirmed before they are recorded.
     pub verify: Verify,
+    /// A full member read (every group) at least this often; incremental reads in between.
+    pub full_every: Duration,
+    /// How long after a group's lastMembershipUpdated a read must start to count as current.
+    pub overlap: chrono::TimeDelta,
 }
 
 /// How puts are confirmed (PutGroup is asynchronous).
@@ -453,21 +464,71 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
                 snap
             }
         };
-        let in_scope: Vec<&OktaGroup> = groups
-            .iter()
-            .filter(|g| matches!(self.settings.rules.scope(g), Scope::In(_)))
-            .collect();
+        // Incremental reads: a group whose lastMembershipUpdated has not moved since the read
+        // its snapshot members come from keeps them; a full read runs every `full_every`.
+        let full = request.full
+            || request.group.is_some()
+            || self.full_read_due(report.started_at).await?;
+        let mut to_read: Vec<&OktaGroup> = Vec::new();
+        let mut reused: BTreeMap<String, GroupRead> = BTreeMap::new();
+        for g in &groups {
+            let Scope::In(q_name) = self.settings.rules.scope(g) else {
+                continue;
+            };
+            let current = snapshot.groups.get(&q_name).filter(|have| {
+                !full
+                    && !have.unconfirmed
+                    && have.okta_id.as_str() == g.id
+                    && have
+                        .read
+                        .zip(g.last_membership_updated)
+                        .is_some_and(|(mark, lmu)| mark.still_current(lmu, self.settings.overlap))
+            });
+            match current {
+                Some(have) => {
+                    reused.insert(g.id.clone(), GroupRead::Unchanged(have.members.clone()));
+                }
+                None => to_read.push(g),
+            }
+        }
         info!(
             listed = groups.len(),
-            in_scope = in_scope.len(),
+            to_read = to_read.len(),
+            unchanged = reused.len(),
+            full,
             "listed Okta groups"
         );
-        progress.listed(in_scope.len());
+        report.groups_read = to_read.len();
+        progress.listed(to_read.len());
         // Reading can take minutes on a large org; a shutdown does not wait for it.
-        let reads = tokio::select! {
-            reads = self.read_members(&in_scope, progress) => reads?,
+        let mut reads = tokio::select! {
+            reads = self.read_members(&to_read, progress) => reads?,
             _ = cancel.cancelled() => return Err(Error::Cancelled { not_applied: 0 }),
         };
+        // What this pass's reads are worth for the next one.
+        let marks: BTreeMap<GroupName, ReadMark> = to_read
+            .iter()
+            .filter(|g| {
+                matches!(
+                    reads.get(&g.id),
+                    Some(GroupRead::Read(crate::source::MemberRead::Members(_)))
+                )
+            })
+            .filter_map(|g| {
+                let Scope::In(name) = self.settings.rules.scope(g) else {
+                    return None;
+                };
+                let lmu = g.last_membership_updated?;
+                Some((
+                    name,
+                    ReadMark {
+                        source_updated: lmu,
+                        read_at: report.started_at,
+                    },
+                ))
+            })
+            .collect();
+        reads.append(&mut reused);
         metrics::phase("okta_read", read_timer.elapsed());
         let plan_timer = Instant::now();
         let desired = plan::select::desired(&groups, &self.settings.rules, reads);
@@ -536,9 +597,35 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
             }
             _ => {}
         }
+        // A group whose removals are held is not in its read state after this pass: its next
+        // pass must read it again, so its read is not recorded.
+        let mut marks = marks;
+        if let Some(held) = &report.plan.held {
+            marks.retain(|name, _| !held.removals.contains_key(name));
+        }
         let apply_timer = Instant::now();
-        let stopped = self.apply(report, progress, cancel).await;
+        let stopped = self.apply(report, progress, cancel, &marks).await;
         metrics::phase("apply", apply_timer.elapsed());
+        // Groups read and found unchanged keep their members but get the new read mark.
+        let put: BTreeSet<&GroupName> = report.plan.changes.iter().map(Change::group).collect();
+        let unchanged: Vec<(GroupName, ReadMark)> = marks
+            .iter()
+            .filter(|(name, _)| {
+                !put.contains(name)
+                    && snapshot.groups.get(*name).is_some_and(|have| {
+                        !have.unconfirmed
+                            && desired
+                                .groups
+                                .get(*name)
+                                .is_some_and(|want| want.members == have.members)
+                    })
+            })
+            .map(|(name, mark)| (name.clone(), *mark))
+            .collect();
+        self.store.record_reads(&unchanged).await?;
+        if full && request.group.is_none() && report.groups_unread == 0 && stopped.is_ok() {
+            self.store.set_full_read_at(report.started_at).await?;
+        }
         report.outcome = self.outcome_of(report);
         if let Some(id) = &request.approve
             && stopped.is_ok()
@@ -550,6 +637,14 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
             info!(plan_id = %id, "held plan approved and applied");
         }
         stopped
+    }
+
+    /// Whether the last full member read is older than `full_every` (or never happened).
+    async fn full_read_due(&self, now: DateTime<Utc>) -> Result<bool, Error> {
+        Ok(match self.store.full_read_at().await? {
+            None => true,
+            Some(at) => (now - at).to_std().unwrap_or_default() >= self.settings.full_every,
+        })
     }
 
     fn outcome_of(&self, report: &RunReport) -> Outcome {
@@ -675,6 +770,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         report: &mut RunReport,
         progress: &dyn Progress,
         cancel: &CancellationToken,
+        marks: &BTreeMap<GroupName, ReadMark>,
     ) -> Result<(), Error> {
         let run = report.run_id.unwrap_or_default();
         let plan = std::mem::take(&mut report.plan);
@@ -707,7 +803,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
                         put_failed.insert(change.group().clone());
                         progress.applied();
                     }
-                    Some(Ok(())) => confirms.push(self.confirm_put(run, change, cancel)),
+                    Some(Ok(())) => confirms.push(self.confirm_put(run, change, cancel, marks)),
                     Some(Err(e)) => {
                         progress.applied();
                         put_failed.insert(change.group().clone());
@@ -828,6 +924,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         run: RunId,
         change: &'a Change,
         cancel: &CancellationToken,
+        marks: &BTreeMap<GroupName, ReadMark>,
     ) -> (&'a Change, Result<(), ApplyError>) {
         let Change::Put {
             group,
@@ -852,6 +949,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
             members,
             added,
             removed,
+            read: marks.get(group).copied(),
         };
         if let Err(e) = self.store.record_put(run, at, &put).await {
             return (change, Err(ApplyError::Store(e)));

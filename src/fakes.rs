@@ -42,6 +42,10 @@ pub struct MemSource {
     pub users: Mutex<BTreeMap<String, (String, Option<String>)>>,
     pub failing: Mutex<BTreeMap<String, ReadFault>>,
     pub list_fails: Mutex<bool>,
+    /// Member listings served.
+    pub member_reads: Mutex<usize>,
+    /// lastMembershipUpdated per group, bumped by `set_members` (default: a day before the clock).
+    pub updated: Mutex<BTreeMap<String, DateTime<Utc>>>,
 }
 
 impl MemSource {
@@ -64,6 +68,8 @@ impl MemSource {
     }
 
     pub fn set_members(&self, id: &str, members: &[&str]) {
+        // An hour before the fixed clock: a read in the next pass counts as current.
+        lock(&self.updated).insert(id.into(), FixedClock.now() - chrono::TimeDelta::hours(1));
         if let Some(g) = lock(&self.groups).get_mut(id) {
             g.1 = members.iter().map(|m| m.to_string()).collect();
         }
@@ -96,13 +102,19 @@ impl DirectorySource for MemSource {
                 id: id.clone(),
                 name: name.clone(),
                 kind: GroupType::Okta,
-                last_membership_updated: None,
+                last_membership_updated: Some(
+                    lock(&self.updated)
+                        .get(id)
+                        .copied()
+                        .unwrap_or(FixedClock.now() - chrono::TimeDelta::days(1)),
+                ),
                 last_updated: None,
             })
             .collect())
     }
 
     async fn list_members(&self, group_id: &str) -> Result<MemberRead, SourceError> {
+        *lock(&self.member_reads) += 1;
         let path = format!("/api/v1/groups/{group_id}/users");
         match lock(&self.failing).get(group_id) {
             Some(ReadFault::Server) => return Err(SourceError::Server { path, status: 500 }),
@@ -220,6 +232,7 @@ pub struct MemStore {
     /// Intents not yet cleared: group -> okta id.
     pub pending: Mutex<BTreeMap<GroupName, OktaGroupId>>,
     pub holds: Mutex<Vec<HeldRecord>>,
+    pub full_read: Mutex<Option<DateTime<Utc>>>,
 }
 
 impl MemStore {
@@ -253,9 +266,32 @@ impl SnapshotStore for MemStore {
                     members: Members::new(),
                     pushed_at: FixedClock.now(),
                     unconfirmed: true,
+                    read: None,
                 });
         }
         Ok(snapshot)
+    }
+
+    async fn record_reads(
+        &self,
+        marks: &[(GroupName, crate::plan::ReadMark)],
+    ) -> Result<(), StoreError> {
+        let mut snapshot = lock(&self.snapshot);
+        for (name, mark) in marks {
+            if let Some(g) = snapshot.groups.get_mut(name) {
+                g.read = Some(*mark);
+            }
+        }
+        Ok(())
+    }
+
+    async fn full_read_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(*lock(&self.full_read))
+    }
+
+    async fn set_full_read_at(&self, at: DateTime<Utc>) -> Result<(), StoreError> {
+        *lock(&self.full_read) = Some(at);
+        Ok(())
     }
 
     async fn record_intent(
@@ -350,6 +386,7 @@ impl SnapshotStore for MemStore {
                 members: put.members.clone(),
                 pushed_at: at,
                 unconfirmed: false,
+                read: put.read,
             },
         );
         Ok(())

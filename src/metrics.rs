@@ -218,9 +218,11 @@ pub fn api_request(service: &'static str, operation: &'static str, status: Optio
     }
 }
 
-/// Records time spent waiting for a rate limit.
-pub fn rate_limit_wait(service: &'static str, waited: Duration) {
-    histogram!(RATE_LIMIT_WAIT, "service" => service).record(waited.as_secs_f64());
+/// Records time spent waiting for a rate limit: `cause` is `throttled` (after a 429) or
+/// `pacing` (staying within the budget).
+pub fn rate_limit_wait(service: &'static str, cause: &'static str, waited: Duration) {
+    histogram!(RATE_LIMIT_WAIT, "service" => service, "cause" => cause)
+        .record(waited.as_secs_f64());
 }
 
 /// Records Okta's rate-limit headers for a bucket.

@@ -368,6 +368,7 @@ fn client_settings(emu: &OktaEmulator, key: &TestKey, dpop: bool) -> OktaSetting
         max_retries: 2,
         max_retry_wait: Duration::from_secs(1),
         id_attribute: "email".into(),
+        rate_limit_share: 0.5,
     }
 }
 

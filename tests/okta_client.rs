@@ -73,6 +73,7 @@ fn settings(emu: &OktaEmulator) -> OktaSettings {
         max_retries: 3,
         max_retry_wait: Duration::from_secs(2),
         id_attribute: "email".into(),
+        rate_limit_share: 0.5,
     }
 }
 
@@ -341,7 +342,7 @@ async fn a_429_burst_mid_pagination_is_waited_out_with_retry_headers() {
 }
 
 #[tokio::test]
-async fn the_real_rate_limit_bucket_is_waited_out() {
+async fn the_real_rate_limit_bucket_is_paced_without_429s() {
     // 3 requests per 1 s window; 5 group pages + 4 member pages need several windows.
     let emu = emulator(OktaOptions {
         rate_limit: 3,
@@ -366,11 +367,13 @@ async fn the_real_rate_limit_bucket_is_waited_out() {
         )),
         expected_group_one()
     );
-    assert!(
-        emu.rate_limited_count() > 0,
-        "the test should have hit the bucket"
+    // The clients learn the bucket from the headers and pace themselves to half of it: the
+    // listings take several windows and never trip the limit.
+    assert_eq!(emu.rate_limited_count(), 0, "paced, not throttled");
+    assert_eq!(
+        one_per_page.stats().rate_limited + okta.stats().rate_limited,
+        0
     );
-    assert!(one_per_page.stats().rate_limited + okta.stats().rate_limited > 0);
 }
 
 #[tokio::test]

@@ -23,6 +23,8 @@ fn settings() -> EngineSettings {
         read_concurrency: 3,
         write_concurrency: 2,
         safety: SafetyPolicy::off(),
+        full_every: std::time::Duration::from_secs(24 * 3600),
+        overlap: chrono::TimeDelta::seconds(120),
         verify: Verify {
             first_poll: std::time::Duration::from_millis(1),
             ..Verify::default()
@@ -171,6 +173,7 @@ async fn unread_group_blocks_its_put_and_all_deletes() {
     sync(&e).await;
     e.sink.take_calls();
     e.source.fail("g1", ReadFault::Server);
+    e.source.set_members("g1", &["ana", "bo", "dee"]); // moves lastMembershipUpdated: read again
     e.source.remove_group("g2");
     e.source.set_members("g3", &["bo"]);
     let r = sync(&e).await;
@@ -339,6 +342,7 @@ fn one(mode: Mode, group: &str) -> PassRequest {
         pass_id: Some("p1".into()),
         trigger: "admin",
         approve: None,
+        full: false,
     }
 }
 
@@ -597,4 +601,70 @@ async fn an_unrecorded_write_is_redone_even_when_okta_changed_back() {
         [("DeleteGroup".to_owned(), GroupName::new("Orphan"))]
     );
     assert!(e.store.pending.lock().expect("lock").is_empty());
+}
+
+fn reads(e: &TestEngine) -> usize {
+    std::mem::take(&mut *e.source.member_reads.lock().expect("lock"))
+}
+
+#[tokio::test]
+async fn incremental_reads_skip_groups_okta_reports_unchanged() {
+    let e = engine(org());
+    let r = sync(&e).await;
+    assert_eq!(
+        (r.groups_read, reads(&e)),
+        (3, 3),
+        "the first pass reads everything"
+    );
+    // The read marks: a second pass reads nothing and writes nothing.
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Success);
+    assert_eq!((r.groups_read, reads(&e)), (0, 0));
+    assert_eq!(r.plan.unchanged, 3);
+    e.sink.take_calls();
+    // One group changes in Okta (its lastMembershipUpdated moves): only it is read and put.
+    e.source.set_members("g2", &["cy", "ana"]);
+    let r = sync(&e).await;
+    assert_eq!((r.groups_read, reads(&e)), (1, 1));
+    assert_eq!(
+        e.sink.take_calls(),
+        [("PutGroup".to_owned(), GroupName::new("Sales"))]
+    );
+    // A profile change does not move lastMembershipUpdated: the full read catches it.
+    e.source.users.lock().expect("lock").insert(
+        "ana".into(),
+        ("ACTIVE".into(), Some("ana.new@x.test".into())),
+    );
+    let r = sync(&e).await;
+    assert_eq!(reads(&e), 0);
+    assert!(r.plan.is_empty(), "not seen without a full read");
+    let full = PassRequest {
+        full: true,
+        ..PassRequest::cli(Mode::Apply)
+    };
+    let r = e
+        .run_once(&full, &NoProgress, &CancellationToken::new())
+        .await;
+    assert_eq!(reads(&e), 3);
+    assert_eq!(r.puts_applied, 2, "Engineering and Sales have ana");
+    assert_eq!(
+        e.sink.members("Sales"),
+        Some(vec!["ana.new@x.test".into(), "cy@x.test".into()])
+    );
+}
+
+#[tokio::test]
+async fn a_read_too_close_to_the_change_is_read_again() {
+    let e = engine(org());
+    // Okta says the membership changed a few seconds before this pass: the read might have
+    // raced Okta's eventual consistency, so the next pass reads the group again.
+    e.source.updated.lock().expect("lock").insert(
+        "g1".into(),
+        FixedClock.now() - chrono::TimeDelta::seconds(5),
+    );
+    sync(&e).await;
+    reads(&e);
+    let r = sync(&e).await;
+    assert_eq!(r.groups_read, 1);
+    assert_eq!(reads(&e), 1);
 }

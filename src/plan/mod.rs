@@ -31,6 +31,25 @@ pub struct SnapshotGroup {
     /// A write to this group was started but not confirmed (crash, FAILED, unverified): what
     /// Q holds is unknown, so the next pass writes it again whatever `members` says.
     pub unconfirmed: bool,
+    /// The read that `members` come from: the group's `lastMembershipUpdated` then, and when
+    /// the read started (for incremental reads).
+    pub read: Option<ReadMark>,
+}
+
+/// When a group's members were read, against Okta's `lastMembershipUpdated` at the time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadMark {
+    pub source_updated: DateTime<Utc>,
+    pub read_at: DateTime<Utc>,
+}
+
+impl ReadMark {
+    /// Whether a group whose `lastMembershipUpdated` is now `source_updated` can keep the
+    /// members of this read: the same timestamp, and the read started at least `overlap` after
+    /// it (Okta's timestamps are second-granular and its data eventually consistent).
+    pub fn still_current(&self, source_updated: DateTime<Utc>, overlap: chrono::TimeDelta) -> bool {
+        self.source_updated == source_updated && self.read_at >= source_updated + overlap
+    }
 }
 
 /// What q-group-sync has applied, by Q name. Only these groups are q-group-sync's to delete.

@@ -355,6 +355,7 @@ mod tests {
                     members: members(&refs),
                     pushed_at: at,
                     unconfirmed: false,
+                    read: None,
                 },
             );
         }

@@ -96,6 +96,9 @@ pub enum OutReason {
 #[derive(Debug)]
 pub enum GroupRead {
     Read(MemberRead),
+    /// Not read this pass: Okta reports no membership change since the snapshot's read, so the
+    /// snapshot's members stand (incremental reads).
+    Unchanged(Members),
     /// Some page failed for good; carries the error kind and message for the report.
     Failed {
         kind: &'static str,
@@ -200,6 +203,13 @@ pub fn desired(groups: &[OktaGroup], rules: &Rules, reads: BTreeMap<String, Grou
         match reads.remove(&group.id) {
             Some(GroupRead::Read(MemberRead::Members(members))) => {
                 let members = mapper.map(&members);
+                claims.entry(q_name).or_default().push(DesiredGroup {
+                    okta_id,
+                    okta_name: group.name.clone(),
+                    members,
+                });
+            }
+            Some(GroupRead::Unchanged(members)) => {
                 claims.entry(q_name).or_default().push(DesiredGroup {
                     okta_id,
                     okta_name: group.name.clone(),

@@ -75,6 +75,7 @@ impl Snap {
                 members: members(ids),
                 pushed_at: at,
                 unconfirmed: false,
+                read: None,
             },
         );
         self

@@ -24,9 +24,12 @@ use aws_sdk_qbusiness::types::error::ResourceNotFoundException;
 use aws_sdk_qbusiness::types::{GroupMembers, MemberUser, MembershipType};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 
+use std::sync::Arc;
+
 use super::{DeleteOutcome, GroupSink, GroupState, SinkError, SinkErrorKind};
 use crate::config::QBusinessConfig;
 use crate::model::{GroupName, Members};
+use crate::source::budget::{Pacer, per_second, until_ready};
 
 /// Where and how to write.
 #[derive(Debug, Clone)]
@@ -36,6 +39,8 @@ pub struct QBusinessTarget {
     pub data_source_id: Option<String>,
     /// PutGroup's inline member limit, checked before sending.
     pub member_limit: usize,
+    /// PutGroup + DeleteGroup calls per second at most.
+    pub max_writes_per_second: u32,
 }
 
 impl QBusinessTarget {
@@ -45,15 +50,26 @@ impl QBusinessTarget {
             index_id: q.index_id.clone(),
             data_source_id: q.data_source_id.clone(),
             member_limit: q.inline_member_limit,
+            max_writes_per_second: q.max_writes_per_second,
         }
     }
 }
 
 /// The [`GroupSink`] that talks to Amazon Q Business.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct QBusinessSink {
     client: Client,
     target: QBusinessTarget,
+    /// Paces PutGroup and DeleteGroup to `qbusiness.max_writes_per_second`.
+    writes: Arc<Pacer>,
+}
+
+impl std::fmt::Debug for QBusinessSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QBusinessSink")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
 }
 
 impl QBusinessSink {
@@ -93,15 +109,30 @@ impl QBusinessSink {
         if let Some(url) = &q.endpoint_url {
             builder = builder.endpoint_url(url.as_str().trim_end_matches('/'));
         }
-        QBusinessSink {
-            client: Client::from_conf(builder.build()),
-            target: QBusinessTarget::from_config(q),
-        }
+        QBusinessSink::from_client(
+            Client::from_conf(builder.build()),
+            QBusinessTarget::from_config(q),
+        )
     }
 
     /// Wraps an already configured client (tests with static credentials).
     pub fn from_client(client: Client, target: QBusinessTarget) -> QBusinessSink {
-        QBusinessSink { client, target }
+        // A burst of a few writes, then the configured rate.
+        let rate = target.max_writes_per_second;
+        let writes = Arc::new(per_second(rate, rate.min(4)));
+        QBusinessSink {
+            client,
+            target,
+            writes,
+        }
+    }
+
+    /// Waits for a write slot under `qbusiness.max_writes_per_second`.
+    async fn pace_write(&self) {
+        let waited = until_ready(&self.writes).await;
+        if waited >= Duration::from_millis(1) {
+            crate::metrics::rate_limit_wait("qbusiness", "pacing", waited);
+        }
     }
 
     /// Every group name in the index (ListGroups, all pages), for `reconcile`.
@@ -186,6 +217,7 @@ impl GroupSink for QBusinessSink {
         let group_members = GroupMembers::builder()
             .set_member_users(Some(users))
             .build();
+        self.pace_write().await;
         let mut req = self
             .client
             .put_group()
@@ -202,6 +234,7 @@ impl GroupSink for QBusinessSink {
     }
 
     async fn delete_group(&self, name: &GroupName) -> Result<DeleteOutcome, SinkError> {
+        self.pace_write().await;
         let mut req = self
             .client
             .delete_group()

@@ -3,6 +3,7 @@
 //! Nothing here decides scope or membership; it only reports what Okta says, faithfully and
 //! completely, or says that it could not.
 
+pub mod budget;
 pub mod oauth;
 pub mod okta;
 

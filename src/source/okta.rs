@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use url::Url;
 
+use super::budget::{Budget, bucket_of};
 use super::oauth::{AuthHeaders, ClientKey, OAuthClient, OAuthError, OAuthSettings};
 use super::{DirectorySource, GroupType, MemberRead, OktaGroup, OktaMember, SourceError};
 use crate::clock::SystemClock;
@@ -66,6 +67,8 @@ pub struct OktaSettings {
     pub max_retry_wait: Duration,
     /// Profile attribute reported as [`OktaMember::attribute`].
     pub id_attribute: String,
+    /// Share of each Okta rate-limit bucket this client may use (0 < share <= 1).
+    pub rate_limit_share: f64,
 }
 
 /// `okta.auth`, resolved: the SSWS token, or the OAuth service app with its parsed key.
@@ -111,6 +114,7 @@ impl OktaSettings {
             request_timeout: o.request_timeout,
             max_retries: o.max_retries,
             max_retry_wait: o.max_retry_wait,
+            rate_limit_share: o.rate_limit_share,
             id_attribute: config.users.id_attribute.clone(),
         })
     }
@@ -189,6 +193,8 @@ pub struct OktaSource {
     id_attribute: String,
     /// Bounds requests in flight to `max_concurrency`; not held while waiting to retry.
     permits: Semaphore,
+    /// Paces requests to this client's share of each rate-limit bucket.
+    budget: Budget,
     counters: Counters,
 }
 
@@ -292,6 +298,7 @@ impl OktaSource {
             max_retry_wait: settings.max_retry_wait,
             id_attribute: settings.id_attribute,
             permits: Semaphore::new(settings.max_concurrency.max(1)),
+            budget: Budget::new(settings.rate_limit_share, settings.max_concurrency),
             counters: Counters::default(),
         })
     }
@@ -404,7 +411,9 @@ impl OktaSource {
             let wait = match &cause {
                 RetryCause::RateLimited { wait } => {
                     let wait = *wait + jitter(RATE_LIMIT_JITTER);
-                    crate::metrics::rate_limit_wait("okta", wait);
+                    // Every request to this bucket waits, not just this one, and the pace slows.
+                    self.budget.throttled(bucket_of(url.path()), wait);
+                    crate::metrics::rate_limit_wait("okta", "throttled", wait);
                     let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
                     self.counters
                         .rate_limit_wait_ms
@@ -453,6 +462,11 @@ impl OktaSource {
             }
         }
         let path = url.path();
+        let bucket = bucket_of(path);
+        let paced = self.budget.acquire(bucket).await;
+        if paced >= Duration::from_millis(1) {
+            crate::metrics::rate_limit_wait("okta", "pacing", paced);
+        }
         let permit = self
             .permits
             .acquire()
@@ -488,6 +502,7 @@ impl OktaSource {
         let status = response.status();
         crate::metrics::api_request("okta", operation(path), Some(status.as_u16()));
         record_rate_limit_headers(response.headers());
+        self.budget.observe(bucket, response.headers());
         let request_id = response.headers().get(X_OKTA_REQUEST_ID).cloned();
         tracing::debug!(
             method = "GET",
@@ -1594,6 +1609,7 @@ mod tests {
             max_retries: 2,
             max_retry_wait: Duration::from_secs(5),
             id_attribute: "email".into(),
+            rate_limit_share: 0.5,
         }
     }
 

@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::model::{GroupName, Members, OktaGroupId};
-use crate::plan::Snapshot;
 use crate::plan::safety::Held;
+use crate::plan::{ReadMark, Snapshot};
 pub use sqlite::SqliteStore;
 
 /// Identifies one recorded pass.
@@ -146,6 +146,23 @@ pub trait SnapshotStore: Send + Sync {
         id: Option<&str>,
     ) -> impl Future<Output = Result<Option<HeldRecord>, StoreError>> + Send;
 
+    /// Records new reads of groups whose members did not change (no write needed).
+    fn record_reads(
+        &self,
+        marks: &[(GroupName, ReadMark)],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// When the last full member read (every group) completed, if ever.
+    fn full_read_at(
+        &self,
+    ) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;
+
+    /// Records a completed full member read.
+    fn set_full_read_at(
+        &self,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Closes the run log entry.
     fn finish_run(
         &self,
@@ -184,4 +201,6 @@ pub struct AppliedPut<'a> {
     pub members: &'a Members,
     pub added: &'a Members,
     pub removed: &'a Members,
+    /// The read the members come from (none when the group's read is unknown).
+    pub read: Option<ReadMark>,
 }

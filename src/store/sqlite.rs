@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use super::{AppliedPut, HeldRecord, RunId, RunRecord, RunStart, SnapshotStore, StoreError};
 use crate::model::{GroupName, Members, OktaGroupId, UserId};
 use crate::plan::safety::Held;
-use crate::plan::{Snapshot, SnapshotGroup};
+use crate::plan::{ReadMark, Snapshot, SnapshotGroup};
 
 /// `PRAGMA application_id` of q-group-sync snapshots ("QGS1").
 const APPLICATION_ID: i64 = 0x5147_5331;
@@ -85,6 +85,14 @@ CREATE TABLE held_plans (
     resolved_by  TEXT
 ) WITHOUT ROWID;
 CREATE INDEX held_plans_status ON held_plans (status);
+"#,
+    r#"
+ALTER TABLE groups ADD COLUMN source_updated_at TEXT;
+ALTER TABLE groups ADD COLUMN read_at TEXT;
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
 "#,
 ];
 
@@ -276,16 +284,20 @@ impl SnapshotStore for SqliteStore {
         let count = put.members.len() as i64;
         let (added, n_added) = (join(put.added), put.added.len() as i64);
         let (removed, n_removed) = (join(put.removed), put.removed.len() as i64);
+        let source_updated = put.read.map(|r| ts(r.source_updated));
+        let read_at = put.read.map(|r| ts(r.read_at));
         self.with_conn(move |conn, p| {
             let tx = conn.transaction().map_err(|e| classify(p, "begin transaction", e))?;
             let hash = sha256(&members);
             tx.execute(
-                "INSERT INTO groups (q_name, okta_id, members, member_count, members_sha256, pushed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                "INSERT INTO groups (q_name, okta_id, members, member_count, members_sha256, pushed_at,
+                                     source_updated_at, read_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT (q_name) DO UPDATE SET okta_id = excluded.okta_id, members = excluded.members,
                    member_count = excluded.member_count, members_sha256 = excluded.members_sha256,
-                   pushed_at = excluded.pushed_at",
-                params![q_name, okta_id, members, count, hash, ts(at)],
+                   pushed_at = excluded.pushed_at, source_updated_at = excluded.source_updated_at,
+                   read_at = excluded.read_at",
+                params![q_name, okta_id, members, count, hash, ts(at), source_updated, read_at],
             )
             .map_err(|e| classify(p, "record put", e))?;
             tx.execute(
@@ -332,6 +344,68 @@ impl SnapshotStore for SqliteStore {
             )
             .map_err(|e| classify(p, "audit delete", e))?;
             tx.commit().map_err(|e| classify(p, "commit delete", e))
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn record_reads(&self, marks: &[(GroupName, ReadMark)]) -> Result<(), StoreError> {
+        self.writable()?;
+        if marks.is_empty() {
+            return Ok(());
+        }
+        let marks: Vec<(String, String, String)> = marks
+            .iter()
+            .map(|(g, m)| (g.as_str().to_owned(), ts(m.source_updated), ts(m.read_at)))
+            .collect();
+        self.with_conn(move |conn, p| {
+            let tx = conn
+                .transaction()
+                .map_err(|e| classify(p, "begin transaction", e))?;
+            {
+                let mut stmt = tx
+                    .prepare(
+                        "UPDATE groups SET source_updated_at = ?2, read_at = ?3 WHERE q_name = ?1",
+                    )
+                    .map_err(|e| classify(p, "record reads", e))?;
+                for (q_name, source_updated, read_at) in &marks {
+                    stmt.execute(params![q_name, source_updated, read_at])
+                        .map_err(|e| classify(p, "record reads", e))?;
+                }
+            }
+            tx.commit().map_err(|e| classify(p, "commit reads", e))
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn full_read_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let found = self
+            .with_conn(|conn, p| {
+                let v: Option<String> = conn
+                    .query_row(
+                        "SELECT value FROM meta WHERE key = 'full_read_at'",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(|e| classify(p, "read meta", e))?;
+                Ok(v.as_deref().and_then(parse_ts))
+            })
+            .await?;
+        Ok(found.flatten())
+    }
+
+    async fn set_full_read_at(&self, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.writable()?;
+        self.with_conn(move |conn, p| {
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('full_read_at', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![ts(at)],
+            )
+            .map_err(|e| classify(p, "write meta", e))?;
+            Ok(())
         })
         .await?;
         Ok(())
@@ -549,7 +623,8 @@ fn migrate(conn: &Connection, p: &str) -> Result<(), StoreError> {
 fn load(conn: &mut Connection, p: &str) -> Result<Snapshot, StoreError> {
     let mut stmt = conn
         .prepare(
-            "SELECT q_name, okta_id, members, member_count, members_sha256, pushed_at FROM groups",
+            "SELECT q_name, okta_id, members, member_count, members_sha256, pushed_at,
+                    source_updated_at, read_at FROM groups",
         )
         .map_err(|e| classify(p, "read groups", e))?;
     let rows = stmt
@@ -561,13 +636,26 @@ fn load(conn: &mut Connection, p: &str) -> Result<Snapshot, StoreError> {
                 r.get::<_, i64>(3)?,
                 r.get::<_, String>(4)?,
                 r.get::<_, String>(5)?,
+                r.get::<_, Option<String>>(6)?,
+                r.get::<_, Option<String>>(7)?,
             ))
         })
         .map_err(|e| classify(p, "read groups", e))?;
     let mut snapshot = Snapshot::default();
     for row in rows {
-        let (name, okta_id, members, count, hash, pushed_at) =
+        let (name, okta_id, members, count, hash, pushed_at, source_updated, read_at) =
             row.map_err(|e| classify(p, "read groups", e))?;
+        // A read mark that does not parse only costs a re-read; it is not corruption.
+        let read = match (
+            source_updated.as_deref().and_then(parse_ts),
+            read_at.as_deref().and_then(parse_ts),
+        ) {
+            (Some(source_updated), Some(read_at)) => Some(ReadMark {
+                source_updated,
+                read_at,
+            }),
+            _ => None,
+        };
         let corrupt = |detail: String| StoreError::Corrupt {
             path: p.to_owned(),
             detail: format!("group {name:?}: {detail}"),
@@ -592,6 +680,7 @@ fn load(conn: &mut Connection, p: &str) -> Result<Snapshot, StoreError> {
                 members,
                 pushed_at,
                 unconfirmed: false,
+                read,
             },
         );
     }
@@ -627,6 +716,7 @@ fn load(conn: &mut Connection, p: &str) -> Result<Snapshot, StoreError> {
                 members: Members::new(),
                 pushed_at: at,
                 unconfirmed: true,
+                read: None,
             });
     }
     Ok(snapshot)
@@ -669,6 +759,12 @@ fn split(members: &str) -> Members {
 fn sha256(s: &str) -> String {
     let digest = Sha256::digest(s.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_ts(t: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(t)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -717,6 +813,7 @@ mod tests {
                     members: &m,
                     added: &m,
                     removed: &empty,
+                    read: None,
                 },
             )
             .await
@@ -732,6 +829,7 @@ mod tests {
                     members: &empty,
                     added: &empty,
                     removed: &empty,
+                    read: None,
                 },
             )
             .await
@@ -839,6 +937,7 @@ mod tests {
                     members: &m,
                     added: &m,
                     removed: &m,
+                    read: None,
                 },
             )
             .await

@@ -1,6 +1,8 @@
 //! Deterministic Okta org generator for tests, the demo and benchmarks: the same [`OrgSpec`]
 //! always gives the same [`OktaOrg`] (no clock, no global RNG).
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use rand::rngs::StdRng;
 use rand::seq::index;
 use rand::{Rng, SeedableRng};
@@ -76,13 +78,42 @@ impl Default for OrgSpec {
     }
 }
 
-/// Builds the org described by `spec`.
+/// How group sizes are drawn. Both are heavy-tailed and capped at `max_group_size` and `users`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Sizes {
+    /// Most groups under 50, about 10 % between 50 and 300, about 2 % within 80 % of
+    /// `max_group_size`: a mean of about 50 members with a maximum of 1000.
+    #[default]
+    Small,
+    /// The benchmark's org: about 52 % under 50, 30 % between 50 and 60 % of `max_group_size`
+    /// (log-uniform), 18 % between 60 % of it and `max_group_size` (uniform): a mean of about
+    /// 22 % of `max_group_size`, so 5,000 groups of at most 1,000 hold about 1.1M memberships.
+    Heavy,
+}
+
+impl std::str::FromStr for Sizes {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Sizes, String> {
+        match s {
+            "small" => Ok(Sizes::Small),
+            "heavy" => Ok(Sizes::Heavy),
+            other => Err(format!("unknown size profile {other:?} (small, heavy)")),
+        }
+    }
+}
+
+/// Builds the org described by `spec`, with [`Sizes::Small`] group sizes.
 ///
-/// Group sizes are heavy-tailed: most under 50, about 10 % between 50 and 300, about 2 % within
-/// 80 % of `max_group_size` (all capped at `users`). Group ids are `OktaOrg::group_id(0..groups)`,
-/// user ids `OktaOrg::user_id(0..users)`. When `messy`, group 0 is the BUILT_IN "Everyone" (all
-/// users) and the next `max(1, groups / 100)` (at most 5) are APP_GROUPs; the rest are OKTA_GROUPs.
+/// Group ids are `OktaOrg::group_id(0..groups)`, user ids `OktaOrg::user_id(0..users)`. When
+/// `messy`, group 0 is the BUILT_IN "Everyone" (all users) and the next `max(1, groups / 100)`
+/// (at most 5) are APP_GROUPs; the rest are OKTA_GROUPs.
 pub fn org(spec: &OrgSpec) -> OktaOrg {
+    org_with_sizes(spec, Sizes::Small)
+}
+
+/// Like [`org`], with group sizes drawn from `sizes`.
+pub fn org_with_sizes(spec: &OrgSpec, sizes: Sizes) -> OktaOrg {
     let mut rng = StdRng::seed_from_u64(spec.seed);
     let mut org = OktaOrg::default();
     add_users(&mut org, spec, &mut rng);
@@ -97,14 +128,14 @@ pub fn org(spec: &OrgSpec) -> OktaOrg {
         let (name, group_type, size) = if spec.messy && n == 0 {
             ("Everyone".to_owned(), "BUILT_IN", spec.users)
         } else if spec.messy && n <= app_groups {
-            let size = group_size(&mut rng, spec);
+            let size = group_size(&mut rng, spec, sizes);
             (
                 format!("AD {} Users {n}", pick(&mut rng, DEPTS)),
                 "APP_GROUP",
                 size,
             )
         } else {
-            let size = group_size(&mut rng, spec);
+            let size = group_size(&mut rng, spec, sizes);
             (group_name(&mut rng, n, spec.messy), "OKTA_GROUP", size)
         };
         let created = BASE - rng.random_range(30..720) * DAY + rng.random_range(0..DAY);
@@ -126,13 +157,153 @@ pub fn org(spec: &OrgSpec) -> OktaOrg {
     org
 }
 
+/// What [`churn`] changes.
+#[derive(Clone, Debug)]
+pub struct ChurnSpec {
+    /// Memberships to add or remove, in percent of all memberships (of non-BUILT_IN groups).
+    pub percent: f64,
+    /// RNG seed: the same org and spec always make the same changes.
+    pub seed: u64,
+    /// No group grows past this many members (Q Business's inline limit is 1000).
+    pub max_group_size: usize,
+}
+
+/// One group [`churn`] changed.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ChurnedGroup {
+    /// Okta group id.
+    pub id: String,
+    /// `profile.name`.
+    pub name: String,
+    /// Members added.
+    pub added: usize,
+    /// Members removed.
+    pub removed: usize,
+}
+
+/// What [`churn`] did. Every listed group really differs from before: additions and removals
+/// never cancel out.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Churn {
+    /// Memberships before the churn (non-BUILT_IN groups).
+    pub memberships: usize,
+    /// Memberships added.
+    pub added: usize,
+    /// Memberships removed.
+    pub removed: usize,
+    /// The changed groups, by id.
+    pub groups: Vec<ChurnedGroup>,
+}
+
+/// Adds and removes `spec.percent` % of the org's memberships across random groups, bumping each
+/// changed group's `lastMembershipUpdated` to now.
+///
+/// Changes come in bursts, as in a real directory: each step picks a random group (BUILT_IN
+/// groups excepted) and changes 1 to `max(2, size / 20)` of its memberships, each an addition of
+/// a random non-member or the removal of a random member. A group never loses its last member
+/// (that would trip q-group-sync's empty-group guard), never grows past `max_group_size`, and
+/// never gets back a user it lost (or loses one it gained) in the same churn.
+pub fn churn(org: &mut OktaOrg, spec: &ChurnSpec) -> Churn {
+    let mut rng = StdRng::seed_from_u64(spec.seed);
+    let group_ids: Vec<String> = org
+        .groups
+        .values()
+        .filter(|g| g.group_type != "BUILT_IN")
+        .map(|g| g.id.clone())
+        .collect();
+    let user_ids: Vec<String> = org.users.keys().cloned().collect();
+    let memberships: usize = group_ids
+        .iter()
+        .map(|id| org.groups[id].members.len())
+        .sum();
+    let target = (memberships as f64 * spec.percent.max(0.0) / 100.0).round() as usize;
+    let mut out = Churn {
+        memberships,
+        ..Churn::default()
+    };
+    if group_ids.is_empty() || user_ids.is_empty() {
+        return out;
+    }
+    // Per group: users added and removed so far, so no change undoes another.
+    let mut touched: BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
+    let max_size = spec.max_group_size.max(1);
+    let mut done = 0usize;
+    // Bounded: every step either changes a membership or burns one of these attempts.
+    let mut attempts = target.saturating_mul(20).saturating_add(1000);
+    while done < target && attempts > 0 {
+        attempts -= 1;
+        let gid = &group_ids[rng.random_range(0..group_ids.len())];
+        let size = org.groups[gid].members.len();
+        let burst = rng.random_range(1..=(size / 20).max(2)).min(target - done);
+        for _ in 0..burst {
+            let (added, removed) = touched.entry(gid.clone()).or_default();
+            let members = &org.groups[gid].members;
+            let remove = rng.random_bool(0.5);
+            let change = if remove && members.len() > 1 {
+                let candidates: Vec<&String> =
+                    members.iter().filter(|u| !added.contains(*u)).collect();
+                candidates
+                    .get(rng.random_range(0..candidates.len().max(1)))
+                    .map(|u| (false, (*u).clone()))
+            } else if !remove && members.len() < max_size {
+                // A few tries at a random user who is not (and was not) a member.
+                (0..8)
+                    .map(|_| &user_ids[rng.random_range(0..user_ids.len())])
+                    .find(|u| !members.contains(*u) && !removed.contains(*u))
+                    .map(|u| (true, u.clone()))
+            } else {
+                None
+            };
+            let Some((add, user)) = change else {
+                attempts = attempts.saturating_sub(1);
+                continue;
+            };
+            if add {
+                org.add_member(gid, &user);
+                added.insert(user);
+                out.added += 1;
+            } else {
+                org.remove_member(gid, &user);
+                removed.insert(user);
+                out.removed += 1;
+            }
+            done += 1;
+        }
+    }
+    out.groups = touched
+        .into_iter()
+        .filter(|(_, (added, removed))| !added.is_empty() || !removed.is_empty())
+        .map(|(id, (added, removed))| ChurnedGroup {
+            name: org.groups[&id].name.clone(),
+            id,
+            added: added.len(),
+            removed: removed.len(),
+        })
+        .collect();
+    out
+}
+
 fn pick<'a>(rng: &mut StdRng, items: &[&'a str]) -> &'a str {
     items[rng.random_range(0..items.len())]
 }
 
-fn group_size(rng: &mut StdRng, spec: &OrgSpec) -> usize {
+fn group_size(rng: &mut StdRng, spec: &OrgSpec, sizes: Sizes) -> usize {
     let max = spec.max_group_size.max(1);
     let roll: f64 = rng.random();
+    if sizes == Sizes::Heavy {
+        let size = if roll < 0.52 {
+            let u: f64 = rng.random();
+            1 + (u * u * 49.0) as usize
+        } else if roll < 0.82 {
+            // Log-uniform between 50 and 60 % of max: many near 50, fewer further up.
+            let (low, high) = (50.0_f64, (max as f64 * 0.6).max(51.0));
+            let u: f64 = rng.random();
+            (low * (high / low).powf(u)) as usize
+        } else {
+            rng.random_range((max * 3 / 5).max(1)..=max)
+        };
+        return size.clamp(1, max);
+    }
     let size = if roll < 0.02 {
         rng.random_range((max * 4 / 5).max(1)..=max)
     } else if roll < 0.12 {
@@ -292,5 +463,91 @@ mod tests {
             capitalised("ana.kim7@example.test"),
             "Ana.Kim7@Example.test"
         );
+    }
+
+    #[test]
+    fn heavy_sizes_reach_the_benchmark_mean() {
+        let spec = OrgSpec {
+            seed: 1,
+            groups: 2000,
+            users: 20_000,
+            max_group_size: 1000,
+            messy: false,
+        };
+        let org = org_with_sizes(&spec, Sizes::Heavy);
+        let sizes: Vec<usize> = org.groups.values().map(|g| g.members.len()).collect();
+        let total: usize = sizes.iter().sum();
+        let mean = total as f64 / sizes.len() as f64;
+        assert!((190.0..=250.0).contains(&mean), "mean {mean}");
+        let small = sizes.iter().filter(|&&s| s < 50).count();
+        assert!(small * 2 > sizes.len(), "most under 50: {small}");
+        assert!(sizes.iter().any(|&s| s >= 950), "a few near the max");
+        assert!(sizes.iter().all(|&s| (1..=1000).contains(&s)));
+        // The small profile is untouched by the new one.
+        assert_eq!(
+            format!("{:?}", org_with_sizes(&spec, Sizes::Small).groups),
+            format!("{:?}", super::org(&spec).groups)
+        );
+        assert_eq!("heavy".parse::<Sizes>(), Ok(Sizes::Heavy));
+        assert!("huge".parse::<Sizes>().is_err());
+    }
+
+    #[test]
+    fn churn_is_deterministic_real_and_bounded() {
+        let spec = OrgSpec {
+            seed: 3,
+            groups: 400,
+            users: 5000,
+            max_group_size: 300,
+            messy: true,
+        };
+        let before = org_with_sizes(&spec, Sizes::Heavy);
+        let churn_spec = ChurnSpec {
+            percent: 1.0,
+            seed: 9,
+            max_group_size: 300,
+        };
+        let mut a = before.clone();
+        let churn_a = churn(&mut a, &churn_spec);
+        let mut b = before.clone();
+        let churn_b = churn(&mut b, &churn_spec);
+        assert_eq!(churn_a, churn_b);
+        assert_eq!(format!("{:?}", a.groups), format!("{:?}", b.groups));
+
+        let target = (churn_a.memberships as f64 / 100.0).round() as usize;
+        assert_eq!(churn_a.added + churn_a.removed, target);
+        assert!(churn_a.added > 0 && churn_a.removed > 0);
+        let changed: BTreeSet<&str> = churn_a.groups.iter().map(|g| g.id.as_str()).collect();
+        assert!(!changed.is_empty() && changed.len() < 400);
+        for (id, old) in &before.groups {
+            let new = &a.groups[id];
+            if changed.contains(id.as_str()) {
+                let listed = churn_a.groups.iter().find(|g| &g.id == id).expect("listed");
+                assert_eq!(new.members.difference(&old.members).count(), listed.added);
+                assert_eq!(old.members.difference(&new.members).count(), listed.removed);
+                assert!(new.last_membership_updated > old.last_membership_updated);
+                assert!(!new.members.is_empty() && new.members.len() <= 300);
+                assert_ne!(new.group_type, "BUILT_IN");
+            } else {
+                assert_eq!(new.members, old.members);
+                assert_eq!(new.last_membership_updated, old.last_membership_updated);
+            }
+        }
+        let other = churn(
+            &mut before.clone(),
+            &ChurnSpec {
+                seed: 10,
+                ..churn_spec.clone()
+            },
+        );
+        assert_ne!(other.groups, churn_a.groups);
+        let none = churn(
+            &mut before.clone(),
+            &ChurnSpec {
+                percent: 0.0,
+                ..churn_spec
+            },
+        );
+        assert!(none.groups.is_empty());
     }
 }

@@ -11,14 +11,20 @@
 //! - [`okta_filter`]: the `filter` / `search` expression language of `GET /api/v1/groups`.
 //! - [`qbusiness`]: [`QEmulator`]: PutGroup / GetGroup / DeleteGroup / ListGroups with async
 //!   status, AWS validation, [`QFault`] injection, a call log.
-//! - [`generate`]: a deterministic org generator ([`generate::org`]).
+//! - [`generate`]: a deterministic org generator ([`generate::org`]) and membership churn
+//!   ([`generate::churn`]).
+//! - [`cli`]: the `q-group-sync-emulator` binary (both emulators in one process).
+//! - [`measure`]: runs a child process and reports its wall time, CPU time and peak RSS (for
+//!   the benchmark).
 //!
 //! Both emulators keep state behind a `std::sync::Mutex` (short critical sections, never held
 //! across an `.await`) and stop when dropped.
 
 #![warn(missing_docs)]
 
+pub mod cli;
 pub mod generate;
+pub mod measure;
 pub mod oauth;
 pub mod okta;
 pub mod okta_filter;

@@ -10,7 +10,7 @@
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -23,7 +23,7 @@ use axum::response::Response;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use rand::Rng;
 use rand::distr::Alphanumeric;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::oauth::{OAuthApp, OAuthState, Rejection, TokenRequest};
@@ -232,6 +232,9 @@ pub struct OktaOptions {
     /// An OAuth service app: enables `POST /oauth2/v1/token` and Bearer/DPoP tokens on
     /// `/api/v1` (SSWS keeps working).
     pub oauth: Option<OAuthApp>,
+    /// A second, synthetic client that spends this many requests per second of the
+    /// `/api/v1/groups*` bucket (evenly spaced), to test sharing the budget. 0: none.
+    pub background_rps: f64,
 }
 
 impl Default for OktaOptions {
@@ -247,6 +250,7 @@ impl Default for OktaOptions {
             max_limit: 10_000,
             latency: Duration::ZERO,
             oauth: None,
+            background_rps: 0.0,
         }
     }
 }
@@ -383,6 +387,17 @@ pub struct OktaRequest {
 pub struct OktaEmulator {
     shared: Arc<Shared>,
     server: Server,
+    /// The synthetic background client, if `background_rps > 0`; stops with the emulator.
+    _background: Option<AbortOnDrop>,
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// State shared by the handler and the test-facing API.
@@ -396,6 +411,9 @@ struct Shared {
     in_flight: AtomicUsize,
     /// Highest `in_flight` seen since the last log reset.
     peak_in_flight: AtomicUsize,
+    /// Requests the background client made (and of those, refused) since the last stats reset.
+    background_requests: AtomicU64,
+    background_rate_limited: AtomicU64,
 }
 
 struct OrgState {
@@ -404,6 +422,8 @@ struct OrgState {
     log: Vec<OktaRequest>,
     window: RateWindow,
     oauth: OAuthState,
+    /// `oauth.log.len()` at the last stats reset.
+    token_requests_at_reset: usize,
 }
 
 impl Shared {
@@ -434,14 +454,20 @@ impl OktaEmulator {
                 log: Vec::new(),
                 window: RateWindow::default(),
                 oauth: OAuthState::default(),
+                token_requests_at_reset: 0,
             }),
             in_flight: AtomicUsize::new(0),
             peak_in_flight: AtomicUsize::new(0),
+            background_requests: AtomicU64::new(0),
+            background_rate_limited: AtomicU64::new(0),
         });
         let router = Router::new().fallback(handle).with_state(shared.clone());
+        let background = (shared.options.background_rps > 0.0)
+            .then(|| AbortOnDrop(tokio::spawn(background_client(shared.clone()))));
         Ok(OktaEmulator {
             shared,
             server: bound.serve(router),
+            _background: background,
         })
     }
 
@@ -536,6 +562,17 @@ impl OktaEmulator {
         self.shared.lock().oauth.expire_tokens(SystemTime::now());
     }
 
+    /// Request counters since the last [`reset_stats`](Self::reset_stats) (what
+    /// `GET /_emulator/stats` answers, with the group ids).
+    pub fn stats(&self) -> OktaStats {
+        stats(&self.shared)
+    }
+
+    /// Clears the request log, the in-flight peak and the background client's counters.
+    pub fn reset_stats(&self) {
+        reset_stats(&self.shared);
+    }
+
     /// Starts a fresh rate-limit window at the next request.
     pub fn reset_rate_limit(&self) {
         self.shared.lock().window = RateWindow::default();
@@ -623,6 +660,144 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
+}
+
+/// The synthetic second client: one request from the `/api/v1/groups*` bucket every
+/// `1 / background_rps` seconds, refused (and counted) when the bucket is spent.
+async fn background_client(shared: Arc<Shared>) {
+    let period = Duration::from_secs_f64(1.0 / shared.options.background_rps.max(1e-3));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let refused = shared
+            .lock()
+            .window
+            .consume(SystemTime::now(), &shared.options)
+            .is_err();
+        shared.background_requests.fetch_add(1, Ordering::Relaxed);
+        if refused {
+            shared
+                .background_rate_limited
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Requests and 429s of one kind of `/api/v1` request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct KindStats {
+    /// Requests answered (any status).
+    pub requests: usize,
+    /// Of those, 429s.
+    pub rate_limited: usize,
+}
+
+impl KindStats {
+    fn count(&mut self, status: u16) {
+        self.requests += 1;
+        self.rate_limited += usize::from(status == 429);
+    }
+}
+
+/// Counters since the last stats reset: `GET /_emulator/stats`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct OktaStats {
+    /// `/api/v1` requests of the clients under test (the background client excluded).
+    pub requests: usize,
+    /// Of those, 429s (rate and concurrency).
+    pub rate_limited: usize,
+    /// `GET /api/v1/groups`.
+    pub list_groups: KindStats,
+    /// `GET /api/v1/groups/{id}/users`.
+    pub list_members: KindStats,
+    /// Any other `/api/v1` request.
+    pub other: KindStats,
+    /// Distinct groups whose members were requested.
+    pub list_members_groups: usize,
+    /// Their ids (`GET /_emulator/stats` sends them only with `?groups=true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub list_members_group_ids: Option<Vec<String>>,
+    /// `POST /oauth2/v1/token` requests.
+    pub token_requests: usize,
+    /// Most `/api/v1` requests in flight at once.
+    pub max_in_flight: usize,
+    /// The synthetic background client (`background_rps`).
+    pub background: BackgroundStats,
+    /// The emulated `/api/v1/groups*` bucket.
+    pub bucket: BucketInfo,
+}
+
+/// What the background client did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct BackgroundStats {
+    /// Configured requests per second.
+    pub rps: f64,
+    /// Requests it made.
+    pub requests: u64,
+    /// Of those, refused because the bucket was spent.
+    pub rate_limited: u64,
+}
+
+/// The emulated bucket.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct BucketInfo {
+    /// Requests per window.
+    pub limit: u32,
+    /// Window length in seconds.
+    pub window_secs: f64,
+}
+
+fn stats(shared: &Shared) -> OktaStats {
+    let state = shared.lock();
+    let mut out = OktaStats {
+        requests: state.log.len(),
+        token_requests: state
+            .oauth
+            .log
+            .len()
+            .saturating_sub(state.token_requests_at_reset),
+        max_in_flight: shared.peak_in_flight.load(Ordering::SeqCst),
+        background: BackgroundStats {
+            rps: shared.options.background_rps,
+            requests: shared.background_requests.load(Ordering::Relaxed),
+            rate_limited: shared.background_rate_limited.load(Ordering::Relaxed),
+        },
+        bucket: BucketInfo {
+            limit: shared.options.rate_limit,
+            window_secs: shared.options.rate_window.as_secs_f64(),
+        },
+        ..OktaStats::default()
+    };
+    let mut groups = BTreeSet::new();
+    for request in &state.log {
+        out.rate_limited += usize::from(request.status == 429);
+        let members_of = request
+            .path
+            .strip_prefix("/api/v1/groups/")
+            .and_then(|rest| rest.strip_suffix("/users"))
+            .filter(|id| !id.contains('/'));
+        if request.path == "/api/v1/groups" {
+            out.list_groups.count(request.status);
+        } else if let Some(id) = members_of {
+            out.list_members.count(request.status);
+            groups.insert(id);
+        } else {
+            out.other.count(request.status);
+        }
+    }
+    out.list_members_groups = groups.len();
+    out.list_members_group_ids = Some(groups.into_iter().map(str::to_owned).collect());
+    out
+}
+
+fn reset_stats(shared: &Shared) {
+    let mut state = shared.lock();
+    state.log.clear();
+    state.token_requests_at_reset = state.oauth.log.len();
+    shared.peak_in_flight.store(0, Ordering::SeqCst);
+    shared.background_requests.store(0, Ordering::Relaxed);
+    shared.background_rate_limited.store(0, Ordering::Relaxed);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -714,7 +889,7 @@ async fn handle(
 ) -> Response {
     let path = uri.path().to_owned();
     if path.starts_with("/_emulator/") {
-        return control(&shared, &method, &path, &body);
+        return control(&shared, &method, &path, uri.query(), &body);
     }
     if path == crate::oauth::TOKEN_PATH {
         if !shared.options.latency.is_zero() {
@@ -1370,23 +1545,74 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
     response
 }
 
-fn control(shared: &Shared, method: &Method, path: &str, body: &[u8]) -> Response {
+/// Body of `POST /_emulator/churn`.
+#[derive(Deserialize)]
+struct ChurnRequest {
+    percent: f64,
+    #[serde(default)]
+    seed: u64,
+    #[serde(default = "default_churn_max")]
+    max_group_size: usize,
+}
+
+fn default_churn_max() -> usize {
+    1000
+}
+
+fn serialized(value: &impl Serialize) -> Response {
+    match serde_json::to_value(value) {
+        Ok(body) => json_response(StatusCode::OK, &body),
+        Err(err) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({ "error": err.to_string() }),
+        ),
+    }
+}
+
+fn control(
+    shared: &Shared,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    body: &[u8],
+) -> Response {
+    let bad_request =
+        |error: String| json_response(StatusCode::BAD_REQUEST, &json!({ "error": error }));
     match (method.clone(), path) {
         (Method::GET, "/_emulator/stats") => {
-            let state = shared.lock();
-            let rate_limited = state.log.iter().filter(|r| r.status == 429).count();
-            let body = json!({ "requests": state.log.len(), "rate_limited": rate_limited });
-            json_response(StatusCode::OK, &body)
+            let mut stats = stats(shared);
+            let with_ids = parse_query(query)
+                .get("groups")
+                .is_some_and(|v| v == "true" || v == "1");
+            if !with_ids {
+                stats.list_members_group_ids = None;
+            }
+            serialized(&stats)
+        }
+        (Method::POST, "/_emulator/reset-stats") => {
+            reset_stats(shared);
+            json_response(StatusCode::OK, &json!({ "reset": true }))
+        }
+        (Method::POST, "/_emulator/churn") => {
+            let request: ChurnRequest = match serde_json::from_slice(body) {
+                Ok(request) => request,
+                Err(err) => return bad_request(err.to_string()),
+            };
+            if !(0.0..=100.0).contains(&request.percent) {
+                return bad_request("percent must be between 0 and 100".into());
+            }
+            let spec = crate::generate::ChurnSpec {
+                percent: request.percent,
+                seed: request.seed,
+                max_group_size: request.max_group_size,
+            };
+            let churn = crate::generate::churn(&mut shared.lock().org, &spec);
+            serialized(&churn)
         }
         (Method::POST, "/_emulator/members") => {
             let change: MembersChange = match serde_json::from_slice(body) {
                 Ok(change) => change,
-                Err(err) => {
-                    return json_response(
-                        StatusCode::BAD_REQUEST,
-                        &json!({ "error": err.to_string() }),
-                    );
-                }
+                Err(err) => return bad_request(err.to_string()),
             };
             let mut state = shared.lock();
             if !state.org.groups.contains_key(&change.group_id) {

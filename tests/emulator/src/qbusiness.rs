@@ -418,6 +418,11 @@ impl QEmulator {
             .count()
     }
 
+    /// Call counters since the last reset (what `GET /_emulator/stats` answers).
+    pub fn stats(&self) -> QStats {
+        stats(&self.shared)
+    }
+
     /// Clears the call log (and so [`put_count`](Self::put_count)).
     pub fn reset_calls(&self) {
         self.shared.lock().calls.clear();
@@ -1085,7 +1090,44 @@ fn list_groups(shared: &Shared, params: &BTreeMap<String, String>) -> Result<Val
 // Control endpoints
 // ---------------------------------------------------------------------------------------------
 
+/// Call counters since the last reset: `GET /_emulator/stats`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct QStats {
+    /// Every call (any operation, any status).
+    pub calls: usize,
+    /// Calls by operation (`PutGroup`, `GetGroup`, `DeleteGroup`, `ListGroups`, `Unknown`).
+    pub by_op: BTreeMap<String, usize>,
+    /// Accepted (200) PutGroup calls.
+    pub puts: usize,
+    /// Accepted (200) DeleteGroup calls.
+    pub deletes: usize,
+    /// 429 ThrottlingException answers.
+    pub throttled: usize,
+    /// Groups held now.
+    pub groups: usize,
+}
+
+fn stats(shared: &Shared) -> QStats {
+    let state = shared.lock();
+    let mut out = QStats {
+        calls: state.calls.len(),
+        groups: state.groups.len(),
+        ..QStats::default()
+    };
+    for call in &state.calls {
+        *out.by_op.entry(call.op.clone()).or_default() += 1;
+        out.puts += usize::from(call.op == "PutGroup" && call.status == 200);
+        out.deletes += usize::from(call.op == "DeleteGroup" && call.status == 200);
+        out.throttled += usize::from(call.status == 429);
+    }
+    out
+}
+
 fn control(shared: &Shared, method: &Method, path: &str) -> Response {
+    if method == Method::POST && path == "/_emulator/reset-stats" {
+        shared.lock().calls.clear();
+        return respond(200, &json!({ "reset": true }), None);
+    }
     if method != Method::GET {
         return respond(404, &json!({ "error": "unknown control endpoint" }), None);
     }
@@ -1104,23 +1146,10 @@ fn control(shared: &Shared, method: &Method, path: &str) -> Response {
                 .collect();
             respond(200, &Value::Object(groups), None)
         }
-        "/_emulator/stats" => {
-            let state = shared.lock();
-            let count = |op: &str, status: u16| {
-                state
-                    .calls
-                    .iter()
-                    .filter(|c| c.op == op && c.status == status)
-                    .count()
-            };
-            let body = json!({
-                "calls": state.calls.len(),
-                "puts": count("PutGroup", 200),
-                "deletes": count("DeleteGroup", 200),
-                "throttled": state.calls.iter().filter(|c| c.status == 429).count(),
-            });
-            respond(200, &body, None)
-        }
+        "/_emulator/stats" => match serde_json::to_value(stats(shared)) {
+            Ok(body) => respond(200, &body, None),
+            Err(err) => respond(500, &json!({ "error": err.to_string() }), None),
+        },
         _ => respond(404, &json!({ "error": "unknown control endpoint" }), None),
     }
 }

@@ -1,0 +1,1206 @@
+//! The throughput benchmark's harness: emulators in a separate process, the real binaries,
+//! per-run measurements, the table and the target checks.
+//!
+//! Shared by `examples/bench/main.rs` (the `bench` command) and `tests/bench_smoke.rs` (the same
+//! logic at a tiny size), so the harness cannot rot unnoticed. Every child process is bounded by
+//! a timeout, and the emulator process also stops when its stdin closes.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use q_group_sync_emulator::generate::{self, ChurnSpec, OrgSpec, Sizes};
+use q_group_sync_emulator::measure::{self, Measured};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::io::AsyncBufReadExt;
+
+/// MiB, for RSS.
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// What to benchmark, and how hard.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Okta groups to generate.
+    pub groups: usize,
+    /// Okta users to generate.
+    pub users: usize,
+    /// Largest group (Q Business's inline limit is 1000).
+    pub max_group_size: usize,
+    /// Generator seed.
+    pub seed: u64,
+    /// Requests per window in the emulated `/api/v1/groups*` bucket.
+    pub rate_limit: u32,
+    /// Window length, seconds.
+    pub rate_window_secs: f64,
+    /// `okta.rate_limit_share` written to the config: the share of the bucket q-group-sync
+    /// (and the naive client, which uses the same Okta client) may use.
+    pub share: f64,
+    /// `okta.page_size` written to the config.
+    pub page_size: u32,
+    /// Membership churn of the churn pass, percent.
+    pub churn_percent: f64,
+    /// Churn seed.
+    pub churn_seed: u64,
+    /// The shared-budget run's background client spends this fraction of the bucket.
+    pub background_fraction: f64,
+    /// Run the naive strategy too.
+    pub naive: bool,
+    /// Run the shared-budget run too.
+    pub shared: bool,
+    /// Longest one sync process may run before it is killed (and the run fails).
+    pub run_timeout: Duration,
+    /// Where configs, snapshots and each run's stdout/stderr go.
+    pub work_dir: PathBuf,
+    /// Plan micro-benchmark repetitions (0: skip it).
+    pub plan_reps: usize,
+}
+
+impl Options {
+    /// The full benchmark: 5,000 groups, 50,000 users, about 1.06M memberships, Okta's Workforce
+    /// `/api/v1/groups` bucket (500/min) scaled up 18x to 9,000/min.
+    pub fn full(work_dir: PathBuf) -> Options {
+        Options {
+            groups: 5000,
+            users: 50_000,
+            max_group_size: 1000,
+            seed: 1,
+            rate_limit: 9000,
+            rate_window_secs: 60.0,
+            share: 0.5,
+            page_size: 200,
+            churn_percent: 1.0,
+            churn_seed: 7,
+            background_fraction: 0.4,
+            naive: true,
+            shared: true,
+            run_timeout: Duration::from_secs(30 * 60),
+            work_dir,
+            plan_reps: 5,
+        }
+    }
+
+    /// A smoke run in well under a minute: 500 groups, 5,000 users, a 30,000/min bucket.
+    pub fn quick(work_dir: PathBuf) -> Options {
+        Options {
+            groups: 500,
+            users: 5000,
+            rate_limit: 30_000,
+            run_timeout: Duration::from_secs(5 * 60),
+            ..Options::full(work_dir)
+        }
+    }
+
+    /// Requests per second the sync client may use: share × limit / window.
+    pub fn allowed_rate(&self) -> f64 {
+        self.share * f64::from(self.rate_limit) / self.rate_window_secs
+    }
+
+    fn spec(&self) -> OrgSpec {
+        OrgSpec {
+            seed: self.seed,
+            groups: self.groups,
+            users: self.users,
+            max_group_size: self.max_group_size,
+            messy: false,
+        }
+    }
+}
+
+/// A program to run: a path and leading arguments (the smoke test runs roles of itself).
+#[derive(Debug, Clone)]
+pub struct Program {
+    pub path: PathBuf,
+    pub args: Vec<String>,
+}
+
+impl Program {
+    pub fn new(path: impl Into<PathBuf>) -> Program {
+        Program {
+            path: path.into(),
+            args: Vec::new(),
+        }
+    }
+
+    fn exists(&self) -> bool {
+        self.path.is_file()
+    }
+}
+
+/// The three programs the benchmark runs.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    /// `q-group-sync`.
+    pub product: Program,
+    /// `q-group-sync-emulator`.
+    pub emulator: Program,
+    /// `naive_sync`.
+    pub naive: Program,
+}
+
+impl Binaries {
+    /// The release binaries next to the running executable (`target/release/examples/bench`):
+    /// `target/release/q-group-sync`, `target/release/q-group-sync-emulator`,
+    /// `target/release/examples/naive_sync`.
+    pub fn next_to_current_exe() -> anyhow::Result<Binaries> {
+        let exe = std::env::current_exe().context("locating the bench executable")?;
+        let examples = exe.parent().context("bench has no directory")?;
+        let profile = examples
+            .parent()
+            .context("bench is not in target/*/examples")?;
+        let bins = Binaries {
+            product: Program::new(profile.join("q-group-sync")),
+            emulator: Program::new(profile.join("q-group-sync-emulator")),
+            naive: Program::new(examples.join("naive_sync")),
+        };
+        for program in [&bins.product, &bins.emulator, &bins.naive] {
+            if !program.exists() {
+                bail!(
+                    "{} is missing: build first with `cargo build --release --workspace --examples --bins`",
+                    program.path.display()
+                );
+            }
+        }
+        Ok(bins)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The emulator process
+// ---------------------------------------------------------------------------------------------
+
+/// What the emulator prints on start.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EmulatorInfo {
+    pub okta_url: String,
+    pub okta_token: String,
+    pub qbusiness_url: String,
+    pub application_id: String,
+    pub index_id: String,
+    pub memberships: usize,
+    pub generate_secs: f64,
+}
+
+/// A running `q-group-sync-emulator`; killed when dropped.
+struct Emulator {
+    child: tokio::process::Child,
+    info: EmulatorInfo,
+    http: reqwest::Client,
+}
+
+impl Emulator {
+    async fn start(
+        program: &Program,
+        opts: &Options,
+        background_rps: f64,
+        log: &Path,
+    ) -> anyhow::Result<Emulator> {
+        let stderr = std::fs::File::create(log).context("creating the emulator log")?;
+        let mut child = tokio::process::Command::new(&program.path)
+            .args(&program.args)
+            .args([
+                "--groups".to_owned(),
+                opts.groups.to_string(),
+                "--users".to_owned(),
+                opts.users.to_string(),
+                "--max-group-size".to_owned(),
+                opts.max_group_size.to_string(),
+                "--sizes".to_owned(),
+                "heavy".to_owned(),
+                "--seed".to_owned(),
+                opts.seed.to_string(),
+                "--okta-rate-limit".to_owned(),
+                opts.rate_limit.to_string(),
+                "--okta-rate-window".to_owned(),
+                opts.rate_window_secs.to_string(),
+                "--okta-background-rps".to_owned(),
+                background_rps.to_string(),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", program.path.display()))?;
+        let stdout = child.stdout.take().context("emulator stdout")?;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        // The first JSON line (a test harness may print other lines before it).
+        let info = tokio::time::timeout(Duration::from_secs(120), async {
+            while let Some(line) = lines.next_line().await? {
+                if line.trim_start().starts_with('{') {
+                    return Ok(serde_json::from_str::<EmulatorInfo>(&line)?);
+                }
+            }
+            anyhow::bail!("the emulator exited before printing its URLs")
+        })
+        .await
+        .context("the emulator did not start within 120 s")??;
+        // Keep draining stdout so the emulator never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Emulator { child, info, http })
+    }
+
+    async fn get(&self, url: String) -> anyhow::Result<Value> {
+        let response = self.http.get(&url).send().await?.error_for_status()?;
+        Ok(response.json().await?)
+    }
+
+    async fn post(&self, url: String, body: Value) -> anyhow::Result<Value> {
+        let response = self
+            .http
+            .post(&url)
+            .json(&body)
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(response.json().await?)
+    }
+
+    async fn reset_stats(&self) -> anyhow::Result<()> {
+        self.post(
+            format!("{}/_emulator/reset-stats", self.info.okta_url),
+            json!({}),
+        )
+        .await
+        .context("resetting the Okta stats")?;
+        self.post(
+            format!("{}/_emulator/reset-stats", self.info.qbusiness_url),
+            json!({}),
+        )
+        .await
+        .context("resetting the Q Business stats")?;
+        Ok(())
+    }
+
+    async fn okta_stats(&self) -> anyhow::Result<Value> {
+        self.get(format!(
+            "{}/_emulator/stats?groups=true",
+            self.info.okta_url
+        ))
+        .await
+        .context("reading the Okta stats")
+    }
+
+    async fn q_stats(&self) -> anyhow::Result<Value> {
+        self.get(format!("{}/_emulator/stats", self.info.qbusiness_url))
+            .await
+            .context("reading the Q Business stats")
+    }
+
+    async fn churn(&self, opts: &Options) -> anyhow::Result<Churned> {
+        let body = json!({
+            "percent": opts.churn_percent,
+            "seed": opts.churn_seed,
+            "max_group_size": opts.max_group_size,
+        });
+        let churn = self
+            .post(format!("{}/_emulator/churn", self.info.okta_url), body)
+            .await
+            .context("churning the Okta org")?;
+        let ids = churn["groups"]
+            .as_array()
+            .map(|groups| {
+                groups
+                    .iter()
+                    .filter_map(|g| g["id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Churned {
+            added: count(&churn["added"]),
+            removed: count(&churn["removed"]),
+            ids,
+        })
+    }
+
+    /// Closes stdin (the emulator exits), then kills it if it lingers.
+    async fn stop(mut self) {
+        drop(self.child.stdin.take());
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+fn count(value: &Value) -> usize {
+    value
+        .as_u64()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0)
+}
+
+/// What a churn changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Churned {
+    added: usize,
+    removed: usize,
+    ids: BTreeSet<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runs
+// ---------------------------------------------------------------------------------------------
+
+/// Which strategy a run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    Product,
+    Naive,
+}
+
+/// Which pass a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    Initial,
+    NoChange,
+    Churn,
+    /// Initial, with the background client spending part of the bucket.
+    SharedInitial,
+}
+
+/// One measured run of a sync process.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub strategy: Strategy,
+    pub pass: Pass,
+    /// Exit code 0 (and not killed).
+    pub ok: bool,
+    pub exit: Option<i32>,
+    /// `/api/v1` requests the emulator answered to the sync process, and of those 429s.
+    pub okta_requests: usize,
+    pub okta_429: usize,
+    pub list_members_requests: usize,
+    /// Distinct groups whose members were read.
+    pub groups_read: BTreeSet<String>,
+    pub token_requests: usize,
+    /// Q Business calls of any kind, and the writes among them.
+    pub q_requests: usize,
+    pub q_puts: usize,
+    pub q_deletes: usize,
+    pub q_throttled: usize,
+    pub wall: Duration,
+    /// Okta requests / allowed rate.
+    pub floor: Duration,
+    pub max_rss_bytes: u64,
+    pub cpu: Duration,
+    /// The sync process's own Okta counters (its report), when it printed one.
+    pub client_rate_limited: Option<u64>,
+    pub client_wait_secs: Option<f64>,
+    /// The background client's requests and refusals during the run (shared run).
+    pub background: Option<(u64, u64)>,
+    /// Groups the churn changed (churn runs).
+    pub churned: Option<BTreeSet<String>>,
+}
+
+impl Row {
+    pub fn name(&self) -> String {
+        let strategy = match self.strategy {
+            Strategy::Product => "q-group-sync",
+            Strategy::Naive => "naive",
+        };
+        let pass = match self.pass {
+            Pass::Initial => "initial",
+            Pass::NoChange => "no change",
+            Pass::Churn => "1% churn",
+            Pass::SharedInitial => "initial, shared budget",
+        };
+        format!("{strategy}: {pass}")
+    }
+
+    pub fn q_writes(&self) -> usize {
+        self.q_puts + self.q_deletes
+    }
+
+    pub fn wall_over_floor(&self) -> Option<f64> {
+        (!self.floor.is_zero()).then(|| self.wall.as_secs_f64() / self.floor.as_secs_f64())
+    }
+}
+
+/// The sync process's report: only the fields the harness reads (the rest is skipped).
+#[derive(Debug, Default, Deserialize)]
+struct SyncReport {
+    #[serde(default)]
+    okta: Option<ClientStats>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ClientStats {
+    #[serde(default)]
+    rate_limited: u64,
+    #[serde(default)]
+    rate_limit_wait_secs: f64,
+}
+
+/// Environment of a sync process: credentials for the emulators, nothing inherited but PATH.
+fn sync_command(
+    program: &Program,
+    args: &[&str],
+    token: &str,
+    home: &Path,
+) -> std::process::Command {
+    let mut cmd = std::process::Command::new(&program.path);
+    cmd.args(&program.args)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("Q_GROUP_SYNC_OKTA__API_TOKEN", token)
+        .env("AWS_ACCESS_KEY_ID", "AKIDBENCHMARK")
+        .env("AWS_SECRET_ACCESS_KEY", "benchmark-secret")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs one measured sync process and keeps its output under `work_dir/<label>.{stdout,stderr}`.
+async fn measured(
+    cmd: std::process::Command,
+    timeout: Duration,
+    work_dir: &Path,
+    label: &str,
+) -> anyhow::Result<Measured> {
+    let mut cmd = cmd;
+    let m = tokio::task::spawn_blocking(move || measure::run(&mut cmd, timeout))
+        .await
+        .context("the measuring thread panicked")?
+        .context("running a sync process")?;
+    std::fs::write(work_dir.join(format!("{label}.stdout")), &m.stdout)?;
+    std::fs::write(work_dir.join(format!("{label}.stderr")), &m.stderr)?;
+    Ok(m)
+}
+
+/// The writable config of one strategy's emulator.
+struct Setup {
+    emulator: Emulator,
+    config: PathBuf,
+    dir: PathBuf,
+}
+
+impl Setup {
+    async fn start(
+        bins: &Binaries,
+        opts: &Options,
+        name: &str,
+        background_rps: f64,
+        share_key: bool,
+    ) -> anyhow::Result<Setup> {
+        let dir = opts.work_dir.join(name);
+        std::fs::create_dir_all(&dir)?;
+        let emulator = Emulator::start(
+            &bins.emulator,
+            opts,
+            background_rps,
+            &dir.join("emulator.log"),
+        )
+        .await?;
+        let config = dir.join("config.toml");
+        write_config(&config, &emulator.info, opts, &dir, share_key)?;
+        Ok(Setup {
+            emulator,
+            config,
+            dir,
+        })
+    }
+
+    /// One sync process (`args` after `--config`), measured, with the emulators' counters.
+    async fn run(
+        &self,
+        program: &Program,
+        args: &[&str],
+        opts: &Options,
+        strategy: Strategy,
+        pass: Pass,
+    ) -> anyhow::Result<Row> {
+        self.emulator.reset_stats().await?;
+        let config = self.config.to_string_lossy().into_owned();
+        let mut full_args = vec!["--config", config.as_str()];
+        full_args.extend_from_slice(args);
+        let cmd = sync_command(
+            program,
+            &full_args,
+            &self.emulator.info.okta_token,
+            &self.dir,
+        );
+        let label = format!("{strategy:?}-{pass:?}").to_lowercase();
+        let m = measured(cmd, opts.run_timeout, &self.dir, &label).await?;
+        let okta = self.emulator.okta_stats().await?;
+        let q = self.emulator.q_stats().await?;
+        let report: SyncReport = serde_json::from_slice(&m.stdout).unwrap_or_default();
+        let okta_requests = count(&okta["requests"]);
+        let floor = Duration::from_secs_f64(okta_requests as f64 / opts.allowed_rate());
+        let row = Row {
+            strategy,
+            pass,
+            ok: m.status.success() && !m.timed_out,
+            exit: m.status.code(),
+            okta_requests,
+            okta_429: count(&okta["rate_limited"]),
+            list_members_requests: count(&okta["list_members"]["requests"]),
+            groups_read: okta["list_members_group_ids"]
+                .as_array()
+                .map(|ids| {
+                    ids.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            token_requests: count(&okta["token_requests"]),
+            q_requests: count(&q["calls"]),
+            q_puts: count(&q["puts"]),
+            q_deletes: count(&q["deletes"]),
+            q_throttled: count(&q["throttled"]),
+            wall: m.wall,
+            floor,
+            max_rss_bytes: m.max_rss_bytes,
+            cpu: m.cpu(),
+            client_rate_limited: report.okta.as_ref().map(|o| o.rate_limited),
+            client_wait_secs: report.okta.as_ref().map(|o| o.rate_limit_wait_secs),
+            background: (okta["background"]["rps"].as_f64().unwrap_or(0.0) > 0.0).then(|| {
+                (
+                    okta["background"]["requests"].as_u64().unwrap_or(0),
+                    okta["background"]["rate_limited"].as_u64().unwrap_or(0),
+                )
+            }),
+            churned: None,
+        };
+        if !row.ok {
+            let stderr = String::from_utf8_lossy(&m.stderr);
+            let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
+            eprintln!(
+                "{} failed (exit {:?}{}); last stderr lines (all in {}):",
+                row.name(),
+                row.exit,
+                if m.timed_out {
+                    ", killed after the timeout"
+                } else {
+                    ""
+                },
+                self.dir.join(format!("{label}.stderr")).display()
+            );
+            for line in tail.into_iter().rev() {
+                eprintln!("  {line}");
+            }
+        }
+        Ok(row)
+    }
+}
+
+fn write_config(
+    path: &Path,
+    info: &EmulatorInfo,
+    opts: &Options,
+    dir: &Path,
+    share_key: bool,
+) -> anyhow::Result<()> {
+    let share = if share_key {
+        format!("rate_limit_share = {}", opts.share)
+    } else {
+        String::new()
+    };
+    let toml = format!(
+        r#"# Written by the q-group-sync benchmark.
+[okta]
+org_url = "{okta}"
+page_size = {page_size}
+{share}
+
+[qbusiness]
+application_id = "{app}"
+index_id = "{index}"
+region = "us-east-1"
+endpoint_url = "{q}"
+
+[state]
+path = "{state}"
+"#,
+        okta = info.okta_url,
+        page_size = opts.page_size,
+        app = info.application_id,
+        index = info.index_id,
+        q = info.qbusiness_url,
+        state = dir.join("snapshot.db").display(),
+    );
+    std::fs::write(path, toml).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Does this q-group-sync know `okta.rate_limit_share`? `check-config` against the emulator
+/// rejects unknown keys with exit 2.
+async fn product_knows_share(bins: &Binaries, setup: &Setup) -> anyhow::Result<bool> {
+    let config = setup.config.to_string_lossy().into_owned();
+    let cmd = sync_command(
+        &bins.product,
+        &["--config", &config, "check-config"],
+        &setup.emulator.info.okta_token,
+        &setup.dir,
+    );
+    let m = measured(cmd, Duration::from_secs(120), &setup.dir, "check-config").await?;
+    let stderr = String::from_utf8_lossy(&m.stderr);
+    if m.status.success() {
+        return Ok(true);
+    }
+    if m.status.code() == Some(2) && stderr.contains("rate_limit_share") {
+        return Ok(false);
+    }
+    bail!(
+        "q-group-sync check-config failed against the emulator (exit {:?}): {}",
+        m.status.code(),
+        stderr.trim()
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// The benchmark
+// ---------------------------------------------------------------------------------------------
+
+/// Plan micro-benchmark timings (median of the repetitions).
+#[derive(Debug, Clone)]
+pub struct PlanTiming {
+    pub memberships: usize,
+    pub groups: usize,
+    /// `select::desired`: scope and member mapping of every group.
+    pub desired: Duration,
+    /// `plan` against a snapshot of the same org (nothing to do).
+    pub plan_unchanged: Duration,
+    /// `plan` after the churn.
+    pub plan_churn: Duration,
+    /// Puts the churn plan holds, and the groups the churn changed.
+    pub churn_puts: usize,
+    pub churned_groups: usize,
+}
+
+/// Everything one benchmark produced.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub opts: Options,
+    pub memberships: usize,
+    pub generate_secs: f64,
+    /// Whether the config carried `okta.rate_limit_share` (false: the product predates it).
+    pub share_configured: bool,
+    pub rows: Vec<Row>,
+    pub plan: Option<PlanTiming>,
+    /// Both strategies saw the same churn.
+    pub same_churn: Option<bool>,
+}
+
+impl Report {
+    pub fn row(&self, strategy: Strategy, pass: Pass) -> Option<&Row> {
+        self.rows
+            .iter()
+            .find(|r| r.strategy == strategy && r.pass == pass)
+    }
+
+    /// True when every sync process exited 0.
+    pub fn all_ok(&self) -> bool {
+        self.rows.iter().all(|r| r.ok)
+    }
+}
+
+/// Runs the whole benchmark. `progress` gets one line per step.
+pub async fn run(
+    opts: &Options,
+    bins: &Binaries,
+    progress: &dyn Fn(&str),
+) -> anyhow::Result<Report> {
+    std::fs::create_dir_all(&opts.work_dir)?;
+    let mut rows = Vec::new();
+    let sync = ["sync", "--output", "json"];
+
+    progress(&format!(
+        "starting the emulator: {} groups, {} users, Okta bucket {} per {} s",
+        opts.groups, opts.users, opts.rate_limit, opts.rate_window_secs
+    ));
+    let product = Setup::start(bins, opts, "product", 0.0, true).await?;
+    let share_configured = product_knows_share(bins, &product).await?;
+    if !share_configured {
+        progress("this q-group-sync has no okta.rate_limit_share; running without it");
+        write_config(
+            &product.config,
+            &product.emulator.info,
+            opts,
+            &product.dir,
+            false,
+        )?;
+    }
+    let info = product.emulator.info.clone();
+    progress(&format!(
+        "org: {} memberships, generated in {:.2} s",
+        info.memberships, info.generate_secs
+    ));
+
+    for (pass, label) in [(Pass::Initial, "initial"), (Pass::NoChange, "no-change")] {
+        progress(&format!("q-group-sync: {label} sync"));
+        rows.push(
+            product
+                .run(&bins.product, &sync, opts, Strategy::Product, pass)
+                .await?,
+        );
+    }
+    let product_churn = product.emulator.churn(opts).await?;
+    progress(&format!(
+        "churn: +{} -{} memberships in {} groups; q-group-sync: churn sync",
+        product_churn.added,
+        product_churn.removed,
+        product_churn.ids.len()
+    ));
+    let mut row = product
+        .run(&bins.product, &sync, opts, Strategy::Product, Pass::Churn)
+        .await?;
+    row.churned = Some(product_churn.ids.clone());
+    rows.push(row);
+    product.emulator.stop().await;
+
+    let mut same_churn = None;
+    if opts.naive {
+        let naive = Setup::start(bins, opts, "naive", 0.0, share_configured).await?;
+        for (pass, label) in [(Pass::Initial, "initial"), (Pass::NoChange, "no-change")] {
+            progress(&format!("naive: {label} pass"));
+            rows.push(
+                naive
+                    .run(&bins.naive, &[], opts, Strategy::Naive, pass)
+                    .await?,
+            );
+        }
+        let churn = naive.emulator.churn(opts).await?;
+        same_churn = Some(churn == product_churn);
+        progress("naive: churn pass");
+        let mut row = naive
+            .run(&bins.naive, &[], opts, Strategy::Naive, Pass::Churn)
+            .await?;
+        row.churned = Some(churn.ids);
+        rows.push(row);
+        naive.emulator.stop().await;
+    }
+
+    if opts.shared {
+        let rps = opts.background_fraction * f64::from(opts.rate_limit) / opts.rate_window_secs;
+        progress(&format!(
+            "q-group-sync: initial sync sharing the bucket with a {rps:.1} req/s background client"
+        ));
+        let shared = Setup::start(bins, opts, "shared", rps, share_configured).await?;
+        rows.push(
+            shared
+                .run(
+                    &bins.product,
+                    &sync,
+                    opts,
+                    Strategy::Product,
+                    Pass::SharedInitial,
+                )
+                .await?,
+        );
+        shared.emulator.stop().await;
+    }
+
+    let plan = if opts.plan_reps > 0 {
+        progress("plan micro-benchmark");
+        Some(plan_benchmark(opts))
+    } else {
+        None
+    };
+
+    Ok(Report {
+        opts: opts.clone(),
+        memberships: info.memberships,
+        generate_secs: info.generate_secs,
+        share_configured,
+        rows,
+        plan,
+        same_churn,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plan micro-benchmark
+// ---------------------------------------------------------------------------------------------
+
+/// Times `select::desired` and `plan::plan` on the benchmark's org (in this process): a no-op
+/// plan against a snapshot of the same org, and the plan after the churn the runs use.
+pub fn plan_benchmark(opts: &Options) -> PlanTiming {
+    use std::collections::BTreeMap;
+
+    use chrono::TimeZone;
+    use q_group_sync::model::OktaGroupId;
+    use q_group_sync::plan::select::{GroupRead, Rules};
+    use q_group_sync::plan::{Policy, Snapshot, SnapshotGroup, plan};
+    use q_group_sync::source::{GroupType, MemberRead, OktaGroup, OktaMember};
+
+    let org = generate::org_with_sizes(&opts.spec(), Sizes::Heavy);
+    let mut churned = org.clone();
+    let churn = generate::churn(
+        &mut churned,
+        &ChurnSpec {
+            percent: opts.churn_percent,
+            seed: opts.churn_seed,
+            max_group_size: opts.max_group_size,
+        },
+    );
+    let rules = Rules::new(&["*".to_owned()], &[], "", &["ACTIVE".to_owned()], true)
+        .expect("static rules compile");
+    let groups: Vec<OktaGroup> = org
+        .groups
+        .values()
+        .map(|g| OktaGroup {
+            id: g.id.clone(),
+            name: g.name.clone(),
+            kind: GroupType::Okta,
+            last_membership_updated: None,
+            last_updated: None,
+        })
+        .collect();
+    let reads = |org: &q_group_sync_emulator::OktaOrg| -> BTreeMap<String, GroupRead> {
+        org.groups
+            .values()
+            .map(|g| {
+                let members = g
+                    .members
+                    .iter()
+                    .map(|id| OktaMember {
+                        id: id.clone(),
+                        status: "ACTIVE".to_owned(),
+                        attribute: org.users[id]
+                            .profile
+                            .get("email")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned),
+                    })
+                    .collect();
+                (g.id.clone(), GroupRead::Read(MemberRead::Members(members)))
+            })
+            .collect()
+    };
+    let median = |mut times: Vec<Duration>| {
+        times.sort();
+        times[times.len() / 2]
+    };
+    let reps = opts.plan_reps.max(1);
+
+    let mut desired_times = Vec::new();
+    let mut before = None;
+    for _ in 0..reps {
+        let input = reads(&org);
+        let started = Instant::now();
+        let desired = q_group_sync::plan::select::desired(&groups, &rules, input);
+        desired_times.push(started.elapsed());
+        before = Some(desired);
+    }
+    let before = before.expect("at least one repetition");
+    let after = q_group_sync::plan::select::desired(&groups, &rules, reads(&churned));
+    let at = chrono::Utc
+        .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+        .single()
+        .expect("valid date");
+    let snapshot = Snapshot {
+        groups: before
+            .groups
+            .iter()
+            .map(|(name, g)| {
+                let group = SnapshotGroup {
+                    okta_id: OktaGroupId::new(g.okta_id.as_str()),
+                    members: g.members.clone(),
+                    pushed_at: at,
+                    unconfirmed: false,
+                    read: None,
+                };
+                (name.clone(), group)
+            })
+            .collect(),
+    };
+    let policy = Policy {
+        inline_member_limit: 1000,
+    };
+    let time_plan = |desired| {
+        let mut times = Vec::new();
+        let mut puts = 0;
+        for _ in 0..reps {
+            let started = Instant::now();
+            let p = plan(desired, &snapshot, &policy);
+            times.push(started.elapsed());
+            puts = p.puts().count();
+        }
+        (median(times), puts)
+    };
+    let (plan_unchanged, _) = time_plan(&before);
+    let (plan_churn, churn_puts) = time_plan(&after);
+    PlanTiming {
+        memberships: org.groups.values().map(|g| g.members.len()).sum(),
+        groups: org.groups.len(),
+        desired: median(desired_times),
+        plan_unchanged,
+        plan_churn,
+        churn_puts,
+        churned_groups: churn.groups.len(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+// ---------------------------------------------------------------------------------------------
+
+/// The results table (Markdown), with a header stating the org and the allowed rate.
+pub fn render(report: &Report) -> String {
+    let o = &report.opts;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Org: {} groups, {} users, {} memberships (seed {}, generated in {:.1} s). Okta bucket: {} requests per {} s; \
+         allowed rate = okta.rate_limit_share {} x {} / {} s = {:.1} req/s{}.",
+        o.groups,
+        o.users,
+        report.memberships,
+        o.seed,
+        report.generate_secs,
+        o.rate_limit,
+        o.rate_window_secs,
+        o.share,
+        o.rate_limit,
+        o.rate_window_secs,
+        o.allowed_rate(),
+        if report.share_configured {
+            ""
+        } else {
+            " (NB: this q-group-sync predates okta.rate_limit_share; the key was not written)"
+        }
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "| run | Okta requests | Okta 429s | Q requests | Q writes | wall s | floor s | wall / floor | peak RSS MiB | CPU s | exit |"
+    );
+    let _ = writeln!(
+        out,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for r in &report.rows {
+        let ratio = r
+            .wall_over_floor()
+            .map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {:.1} | {:.1} | {} | {:.1} | {:.1} | {} |",
+            r.name(),
+            r.okta_requests,
+            r.okta_429,
+            r.q_requests,
+            r.q_writes(),
+            r.wall.as_secs_f64(),
+            r.floor.as_secs_f64(),
+            ratio,
+            r.max_rss_bytes as f64 / MIB,
+            r.cpu.as_secs_f64(),
+            r.exit
+                .map_or_else(|| "killed".to_owned(), |c| c.to_string()),
+        );
+    }
+    let _ = writeln!(out);
+    for r in &report.rows {
+        let mut notes = vec![format!(
+            "member reads {} requests for {} groups",
+            r.list_members_requests,
+            r.groups_read.len()
+        )];
+        if let Some(churned) = &r.churned {
+            notes.push(format!("churn changed {} groups", churned.len()));
+        }
+        if let (Some(limited), Some(wait)) = (r.client_rate_limited, r.client_wait_secs) {
+            notes.push(format!(
+                "client saw {limited} 429s, waited {wait:.1} s on them"
+            ));
+        }
+        if let Some((requests, refused)) = r.background {
+            notes.push(format!(
+                "background client: {requests} requests, {refused} refused"
+            ));
+        }
+        if r.q_throttled > 0 {
+            notes.push(format!("{} Q throttles", r.q_throttled));
+        }
+        let _ = writeln!(out, "- {}: {}", r.name(), notes.join("; "));
+    }
+    if let Some(p) = &report.plan {
+        let _ = writeln!(
+            out,
+            "- plan micro-benchmark ({} groups, {} memberships, median of {}): select::desired {:.0} ms, \
+             plan with nothing to do {:.0} ms, plan after the churn {:.0} ms ({} puts for {} changed groups)",
+            p.groups,
+            p.memberships,
+            o.plan_reps,
+            p.desired.as_secs_f64() * 1000.0,
+            p.plan_unchanged.as_secs_f64() * 1000.0,
+            p.plan_churn.as_secs_f64() * 1000.0,
+            p.churn_puts,
+            p.churned_groups
+        );
+    }
+    out
+}
+
+/// One target and whether the run met it.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub target: String,
+    pub measured: String,
+    pub met: bool,
+}
+
+/// The issue's targets, checked against the report. Targets whose runs are missing are left out.
+pub fn checks(report: &Report) -> Vec<Check> {
+    let o = &report.opts;
+    let mut out = Vec::new();
+    let mut check = |target: &str, measured: String, met: bool| {
+        out.push(Check {
+            target: target.to_owned(),
+            measured,
+            met,
+        });
+    };
+    let product = |pass| report.row(Strategy::Product, pass);
+    let naive = |pass| report.row(Strategy::Naive, pass);
+
+    if let Some(r) = product(Pass::NoChange) {
+        let pages = o.groups.div_ceil(o.page_size.max(1) as usize);
+        let expected = pages + r.token_requests;
+        check(
+            "no-change: Okta requests = ceil(groups / page size) (+ auth)",
+            format!(
+                "{} (expected {pages} + {} auth)",
+                r.okta_requests, r.token_requests
+            ),
+            r.ok && r.okta_requests == expected,
+        );
+        check(
+            "no-change: zero Q writes",
+            format!("{} writes ({} Q requests)", r.q_writes(), r.q_requests),
+            r.ok && r.q_writes() == 0,
+        );
+        if let Some(n) = naive(Pass::NoChange) {
+            let ratio = n.okta_requests as f64 / r.okta_requests.max(1) as f64;
+            check(
+                "no-change: >= 100x fewer Okta requests than the naive pass",
+                format!("{ratio:.0}x ({} vs {})", n.okta_requests, r.okta_requests),
+                r.ok && n.ok && ratio >= 100.0,
+            );
+        }
+    }
+    if let Some(r) = product(Pass::Churn) {
+        let churned = r.churned.clone().unwrap_or_default();
+        check(
+            "1% churn: Q writes = groups actually changed",
+            format!(
+                "{} puts + {} deletes for {} changed groups",
+                r.q_puts,
+                r.q_deletes,
+                churned.len()
+            ),
+            r.ok && r.q_puts == churned.len() && r.q_deletes == 0,
+        );
+        let extra = r.groups_read.difference(&churned).count();
+        let missing = churned.difference(&r.groups_read).count();
+        check(
+            "1% churn: Okta member reads only for changed groups",
+            format!(
+                "members read for {} groups: {} of the {} changed, {extra} unchanged",
+                r.groups_read.len(),
+                churned.len() - missing,
+                churned.len()
+            ),
+            r.ok && extra == 0,
+        );
+    }
+    if let Some(r) = product(Pass::Initial) {
+        let ratio = r.wall_over_floor().unwrap_or(f64::INFINITY);
+        check(
+            "initial: wall time <= 1.15 x rate-limit floor",
+            format!(
+                "{:.1} s / {:.1} s = {ratio:.2}",
+                r.wall.as_secs_f64(),
+                r.floor.as_secs_f64()
+            ),
+            r.ok && ratio <= 1.15,
+        );
+        check(
+            "initial: zero 429s alone on the budget",
+            format!("{} 429s", r.okta_429),
+            r.ok && r.okta_429 == 0,
+        );
+    }
+    if let Some(r) = product(Pass::SharedInitial) {
+        check(
+            "initial, shared budget: a few 429s at most (<= 5), no failure",
+            format!(
+                "{} 429s, exit {}",
+                r.okta_429,
+                r.exit
+                    .map_or_else(|| "killed".to_owned(), |c| c.to_string())
+            ),
+            r.ok && r.okta_429 <= 5,
+        );
+    }
+    let peak = report
+        .rows
+        .iter()
+        .filter(|r| r.strategy == Strategy::Product)
+        .map(|r| r.max_rss_bytes)
+        .max();
+    if let Some(peak) = peak {
+        check(
+            "peak RSS of q-group-sync <= 64 MB",
+            format!(
+                "{:.1} MiB ({:.1} MB) over all q-group-sync runs, {} memberships",
+                peak as f64 / MIB,
+                peak as f64 / 1e6,
+                report.memberships
+            ),
+            peak as f64 <= 64.0 * 1e6,
+        );
+    }
+    if let Some(p) = &report.plan {
+        let worst = p.plan_churn.max(p.plan_unchanged);
+        check(
+            "plan computation <= 1 s",
+            format!(
+                "{:.0} ms (plan), {:.0} ms (select::desired + plan)",
+                worst.as_secs_f64() * 1000.0,
+                (p.desired + worst).as_secs_f64() * 1000.0
+            ),
+            worst <= Duration::from_secs(1),
+        );
+    }
+    if let Some(same) = report.same_churn {
+        check(
+            "both strategies saw the same churn",
+            if same {
+                "same groups"
+            } else {
+                "different groups"
+            }
+            .to_owned(),
+            same,
+        );
+    }
+    out
+}
+
+/// The checks as a Markdown table.
+pub fn render_checks(checks: &[Check]) -> String {
+    let mut out = String::from("| target | measured | met |\n|---|---|---|\n");
+    for c in checks {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} |",
+            c.target,
+            c.measured,
+            if c.met { "yes" } else { "**no**" }
+        );
+    }
+    out
+}

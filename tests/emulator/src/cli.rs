@@ -1,0 +1,135 @@
+//! The `q-group-sync-emulator` command line: both emulators in one process, for manual runs, the
+//! demo and the benchmark (`examples/bench`).
+//!
+//! Prints one JSON line with the URLs, ids and the generated org's size, then serves until
+//! SIGTERM/SIGINT or until stdin closes (so a parent that dies takes it along).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use tokio::io::AsyncReadExt;
+
+use crate::generate::{self, OrgSpec, Sizes};
+use crate::{OktaEmulator, OktaOptions, QEmulator, QOptions};
+
+/// Serve an emulated Okta org and Amazon Q Business index on loopback.
+///
+/// Control endpoints (no auth) on the Okta URL: `GET /_emulator/stats[?groups=true]`,
+/// `POST /_emulator/reset-stats`, `POST /_emulator/churn` (`{"percent": 1.0, "seed": 7}`),
+/// `POST /_emulator/members`; on the Q Business URL: `GET /_emulator/stats`,
+/// `POST /_emulator/reset-stats`, `GET /_emulator/groups`.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "q-group-sync-emulator", version, about)]
+pub struct Cli {
+    /// Number of Okta groups to generate.
+    #[arg(long, default_value_t = 50)]
+    pub groups: usize,
+    /// Number of Okta users to generate.
+    #[arg(long, default_value_t = 500)]
+    pub users: usize,
+    /// Largest generated group (a few groups come close to it).
+    #[arg(long, default_value_t = 1000)]
+    pub max_group_size: usize,
+    /// Group size profile: `small` (most under 50, mean about 50) or `heavy` (the benchmark's:
+    /// about half under 50, mean about 22 % of --max-group-size).
+    #[arg(long, default_value = "small")]
+    pub sizes: Sizes,
+    /// Generator seed; the same seed gives the same org.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Generate a realistic, messy org (odd statuses, missing emails, odd group names).
+    #[arg(long)]
+    pub messy: bool,
+    /// Requests per window in Okta's shared /api/v1/groups bucket (listings and member reads).
+    #[arg(long, default_value_t = 10_000)]
+    pub okta_rate_limit: u32,
+    /// Length of the rate-limit window in seconds (Okta's is 60).
+    #[arg(long, default_value_t = 60.0)]
+    pub okta_rate_window: f64,
+    /// A second, synthetic Okta client spending this many requests per second of the same
+    /// bucket, to test sharing it. 0: none.
+    #[arg(long, default_value_t = 0.0)]
+    pub okta_background_rps: f64,
+    /// Latency added to every Okta API answer, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub okta_latency_ms: u64,
+    /// Okta emulator listen address.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub okta_listen: SocketAddr,
+    /// Q Business emulator listen address.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub q_listen: SocketAddr,
+}
+
+/// Generates the org, starts both emulators, prints the JSON line, serves until told to stop.
+pub async fn run(cli: Cli) -> std::io::Result<()> {
+    let generating = Instant::now();
+    let spec = OrgSpec {
+        seed: cli.seed,
+        groups: cli.groups,
+        users: cli.users,
+        max_group_size: cli.max_group_size,
+        messy: cli.messy,
+    };
+    let org = generate::org_with_sizes(&spec, cli.sizes);
+    let memberships: usize = org.groups.values().map(|g| g.members.len()).sum();
+    let largest = org.groups.values().map(|g| g.members.len()).max();
+    let generate_secs = generating.elapsed().as_secs_f64();
+    if !(cli.okta_rate_window > 0.0 && cli.okta_rate_window.is_finite()) {
+        return Err(std::io::Error::other("--okta-rate-window must be positive"));
+    }
+    let okta_options = OktaOptions {
+        rate_limit: cli.okta_rate_limit,
+        rate_window: Duration::from_secs_f64(cli.okta_rate_window),
+        background_rps: cli.okta_background_rps.max(0.0),
+        latency: Duration::from_millis(cli.okta_latency_ms),
+        ..OktaOptions::default()
+    };
+    let okta = OktaEmulator::start_on(cli.okta_listen, org, okta_options).await?;
+    let q = QEmulator::start_on(cli.q_listen, QOptions::default()).await?;
+    let line = serde_json::json!({
+        "okta_url": okta.url(),
+        "okta_token": okta.token(),
+        "qbusiness_url": q.url(),
+        "application_id": q.application_id(),
+        "index_id": q.index_id(),
+        "groups": cli.groups,
+        "users": cli.users,
+        "memberships": memberships,
+        "largest_group": largest,
+        "generate_secs": generate_secs,
+    });
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{line}")?;
+        stdout.flush()?;
+    }
+    stop_signal().await?;
+    okta.shutdown().await;
+    q.shutdown().await;
+    Ok(())
+}
+
+/// Resolves on SIGTERM, SIGINT, or end of stdin (the parent went away).
+async fn stop_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let stdin_closed = async {
+        let mut stdin = tokio::io::stdin();
+        let mut buf = [0u8; 1024];
+        // Any error counts as closed too.
+        while let Ok(n) = stdin.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+        () = stdin_closed => {}
+    }
+    Ok(())
+}
