@@ -87,7 +87,6 @@ pub struct Budget {
 }
 
 /// What is known of one bucket.
-#[derive(Default)]
 struct Bucket {
     /// Learned from `X-Rate-Limit-Limit` (the concurrency form, 0, is ignored).
     limit: Option<u32>,
@@ -106,11 +105,18 @@ struct Bucket {
     pacer: Option<((u32, Duration), Arc<Pacer>)>,
 }
 
-impl Bucket {
-    fn new() -> Bucket {
+impl Default for Bucket {
+    fn default() -> Self {
         Bucket {
+            limit: None,
+            remaining: None,
+            window_reset: None,
+            reset_at: None,
+            used: 0,
+            paused_until: None,
             slowdown: 1.0,
-            ..Bucket::default()
+            window: None,
+            pacer: None,
         }
     }
 }
@@ -140,7 +146,7 @@ impl Budget {
         loop {
             let step = {
                 let mut buckets = self.lock();
-                let b = buckets.entry(bucket).or_insert_with(Bucket::new);
+                let b = buckets.entry(bucket).or_default();
                 self.next_step(b, Instant::now())
             };
             match step {
@@ -151,7 +157,7 @@ impl Budget {
                     }
                     // The window may have been used up while this request waited on the pacer.
                     let mut buckets = self.lock();
-                    let b = buckets.entry(bucket).or_insert_with(Bucket::new);
+                    let b = buckets.entry(bucket).or_default();
                     if let Step::Wait(_) = self.next_step(b, Instant::now()) {
                         continue;
                     }
@@ -235,7 +241,7 @@ impl Budget {
             .map(|d| d.as_secs() as i64);
         let now = Instant::now();
         let mut buckets = self.lock();
-        let b = buckets.entry(bucket).or_insert_with(Bucket::new);
+        let b = buckets.entry(bucket).or_default();
         b.limit = limit.and_then(|l| u32::try_from(l).ok());
         let new_window = reset.is_some() && b.window_reset != reset;
         if let Some(reset) = reset {
@@ -267,7 +273,7 @@ impl Budget {
     /// A 429: nobody sends until `wait` has passed, and the pace slows down.
     pub fn throttled(&self, bucket: &'static str, wait: Duration) {
         let mut buckets = self.lock();
-        let b = buckets.entry(bucket).or_insert_with(Bucket::new);
+        let b = buckets.entry(bucket).or_default();
         let until = Instant::now() + wait;
         b.paused_until = Some(b.paused_until.map_or(until, |p| p.max(until)));
         b.slowdown = (b.slowdown * SLOWDOWN_STEP).max(MIN_SLOWDOWN);
