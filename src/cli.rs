@@ -100,6 +100,10 @@ pub struct OutputArgs {
     /// `sync.full_every` does).
     #[arg(long)]
     pub full: bool,
+    /// Only this group: an Okta group id, Okta group name or Q group name. Its members are
+    /// always read; other groups are not touched.
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
 }
 
 /// Result format on stdout.
@@ -201,6 +205,7 @@ async fn run_pass(
 ) -> anyhow::Result<Exit> {
     let request = PassRequest {
         full: args.full,
+        group: args.group.clone(),
         ..PassRequest::cli(mode)
     };
     run_request(config, &request, args.output, shutdown).await

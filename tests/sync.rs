@@ -429,3 +429,31 @@ async fn corrupt_snapshot_stops_the_run() {
     );
     assert!(h.q_state().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_one_group_on_demand() {
+    let h = Harness::start(small_org(3, 4)).await;
+    let out = h.run(&["sync"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    h.okta.update(|o| {
+        o.remove_member(&OktaOrg::group_id(1), &OktaOrg::user_id(0));
+        o.remove_member(&OktaOrg::group_id(2), &OktaOrg::user_id(0));
+    });
+    h.q.reset_calls();
+    let out = h.run(&["sync", "--group", "group 1"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let puts: Vec<String> =
+        h.q.calls()
+            .into_iter()
+            .filter(|c| c.op == "PutGroup")
+            .filter_map(|c| c.group)
+            .collect();
+    assert_eq!(puts, ["group 1"]);
+    let out = h.run(&["sync", "--group", "no such group"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("no Okta group or managed Q group is named"),
+        "{}",
+        text(&out)
+    );
+}
