@@ -86,6 +86,8 @@ pub enum Error {
         "held plan {id} is {status}, not waiting for approval; run `q-group-sync sync` for a new plan"
     )]
     PlanClosed { id: String, status: String },
+    #[error("held plan {id} cannot be checked against Okta now ({reason}); it stays held, try again")]
+    ApprovalIncomplete { id: String, reason: String },
     #[error("Okta no longer agrees with held plan {id}: {} not in it; run `q-group-sync sync` for a new plan", .changes.join(", "))]
     PlanDisagrees { id: String, changes: Vec<String> },
 }
@@ -99,9 +101,10 @@ impl Error {
             Error::QBusiness(_) => "qbusiness",
             Error::Cancelled { .. } => "cancelled",
             Error::UnknownGroup { .. } => "unknown_group",
-            Error::UnknownPlan { .. } | Error::PlanClosed { .. } | Error::PlanDisagrees { .. } => {
-                "approval"
-            }
+            Error::UnknownPlan { .. }
+            | Error::PlanClosed { .. }
+            | Error::PlanDisagrees { .. }
+            | Error::ApprovalIncomplete { .. } => "approval",
         }
     }
 }
@@ -671,6 +674,10 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
                 id: id.to_owned(),
                 status: record.status,
             });
+        }
+        if let Some(reason) = &fresh.withheld_reason {
+            // Deciding whether Okta still agrees needs every group read.
+            return Err(Error::ApprovalIncomplete { id: id.to_owned(), reason: reason.clone() });
         }
         if let Err(changes) = record.held.covers(&fresh) {
             self.store
