@@ -86,7 +86,9 @@ pub enum Error {
         "held plan {id} is {status}, not waiting for approval; run `q-group-sync sync` for a new plan"
     )]
     PlanClosed { id: String, status: String },
-    #[error("held plan {id} cannot be checked against Okta now ({reason}); it stays held, try again")]
+    #[error(
+        "held plan {id} cannot be checked against Okta now ({reason}); it stays held, try again"
+    )]
     ApprovalIncomplete { id: String, reason: String },
     #[error("Okta no longer agrees with held plan {id}: {} not in it; run `q-group-sync sync` for a new plan", .changes.join(", "))]
     PlanDisagrees { id: String, changes: Vec<String> },
@@ -677,7 +679,10 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         }
         if let Some(reason) = &fresh.withheld_reason {
             // Deciding whether Okta still agrees needs every group read.
-            return Err(Error::ApprovalIncomplete { id: id.to_owned(), reason: reason.clone() });
+            return Err(Error::ApprovalIncomplete {
+                id: id.to_owned(),
+                reason: reason.clone(),
+            });
         }
         if let Err(changes) = record.held.covers(&fresh) {
             self.store

@@ -68,7 +68,7 @@ pub fn describe() {
     );
     describe_counter!(
         PASSES,
-        "Sync passes finished, by outcome (success, partial, failed) and mode (sync, plan)."
+        "Sync passes finished, by outcome (success, partial, held, failed) and mode (sync, plan)."
     );
     describe_counter!(PASS_FAILURES, "Passes that stopped early, by error kind.");
     describe_histogram!(PASS_DURATION, Unit::Seconds, "Duration of a whole pass.");

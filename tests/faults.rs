@@ -71,6 +71,8 @@ enum Scenario {
     OktaTimeouts,
     OktaTruncatedBodies,
     OktaEmptyListing,
+    /// A listed group is gone (404 E0000007) by the time its members are read.
+    OktaGroupVanishes,
     QThrottling,
     Q500s,
     QConflict,
@@ -79,13 +81,14 @@ enum Scenario {
     KillDuringRead,
 }
 
-const SCENARIOS: [Scenario; 12] = [
+const SCENARIOS: [Scenario; 13] = [
     Scenario::Okta429Storm,
     Scenario::OktaConcurrency429,
     Scenario::Okta5xxOnPages,
     Scenario::OktaTimeouts,
     Scenario::OktaTruncatedBodies,
     Scenario::OktaEmptyListing,
+    Scenario::OktaGroupVanishes,
     Scenario::QThrottling,
     Scenario::Q500s,
     Scenario::QConflict,
@@ -212,6 +215,13 @@ async fn run_scenario(scenario: Scenario, seed: u64, tally: &mut Tally) {
                 times: None,
             });
         }
+        Scenario::OktaGroupVanishes => {
+            h.okta.add_fault(OktaFault {
+                matcher: Matcher::members_of(&victim),
+                action: FaultAction::Status(404),
+                times: None,
+            });
+        }
         Scenario::QThrottling => h.q.add_fault(QFault::times(QFaultAction::Throttle, 6)),
         Scenario::Q500s => {
             h.q.add_fault(QFault::times(QFaultAction::InternalError, 5).on_op("PutGroup"))
@@ -291,6 +301,19 @@ async fn run_scenario(scenario: Scenario, seed: u64, tally: &mut Tally) {
     assert!(injected > 0, "{scenario:?}: no fault was injected");
     if matches!(scenario, Scenario::OktaEmptyListing) {
         assert_eq!(code, Some(3), "{scenario:?}: an empty listing is held");
+    }
+    let mut after = after;
+    if matches!(scenario, Scenario::OktaGroupVanishes) {
+        // It really is gone: Okta's truth loses it too.
+        let name = h
+            .okta
+            .update(|o| o.groups.remove(&victim).map(|g| g.name))
+            .unwrap_or_default();
+        after.remove(&name);
+        assert!(
+            !h.q_state().contains_key(&name),
+            "{scenario:?}: a vanished group is deleted"
+        );
     }
     let wrong = wrong_memberships(&h.q_state(), &before, &after);
 

@@ -680,13 +680,24 @@ async fn approval_needs_a_complete_read_and_keeps_the_plan_held() {
     e.source.fail("g60", ReadFault::Server);
     e.source.set_members("g60", &["ana", "bo"]);
     e.sink.take_calls();
-    let full = PassRequest { full: true, ..PassRequest::approve(&id, "cli") };
-    let r = e.run_once(&full, &NoProgress, &CancellationToken::new()).await;
+    let full = PassRequest {
+        full: true,
+        ..PassRequest::approve(&id, "cli")
+    };
+    let r = e
+        .run_once(&full, &NoProgress, &CancellationToken::new())
+        .await;
     assert_eq!(r.error_kind, Some("approval"), "{r:?}");
     assert!(e.sink.take_calls().is_empty());
     assert_eq!(e.store.holds.lock().expect("lock")[0].status, "held");
     e.source.heal();
-    let r = e.run_once(&PassRequest::approve(&id, "cli"), &NoProgress, &CancellationToken::new()).await;
+    let r = e
+        .run_once(
+            &PassRequest::approve(&id, "cli"),
+            &NoProgress,
+            &CancellationToken::new(),
+        )
+        .await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     assert_eq!(e.sink.take_calls().len(), 30);
 }

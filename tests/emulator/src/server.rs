@@ -4,6 +4,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use axum::Router;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -37,7 +38,12 @@ impl Bound {
     pub(crate) fn serve(self, router: Router) -> Server {
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let serve = axum::serve(self.listener, router).with_graceful_shutdown(async move {
+            // TCP_NODELAY, as real API front ends answer: with Nagle's algorithm a response
+            // split over two segments waits for the client's delayed ACK (40-200 ms per call).
+            let listener = self.listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
                 // A dropped sender also means "stop".
                 let _ = rx.await;
             });
