@@ -22,28 +22,13 @@ const GROUPS: usize = 30;
 const USERS: usize = 60;
 
 fn org(rng: &mut StdRng) -> OktaOrg {
-    let mut o = OktaOrg::default();
-    for u in 0..USERS {
-        let id = OktaOrg::user_id(u);
-        o.add_user(
-            &id,
-            "ACTIVE",
-            Some(&format!("user{u}@example.test")),
-            &format!("user{u}@example.test"),
-        );
-    }
-    for g in 0..GROUPS {
-        let gid = OktaOrg::group_id(g);
-        o.add_group(&gid, &format!("group {g:02}"), "OKTA_GROUP");
-        for u in 0..USERS {
-            if rng.random_bool(0.3) {
-                o.add_member(&gid, &OktaOrg::user_id(u));
-            }
-        }
-        // Never empty: an emptied group is a breaker case of its own.
-        o.add_member(&gid, &OktaOrg::user_id(g));
-    }
-    o
+    // User g is always in group g: never empty (an emptied group is a breaker case of its own).
+    common::org_with(
+        GROUPS,
+        USERS,
+        |g| format!("group {g:02}"),
+        |u, g| u == g || rng.random_bool(0.3),
+    )
 }
 
 /// A modest change: members in and out of six groups, one group deleted, one created.

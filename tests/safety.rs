@@ -9,26 +9,12 @@ use common::{Harness, expected, text};
 use q_group_sync_emulator::{FaultAction, Matcher, OktaFault, OktaOrg, QFault, QFaultAction};
 
 fn org(groups: usize) -> OktaOrg {
-    let mut o = OktaOrg::default();
-    for u in 0..20 {
-        let id = OktaOrg::user_id(u);
-        o.add_user(
-            &id,
-            "ACTIVE",
-            Some(&format!("user{u}@example.test")),
-            &format!("user{u}@example.test"),
-        );
-    }
-    for g in 0..groups {
-        let gid = OktaOrg::group_id(g);
-        o.add_group(&gid, &format!("team {g:03}"), "OKTA_GROUP");
-        for u in 0..20 {
-            if (u * 7 + g) % 4 != 0 {
-                o.add_member(&gid, &OktaOrg::user_id(u));
-            }
-        }
-    }
-    o
+    common::org_with(
+        groups,
+        20,
+        |g| format!("team {g:03}"),
+        |u, g| (u * 7 + g) % 4 != 0,
+    )
 }
 
 fn json(out: &std::process::Output) -> serde_json::Value {

@@ -13,26 +13,12 @@ use q_group_sync_emulator::{OktaOptions, OktaOrg, QFault, QFaultAction};
 const ADMIN: &str = "admin-token-0123456789abcdef";
 
 fn org(groups: usize, members: usize) -> OktaOrg {
-    let mut o = OktaOrg::default();
-    for u in 0..members {
-        let id = OktaOrg::user_id(u);
-        o.add_user(
-            &id,
-            "ACTIVE",
-            Some(&format!("user{u}@example.test")),
-            &format!("user{u}@example.test"),
-        );
-    }
-    for g in 0..groups {
-        let gid = OktaOrg::group_id(g);
-        o.add_group(&gid, &format!("group {g}"), "OKTA_GROUP");
-        for u in 0..members {
-            if (u + g) % 3 != 0 {
-                o.add_member(&gid, &OktaOrg::user_id(u));
-            }
-        }
-    }
-    o
+    common::org_with(
+        groups,
+        members,
+        |g| format!("group {g}"),
+        |u, g| (u + g) % 3 != 0,
+    )
 }
 
 /// An Okta emulator slow enough that a pass takes about a second.

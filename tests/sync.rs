@@ -156,24 +156,7 @@ async fn full_sync_no_op_five_changes_and_a_deletion() {
 }
 
 fn small_org(groups: usize, members: usize) -> OktaOrg {
-    let mut o = OktaOrg::default();
-    for u in 0..members {
-        let id = OktaOrg::user_id(u);
-        o.add_user(
-            &id,
-            "ACTIVE",
-            Some(&format!("user{u}@example.test")),
-            &format!("user{u}@example.test"),
-        );
-    }
-    for g in 0..groups {
-        let gid = OktaOrg::group_id(g);
-        o.add_group(&gid, &format!("group {g}"), "OKTA_GROUP");
-        for u in 0..members {
-            o.add_member(&gid, &OktaOrg::user_id(u));
-        }
-    }
-    o
+    common::org_with(groups, members, |g| format!("group {g}"), |_, _| true)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

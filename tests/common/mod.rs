@@ -398,3 +398,28 @@ impl Harness {
         self.dir.path().join("okta-key.pem")
     }
 }
+
+/// An org of `users` ACTIVE users (`user<N>@example.test`) and `groups` OKTA_GROUPs named
+/// `name(g)`, where user `u` is a member of group `g` when `member(u, g)`.
+pub fn org_with(
+    groups: usize,
+    users: usize,
+    name: impl Fn(usize) -> String,
+    mut member: impl FnMut(usize, usize) -> bool,
+) -> OktaOrg {
+    let mut o = OktaOrg::default();
+    for u in 0..users {
+        let email = format!("user{u}@example.test");
+        o.add_user(&OktaOrg::user_id(u), "ACTIVE", Some(&email), &email);
+    }
+    for g in 0..groups {
+        let gid = OktaOrg::group_id(g);
+        o.add_group(&gid, &name(g), "OKTA_GROUP");
+        for u in 0..users {
+            if member(u, g) {
+                o.add_member(&gid, &OktaOrg::user_id(u));
+            }
+        }
+    }
+    o
+}
