@@ -253,15 +253,21 @@ async fn run_request(
     let okta = engine.source().stats();
     match output {
         Output::Json => {
-            let value = match mode {
-                Mode::Plan => serde_json::to_value(&report.plan)?,
-                Mode::Apply => {
-                    let mut v = serde_json::to_value(&report)?;
-                    v["okta"] = serde_json::to_value(okta)?;
-                    v
-                }
-            };
-            println!("{}", serde_json::to_string_pretty(&value)?);
+            // Streamed: the report of a first sync lists every membership added.
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            match mode {
+                Mode::Plan => serde_json::to_writer_pretty(&mut out, &report.plan)?,
+                Mode::Apply => serde_json::to_writer_pretty(
+                    &mut out,
+                    &JsonReport {
+                        report: &report,
+                        okta,
+                    },
+                )?,
+            }
+            std::io::Write::write_all(&mut out, b"\n")?;
+            std::io::Write::flush(&mut out)?;
         }
         Output::Text => print!("{}", render_report(&report, &okta)),
     }
@@ -410,6 +416,14 @@ async fn reconcile(config: &Config, args: &ReconcileArgs) -> anyhow::Result<Exit
     } else {
         Exit::Failed
     })
+}
+
+/// `sync --output json`: the run report plus the Okta request counters.
+#[derive(serde::Serialize)]
+struct JsonReport<'a> {
+    #[serde(flatten)]
+    report: &'a RunReport,
+    okta: OktaStats,
 }
 
 /// The text summary printed by `sync` and `plan`.

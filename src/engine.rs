@@ -19,9 +19,10 @@ use crate::config::VerifyMode;
 use crate::metrics;
 use crate::model::GroupName;
 use crate::plan::safety::{self, Managed, SafetyPolicy};
-use crate::plan::select::{GroupRead, Scope};
+use crate::plan::select::{GroupRead, Mapper, Scope};
 use crate::plan::{self, Change, Plan, Policy, ReadMark, Rules, Snapshot};
 use crate::sink::{DeleteOutcome, GroupSink, GroupState, SinkError};
+use crate::source::MemberRead;
 use crate::source::{DirectorySource, OktaGroup, SourceError};
 use crate::store::{AppliedPut, RunId, RunRecord, RunStart, SnapshotStore, StoreError};
 use sha2::{Digest, Sha256};
@@ -505,20 +506,16 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         );
         report.groups_read = to_read.len();
         progress.listed(to_read.len());
+        let mut mapper = Mapper::new(&self.settings.rules);
         // Reading can take minutes on a large org; a shutdown does not wait for it.
         let mut reads = tokio::select! {
-            reads = self.read_members(&to_read, progress) => reads?,
+            reads = self.read_members(&to_read, progress, &mut mapper) => reads?,
             _ = cancel.cancelled() => return Err(Error::Cancelled { not_applied: 0 }),
         };
         // What this pass's reads are worth for the next one.
         let marks: BTreeMap<GroupName, ReadMark> = to_read
             .iter()
-            .filter(|g| {
-                matches!(
-                    reads.get(&g.id),
-                    Some(GroupRead::Read(crate::source::MemberRead::Members(_)))
-                )
-            })
+            .filter(|g| matches!(reads.get(&g.id), Some(GroupRead::Mapped(_))))
             .filter_map(|g| {
                 let Scope::In(name) = self.settings.rules.scope(g) else {
                     return None;
@@ -536,7 +533,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         reads.append(&mut reused);
         metrics::phase("okta_read", read_timer.elapsed());
         let plan_timer = Instant::now();
-        let desired = plan::select::desired(&groups, &self.settings.rules, reads);
+        let desired = plan::select::desired_with(&groups, &self.settings.rules, reads, mapper);
         let plan = plan::plan(&desired, &snapshot, &self.settings.policy);
         let plan = match &request.approve {
             Some(id) => self.approved(id, plan).await?,
@@ -739,10 +736,13 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
 
     /// Reads every in-scope group's members. Only an error that no other request can escape
     /// (credentials, permissions) stops the pass; other failures leave that group unread.
+    /// Each group is mapped to Q ids as soon as it arrives, so the raw member lists of a large
+    /// org are never all in memory at once.
     async fn read_members(
         &self,
         groups: &[&OktaGroup],
         progress: &dyn Progress,
+        mapper: &mut Mapper<'_>,
     ) -> Result<BTreeMap<String, GroupRead>, Error> {
         let mut reads = BTreeMap::new();
         let mut pending = groups.iter();
@@ -760,7 +760,8 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
             };
             progress.group_read();
             let read = match result {
-                Ok(read) => GroupRead::Read(read),
+                Ok(MemberRead::Members(members)) => GroupRead::Mapped(mapper.map(&members)),
+                Ok(gone @ MemberRead::GroupGone) => GroupRead::Read(gone),
                 Err(e) if e.is_fatal() => return Err(Error::Okta(e)),
                 Err(e) => {
                     warn!(okta_group = %group.id, group = %group.name, kind = e.kind(), error = %e, "group unread");

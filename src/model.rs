@@ -95,6 +95,23 @@ impl fmt::Debug for OktaGroupId {
     }
 }
 
+/// Hands out one shared [`UserId`] per distinct id, so a user in many groups costs one
+/// string, not one per membership.
+#[derive(Debug, Default)]
+pub struct Interner(std::collections::BTreeSet<Arc<str>>);
+
+impl Interner {
+    /// The shared id for `id` (already normalised).
+    pub fn intern(&mut self, id: &str) -> UserId {
+        if let Some(known) = self.0.get(id) {
+            return UserId(Arc::clone(known));
+        }
+        let new: Arc<str> = Arc::from(id);
+        self.0.insert(Arc::clone(&new));
+        UserId(new)
+    }
+}
+
 /// A sorted member set. Sorted order makes plans, hashes and snapshots reproducible.
 pub type Members = BTreeSet<UserId>;
 

@@ -99,6 +99,8 @@ pub enum GroupRead {
     /// Not read this pass: Okta reports no membership change since the snapshot's read, so the
     /// snapshot's members stand (incremental reads).
     Unchanged(Members),
+    /// Read and already mapped by the [`Mapper`] handed to [`desired_with`].
+    Mapped(Members),
     /// Some page failed for good; carries the error kind and message for the report.
     Failed {
         kind: &'static str,
@@ -174,12 +176,23 @@ pub struct Desired {
 /// `reads` holds one entry per group whose scope was [`Scope::In`]; a missing entry counts as
 /// unread, so a bug upstream can only make the pass more careful, never delete.
 pub fn desired(groups: &[OktaGroup], rules: &Rules, reads: BTreeMap<String, GroupRead>) -> Desired {
+    desired_with(groups, rules, reads, Mapper::new(rules))
+}
+
+/// Like [`desired`], with a [`Mapper`] that already mapped the [`GroupRead::Mapped`] reads
+/// (the engine maps each group as it arrives, so raw member lists are never all held at once).
+pub fn desired_with(
+    groups: &[OktaGroup],
+    rules: &Rules,
+    reads: BTreeMap<String, GroupRead>,
+    mapper: Mapper<'_>,
+) -> Desired {
     let mut out = Desired {
         listed: groups.len(),
         ..Desired::default()
     };
     let mut reads = reads;
-    let mut mapper = Mapper::new(rules);
+    let mut mapper = mapper;
     // Q name -> Okta groups claiming it, to catch two Okta groups with one Q name.
     let mut claims: BTreeMap<GroupName, Vec<DesiredGroup>> = BTreeMap::new();
     for group in groups {
@@ -209,7 +222,7 @@ pub fn desired(groups: &[OktaGroup], rules: &Rules, reads: BTreeMap<String, Grou
                     members,
                 });
             }
-            Some(GroupRead::Unchanged(members)) => {
+            Some(GroupRead::Unchanged(members) | GroupRead::Mapped(members)) => {
                 claims.entry(q_name).or_default().push(DesiredGroup {
                     okta_id,
                     okta_name: group.name.clone(),
@@ -278,74 +291,99 @@ pub fn desired(groups: &[OktaGroup], rules: &Rules, reads: BTreeMap<String, Grou
     out
 }
 
-/// Maps Okta members to Q user ids, interning ids and tracking skips and collisions.
-struct Mapper<'a> {
+/// Maps Okta members to Q user ids. Each Okta user is decided once (status, attribute,
+/// normalisation) and every membership after that is a lookup, and ids are interned, so a
+/// user in many groups costs one string.
+pub struct Mapper<'a> {
     rules: &'a Rules,
-    /// Normalised id -> the Okta users that produced it (first one wins the interned value).
-    ids: BTreeMap<Box<str>, (UserId, BTreeSet<String>)>,
-    skipped_status: BTreeMap<String, BTreeSet<String>>,
-    missing: BTreeSet<String>,
-    invalid: BTreeSet<String>,
+    /// Okta user id -> its Q id, or `None` when the user is skipped.
+    users: BTreeMap<Box<str>, Option<UserId>>,
+    /// Q id -> the first Okta user that produced it.
+    owners: BTreeMap<UserId, Box<str>>,
+    /// Q ids produced by more than one Okta user, with all of them.
+    collisions: BTreeMap<UserId, BTreeSet<String>>,
+    skipped_status: BTreeMap<String, usize>,
+    missing: usize,
+    invalid: usize,
 }
 
 impl<'a> Mapper<'a> {
-    fn new(rules: &'a Rules) -> Self {
+    pub fn new(rules: &'a Rules) -> Self {
         Mapper {
             rules,
-            ids: BTreeMap::new(),
+            users: BTreeMap::new(),
+            owners: BTreeMap::new(),
+            collisions: BTreeMap::new(),
             skipped_status: BTreeMap::new(),
-            missing: BTreeSet::new(),
-            invalid: BTreeSet::new(),
+            missing: 0,
+            invalid: 0,
         }
     }
 
-    fn map(&mut self, members: &[OktaMember]) -> Members {
+    /// Maps one group's members to Q ids, counting skips and collisions across groups.
+    pub fn map(&mut self, members: &[OktaMember]) -> Members {
         let mut out = Members::new();
         for m in members {
-            if !self.rules.statuses.contains(&m.status) {
-                self.skipped_status
-                    .entry(m.status.clone())
-                    .or_default()
-                    .insert(m.id.clone());
-                continue;
-            }
-            let Some(raw) = m.attribute.as_deref().filter(|v| !v.trim().is_empty()) else {
-                self.missing.insert(m.id.clone());
-                continue;
+            let id = match self.users.get(m.id.as_str()) {
+                Some(known) => known.clone(),
+                None => {
+                    let decided = self.decide(m);
+                    self.users.insert(m.id.as_str().into(), decided.clone());
+                    decided
+                }
             };
-            let normalised = normalise_user_id(raw, self.rules.fold_subaddress);
-            if check_q_id(&normalised).is_err() {
-                self.invalid.insert(m.id.clone());
-                continue;
+            if let Some(id) = id {
+                out.insert(id);
             }
-            let entry = self
-                .ids
-                .entry(normalised.into_boxed_str())
-                .or_insert_with_key(|k| (UserId::from_normalised(&**k), BTreeSet::new()));
-            entry.1.insert(m.id.clone());
-            out.insert(entry.0.clone());
         }
         out
     }
 
+    /// The Q id of a user seen for the first time, or `None` (counted) when it is skipped.
+    fn decide(&mut self, m: &OktaMember) -> Option<UserId> {
+        if !self.rules.statuses.contains(&m.status) {
+            *self.skipped_status.entry(m.status.clone()).or_default() += 1;
+            return None;
+        }
+        let Some(raw) = m.attribute.as_deref().filter(|v| !v.trim().is_empty()) else {
+            self.missing += 1;
+            return None;
+        };
+        let normalised = normalise_user_id(raw, self.rules.fold_subaddress);
+        if check_q_id(&normalised).is_err() {
+            self.invalid += 1;
+            return None;
+        }
+        let id = UserId::from_normalised(normalised);
+        match self.owners.get_key_value(&id) {
+            Some((shared, first)) => {
+                let shared = shared.clone();
+                let first = first.to_string();
+                let all = self.collisions.entry(shared.clone()).or_default();
+                all.insert(first);
+                all.insert(m.id.clone());
+                Some(shared)
+            }
+            None => {
+                self.owners.insert(id.clone(), m.id.as_str().into());
+                Some(id)
+            }
+        }
+    }
+
     fn finish(self) -> (Vec<Collision>, Skipped) {
         let collisions = self
-            .ids
-            .into_values()
-            .filter(|(_, okta)| okta.len() > 1)
+            .collisions
+            .into_iter()
             .map(|(user_id, okta_user_ids)| Collision {
                 user_id,
                 okta_user_ids,
             })
             .collect();
         let skipped = Skipped {
-            by_status: self
-                .skipped_status
-                .into_iter()
-                .map(|(s, users)| (s, users.len()))
-                .collect(),
-            missing_attribute: self.missing.len(),
-            invalid_id: self.invalid.len(),
+            by_status: self.skipped_status,
+            missing_attribute: self.missing,
+            invalid_id: self.invalid,
         };
         (collisions, skipped)
     }

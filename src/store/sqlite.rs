@@ -11,7 +11,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use super::{AppliedPut, HeldRecord, RunId, RunRecord, RunStart, SnapshotStore, StoreError};
-use crate::model::{GroupName, Members, OktaGroupId, UserId};
+use crate::model::{GroupName, Interner, Members, OktaGroupId};
 use crate::plan::safety::Held;
 use crate::plan::{ReadMark, Snapshot, SnapshotGroup};
 
@@ -642,6 +642,7 @@ fn load(conn: &mut Connection, p: &str) -> Result<Snapshot, StoreError> {
         })
         .map_err(|e| classify(p, "read groups", e))?;
     let mut snapshot = Snapshot::default();
+    let mut ids = Interner::default();
     for row in rows {
         let (name, okta_id, members, count, hash, pushed_at, source_updated, read_at) =
             row.map_err(|e| classify(p, "read groups", e))?;
@@ -663,7 +664,7 @@ fn load(conn: &mut Connection, p: &str) -> Result<Snapshot, StoreError> {
         if sha256(&members) != hash {
             return Err(corrupt("member list does not match its checksum".into()));
         }
-        let members: Members = split(&members);
+        let members: Members = split(&members, &mut ids);
         if members.len() as i64 != count {
             return Err(corrupt(format!(
                 "member count {count} does not match the list ({})",
@@ -749,11 +750,11 @@ fn join(members: &Members) -> String {
     out
 }
 
-fn split(members: &str) -> Members {
+fn split(members: &str, ids: &mut Interner) -> Members {
     if members.is_empty() {
         return Members::new();
     }
-    members.split('\n').map(UserId::from_normalised).collect()
+    members.split('\n').map(|m| ids.intern(m)).collect()
 }
 
 fn sha256(s: &str) -> String {
@@ -787,7 +788,9 @@ mod tests {
     }
 
     fn members(ids: &[&str]) -> Members {
-        ids.iter().map(|i| UserId::from_normalised(*i)).collect()
+        ids.iter()
+            .map(|i| crate::model::UserId::from_normalised(*i))
+            .collect()
     }
 
     #[tokio::test]
