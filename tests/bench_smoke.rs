@@ -172,11 +172,16 @@ fn smoke() -> ExitCode {
         format!("took {:?}", started.elapsed()),
     );
 
+    let secs = started.elapsed().as_secs_f64();
     if problems.is_empty() {
-        println!("ok ({:.1} s)", started.elapsed().as_secs_f64());
+        println!(
+            "ok\n\ntest result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; finished in {secs:.2}s\n"
+        );
         ExitCode::SUCCESS
     } else {
-        println!("FAILED");
+        println!(
+            "FAILED\n\ntest result: FAILED. 0 passed; 1 failed; 0 ignored; 0 measured; finished in {secs:.2}s\n"
+        );
         eprintln!("{table}\n{}", harness::render_checks(&checks));
         for problem in problems {
             eprintln!("bench_smoke: {problem}");

@@ -57,6 +57,13 @@ pub struct Options {
     pub work_dir: PathBuf,
     /// Plan micro-benchmark repetitions (0: skip it).
     pub plan_reps: usize,
+    /// `qbusiness.max_writes_per_second` written to the config; `None`: the product's default
+    /// (20) scaled by the same factor as the Okta bucket, so that, as with the real limits, the
+    /// Okta reads and not the Q writes set the pace.
+    pub q_writes: Option<u32>,
+    /// `--output` of the measured `q-group-sync sync` runs: `json` (the run report with the
+    /// whole plan, and the client's own Okta counters) or `text`.
+    pub sync_output: String,
 }
 
 impl Options {
@@ -80,6 +87,8 @@ impl Options {
             run_timeout: Duration::from_secs(30 * 60),
             work_dir,
             plan_reps: 5,
+            q_writes: None,
+            sync_output: "json".to_owned(),
         }
     }
 
@@ -92,6 +101,18 @@ impl Options {
             run_timeout: Duration::from_secs(5 * 60),
             ..Options::full(work_dir)
         }
+    }
+
+    /// Okta Workforce's `/api/v1/groups` bucket is 500 per minute; the emulated one is this many
+    /// times larger.
+    pub fn scale(&self) -> f64 {
+        (f64::from(self.rate_limit) / self.rate_window_secs) / (500.0 / 60.0)
+    }
+
+    /// `qbusiness.max_writes_per_second` for the runs.
+    pub fn q_writes_per_second(&self) -> u32 {
+        self.q_writes
+            .unwrap_or_else(|| (20.0 * self.scale()).round().max(1.0) as u32)
     }
 
     /// Requests per second the sync client may use: share × limit / window.
@@ -281,7 +302,7 @@ impl Emulator {
 
     async fn okta_stats(&self) -> anyhow::Result<Value> {
         self.get(format!(
-            "{}/_emulator/stats?groups=true",
+            "{}/_emulator/stats?detail=true&groups=true",
             self.info.okta_url
         ))
         .await
@@ -289,9 +310,12 @@ impl Emulator {
     }
 
     async fn q_stats(&self) -> anyhow::Result<Value> {
-        self.get(format!("{}/_emulator/stats", self.info.qbusiness_url))
-            .await
-            .context("reading the Q Business stats")
+        self.get(format!(
+            "{}/_emulator/stats?detail=true",
+            self.info.qbusiness_url
+        ))
+        .await
+        .context("reading the Q Business stats")
     }
 
     async fn churn(&self, opts: &Options) -> anyhow::Result<Churned> {
@@ -388,6 +412,8 @@ pub struct Row {
     pub q_puts: usize,
     pub q_deletes: usize,
     pub q_throttled: usize,
+    /// Q calls by operation.
+    pub q_by_op: Vec<(String, usize)>,
     pub wall: Duration,
     /// Okta requests / allowed rate.
     pub floor: Duration,
@@ -492,7 +518,6 @@ impl Setup {
         opts: &Options,
         name: &str,
         background_rps: f64,
-        share_key: bool,
     ) -> anyhow::Result<Setup> {
         let dir = opts.work_dir.join(name);
         std::fs::create_dir_all(&dir)?;
@@ -504,7 +529,7 @@ impl Setup {
         )
         .await?;
         let config = dir.join("config.toml");
-        write_config(&config, &emulator.info, opts, &dir, share_key)?;
+        write_config(&config, &emulator.info, opts, &dir)?;
         Ok(Setup {
             emulator,
             config,
@@ -559,6 +584,10 @@ impl Setup {
             q_puts: count(&q["puts"]),
             q_deletes: count(&q["deletes"]),
             q_throttled: count(&q["throttled"]),
+            q_by_op: q["by_op"]
+                .as_object()
+                .map(|ops| ops.iter().map(|(op, n)| (op.clone(), count(n))).collect())
+                .unwrap_or_default(),
             wall: m.wall,
             floor,
             max_rss_bytes: m.max_rss_bytes,
@@ -600,42 +629,38 @@ fn write_config(
     info: &EmulatorInfo,
     opts: &Options,
     dir: &Path,
-    share_key: bool,
 ) -> anyhow::Result<()> {
-    let share = if share_key {
-        format!("rate_limit_share = {}", opts.share)
-    } else {
-        String::new()
-    };
     let toml = format!(
         r#"# Written by the q-group-sync benchmark.
 [okta]
 org_url = "{okta}"
 page_size = {page_size}
-{share}
+rate_limit_share = {share}
 
 [qbusiness]
 application_id = "{app}"
 index_id = "{index}"
 region = "us-east-1"
 endpoint_url = "{q}"
+max_writes_per_second = {writes}
 
 [state]
 path = "{state}"
 "#,
         okta = info.okta_url,
         page_size = opts.page_size,
+        share = opts.share,
         app = info.application_id,
         index = info.index_id,
         q = info.qbusiness_url,
+        writes = opts.q_writes_per_second(),
         state = dir.join("snapshot.db").display(),
     );
     std::fs::write(path, toml).with_context(|| format!("writing {}", path.display()))
 }
 
-/// Does this q-group-sync know `okta.rate_limit_share`? `check-config` against the emulator
-/// rejects unknown keys with exit 2.
-async fn product_knows_share(bins: &Binaries, setup: &Setup) -> anyhow::Result<bool> {
+/// `q-group-sync check-config` against the emulators: the config is valid and both answer.
+async fn preflight(bins: &Binaries, setup: &Setup) -> anyhow::Result<()> {
     let config = setup.config.to_string_lossy().into_owned();
     let cmd = sync_command(
         &bins.product,
@@ -644,18 +669,15 @@ async fn product_knows_share(bins: &Binaries, setup: &Setup) -> anyhow::Result<b
         &setup.dir,
     );
     let m = measured(cmd, Duration::from_secs(120), &setup.dir, "check-config").await?;
-    let stderr = String::from_utf8_lossy(&m.stderr);
-    if m.status.success() {
-        return Ok(true);
+    if !m.status.success() {
+        bail!(
+            "q-group-sync check-config failed against the emulator (exit {:?}): {} {}",
+            m.status.code(),
+            String::from_utf8_lossy(&m.stdout).trim(),
+            String::from_utf8_lossy(&m.stderr).trim()
+        );
     }
-    if m.status.code() == Some(2) && stderr.contains("rate_limit_share") {
-        return Ok(false);
-    }
-    bail!(
-        "q-group-sync check-config failed against the emulator (exit {:?}): {}",
-        m.status.code(),
-        stderr.trim()
-    )
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -684,8 +706,6 @@ pub struct Report {
     pub opts: Options,
     pub memberships: usize,
     pub generate_secs: f64,
-    /// Whether the config carried `okta.rate_limit_share` (false: the product predates it).
-    pub share_configured: bool,
     pub rows: Vec<Row>,
     pub plan: Option<PlanTiming>,
     /// Both strategies saw the same churn.
@@ -713,24 +733,14 @@ pub async fn run(
 ) -> anyhow::Result<Report> {
     std::fs::create_dir_all(&opts.work_dir)?;
     let mut rows = Vec::new();
-    let sync = ["sync", "--output", "json"];
+    let sync = ["sync", "--output", opts.sync_output.as_str()];
 
     progress(&format!(
         "starting the emulator: {} groups, {} users, Okta bucket {} per {} s",
         opts.groups, opts.users, opts.rate_limit, opts.rate_window_secs
     ));
-    let product = Setup::start(bins, opts, "product", 0.0, true).await?;
-    let share_configured = product_knows_share(bins, &product).await?;
-    if !share_configured {
-        progress("this q-group-sync has no okta.rate_limit_share; running without it");
-        write_config(
-            &product.config,
-            &product.emulator.info,
-            opts,
-            &product.dir,
-            false,
-        )?;
-    }
+    let product = Setup::start(bins, opts, "product", 0.0).await?;
+    preflight(bins, &product).await?;
     let info = product.emulator.info.clone();
     progress(&format!(
         "org: {} memberships, generated in {:.2} s",
@@ -761,7 +771,7 @@ pub async fn run(
 
     let mut same_churn = None;
     if opts.naive {
-        let naive = Setup::start(bins, opts, "naive", 0.0, share_configured).await?;
+        let naive = Setup::start(bins, opts, "naive", 0.0).await?;
         for (pass, label) in [(Pass::Initial, "initial"), (Pass::NoChange, "no-change")] {
             progress(&format!("naive: {label} pass"));
             rows.push(
@@ -786,7 +796,7 @@ pub async fn run(
         progress(&format!(
             "q-group-sync: initial sync sharing the bucket with a {rps:.1} req/s background client"
         ));
-        let shared = Setup::start(bins, opts, "shared", rps, share_configured).await?;
+        let shared = Setup::start(bins, opts, "shared", rps).await?;
         rows.push(
             shared
                 .run(
@@ -812,7 +822,6 @@ pub async fn run(
         opts: opts.clone(),
         memberships: info.memberships,
         generate_secs: info.generate_secs,
-        share_configured,
         rows,
         plan,
         same_churn,
@@ -953,7 +962,8 @@ pub fn render(report: &Report) -> String {
     let _ = writeln!(
         out,
         "Org: {} groups, {} users, {} memberships (seed {}, generated in {:.1} s). Okta bucket: {} requests per {} s; \
-         allowed rate = okta.rate_limit_share {} x {} / {} s = {:.1} req/s{}.",
+         allowed rate = okta.rate_limit_share {} x {} / {} s = {:.1} req/s. Q Business writes \
+         paced to {} per second (qbusiness.max_writes_per_second: the default 20 scaled like the Okta bucket).",
         o.groups,
         o.users,
         report.memberships,
@@ -965,11 +975,7 @@ pub fn render(report: &Report) -> String {
         o.rate_limit,
         o.rate_window_secs,
         o.allowed_rate(),
-        if report.share_configured {
-            ""
-        } else {
-            " (NB: this q-group-sync predates okta.rate_limit_share; the key was not written)"
-        }
+        o.q_writes_per_second(),
     );
     let _ = writeln!(out);
     let _ = writeln!(
@@ -1020,6 +1026,14 @@ pub fn render(report: &Report) -> String {
             notes.push(format!(
                 "background client: {requests} requests, {refused} refused"
             ));
+        }
+        if !r.q_by_op.is_empty() {
+            let ops: Vec<String> = r
+                .q_by_op
+                .iter()
+                .map(|(op, n)| format!("{n} {op}"))
+                .collect();
+            notes.push(format!("Q calls: {}", ops.join(", ")));
         }
         if r.q_throttled > 0 {
             notes.push(format!("{} Q throttles", r.q_throttled));

@@ -52,6 +52,14 @@ struct Cli {
     /// okta.page_size written to the config.
     #[arg(long, default_value_t = 200)]
     page_size: u32,
+    /// qbusiness.max_writes_per_second written to the config (default: the product's 20,
+    /// scaled like the Okta bucket).
+    #[arg(long)]
+    q_writes_per_second: Option<u32>,
+    /// `--output` of the measured q-group-sync runs: json (the report the harness reads the
+    /// client's own Okta counters from) or text.
+    #[arg(long, default_value = "json", value_parser = ["json", "text"])]
+    sync_output: String,
     /// Membership churn before the churn passes, percent.
     #[arg(long, default_value_t = 1.0)]
     churn: f64,
@@ -113,6 +121,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     opts.naive = !cli.no_naive;
     opts.shared = !cli.no_shared;
     opts.plan_reps = cli.plan_reps;
+    opts.q_writes = cli.q_writes_per_second;
+    opts.sync_output = cli.sync_output.clone();
     if let Some(secs) = cli.timeout {
         opts.run_timeout = Duration::from_secs(secs);
     }

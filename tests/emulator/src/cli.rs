@@ -16,10 +16,12 @@ use crate::{OktaEmulator, OktaOptions, QEmulator, QOptions};
 
 /// Serve an emulated Okta org and Amazon Q Business index on loopback.
 ///
-/// Control endpoints (no auth) on the Okta URL: `GET /_emulator/stats[?groups=true]`,
-/// `POST /_emulator/reset-stats`, `POST /_emulator/churn` (`{"percent": 1.0, "seed": 7}`),
-/// `POST /_emulator/members`; on the Q Business URL: `GET /_emulator/stats`,
-/// `POST /_emulator/reset-stats`, `GET /_emulator/groups`.
+/// Control endpoints (no auth) on the Okta URL: `GET /_emulator/stats` (`?detail=true` for
+/// requests by kind and the background client, `&groups=true` for the groups whose members were
+/// read), `POST /_emulator/reset-stats`, `POST /_emulator/churn` (`{"percent": 1.0, "seed": 7}`;
+/// answers the changed groups), `POST /_emulator/members`; on the Q Business URL:
+/// `GET /_emulator/stats` (`?detail=true` for calls by operation), `POST /_emulator/reset-stats`,
+/// `GET /_emulator/groups`.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "q-group-sync-emulator", version, about)]
 pub struct Cli {

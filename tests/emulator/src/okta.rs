@@ -563,7 +563,7 @@ impl OktaEmulator {
     }
 
     /// Request counters since the last [`reset_stats`](Self::reset_stats) (what
-    /// `GET /_emulator/stats` answers, with the group ids).
+    /// `GET /_emulator/stats?detail=true&groups=true` answers).
     pub fn stats(&self) -> OktaStats {
         stats(&self.shared)
     }
@@ -700,7 +700,7 @@ impl KindStats {
     }
 }
 
-/// Counters since the last stats reset: `GET /_emulator/stats`.
+/// Counters since the last stats reset: `GET /_emulator/stats?detail=true`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct OktaStats {
     /// `/api/v1` requests of the clients under test (the background client excluded).
@@ -715,7 +715,7 @@ pub struct OktaStats {
     pub other: KindStats,
     /// Distinct groups whose members were requested.
     pub list_members_groups: usize,
-    /// Their ids (`GET /_emulator/stats` sends them only with `?groups=true`).
+    /// Their ids (`GET /_emulator/stats?detail=true` sends them only with `&groups=true`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub list_members_group_ids: Option<Vec<String>>,
     /// `POST /oauth2/v1/token` requests.
@@ -1580,11 +1580,17 @@ fn control(
         |error: String| json_response(StatusCode::BAD_REQUEST, &json!({ "error": error }));
     match (method.clone(), path) {
         (Method::GET, "/_emulator/stats") => {
+            // `requests` and `rate_limited` only, unless `?detail=true` (and `&groups=true` for
+            // the ids of the groups whose members were read).
+            let params = parse_query(query);
+            let flag = |name: &str| params.get(name).is_some_and(|v| v == "true" || v == "1");
             let mut stats = stats(shared);
-            let with_ids = parse_query(query)
-                .get("groups")
-                .is_some_and(|v| v == "true" || v == "1");
-            if !with_ids {
+            if !flag("detail") {
+                let body =
+                    json!({ "requests": stats.requests, "rate_limited": stats.rate_limited });
+                return json_response(StatusCode::OK, &body);
+            }
+            if !flag("groups") {
                 stats.list_members_group_ids = None;
             }
             serialized(&stats)

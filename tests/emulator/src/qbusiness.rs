@@ -418,7 +418,7 @@ impl QEmulator {
             .count()
     }
 
-    /// Call counters since the last reset (what `GET /_emulator/stats` answers).
+    /// Call counters since the last reset (what `GET /_emulator/stats?detail=true` answers).
     pub fn stats(&self) -> QStats {
         stats(&self.shared)
     }
@@ -653,7 +653,7 @@ fn respond(status: u16, body: &Value, error_type: Option<&str>) -> Response {
 async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
     if path.starts_with("/_emulator/") {
-        return control(&shared, req.method(), &path);
+        return control(&shared, req.method(), &path, req.uri().query());
     }
     if !shared.options.latency.is_zero() {
         tokio::time::sleep(shared.options.latency).await;
@@ -1090,7 +1090,7 @@ fn list_groups(shared: &Shared, params: &BTreeMap<String, String>) -> Result<Val
 // Control endpoints
 // ---------------------------------------------------------------------------------------------
 
-/// Call counters since the last reset: `GET /_emulator/stats`.
+/// Call counters since the last reset: `GET /_emulator/stats?detail=true`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct QStats {
     /// Every call (any operation, any status).
@@ -1123,7 +1123,7 @@ fn stats(shared: &Shared) -> QStats {
     out
 }
 
-fn control(shared: &Shared, method: &Method, path: &str) -> Response {
+fn control(shared: &Shared, method: &Method, path: &str, query: Option<&str>) -> Response {
     if method == Method::POST && path == "/_emulator/reset-stats" {
         shared.lock().calls.clear();
         return respond(200, &json!({ "reset": true }), None);
@@ -1145,6 +1145,17 @@ fn control(shared: &Shared, method: &Method, path: &str) -> Response {
                 })
                 .collect();
             respond(200, &Value::Object(groups), None)
+        }
+        // The four totals, unless `?detail=true` (which adds calls by operation).
+        "/_emulator/stats" if !query.is_some_and(|q| q.contains("detail=true")) => {
+            let stats = stats(shared);
+            let body = json!({
+                "calls": stats.calls,
+                "puts": stats.puts,
+                "deletes": stats.deletes,
+                "throttled": stats.throttled,
+            });
+            respond(200, &body, None)
         }
         "/_emulator/stats" => match serde_json::to_value(stats(shared)) {
             Ok(body) => respond(200, &body, None),
