@@ -2,9 +2,16 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: typed configuration from defaults, TOML and environment.
-//! - [`model`]: user ids, group names and the Q Business id rules.
-//! - [`source`]: the Okta edge ([`source::DirectorySource`]).
+//! - [`plan`]: the pure core. Scope and mapping ([`plan::select`]), the diff ([`plan::plan`]),
+//!   the deletion circuit breaker ([`plan::safety`]). No I/O, no clock.
+//! - [`engine`]: one pass: load the snapshot, read Okta (incrementally), plan, guard, apply with
+//!   intents and confirmations, record per group.
+//! - [`source`] (Okta: client, OAuth/DPoP, rate-limit budget), [`sink`] (Q Business) and
+//!   [`store`] (SQLite snapshot): the I/O edges, each behind a trait with an in-memory fake.
+//! - [`daemon`], [`http`], [`schedule`], [`shutdown`]: `serve`: the pass queue, the HTTP port,
+//!   the cron schedule, signals.
+//! - [`cli`], [`config`], [`telemetry`], [`metrics`], [`progress`]: the operator's surface.
+//! - [`model`], [`clock`]: ids and the Q Business id rules; time as a parameter.
 
 pub mod cli;
 pub mod clock;
