@@ -75,6 +75,8 @@ pub enum Error {
         "stopped by shutdown with {not_applied} change(s) not applied; the next pass applies them"
     )]
     Cancelled { not_applied: usize },
+    #[error("stopped by shutdown while reading Okta; nothing was written")]
+    Interrupted,
     #[error(
         "no Okta group or managed Q group is named {group:?} (give an Okta group id, Okta name or Q name)"
     )]
@@ -102,7 +104,7 @@ impl Error {
             Error::Okta(_) => "okta",
             Error::Store(_) => "snapshot",
             Error::QBusiness(_) => "qbusiness",
-            Error::Cancelled { .. } => "cancelled",
+            Error::Cancelled { .. } | Error::Interrupted => "cancelled",
             Error::UnknownGroup { .. } => "unknown_group",
             Error::UnknownPlan { .. }
             | Error::PlanClosed { .. }
@@ -454,7 +456,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         let read_timer = Instant::now();
         let mut groups = tokio::select! {
             groups = self.source.list_groups() => groups?,
-            _ = cancel.cancelled() => return Err(Error::Cancelled { not_applied: 0 }),
+            _ = cancel.cancelled() => return Err(Error::Interrupted),
         };
         let managed = Managed::of(&snapshot);
         let snapshot = match &request.group {
@@ -510,7 +512,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         // Reading can take minutes on a large org; a shutdown does not wait for it.
         let mut reads = tokio::select! {
             reads = self.read_members(&to_read, progress, &mut mapper) => reads?,
-            _ = cancel.cancelled() => return Err(Error::Cancelled { not_applied: 0 }),
+            _ = cancel.cancelled() => return Err(Error::Interrupted),
         };
         // What this pass's reads are worth for the next one.
         let marks: BTreeMap<GroupName, ReadMark> = to_read

@@ -4,11 +4,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::daemon::{Daemon, Enqueued};
@@ -133,6 +135,38 @@ fn authorize(d: &Daemon, headers: &HeaderMap) -> Result<(), Box<Response>> {
     Ok(())
 }
 
+/// Authorizes an admin request and reads its parameters from the query string and from the
+/// body (JSON, or a form); the handler decides how the two combine. `Err` is the response.
+fn admin_request<T: DeserializeOwned + Default>(
+    d: &Daemon,
+    query: Result<Query<T>, QueryRejection>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(T, T), Box<Response>> {
+    authorize(d, headers)?;
+    let Query(from_query) =
+        query.map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, &format!("query: {e}"))))?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok((from_query, T::default()));
+    }
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+    let from_body = if form {
+        serde_urlencoded::from_bytes(body).map_err(|e| e.to_string())
+    } else {
+        serde_json::from_slice(body).map_err(|e| e.to_string())
+    }
+    .map_err(|e| {
+        Box::new(error(
+            StatusCode::BAD_REQUEST,
+            &format!("body (JSON or a form): {e}"),
+        ))
+    })?;
+    Ok((from_query, from_body))
+}
+
 /// Parameters of POST /approve.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -142,29 +176,13 @@ struct ApproveParams {
 
 async fn approve(
     State(d): State<Arc<Daemon>>,
-    query: Result<Query<ApproveParams>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<ApproveParams>, QueryRejection>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = authorize(&d, &headers) {
-        return *r;
-    }
-    let Query(from_query) = match query {
-        Ok(q) => q,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("query: {e}")),
-    };
-    let from_body: ApproveParams = if body.iter().all(u8::is_ascii_whitespace) {
-        ApproveParams::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(p) => p,
-            Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("body must be JSON like {{\"plan_id\": \"...\"}}: {e}"),
-                );
-            }
-        }
+    let (from_query, from_body) = match admin_request(&d, query, &headers, &body) {
+        Ok(p) => p,
+        Err(r) => return *r,
     };
     let Some(plan_id) = from_query
         .plan_id
@@ -205,20 +223,13 @@ async fn approve(
 
 async fn sync(
     State(d): State<Arc<Daemon>>,
-    query: Result<Query<SyncParams>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<SyncParams>, QueryRejection>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = authorize(&d, &headers) {
-        return *r;
-    }
-    let Query(from_query) = match query {
-        Ok(q) => q,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("query: {e}")),
-    };
-    let from_body = match parse_body(&headers, &body) {
+    let (from_query, from_body) = match admin_request(&d, query, &headers, &body) {
         Ok(p) => p,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e),
+        Err(r) => return *r,
     };
     let group = from_query
         .group
@@ -261,41 +272,4 @@ async fn sync(
             .into_response(),
         Enqueued::ShuttingDown => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
     }
-}
-
-fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<SyncParams, String> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(SyncParams::default());
-    }
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if content_type.starts_with("application/x-www-form-urlencoded") {
-        let text = std::str::from_utf8(body).map_err(|_| "body is not UTF-8".to_owned())?;
-        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(text.as_bytes())
-            .into_owned()
-            .collect();
-        let mut params = SyncParams::default();
-        for (k, v) in pairs {
-            match k.as_str() {
-                "group" => params.group = Some(v),
-                "dry_run" => {
-                    params.dry_run = Some(matches!(
-                        v.to_ascii_lowercase().as_str(),
-                        "true" | "1" | "yes"
-                    ));
-                }
-                other => {
-                    return Err(format!(
-                        "unknown field {other:?}; expected group or dry_run"
-                    ));
-                }
-            }
-        }
-        return Ok(params);
-    }
-    serde_json::from_slice(body).map_err(|e| {
-        format!("body must be JSON like {{\"group\": \"...\", \"dry_run\": true}}: {e}")
-    })
 }

@@ -74,18 +74,6 @@ impl SinkErrorKind {
         }
     }
 
-    /// True when the same call may succeed later (the next pass retries it either way).
-    pub fn is_transient(self) -> bool {
-        matches!(
-            self,
-            SinkErrorKind::Throttled
-                | SinkErrorKind::Server
-                | SinkErrorKind::Conflict
-                | SinkErrorKind::Timeout
-                | SinkErrorKind::Transport
-        )
-    }
-
     /// True when no other write can succeed either (permissions, wrong application or index).
     pub fn is_fatal(self) -> bool {
         matches!(self, SinkErrorKind::AccessDenied | SinkErrorKind::NotFound)

@@ -233,6 +233,8 @@ impl Budget {
             number("x-rate-limit-remaining"),
             number("x-rate-limit-reset"),
         );
+        let gauge = |v: Option<i64>| v.and_then(|v| u64::try_from(v).ok());
+        crate::metrics::okta_rate_limit(bucket, gauge(limit), gauge(remaining));
         let date = headers
             .get(reqwest::header::DATE)
             .and_then(|v| v.to_str().ok())
@@ -277,11 +279,6 @@ impl Budget {
         let until = Instant::now() + wait;
         b.paused_until = Some(b.paused_until.map_or(until, |p| p.max(until)));
         b.slowdown = (b.slowdown * SLOWDOWN_STEP).max(MIN_SLOWDOWN);
-    }
-
-    /// The last `Remaining` of a bucket, if known.
-    pub fn remaining(&self, bucket: &'static str) -> Option<u32> {
-        self.lock().get(bucket).and_then(|b| b.remaining)
     }
 }
 

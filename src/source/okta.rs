@@ -501,7 +501,6 @@ impl OktaSource {
         };
         let status = response.status();
         crate::metrics::api_request("okta", operation(path), Some(status.as_u16()));
-        record_rate_limit_headers(response.headers());
         self.budget.observe(bucket, response.headers());
         let request_id = response.headers().get(X_OKTA_REQUEST_ID).cloned();
         tracing::debug!(
@@ -1141,23 +1140,6 @@ fn operation(path: &str) -> &'static str {
     } else {
         "other"
     }
-}
-
-/// Exports `X-Rate-Limit-Limit` / `-Remaining` of the `/api/v1/groups*` bucket (every call this
-/// client makes counts against it). The concurrency form of a 429 (`Limit: 0`) is not a bucket.
-fn record_rate_limit_headers(headers: &HeaderMap) {
-    let number = |name: &str| -> Option<u64> {
-        headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok()?.trim().parse().ok())
-            .min()
-    };
-    let limit = number("x-rate-limit-limit");
-    if limit == Some(0) {
-        return;
-    }
-    crate::metrics::okta_rate_limit("groups", limit, number("x-rate-limit-remaining"));
 }
 
 #[cfg(test)]
