@@ -13,14 +13,16 @@ use serde::{Deserialize, Serialize};
 pub const MAX_Q_ID_CHARS: usize = 1024;
 
 /// A Q Business user id, already normalised. Cheap to clone: ids are shared, not copied.
+///
+/// One pointer wide (a shared boxed string), so a member list costs 8 bytes per membership.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct UserId(Arc<str>);
+pub struct UserId(Arc<Box<str>>);
 
 impl UserId {
     /// Wraps an id that is already normalised (e.g. read back from the snapshot).
-    pub fn from_normalised(id: impl Into<Arc<str>>) -> Self {
-        UserId(id.into())
+    pub fn from_normalised(id: impl Into<Box<str>>) -> Self {
+        UserId(Arc::new(id.into()))
     }
 
     /// The id as sent to Q Business.
@@ -98,22 +100,148 @@ impl fmt::Debug for OktaGroupId {
 /// Hands out one shared [`UserId`] per distinct id, so a user in many groups costs one
 /// string, not one per membership.
 #[derive(Debug, Default)]
-pub struct Interner(std::collections::BTreeSet<Arc<str>>);
+pub struct Interner(BTreeSet<UserId>);
 
 impl Interner {
     /// The shared id for `id` (already normalised).
     pub fn intern(&mut self, id: &str) -> UserId {
         if let Some(known) = self.0.get(id) {
-            return UserId(Arc::clone(known));
+            return known.clone();
         }
-        let new: Arc<str> = Arc::from(id);
-        self.0.insert(Arc::clone(&new));
-        UserId(new)
+        let new = UserId::from_normalised(id);
+        self.0.insert(new.clone());
+        new
     }
 }
 
-/// A sorted member set. Sorted order makes plans, hashes and snapshots reproducible.
-pub type Members = BTreeSet<UserId>;
+impl std::borrow::Borrow<str> for UserId {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+/// A member set: sorted, without duplicates, immutable and shared.
+///
+/// Sorted order makes plans, hashes and snapshots reproducible. A clone shares the list (one
+/// reference count), so the desired state, the plan and the snapshot can hold the same list
+/// without copying it; at 8 bytes per membership a million memberships take 8 MB.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Members(Arc<[UserId]>);
+
+impl Members {
+    pub fn new() -> Members {
+        Members::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// In sorted order.
+    pub fn iter(&self) -> std::slice::Iter<'_, UserId> {
+        self.0.iter()
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.0.binary_search_by(|m| m.as_str().cmp(id)).is_ok()
+    }
+
+    /// The members of `self` that are not in `other`, in sorted order (one merge walk).
+    pub fn difference<'a>(&'a self, other: &'a Members) -> Difference<'a> {
+        Difference {
+            left: self.0.iter().peekable(),
+            right: other.0.iter().peekable(),
+        }
+    }
+
+    /// Whether both are the same shared list (then they are certainly equal).
+    pub fn shares(&self, other: &Members) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// See [`Members::difference`].
+pub struct Difference<'a> {
+    left: std::iter::Peekable<std::slice::Iter<'a, UserId>>,
+    right: std::iter::Peekable<std::slice::Iter<'a, UserId>>,
+}
+
+impl<'a> Iterator for Difference<'a> {
+    type Item = &'a UserId;
+
+    fn next(&mut self) -> Option<&'a UserId> {
+        loop {
+            let l = *self.left.peek()?;
+            match self.right.peek() {
+                None => return self.left.next(),
+                Some(r) => match l.cmp(r) {
+                    std::cmp::Ordering::Less => return self.left.next(),
+                    std::cmp::Ordering::Equal => {
+                        self.left.next();
+                        self.right.next();
+                    }
+                    std::cmp::Ordering::Greater => {
+                        self.right.next();
+                    }
+                },
+            }
+        }
+    }
+}
+
+impl FromIterator<UserId> for Members {
+    fn from_iter<I: IntoIterator<Item = UserId>>(iter: I) -> Members {
+        Members::from(iter.into_iter().collect::<Vec<_>>())
+    }
+}
+
+impl<'a> FromIterator<&'a UserId> for Members {
+    fn from_iter<I: IntoIterator<Item = &'a UserId>>(iter: I) -> Members {
+        iter.into_iter().cloned().collect()
+    }
+}
+
+impl From<Vec<UserId>> for Members {
+    /// Sorts and removes duplicates.
+    fn from(mut ids: Vec<UserId>) -> Members {
+        if !ids.is_sorted_by(|a, b| a < b) {
+            ids.sort_unstable();
+            ids.dedup();
+        }
+        Members(Arc::from(ids))
+    }
+}
+
+impl<'a> IntoIterator for &'a Members {
+    type Item = &'a UserId;
+    type IntoIter = std::slice::Iter<'a, UserId>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl fmt::Debug for Members {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.iter()).finish()
+    }
+}
+
+impl<'de> Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Members, D::Error> {
+        Vec::<UserId>::deserialize(d).map(Members::from)
+    }
+}
+
+impl Serialize for Members {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter())
+    }
+}
 
 /// Why a string cannot be used as a Q Business id or name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,6 +305,36 @@ pub fn normalise_user_id(raw: &str, fold_subaddress: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ids(list: &[&str]) -> Members {
+        list.iter().map(|s| UserId::from_normalised(*s)).collect()
+    }
+
+    #[test]
+    fn members_are_sorted_and_unique_whatever_the_input_order() {
+        let m = ids(&["c", "a", "b", "a", "c"]);
+        let got: Vec<&str> = m.iter().map(UserId::as_str).collect();
+        assert_eq!(got, ["a", "b", "c"]);
+        assert_eq!(m, ids(&["a", "b", "c"]));
+        assert!(m.contains("b") && !m.contains("d"));
+        assert_eq!(serde_json::to_string(&m).expect("json"), r#"["a","b","c"]"#);
+        let back: Members = serde_json::from_str(r#"["b","a","b"]"#).expect("json");
+        assert_eq!(back, ids(&["a", "b"]));
+    }
+
+    #[test]
+    fn difference_walks_both_lists_once() {
+        let left = ids(&["a", "c", "d", "f", "z"]);
+        let right = ids(&["b", "c", "f", "g"]);
+        let d: Vec<&str> = left.difference(&right).map(UserId::as_str).collect();
+        assert_eq!(d, ["a", "d", "z"]);
+        let d: Vec<&str> = right.difference(&left).map(UserId::as_str).collect();
+        assert_eq!(d, ["b", "g"]);
+        assert_eq!(left.difference(&Members::new()).count(), 5);
+        assert_eq!(Members::new().difference(&left).count(), 0);
+        assert_eq!(left.difference(&left.clone()).count(), 0);
+        assert!(left.shares(&left.clone()) && !left.shares(&ids(&["a"])));
+    }
 
     #[test]
     fn normalises_case_and_subaddress() {

@@ -262,15 +262,21 @@ pub fn plan(desired: &Desired, snapshot: &Snapshot, policy: &Policy) -> Plan {
             }
             PutReason::Renamed { .. } | PutReason::New => None,
         };
-        let empty = Members::new();
-        let before = before.unwrap_or(&empty);
+        // Lists are shared, not copied: a new group's additions are its member list.
+        let (added, removed) = match before {
+            Some(before) => (
+                want.members.difference(before).collect(),
+                before.difference(&want.members).collect(),
+            ),
+            None => (want.members.clone(), Members::new()),
+        };
         puts.push(Change::Put {
             group: name.clone(),
             okta_id: want.okta_id.clone(),
             members: want.members.clone(),
             member_count: want.members.len(),
-            added: want.members.difference(before).cloned().collect(),
-            removed: before.difference(&want.members).cloned().collect(),
+            added,
+            removed,
             reason,
         });
     }

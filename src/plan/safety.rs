@@ -139,7 +139,7 @@ impl Held {
                     let held = self.removals.get(group);
                     let missing = removed
                         .iter()
-                        .filter(|m| held.is_none_or(|h| !h.contains(*m)))
+                        .filter(|m| held.is_none_or(|h| !h.contains(m.as_str())))
                         .count();
                     if missing > 0 {
                         extra.push(format!("remove {missing} member(s) from {group}"));
@@ -286,8 +286,7 @@ pub fn guard(mut plan: Plan, managed: Managed, full: bool, policy: &SafetyPolicy
                 ..
             } if !removed.is_empty() => {
                 // Keep everyone who has access now, add the newcomers; the removals wait.
-                let mut kept: Members = members;
-                kept.extend(removed.iter().cloned());
+                let kept: Members = members.iter().chain(removed.iter()).collect();
                 held.removals.insert(group.clone(), removed);
                 if added.is_empty() {
                     continue;
@@ -418,9 +417,11 @@ mod tests {
         let s = snapshot(10, 10);
         // Every group loses 3 of 10 members (30% > 20%) and gains one newcomer.
         let d = desired(&s, 10, |m| {
-            let mut m: Members = m.iter().skip(3).cloned().collect();
-            m.insert(UserId::from_normalised("new@x.test"));
-            m
+            m.iter()
+                .skip(3)
+                .cloned()
+                .chain([UserId::from_normalised("new@x.test")])
+                .collect()
         });
         let p = run(&d, &s);
         let held = p.held.as_ref().expect("held");
@@ -462,8 +463,7 @@ mod tests {
             .values_mut()
             .next()
             .expect("a group")
-            .members
-            .clear();
+            .members = Members::new();
         let p = run(&d, &s);
         let held = p.held.expect("one emptied group is enough");
         assert!(held.reasons[0].contains("empty"), "{:?}", held.reasons);

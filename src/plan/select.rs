@@ -322,7 +322,7 @@ impl<'a> Mapper<'a> {
 
     /// Maps one group's members to Q ids, counting skips and collisions across groups.
     pub fn map(&mut self, members: &[OktaMember]) -> Members {
-        let mut out = Members::new();
+        let mut out = Vec::with_capacity(members.len());
         for m in members {
             let id = match self.users.get(m.id.as_str()) {
                 Some(known) => known.clone(),
@@ -333,10 +333,10 @@ impl<'a> Mapper<'a> {
                 }
             };
             if let Some(id) = id {
-                out.insert(id);
+                out.push(id);
             }
         }
-        out
+        Members::from(out)
     }
 
     /// The Q id of a user seen for the first time, or `None` (counted) when it is skipped.
