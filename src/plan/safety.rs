@@ -459,11 +459,7 @@ mod tests {
         assert!(p.held.is_some());
         let s = snapshot(50, 4);
         let mut d = desired(&s, 50, Members::clone);
-        d.groups
-            .values_mut()
-            .next()
-            .expect("a group")
-            .members = Members::new();
+        d.groups.values_mut().next().expect("a group").members = Members::new();
         let p = run(&d, &s);
         let held = p.held.expect("one emptied group is enough");
         assert!(held.reasons[0].contains("empty"), "{:?}", held.reasons);
