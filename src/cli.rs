@@ -155,6 +155,7 @@ pub fn engine_settings(config: &Config) -> Result<EngineSettings, ConfigError> {
         rules,
         policy: Policy {
             inline_member_limit: config.qbusiness.inline_member_limit,
+            chunk_large_groups: config.qbusiness.large_groups == crate::config::LargeGroups::Chunks,
         },
         read_concurrency: config.okta.max_concurrency * 2,
         write_concurrency: config.qbusiness.max_concurrency,
@@ -439,6 +440,10 @@ pub fn render_report(report: &RunReport, okta: &OktaStats) -> String {
         return out;
     }
     let _ = write!(out, "{}", report.plan);
+    if let (Some(trace), Some(group)) = (&report.trace, &report.group) {
+        let _ = writeln!(out, "Trace of {group:?}:");
+        let _ = write!(out, "{trace}");
+    }
     let secs = (report.finished_at - report.started_at).num_milliseconds() as f64 / 1000.0;
     match report.mode {
         Mode::Plan => {

@@ -201,9 +201,12 @@ pub struct QBusinessConfig {
     /// First backoff between attempts; doubles with jitter up to 20 s.
     #[serde(default = "default_q_backoff", with = "humantime_serde")]
     pub retry_initial_backoff: Duration,
-    /// Members one PutGroup may carry; groups above it are refused (never truncated).
+    /// Members one PutGroup may carry; larger groups are chunked (or refused, never truncated).
     #[serde(default = "default_inline_member_limit")]
     pub inline_member_limit: usize,
+    /// Groups over `inline_member_limit`: `chunks` (nested chunk sub-groups) or `refuse`.
+    #[serde(default)]
+    pub large_groups: LargeGroups,
     /// Whether a put is confirmed with GetGroup before it is recorded: `always`, `sample`, `never`.
     #[serde(default)]
     pub verify: VerifyMode,
@@ -213,6 +216,18 @@ pub struct QBusinessConfig {
     /// How long a put may stay PROCESSING before it counts as unverified (retried next pass).
     #[serde(default = "default_verify_timeout", with = "humantime_serde")]
     pub verify_timeout: Duration,
+}
+
+/// `qbusiness.large_groups`: what happens to a group over the inline member limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LargeGroups {
+    /// Written as a parent group whose `memberGroups` are chunk sub-groups of at most the
+    /// limit each.
+    #[default]
+    Chunks,
+    /// Not written; reported as an issue (`over_member_limit`).
+    Refuse,
 }
 
 /// How puts are confirmed (PutGroup is asynchronous).
@@ -765,10 +780,10 @@ impl Config {
                 "must be between 1 and 10",
             ));
         }
-        if !(1..=1000).contains(&q.inline_member_limit) {
+        if !(2..=1000).contains(&q.inline_member_limit) {
             return Err(ConfigError::key(
                 "qbusiness.inline_member_limit",
-                "must be between 1 and 1000 (PutGroup's inline limit)",
+                "must be between 2 and 1000 (PutGroup's inline limit)",
             ));
         }
         if q.verify_sample_percent > 100 {

@@ -109,6 +109,9 @@ pub struct LastPass {
     pub failed: usize,
     /// Failures by bounded kind (`throttled`, `unread`, `over_member_limit`, ...).
     pub errors_by_kind: BTreeMap<String, usize>,
+    /// Step by step, for a one-group pass.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<crate::trace::Trace>,
 }
 
 impl LastPass {
@@ -140,6 +143,7 @@ impl LastPass {
             users_removed: r.users_removed,
             failed: r.failures.len(),
             errors_by_kind,
+            trace: r.trace.clone(),
         }
     }
 }

@@ -17,7 +17,7 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::clock::Clock;
 use crate::config::VerifyMode;
 use crate::metrics;
-use crate::model::GroupName;
+use crate::model::{GroupName, OktaGroupId};
 use crate::plan::safety::{self, Managed, SafetyPolicy};
 use crate::plan::select::{GroupRead, Mapper, Scope};
 use crate::plan::{self, Change, Plan, Policy, ReadMark, Rules, Snapshot};
@@ -25,6 +25,7 @@ use crate::sink::{DeleteOutcome, GroupSink, GroupState, SinkError};
 use crate::source::MemberRead;
 use crate::source::{DirectorySource, OktaGroup, SourceError};
 use crate::store::{AppliedPut, RunId, RunRecord, RunStart, SnapshotStore, StoreError};
+use crate::trace::{self, Trace, Tracer};
 use sha2::{Digest, Sha256};
 
 /// Whether a pass writes.
@@ -194,6 +195,9 @@ pub struct RunReport {
     pub users_removed: usize,
     pub failures: Vec<Failure>,
     pub plan: Plan,
+    /// Step by step, for a one-group pass.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<Trace>,
 }
 
 impl RunReport {
@@ -218,6 +222,7 @@ impl RunReport {
             users_removed: 0,
             failures: Vec::new(),
             plan: Plan::default(),
+            trace: None,
         }
     }
 
@@ -405,15 +410,27 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         let pass_id = report.pass_id.clone().unwrap_or_default();
         let span =
             info_span!("pass", pass_id = %pass_id, mode = ?request.mode, trigger = request.trigger);
+        let tracer = request.group.is_some().then(Tracer::default);
         let result = self
-            .pass(request, snapshot, &mut report, progress, cancel)
+            .pass(
+                request,
+                snapshot,
+                &mut report,
+                progress,
+                cancel,
+                tracer.as_ref(),
+            )
             .instrument(span.clone())
             .await;
         if let Err(e) = result {
+            trace::step(tracer.as_ref(), "error", || {
+                format!("pass stopped: {}", error_chain(&e))
+            });
             report = span.in_scope(|| self.fail(report, e));
         } else {
             report.finished_at = self.clock.now();
         }
+        report.trace = tracer.map(|t| t.finish());
         if let Some(run) = report.run_id
             && let Err(e) = self
                 .store
@@ -451,6 +468,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         report: &mut RunReport,
         progress: &dyn Progress,
         cancel: &CancellationToken,
+        tracer: Option<&Tracer>,
     ) -> Result<(), Error> {
         let mode = request.mode;
         let read_timer = Instant::now();
@@ -462,10 +480,46 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         let snapshot = match &request.group {
             None => snapshot,
             Some(wanted) => {
+                let listed = groups.len();
                 let (subset, snap) = self.one_group(wanted, groups, snapshot);
                 if subset.is_empty() && snap.groups.is_empty() {
                     return Err(Error::UnknownGroup {
                         group: wanted.clone(),
+                    });
+                }
+                trace::step(tracer, "list", || {
+                    let found: Vec<String> = subset
+                        .iter()
+                        .map(|g| {
+                            format!(
+                                "{} {:?} (lastMembershipUpdated {})",
+                                g.id,
+                                g.name,
+                                g.last_membership_updated
+                                    .map_or_else(|| "unknown".to_owned(), |t| t.to_rfc3339())
+                            )
+                        })
+                        .collect();
+                    let known: Vec<String> = snap.groups.keys().map(|n| format!("{n:?}")).collect();
+                    format!(
+                        "{wanted:?}: Okta lists {} of {} groups [{}]; the snapshot has [{}]",
+                        subset.len(),
+                        listed,
+                        found.join(", "),
+                        known.join(", ")
+                    )
+                });
+                for g in &subset {
+                    trace::step(tracer, "scope", || match self.settings.rules.scope(g) {
+                        Scope::In(name) => format!("{:?} is in scope as Q group {name:?}", g.name),
+                        Scope::Out(why) => format!(
+                            "{:?} is out of scope ({why:?}): its Q group, if any, is deleted",
+                            g.name
+                        ),
+                        Scope::Invalid(problem) => format!(
+                            "{:?} is in scope but its Q name is unusable ({problem})",
+                            g.name
+                        ),
                     });
                 }
                 groups = subset;
@@ -511,9 +565,21 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         let mut mapper = Mapper::new(&self.settings.rules);
         // Reading can take minutes on a large org; a shutdown does not wait for it.
         let mut reads = tokio::select! {
-            reads = self.read_members(&to_read, progress, &mut mapper) => reads?,
+            reads = self.read_members(&to_read, progress, &mut mapper, tracer) => reads?,
             _ = cancel.cancelled() => return Err(Error::Interrupted),
         };
+        if tracer.is_some() {
+            let skipped = mapper.skipped();
+            trace::step(tracer, "mapping", || {
+                format!(
+                    "{} Okta user(s) skipped by users.* rules (by status {:?}, without the id attribute {}, unusable id {})",
+                    skipped.total(),
+                    skipped.by_status,
+                    skipped.missing_attribute,
+                    skipped.invalid_id
+                )
+            });
+        }
         // What this pass's reads are worth for the next one.
         let marks: BTreeMap<GroupName, ReadMark> = to_read
             .iter()
@@ -537,7 +603,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         let plan_timer = Instant::now();
         let desired = plan::select::desired_with(&groups, &self.settings.rules, reads, mapper);
         let plan = plan::plan(&desired, &snapshot, &self.settings.policy);
-        let plan = match &request.approve {
+        let mut plan = match &request.approve {
             Some(id) => self.approved(id, plan).await?,
             None => safety::guard(
                 plan,
@@ -546,6 +612,12 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
                 &self.settings.safety,
             ),
         };
+        // The breaker may have changed member lists: work out their writes again.
+        plan::chunks::expand(
+            &mut plan,
+            &snapshot,
+            self.settings.policy.inline_member_limit,
+        );
         metrics::phase("plan", plan_timer.elapsed());
         report.groups_listed = plan.listed;
         report.groups_in_scope = plan.in_scope;
@@ -586,6 +658,9 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
             );
         }
         progress.planned(plan.changes.len());
+        if tracer.is_some() {
+            trace_plan(tracer, &plan);
+        }
         report.plan = plan;
         if mode == Mode::Plan {
             report.outcome = self.outcome_of(report);
@@ -608,7 +683,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
             marks.retain(|name, _| !held.removals.contains_key(name));
         }
         let apply_timer = Instant::now();
-        let stopped = self.apply(report, progress, cancel, &marks).await;
+        let stopped = self.apply(report, progress, cancel, &marks, tracer).await;
         metrics::phase("apply", apply_timer.elapsed());
         // Groups read and found unchanged keep their members but get the new read mark.
         let put: BTreeSet<&GroupName> = report.plan.changes.iter().map(Change::group).collect();
@@ -699,7 +774,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         }
         let mut plan = fresh;
         plan.changes.retain(|c| match c {
-            Change::Delete { reason, .. } => !matches!(reason, plan::DeleteReason::Renamed { .. }),
+            Change::Delete { reason, .. } => reason.takes_access(),
             Change::Put { removed, .. } => !removed.is_empty(),
         });
         plan.unchanged = 0;
@@ -745,6 +820,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         groups: &[&OktaGroup],
         progress: &dyn Progress,
         mapper: &mut Mapper<'_>,
+        tracer: Option<&Tracer>,
     ) -> Result<BTreeMap<String, GroupRead>, Error> {
         let mut reads = BTreeMap::new();
         let mut pending = groups.iter();
@@ -762,7 +838,18 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
             };
             progress.group_read();
             let read = match result {
-                Ok(MemberRead::Members(members)) => GroupRead::Mapped(mapper.map(&members)),
+                Ok(MemberRead::Members(members)) => {
+                    let mapped = mapper.map(&members);
+                    trace::step(tracer, "read", || {
+                        format!(
+                            "{:?}: {} Okta member(s) read, {} Q user id(s) after mapping",
+                            group.name,
+                            members.len(),
+                            mapped.len()
+                        )
+                    });
+                    GroupRead::Mapped(mapped)
+                }
                 Ok(gone @ MemberRead::GroupGone) => GroupRead::Read(gone),
                 Err(e) if e.is_fatal() => return Err(Error::Okta(e)),
                 Err(e) => {
@@ -786,6 +873,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         progress: &dyn Progress,
         cancel: &CancellationToken,
         marks: &BTreeMap<GroupName, ReadMark>,
+        tracer: Option<&Tracer>,
     ) -> Result<(), Error> {
         let run = report.run_id.unwrap_or_default();
         let plan = std::mem::take(&mut report.plan);
@@ -804,7 +892,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         loop {
             while writes.len() < write_limit && confirms.len() < confirm_limit {
                 match pending.next() {
-                    Some(c) => writes.push(self.write_guarded(run, c, cancel, &stop)),
+                    Some(c) => writes.push(self.write_guarded(run, c, cancel, &stop, tracer)),
                     None => break,
                 }
             }
@@ -818,7 +906,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
                         put_failed.insert(change.group().clone());
                         progress.applied();
                     }
-                    Some(Ok(())) => confirms.push(self.confirm_put(run, change, cancel, marks)),
+                    Some(Ok(())) => confirms.push(self.confirm_put(run, change, cancel, marks, tracer)),
                     Some(Err(e)) => {
                         progress.applied();
                         put_failed.insert(change.group().clone());
@@ -847,6 +935,39 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         drop(confirms);
         drop(pending);
 
+        // Chunks that recorded puts no longer reference (their deletion intents were recorded
+        // with the put).
+        for change in plan.puts() {
+            let Change::Put {
+                group,
+                okta_id,
+                stale_chunks,
+                ..
+            } = change
+            else {
+                continue;
+            };
+            if put_failed.contains(group) || stale_chunks.is_empty() {
+                continue;
+            }
+            for chunk in stale_chunks {
+                if cancel.is_cancelled() || stop.is_cancelled() || fatal.is_some() {
+                    break;
+                }
+                if let Err(e) = self.delete_recorded(run, chunk, okta_id, tracer).await {
+                    let failed = Change::Delete {
+                        group: chunk.clone(),
+                        okta_id: okta_id.clone(),
+                        reason: plan::DeleteReason::StaleChunk,
+                        chunks: Vec::new(),
+                    };
+                    if let Some(err) = self.count_failed(report, &failed, e) {
+                        fatal.get_or_insert(err);
+                    }
+                }
+            }
+        }
+
         for change in plan.deletes() {
             if cancel.is_cancelled() || stop.is_cancelled() || fatal.is_some() {
                 not_attempted += 1;
@@ -862,7 +983,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
                 progress.applied();
                 continue;
             }
-            let result = self.delete(run, change).await;
+            let result = self.delete(run, change, tracer).await;
             progress.applied();
             match result {
                 Ok(()) => self.count_applied(report, change),
@@ -903,6 +1024,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         change: &'a Change,
         cancel: &CancellationToken,
         stop: &CancellationToken,
+        tracer: Option<&Tracer>,
     ) -> (&'a Change, Option<Result<(), ApplyError>>) {
         if cancel.is_cancelled() || stop.is_cancelled() {
             return (change, None);
@@ -910,22 +1032,43 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         let Change::Put {
             group,
             okta_id,
-            members,
+            writes,
             ..
         } = change
         else {
             return (change, None);
         };
+        // A chunked group's writes run in order (chunks before the group that lists them);
+        // each is an intent first, so an interrupted sequence leaves the group unconfirmed and
+        // every chunk it touched owned.
         let result = async {
-            let at = self.clock.now();
             self.store
-                .record_intent(run, at, group, okta_id, "put")
+                .record_intent(run, self.clock.now(), group, okta_id, "put")
                 .await
                 .map_err(ApplyError::Store)?;
-            self.sink
-                .put_group(group, members)
-                .await
-                .map_err(ApplyError::Sink)
+            for w in writes {
+                if w.group != *group {
+                    self.store
+                        .record_intent(run, self.clock.now(), &w.group, okta_id, "put")
+                        .await
+                        .map_err(ApplyError::Store)?;
+                }
+                let sent = self
+                    .sink
+                    .put_group(&w.group, &w.users, &w.member_groups)
+                    .await;
+                trace::step(tracer, "write", || match &sent {
+                    Ok(()) => format!(
+                        "PutGroup {:?} ({} users, {} member groups): accepted",
+                        w.group,
+                        w.user_count,
+                        w.member_groups.len()
+                    ),
+                    Err(e) => format!("PutGroup {:?}: {e}", w.group),
+                });
+                sent.map_err(ApplyError::Sink)?;
+            }
+            Ok(())
         }
         .await;
         (change, Some(result))
@@ -940,6 +1083,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         change: &'a Change,
         cancel: &CancellationToken,
         marks: &BTreeMap<GroupName, ReadMark>,
+        tracer: Option<&Tracer>,
     ) -> (&'a Change, Result<(), ApplyError>) {
         let Change::Put {
             group,
@@ -947,17 +1091,43 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
             members,
             added,
             removed,
+            layout,
+            writes,
+            stale_chunks,
             ..
         } = change
         else {
             return (change, Ok(()));
         };
-        if self.settings.verify.wanted(group)
-            && let Err(e) = self.await_succeeded(group, cancel).await
-        {
-            return (change, Err(e));
+        for w in writes {
+            if self.settings.verify.wanted(group) {
+                let state = self.await_succeeded(&w.group, cancel).await;
+                trace::step(tracer, "status", || match &state {
+                    Ok(()) => format!("GetGroup {:?}: SUCCEEDED", w.group),
+                    Err(ApplyError::Unconfirmed { message, .. }) => {
+                        format!("GetGroup {:?}: {message}", w.group)
+                    }
+                    Err(ApplyError::Sink(e)) => format!("GetGroup {:?}: {e}", w.group),
+                    Err(ApplyError::Store(e)) => format!("{:?}: {e}", w.group),
+                });
+                if let Err(e) = state {
+                    return (change, Err(e));
+                }
+            } else {
+                trace::step(tracer, "status", || {
+                    format!(
+                        "{:?}: not confirmed with GetGroup (qbusiness.verify)",
+                        w.group
+                    )
+                });
+            }
         }
         let at = self.clock.now();
+        let chunks_written: Vec<GroupName> = writes
+            .iter()
+            .filter(|w| w.group != *group)
+            .map(|w| w.group.clone())
+            .collect();
         let put = AppliedPut {
             group,
             okta_id,
@@ -965,10 +1135,21 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
             added,
             removed,
             read: marks.get(group).copied(),
+            layout: *layout,
+            chunks_written: &chunks_written,
+            chunks_stale: stale_chunks,
         };
         if let Err(e) = self.store.record_put(run, at, &put).await {
             return (change, Err(ApplyError::Store(e)));
         }
+        trace::step(tracer, "record", || {
+            format!(
+                "{group:?} recorded in the snapshot: {} members, read mark {}",
+                members.len(),
+                put.read
+                    .map_or_else(|| "none".to_owned(), |r| r.source_updated.to_rfc3339())
+            )
+        });
         info!(group = %group, op = "put", members = members.len(), added = added.len(),
             removed = removed.len(), "group written");
         (change, Ok(()))
@@ -1027,20 +1208,51 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         }
     }
 
-    /// Records the intent, deletes one group and records the deletion.
-    async fn delete(&self, run: RunId, change: &Change) -> Result<(), ApplyError> {
-        let Change::Delete { group, okta_id, .. } = change else {
+    /// Records the intents, deletes one group (then its chunk sub-groups) and records each
+    /// deletion.
+    async fn delete(
+        &self,
+        run: RunId,
+        change: &Change,
+        tracer: Option<&Tracer>,
+    ) -> Result<(), ApplyError> {
+        let Change::Delete {
+            group,
+            okta_id,
+            chunks,
+            ..
+        } = change
+        else {
             return Ok(());
         };
-        self.store
-            .record_intent(run, self.clock.now(), group, okta_id, "delete")
-            .await
-            .map_err(ApplyError::Store)?;
-        let outcome = self
-            .sink
-            .delete_group(group)
-            .await
-            .map_err(ApplyError::Sink)?;
+        for name in chunks.iter().chain([group]) {
+            self.store
+                .record_intent(run, self.clock.now(), name, okta_id, "delete")
+                .await
+                .map_err(ApplyError::Store)?;
+        }
+        self.delete_recorded(run, group, okta_id, tracer).await?;
+        for chunk in chunks {
+            self.delete_recorded(run, chunk, okta_id, tracer).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a group whose intent is recorded, then records the deletion.
+    async fn delete_recorded(
+        &self,
+        run: RunId,
+        group: &GroupName,
+        okta_id: &OktaGroupId,
+        tracer: Option<&Tracer>,
+    ) -> Result<(), ApplyError> {
+        let outcome = self.sink.delete_group(group).await;
+        trace::step(tracer, "delete", || match &outcome {
+            Ok(DeleteOutcome::Deleted) => format!("DeleteGroup {group:?}: deleted"),
+            Ok(DeleteOutcome::AlreadyGone) => format!("DeleteGroup {group:?}: already gone"),
+            Err(e) => format!("DeleteGroup {group:?}: {e}"),
+        });
+        let outcome = outcome.map_err(ApplyError::Sink)?;
         self.store
             .record_delete(run, self.clock.now(), group, okta_id)
             .await
@@ -1106,6 +1318,75 @@ enum ApplyError {
         kind: &'static str,
         message: String,
     },
+}
+
+/// The diff step of a one-group trace.
+fn trace_plan(tracer: Option<&Tracer>, plan: &Plan) {
+    for change in &plan.changes {
+        trace::step(tracer, "diff", || match change {
+            Change::Put {
+                group,
+                member_count,
+                added,
+                removed,
+                reason,
+                layout,
+                writes,
+                stale_chunks,
+                ..
+            } => format!(
+                "put {group:?} ({reason:?}): {member_count} members, +{} -{} against the snapshot; {}; {} write(s){}",
+                added.len(),
+                removed.len(),
+                match layout {
+                    plan::Layout::Inline => "inline".to_owned(),
+                    plan::Layout::Chunked { chunks } => format!("in {chunks} chunk sub-groups"),
+                },
+                writes.len(),
+                if stale_chunks.is_empty() {
+                    String::new()
+                } else {
+                    format!(", then {} stale chunk(s) deleted", stale_chunks.len())
+                }
+            ),
+            Change::Delete {
+                group,
+                reason,
+                chunks,
+                ..
+            } => {
+                format!(
+                    "delete {group:?} ({reason:?}) and {} chunk(s)",
+                    chunks.len()
+                )
+            }
+        });
+    }
+    if plan.changes.is_empty() && plan.unchanged > 0 {
+        trace::step(tracer, "diff", || {
+            "Q Business already matches Okta (per the snapshot): nothing to write".to_owned()
+        });
+    }
+    for issue in &plan.issues {
+        trace::step(tracer, "diff", || {
+            format!(
+                "not synced: {} [{}]: {}",
+                issue.group, issue.kind, issue.detail
+            )
+        });
+    }
+    if let Some(reason) = &plan.withheld_reason {
+        trace::step(tracer, "diff", || format!("deletions withheld: {reason}"));
+    }
+    if let Some(held) = &plan.held {
+        trace::step(tracer, "diff", || {
+            format!(
+                "held for approval as plan {}: {}",
+                held.id,
+                held.reasons.join("; ")
+            )
+        });
+    }
 }
 
 /// `outer: inner: innermost`, the whole cause chain on one line.

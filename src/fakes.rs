@@ -150,6 +150,8 @@ impl DirectorySource for MemSource {
 #[derive(Default)]
 pub struct RecordingSink {
     pub groups: Mutex<BTreeMap<GroupName, Members>>,
+    /// `memberGroups` of each group (chunked groups).
+    pub nested: Mutex<BTreeMap<GroupName, Vec<GroupName>>>,
     pub calls: Mutex<Vec<(String, GroupName)>>,
     /// Groups whose writes fail with this kind.
     pub failing: Mutex<BTreeMap<GroupName, SinkErrorKind>>,
@@ -178,6 +180,19 @@ impl RecordingSink {
             .map(|m| m.iter().map(|u| u.to_string()).collect())
     }
 
+    /// The users of `group` and of its member groups (one level, as q-group-sync nests).
+    pub fn effective(&self, group: &str) -> Option<BTreeSet<String>> {
+        let groups = lock(&self.groups);
+        let nested = lock(&self.nested);
+        let name = GroupName::new(group);
+        let own = groups.get(&name)?;
+        let mut out: BTreeSet<String> = own.iter().map(|u| u.to_string()).collect();
+        for sub in nested.get(&name).into_iter().flatten() {
+            out.extend(groups.get(sub).into_iter().flatten().map(|u| u.to_string()));
+        }
+        Some(out)
+    }
+
     fn check(&self, op: &'static str, name: &GroupName) -> Result<(), SinkError> {
         lock(&self.calls).push((op.to_owned(), name.clone()));
         match lock(&self.failing).get(name) {
@@ -192,7 +207,12 @@ impl RecordingSink {
 }
 
 impl GroupSink for RecordingSink {
-    async fn put_group(&self, name: &GroupName, members: &Members) -> Result<(), SinkError> {
+    async fn put_group(
+        &self,
+        name: &GroupName,
+        members: &Members,
+        groups: &[GroupName],
+    ) -> Result<(), SinkError> {
         self.check("PutGroup", name)?;
         if lock(&self.failing_async).contains(name) {
             let failed = GroupState::Failed {
@@ -204,6 +224,7 @@ impl GroupSink for RecordingSink {
         }
         lock(&self.states).insert(name.clone(), GroupState::Succeeded);
         lock(&self.groups).insert(name.clone(), members.clone());
+        lock(&self.nested).insert(name.clone(), groups.to_vec());
         Ok(())
     }
 
@@ -216,6 +237,7 @@ impl GroupSink for RecordingSink {
 
     async fn delete_group(&self, name: &GroupName) -> Result<DeleteOutcome, SinkError> {
         self.check("DeleteGroup", name)?;
+        lock(&self.nested).remove(name);
         Ok(match lock(&self.groups).remove(name) {
             Some(_) => DeleteOutcome::Deleted,
             None => DeleteOutcome::AlreadyGone,
@@ -267,6 +289,7 @@ impl SnapshotStore for MemStore {
                     pushed_at: FixedClock.now(),
                     unconfirmed: true,
                     read: None,
+                    layout: Default::default(),
                 });
         }
         Ok(snapshot)
@@ -387,8 +410,16 @@ impl SnapshotStore for MemStore {
                 pushed_at: at,
                 unconfirmed: false,
                 read: put.read,
+                layout: put.layout,
             },
         );
+        let mut pending = lock(&self.pending);
+        for chunk in put.chunks_written {
+            pending.remove(chunk);
+        }
+        for chunk in put.chunks_stale {
+            pending.insert(chunk.clone(), put.okta_id.clone());
+        }
         Ok(())
     }
 

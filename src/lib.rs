@@ -10,7 +10,7 @@
 //!   [`store`] (SQLite snapshot): the I/O edges, each behind a trait with an in-memory fake.
 //! - [`daemon`], [`http`], [`schedule`], [`shutdown`]: `serve`: the pass queue, the HTTP port,
 //!   the cron schedule, signals.
-//! - [`cli`], [`config`], [`telemetry`], [`metrics`], [`progress`]: the operator's surface.
+//! - [`cli`], [`config`], [`telemetry`], [`metrics`], [`progress`], [`trace`]: the operator's surface.
 //! - [`model`], [`clock`]: ids and the Q Business id rules; time as a parameter.
 
 pub mod cli;
@@ -31,3 +31,4 @@ pub mod sink;
 pub mod source;
 pub mod store;
 pub mod telemetry;
+pub mod trace;

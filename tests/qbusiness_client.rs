@@ -51,14 +51,14 @@ async fn put_replaces_and_delete_removes_names_with_slashes_and_unicode() {
     let q = QEmulator::start(QOptions::default()).await.unwrap();
     let sink = sink_for(&q, "").await;
     let name = GroupName::new("Eng Team/α ü 研究");
-    sink.put_group(&name, &members(&["a@x.test", "b@x.test"]))
+    sink.put_group(&name, &members(&["a@x.test", "b@x.test"]), &[])
         .await
         .unwrap();
     assert_eq!(
         q.group(name.as_str()).unwrap().users,
         set(&["a@x.test", "b@x.test"])
     );
-    sink.put_group(&name, &members(&["c@x.test"]))
+    sink.put_group(&name, &members(&["c@x.test"]), &[])
         .await
         .unwrap();
     assert_eq!(
@@ -66,7 +66,7 @@ async fn put_replaces_and_delete_removes_names_with_slashes_and_unicode() {
         set(&["c@x.test"]),
         "PutGroup replaces membership"
     );
-    sink.put_group(&GroupName::new("empty"), &Members::new())
+    sink.put_group(&GroupName::new("empty"), &Members::new(), &[])
         .await
         .unwrap();
     assert!(q.group("empty").unwrap().users.is_empty());
@@ -90,7 +90,7 @@ async fn throttling_is_retried_by_the_sdk() {
     let q = QEmulator::start(QOptions::default()).await.unwrap();
     let sink = sink_for(&q, "").await;
     q.add_fault(QFault::times(QFaultAction::Throttle, 2).on_op("PutGroup"));
-    sink.put_group(&GroupName::new("g"), &members(&["a@x.test"]))
+    sink.put_group(&GroupName::new("g"), &members(&["a@x.test"]), &[])
         .await
         .unwrap();
     let attempts: Vec<Option<u32>> = q
@@ -117,14 +117,14 @@ async fn errors_are_classified() {
     ] {
         q.clear_faults();
         q.add_fault(QFault::always(action));
-        let err = sink.put_group(&g, &m).await.expect_err("fails");
+        let err = sink.put_group(&g, &m, &[]).await.expect_err("fails");
         assert_eq!(err.kind, kind, "{err}");
         assert_eq!(err.operation, "PutGroup");
     }
     q.clear_faults();
     // The emulator enforces Q's rules: a control character in a user id is a validation error.
     let err = sink
-        .put_group(&g, &members(&["bad\u{1}id@x.test"]))
+        .put_group(&g, &members(&["bad\u{1}id@x.test"]), &[])
         .await
         .expect_err("invalid");
     assert_eq!(err.kind, SinkErrorKind::Validation, "{err}");
@@ -135,7 +135,7 @@ async fn over_limit_is_refused_before_sending() {
     let q = QEmulator::start(QOptions::default()).await.unwrap();
     let sink = sink_for(&q, "inline_member_limit = 3").await;
     let err = sink
-        .put_group(&GroupName::new("g"), &members(&["a", "b", "c", "d"]))
+        .put_group(&GroupName::new("g"), &members(&["a", "b", "c", "d"]), &[])
         .await
         .expect_err("refused");
     assert_eq!(err.kind, SinkErrorKind::Validation);
@@ -145,7 +145,7 @@ async fn over_limit_is_refused_before_sending() {
     let refs: Vec<&str> = big.iter().map(String::as_str).collect();
     let unchecked = sink_for(&q, "").await;
     let err = unchecked
-        .put_group(&GroupName::new("g"), &members(&refs))
+        .put_group(&GroupName::new("g"), &members(&refs), &[])
         .await
         .expect_err("refused");
     assert_eq!(err.kind, SinkErrorKind::Validation, "{err}");
@@ -156,7 +156,7 @@ async fn wrong_application_is_not_found_and_not_mistaken_for_a_missing_group() {
     let q = QEmulator::start(QOptions::default()).await.unwrap();
     let sink = sink_with_app(&q, "ffffffff-ffff-ffff-ffff-ffffffffffff", "").await;
     let err = sink
-        .put_group(&GroupName::new("g"), &Members::new())
+        .put_group(&GroupName::new("g"), &Members::new(), &[])
         .await
         .expect_err("wrong app");
     assert_eq!(err.kind, SinkErrorKind::NotFound, "{err}");

@@ -350,8 +350,14 @@ async fn wrong_token_is_a_clear_failure_with_no_writes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_over_the_member_limit_is_refused_not_truncated() {
+    // With chunking off (tests/large_groups.rs covers the default, chunks).
     let h = Harness::start(small_org(2, 1001)).await;
-    let out = h.run(&["sync"]).await;
+    let out = h
+        .run_env(
+            &["sync"],
+            &[("Q_GROUP_SYNC_QBUSINESS__LARGE_GROUPS", "refuse")],
+        )
+        .await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(h.q_state().is_empty(), "nothing truncated");
     assert!(

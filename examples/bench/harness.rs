@@ -919,14 +919,13 @@ pub fn plan_benchmark(opts: &Options) -> PlanTiming {
                     pushed_at: at,
                     unconfirmed: false,
                     read: None,
+                    layout: Default::default(),
                 };
                 (name.clone(), group)
             })
             .collect(),
     };
-    let policy = Policy {
-        inline_member_limit: 1000,
-    };
+    let policy = Policy::default();
     let time_plan = |desired| {
         let mut times = Vec::new();
         let mut puts = 0;

@@ -132,7 +132,7 @@ pub async fn run(cli: &NaiveCli) -> anyhow::Result<NaiveReport> {
         if wanted.members.len() > limit {
             return GroupOutcome::OverLimit;
         }
-        match sink.put_group(&name, &wanted.members).await {
+        match sink.put_group(&name, &wanted.members, &[]).await {
             Ok(()) => GroupOutcome::Put,
             Err(_) => GroupOutcome::PutFailed,
         }

@@ -701,3 +701,84 @@ async fn approval_needs_a_complete_read_and_keeps_the_plan_held() {
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     assert_eq!(e.sink.take_calls().len(), 30);
 }
+
+/// Group "Big" with `n` active users (`u0`..), on a limit of 10 users per PutGroup.
+fn chunky(n: usize) -> TestEngine {
+    let mut source = MemSource::default();
+    let mut ids = Vec::new();
+    for i in 0..n {
+        source = source.active(&format!("u{i}"));
+        ids.push(format!("u{i}"));
+    }
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut s = settings();
+    s.policy.inline_member_limit = 10;
+    Engine::new(
+        source.group("gbig", "Big", &refs),
+        RecordingSink::default(),
+        MemStore::default(),
+        s,
+        Arc::new(FixedClock),
+    )
+}
+
+#[tokio::test]
+async fn a_chunk_that_fails_leaves_the_group_unconfirmed_and_the_next_pass_repairs_it() {
+    let e = chunky(45);
+    let want: BTreeSet<String> = (0..45).map(|i| format!("u{i}@x.test")).collect();
+    // 45 users at 10 per group: chunks of at most 7 on average, so 7 chunks, then the group.
+    let third = plan::chunks::chunk_name(&GroupName::new("Big"), 2, 7);
+    e.sink.fail(third.as_str(), SinkErrorKind::Server);
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Partial, "{r:?}");
+    let calls = e.sink.take_calls();
+    assert!(
+        !calls
+            .iter()
+            .any(|(op, g)| op == "PutGroup" && g.as_str() == "Big"),
+        "the group is not switched to chunks that are not all written: {calls:?}"
+    );
+    let snap = e.store.load().await.expect("load");
+    assert!(snap.groups[&GroupName::new("Big")].unconfirmed);
+    assert!(
+        snap.groups.contains_key(&third),
+        "the chunk that failed is owned"
+    );
+
+    e.sink.heal();
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(e.sink.effective("Big"), Some(want));
+    let snap = e.store.load().await.expect("load");
+    assert_eq!(snap.groups.len(), 1, "{:?}", snap.groups.keys());
+    assert_eq!(
+        snap.groups[&GroupName::new("Big")].layout,
+        plan::Layout::Chunked { chunks: 7 }
+    );
+    // Settled: nothing to do.
+    e.sink.take_calls();
+    let r = sync(&e).await;
+    assert_eq!(r.puts_applied + r.deletes_applied, 0, "{r:?}");
+}
+
+#[tokio::test]
+async fn a_failed_stale_chunk_deletion_is_finished_by_the_next_pass() {
+    let e = chunky(45);
+    assert_eq!(sync(&e).await.outcome, Outcome::Success);
+    // Shrink to 5: back inline; the first chunk's deletion fails.
+    e.source
+        .set_members("gbig", &["u0", "u1", "u2", "u3", "u4"]);
+    let first = plan::chunks::chunk_name(&GroupName::new("Big"), 0, 7);
+    e.sink.fail(first.as_str(), SinkErrorKind::Server);
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Partial, "{r:?}");
+    assert_eq!(e.sink.effective("Big").map(|m| m.len()), Some(5));
+    assert!(e.sink.members(first.as_str()).is_some(), "still there");
+    e.sink.heal();
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert!(e.sink.members(first.as_str()).is_none(), "deleted now");
+    assert_eq!(r.deletes_applied, 1);
+    let snap = e.store.load().await.expect("load");
+    assert_eq!(snap.groups.len(), 1);
+}

@@ -8,8 +8,10 @@
 //! - Only groups recorded in the snapshot (created by q-group-sync) are ever deleted.
 //! - A group that could not be read is never pushed, and while any group is unread nothing is
 //!   deleted: a partial read must never look like removals.
-//! - A group over the inline member limit is refused, never truncated.
+//! - A group is never truncated: over the inline member limit it is written as chunk
+//!   sub-groups ([`chunks`]), or refused when chunking is off.
 
+pub mod chunks;
 mod render;
 pub mod safety;
 pub mod select;
@@ -20,6 +22,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::model::{GroupName, Members, OktaGroupId};
+pub use chunks::{Layout, Write};
 pub use select::{Blocked, Collision, Desired, DesiredGroup, GroupRead, Rules, Skipped};
 
 /// One group as last applied to Q Business by q-group-sync.
@@ -34,6 +37,8 @@ pub struct SnapshotGroup {
     /// The read that `members` come from: the group's `lastMembershipUpdated` then, and when
     /// the read started (for incremental reads).
     pub read: Option<ReadMark>,
+    /// Whether `members` are the group's own users or live in chunk sub-groups.
+    pub layout: Layout,
 }
 
 /// When a group's members were read, against Okta's `lastMembershipUpdated` at the time.
@@ -58,17 +63,29 @@ pub struct Snapshot {
     pub groups: BTreeMap<GroupName, SnapshotGroup>,
 }
 
+impl Snapshot {
+    /// The groups that stand for Okta groups (not chunk sub-groups left by unfinished writes).
+    pub fn families(&self) -> impl Iterator<Item = (&GroupName, &SnapshotGroup)> {
+        self.groups
+            .iter()
+            .filter(|(name, _)| !chunks::is_chunk_name(name.as_str()))
+    }
+}
+
 /// Limits the planner enforces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     /// Largest member list one PutGroup may carry.
     pub inline_member_limit: usize,
+    /// Groups over the limit are written as chunk sub-groups; when false they are refused.
+    pub chunk_large_groups: bool,
 }
 
 impl Default for Policy {
     fn default() -> Self {
         Policy {
             inline_member_limit: 1000,
+            chunk_large_groups: true,
         }
     }
 }
@@ -97,6 +114,19 @@ pub enum DeleteReason {
     OutOfScope,
     /// The Okta group now has another Q name, put in the same plan.
     Renamed { to: GroupName },
+    /// A chunk sub-group left over from an unfinished write; its group does not reference it.
+    StaleChunk,
+}
+
+impl DeleteReason {
+    /// Whether the deletion takes access away (and so counts for the circuit breaker). A
+    /// rename keeps access under the new name; a stale chunk is referenced by nothing.
+    pub fn takes_access(&self) -> bool {
+        !matches!(
+            self,
+            DeleteReason::Renamed { .. } | DeleteReason::StaleChunk
+        )
+    }
 }
 
 /// One write to Q Business.
@@ -113,12 +143,28 @@ pub enum Change {
         added: Members,
         removed: Members,
         reason: PutReason,
+        /// How the members are carried: inline or in chunk sub-groups.
+        #[serde(skip_serializing_if = "is_inline")]
+        layout: Layout,
+        /// The PutGroup calls, in order: changed chunks first, then the group itself (when
+        /// its own users or its chunk list change).
+        writes: Vec<Write>,
+        /// Chunk sub-groups deleted once the group no longer references them.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        stale_chunks: Vec<GroupName>,
     },
     Delete {
         group: GroupName,
         okta_id: OktaGroupId,
         reason: DeleteReason,
+        /// Its chunk sub-groups, deleted after it.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        chunks: Vec<GroupName>,
     },
+}
+
+fn is_inline(layout: &Layout) -> bool {
+    *layout == Layout::Inline
 }
 
 impl Change {
@@ -200,7 +246,7 @@ pub fn plan(desired: &Desired, snapshot: &Snapshot, policy: &Policy) -> Plan {
     };
     // Q names held by each Okta id in the snapshot, to recognise renames.
     let mut snapshot_names: BTreeMap<&OktaGroupId, BTreeSet<&GroupName>> = BTreeMap::new();
-    for (name, g) in &snapshot.groups {
+    for (name, g) in snapshot.families() {
         snapshot_names.entry(&g.okta_id).or_default().insert(name);
     }
     // Names that must not be deleted this pass, whatever the snapshot says.
@@ -223,14 +269,28 @@ pub fn plan(desired: &Desired, snapshot: &Snapshot, policy: &Policy) -> Plan {
 
     let mut puts = Vec::new();
     for (name, want) in &desired.groups {
-        if want.members.len() > policy.inline_member_limit {
+        if chunks::is_chunk_name(name.as_str()) {
+            protected.insert(name);
+            out.issues.push(GroupIssue {
+                group: name.to_string(),
+                okta_id: want.okta_id.clone(),
+                kind: "reserved_name",
+                detail: "the Q name has the shape of q-group-sync's chunk sub-groups; rename the group or map it with groups.q_name_prefix".to_owned(),
+            });
+            continue;
+        }
+        let limit = policy.inline_member_limit.max(2);
+        // A parent holds at most `limit` chunks of about three quarters of the limit each.
+        let too_large =
+            !policy.chunk_large_groups || want.members.len().div_ceil(limit * 3 / 4) > limit;
+        if want.members.len() > limit && too_large {
             protected.insert(name);
             out.issues.push(GroupIssue {
                 group: name.to_string(),
                 okta_id: want.okta_id.clone(),
                 kind: "over_member_limit",
                 detail: format!(
-                    "{} members exceed the inline limit of {}; not pushed (never truncated)",
+                    "{} members exceed the inline limit of {} (qbusiness.large_groups = \"refuse\", or too many for one level of chunks); not pushed (never truncated)",
                     want.members.len(),
                     policy.inline_member_limit
                 ),
@@ -278,6 +338,9 @@ pub fn plan(desired: &Desired, snapshot: &Snapshot, policy: &Policy) -> Plan {
             added,
             removed,
             reason,
+            layout: Layout::Inline,
+            writes: Vec::new(),
+            stale_chunks: Vec::new(),
         });
     }
     out.issues.sort_by(|a, b| a.group.cmp(&b.group));
@@ -289,7 +352,7 @@ pub fn plan(desired: &Desired, snapshot: &Snapshot, policy: &Policy) -> Plan {
         .map(|(name, g)| (&g.okta_id, name))
         .collect();
     let mut deletes = Vec::new();
-    for (name, have) in &snapshot.groups {
+    for (name, have) in snapshot.families() {
         if desired.groups.contains_key(name) || protected.contains(name) {
             continue;
         }
@@ -312,6 +375,7 @@ pub fn plan(desired: &Desired, snapshot: &Snapshot, policy: &Policy) -> Plan {
             group: name.clone(),
             okta_id: have.okta_id.clone(),
             reason,
+            chunks: Vec::new(),
         });
     }
 
@@ -325,6 +389,7 @@ pub fn plan(desired: &Desired, snapshot: &Snapshot, policy: &Policy) -> Plan {
     } else {
         out.changes.extend(deletes);
     }
+    chunks::expand(&mut out, snapshot, policy.inline_member_limit);
     out
 }
 

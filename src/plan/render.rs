@@ -108,6 +108,9 @@ fn write_change(f: &mut fmt::Formatter<'_>, change: &Change, tag: &str) -> fmt::
             added,
             removed,
             reason,
+            layout,
+            writes,
+            stale_chunks,
             ..
         } => {
             match reason {
@@ -129,19 +132,59 @@ fn write_change(f: &mut fmt::Formatter<'_>, change: &Change, tag: &str) -> fmt::
                     removed.len()
                 )?,
             }
+            if let super::Layout::Chunked { chunks } = layout {
+                let written: Vec<String> = writes
+                    .iter()
+                    .filter(|w| w.role == "chunk")
+                    .map(|w| format!("{} ({} users)", w.group, w.user_count))
+                    .collect();
+                let parent = writes.iter().any(|w| w.role == "group");
+                writeln!(
+                    f,
+                    "    in {chunks} chunk sub-groups; writes {} of them{}",
+                    written.len(),
+                    if parent {
+                        " and the group's chunk list"
+                    } else {
+                        ""
+                    }
+                )?;
+                for w in written.iter().take(MEMBERS_SHOWN) {
+                    writeln!(f, "    * {w}")?;
+                }
+            }
+            for stale in stale_chunks.iter().take(MEMBERS_SHOWN) {
+                writeln!(f, "    - {stale} (chunk no longer used)")?;
+            }
             if !matches!(reason, PutReason::MembersChanged | PutReason::Unconfirmed) {
                 return Ok(());
             }
             write_members(f, '+', added)?;
             write_members(f, '-', removed)
         }
-        Change::Delete { group, reason, .. } => {
+        Change::Delete {
+            group,
+            reason,
+            chunks,
+            ..
+        } => {
             let why = match reason {
                 DeleteReason::GoneFromOkta => "gone from Okta".to_owned(),
                 DeleteReason::OutOfScope => "out of scope".to_owned(),
                 DeleteReason::Renamed { to } => format!("renamed to {to}"),
+                DeleteReason::StaleChunk => {
+                    "chunk sub-group left by an unfinished write".to_owned()
+                }
             };
-            writeln!(f, "- {tag}{group} ({why})")
+            if chunks.is_empty() {
+                writeln!(f, "- {tag}{group} ({why})")
+            } else {
+                writeln!(
+                    f,
+                    "- {tag}{group} ({why}, with its {} chunk sub-groups)",
+                    chunks.len()
+                )
+            }
         }
     }
 }

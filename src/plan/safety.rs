@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Change, DeleteReason, Plan, Snapshot};
+use super::{Change, Plan, Snapshot};
 use crate::config::SafetyConfig;
 use crate::model::{GroupName, Members, OktaGroupId};
 
@@ -119,13 +119,7 @@ impl Held {
         let mut extra = Vec::new();
         for c in &plan.changes {
             match c {
-                Change::Delete {
-                    group,
-                    reason: DeleteReason::Renamed { .. },
-                    ..
-                } => {
-                    let _ = group; // a rename keeps access; approval is not needed
-                }
+                Change::Delete { reason, .. } if !reason.takes_access() => {}
                 Change::Delete { group, okta_id, .. } => {
                     let d = HeldDelete {
                         group: group.clone(),
@@ -162,8 +156,8 @@ pub struct Managed {
 impl Managed {
     pub fn of(snapshot: &Snapshot) -> Managed {
         Managed {
-            groups: snapshot.groups.len(),
-            memberships: snapshot.groups.values().map(|g| g.members.len()).sum(),
+            groups: snapshot.families().count(),
+            memberships: snapshot.families().map(|(_, g)| g.members.len()).sum(),
         }
     }
 }
@@ -182,7 +176,7 @@ pub fn guard(mut plan: Plan, managed: Managed, full: bool, policy: &SafetyPolicy
     let deletes: Vec<&Change> = plan
         .changes
         .iter()
-        .filter(|c| matches!(c, Change::Delete { reason, .. } if !matches!(reason, DeleteReason::Renamed { .. })))
+        .filter(|c| matches!(c, Change::Delete { reason, .. } if reason.takes_access()))
         .collect();
     let removals: usize = plan
         .changes
@@ -265,15 +259,17 @@ pub fn guard(mut plan: Plan, managed: Managed, full: bool, policy: &SafetyPolicy
                 group,
                 okta_id,
                 reason,
+                chunks,
             } => {
-                if matches!(reason, DeleteReason::Renamed { .. }) {
+                if reason.takes_access() {
+                    held.deletes.push(HeldDelete { group, okta_id });
+                } else {
                     safe.push(Change::Delete {
                         group,
                         okta_id,
                         reason,
+                        chunks,
                     });
-                } else {
-                    held.deletes.push(HeldDelete { group, okta_id });
                 }
             }
             Change::Put {
@@ -300,6 +296,10 @@ pub fn guard(mut plan: Plan, managed: Managed, full: bool, policy: &SafetyPolicy
                     added,
                     removed: Members::new(),
                     reason,
+                    // Worked out again for the kept members ([`super::chunks::expand`]).
+                    layout: super::Layout::Inline,
+                    writes: Vec::new(),
+                    stale_chunks: Vec::new(),
                 });
             }
             other => safe.push(other),
@@ -355,6 +355,7 @@ mod tests {
                     pushed_at: at,
                     unconfirmed: false,
                     read: None,
+                    layout: Default::default(),
                 },
             );
         }

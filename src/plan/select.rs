@@ -320,6 +320,15 @@ impl<'a> Mapper<'a> {
         }
     }
 
+    /// The users skipped so far (each Okta user counted once).
+    pub fn skipped(&self) -> Skipped {
+        Skipped {
+            by_status: self.skipped_status.clone(),
+            missing_attribute: self.missing,
+            invalid_id: self.invalid,
+        }
+    }
+
     /// Maps one group's members to Q ids, counting skips and collisions across groups.
     pub fn map(&mut self, members: &[OktaMember]) -> Members {
         let mut out = Vec::with_capacity(members.len());

@@ -76,6 +76,7 @@ impl Snap {
                 pushed_at: at,
                 unconfirmed: false,
                 read: None,
+                layout: Default::default(),
             },
         );
         self
@@ -209,12 +210,36 @@ fn over_limit_is_refused_not_truncated_and_not_deleted() {
         .group("ok", "g2", &refs[..1000])
         .build();
     let s = snap().group("big", "g1", &refs[..10]).build();
-    let p = run(&d, &s);
+    let refuse = Policy {
+        chunk_large_groups: false,
+        ..Policy::default()
+    };
+    let p = plan(&d, &s, &refuse);
     assert_eq!(p.changes.len(), 1);
     assert_eq!(p.changes[0].group().as_str(), "ok");
     assert_eq!(p.issues.len(), 1);
     assert_eq!(p.issues[0].kind, "over_member_limit");
     assert!(p.issues[0].detail.contains("1001 members"));
+    // By default the same group is chunked instead.
+    let p = run(&d, &s);
+    assert!(p.issues.is_empty(), "{:?}", p.issues);
+    let Change::Put { layout, writes, .. } = &p.changes[0] else {
+        panic!("a put")
+    };
+    assert_eq!(*layout, Layout::Chunked { chunks: 2 });
+    assert_eq!(writes.len(), 3, "two chunks, then the group");
+    assert_eq!(writes[2].member_groups.len(), 2);
+    assert_eq!(writes.iter().map(|w| w.user_count).sum::<usize>(), 1001);
+}
+
+#[test]
+fn a_group_shaped_like_a_chunk_is_refused() {
+    let d = dir()
+        .group("x (q-group-sync chunk 1 of 2)", "g1", &["a@x.test"])
+        .build();
+    let p = run(&d, &Snapshot::default());
+    assert!(p.changes.is_empty());
+    assert_eq!(p.issues[0].kind, "reserved_name");
 }
 
 #[test]

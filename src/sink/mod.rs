@@ -104,11 +104,13 @@ impl fmt::Display for SinkError {
 
 /// The only way q-group-sync changes Amazon Q Business.
 pub trait GroupSink: Send + Sync {
-    /// Creates group `name`, or replaces its members with exactly `members` (PutGroup, INDEX type).
+    /// Creates group `name`, or replaces its members with exactly `users` and `groups`
+    /// (PutGroup, INDEX type, `memberUsers` and `memberGroups`).
     fn put_group(
         &self,
         name: &GroupName,
-        members: &Members,
+        users: &Members,
+        groups: &[GroupName],
     ) -> impl Future<Output = Result<(), SinkError>> + Send;
 
     /// Deletes group `name` (DeleteGroup); a group that is already gone is not an error.

@@ -21,7 +21,7 @@ use aws_sdk_qbusiness::operation::delete_group::DeleteGroupError;
 use aws_sdk_qbusiness::operation::get_group::GetGroupError;
 use aws_sdk_qbusiness::primitives::DateTime as AwsDateTime;
 use aws_sdk_qbusiness::types::error::ResourceNotFoundException;
-use aws_sdk_qbusiness::types::{GroupMembers, MemberUser, MembershipType};
+use aws_sdk_qbusiness::types::{GroupMembers, MemberGroup, MemberUser, MembershipType};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 
 use std::sync::Arc;
@@ -188,14 +188,20 @@ impl QBusinessSink {
 }
 
 impl GroupSink for QBusinessSink {
-    async fn put_group(&self, name: &GroupName, members: &Members) -> Result<(), SinkError> {
-        if members.len() > self.target.member_limit {
+    async fn put_group(
+        &self,
+        name: &GroupName,
+        members: &Members,
+        groups: &[GroupName],
+    ) -> Result<(), SinkError> {
+        if members.len() > self.target.member_limit || groups.len() > self.target.member_limit {
             return Err(SinkError {
                 kind: SinkErrorKind::Validation,
                 operation: "PutGroup",
                 message: format!(
-                    "{} members exceed the inline limit of {}; not sent",
+                    "{} users or {} groups exceed the inline limit of {}; not sent",
                     members.len(),
+                    groups.len(),
                     self.target.member_limit
                 ),
             });
@@ -214,8 +220,24 @@ impl GroupSink for QBusinessSink {
                 operation: "PutGroup",
                 message: e.to_string(),
             })?;
+        let member_groups = groups
+            .iter()
+            .map(|g| {
+                MemberGroup::builder()
+                    .group_name(g.as_str())
+                    .r#type(MembershipType::Index)
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| SinkError {
+                kind: SinkErrorKind::Transport,
+                operation: "PutGroup",
+                message: e.to_string(),
+            })?;
+        // A chunked group carries only its chunk list; PutGroup replaces both lists.
         let group_members = GroupMembers::builder()
             .set_member_users(Some(users))
+            .set_member_groups((!member_groups.is_empty()).then_some(member_groups))
             .build();
         self.pace_write().await;
         let mut req = self

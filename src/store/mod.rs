@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::model::{GroupName, Members, OktaGroupId};
 use crate::plan::safety::Held;
-use crate::plan::{ReadMark, Snapshot};
+use crate::plan::{Layout, ReadMark, Snapshot};
 pub use sqlite::SqliteStore;
 
 /// Identifies one recorded pass.
@@ -203,4 +203,11 @@ pub struct AppliedPut<'a> {
     pub removed: &'a Members,
     /// The read the members come from (none when the group's read is unknown).
     pub read: Option<ReadMark>,
+    /// How the members are carried in Q Business.
+    pub layout: Layout,
+    /// Chunk sub-groups written by this put (their write intents are cleared with it).
+    pub chunks_written: &'a [GroupName],
+    /// Chunk sub-groups the group no longer references: recorded as pending deletions in the
+    /// same transaction, so they are deleted even if the process stops before it gets to them.
+    pub chunks_stale: &'a [GroupName],
 }

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use super::{AppliedPut, HeldRecord, RunId, RunRecord, RunStart, SnapshotStore, StoreError};
 use crate::model::{GroupName, Interner, Members, OktaGroupId};
 use crate::plan::safety::Held;
-use crate::plan::{ReadMark, Snapshot, SnapshotGroup};
+use crate::plan::{Layout, ReadMark, Snapshot, SnapshotGroup};
 
 /// `PRAGMA application_id` of q-group-sync snapshots ("QGS1").
 const APPLICATION_ID: i64 = 0x5147_5331;
@@ -93,6 +93,10 @@ CREATE TABLE meta (
     key   TEXT PRIMARY KEY NOT NULL,
     value TEXT NOT NULL
 ) WITHOUT ROWID;
+"#,
+    // v5: chunked groups (how many chunk sub-groups carry a group's members; 0 = inline).
+    r#"
+ALTER TABLE groups ADD COLUMN chunks INTEGER NOT NULL DEFAULT 0
 "#,
 ];
 
@@ -286,18 +290,29 @@ impl SnapshotStore for SqliteStore {
         let (removed, n_removed) = (join(put.removed), put.removed.len() as i64);
         let source_updated = put.read.map(|r| ts(r.source_updated));
         let read_at = put.read.map(|r| ts(r.read_at));
+        let chunks = i64::from(put.layout.chunk_count());
+        let written: Vec<String> = put
+            .chunks_written
+            .iter()
+            .map(|g| g.as_str().to_owned())
+            .collect();
+        let stale: Vec<String> = put
+            .chunks_stale
+            .iter()
+            .map(|g| g.as_str().to_owned())
+            .collect();
         self.with_conn(move |conn, p| {
             let tx = conn.transaction().map_err(|e| classify(p, "begin transaction", e))?;
             let hash = sha256(&members);
             tx.execute(
                 "INSERT INTO groups (q_name, okta_id, members, member_count, members_sha256, pushed_at,
-                                     source_updated_at, read_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                                     source_updated_at, read_at, chunks)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT (q_name) DO UPDATE SET okta_id = excluded.okta_id, members = excluded.members,
                    member_count = excluded.member_count, members_sha256 = excluded.members_sha256,
                    pushed_at = excluded.pushed_at, source_updated_at = excluded.source_updated_at,
-                   read_at = excluded.read_at",
-                params![q_name, okta_id, members, count, hash, ts(at), source_updated, read_at],
+                   read_at = excluded.read_at, chunks = excluded.chunks",
+                params![q_name, okta_id, members, count, hash, ts(at), source_updated, read_at, chunks],
             )
             .map_err(|e| classify(p, "record put", e))?;
             tx.execute(
@@ -308,6 +323,19 @@ impl SnapshotStore for SqliteStore {
             .map_err(|e| classify(p, "audit put", e))?;
             tx.execute("DELETE FROM pending WHERE q_name = ?1", params![q_name])
                 .map_err(|e| classify(p, "clear pending write", e))?;
+            for chunk in &written {
+                tx.execute("DELETE FROM pending WHERE q_name = ?1", params![chunk])
+                    .map_err(|e| classify(p, "clear pending chunk write", e))?;
+            }
+            for chunk in &stale {
+                tx.execute(
+                    "INSERT INTO pending (q_name, okta_id, op, run_id, at) VALUES (?1, ?2, 'delete', ?3, ?4)
+                     ON CONFLICT (q_name) DO UPDATE SET okta_id = excluded.okta_id, op = excluded.op,
+                       run_id = excluded.run_id, at = excluded.at",
+                    params![chunk, okta_id, run, ts(at)],
+                )
+                .map_err(|e| classify(p, "record pending chunk deletion", e))?;
+            }
             tx.commit().map_err(|e| classify(p, "commit put", e))
         })
         .await?;
@@ -624,7 +652,7 @@ fn load(conn: &mut Connection, p: &str) -> Result<Snapshot, StoreError> {
     let mut stmt = conn
         .prepare(
             "SELECT q_name, okta_id, members, member_count, members_sha256, pushed_at,
-                    source_updated_at, read_at FROM groups",
+                    source_updated_at, read_at, chunks FROM groups",
         )
         .map_err(|e| classify(p, "read groups", e))?;
     let rows = stmt
@@ -638,13 +666,14 @@ fn load(conn: &mut Connection, p: &str) -> Result<Snapshot, StoreError> {
                 r.get::<_, String>(5)?,
                 r.get::<_, Option<String>>(6)?,
                 r.get::<_, Option<String>>(7)?,
+                r.get::<_, i64>(8)?,
             ))
         })
         .map_err(|e| classify(p, "read groups", e))?;
     let mut snapshot = Snapshot::default();
     let mut ids = Interner::default();
     for row in rows {
-        let (name, okta_id, members, count, hash, pushed_at, source_updated, read_at) =
+        let (name, okta_id, members, count, hash, pushed_at, source_updated, read_at, chunks) =
             row.map_err(|e| classify(p, "read groups", e))?;
         // A read mark that does not parse only costs a re-read; it is not corruption.
         let read = match (
@@ -674,6 +703,8 @@ fn load(conn: &mut Connection, p: &str) -> Result<Snapshot, StoreError> {
         let pushed_at = DateTime::parse_from_rfc3339(&pushed_at)
             .map_err(|e| corrupt(format!("bad pushed_at {pushed_at:?}: {e}")))?
             .with_timezone(&Utc);
+        let chunks =
+            u32::try_from(chunks).map_err(|_| corrupt(format!("bad chunk count {chunks}")))?;
         snapshot.groups.insert(
             GroupName::new(name),
             SnapshotGroup {
@@ -682,6 +713,7 @@ fn load(conn: &mut Connection, p: &str) -> Result<Snapshot, StoreError> {
                 pushed_at,
                 unconfirmed: false,
                 read,
+                layout: Layout::from_chunk_count(chunks),
             },
         );
     }
@@ -718,6 +750,7 @@ fn load(conn: &mut Connection, p: &str) -> Result<Snapshot, StoreError> {
                 pushed_at: at,
                 unconfirmed: true,
                 read: None,
+                layout: Layout::Inline,
             });
     }
     Ok(snapshot)
@@ -817,6 +850,9 @@ mod tests {
                     added: &m,
                     removed: &empty,
                     read: None,
+                    layout: Layout::Inline,
+                    chunks_written: &[],
+                    chunks_stale: &[],
                 },
             )
             .await
@@ -833,6 +869,9 @@ mod tests {
                     added: &empty,
                     removed: &empty,
                     read: None,
+                    layout: Layout::Inline,
+                    chunks_written: &[],
+                    chunks_stale: &[],
                 },
             )
             .await
@@ -941,6 +980,9 @@ mod tests {
                     added: &m,
                     removed: &m,
                     read: None,
+                    layout: Layout::Inline,
+                    chunks_written: &[],
+                    chunks_stale: &[],
                 },
             )
             .await
