@@ -85,7 +85,7 @@ pub fn describe() {
     );
     describe_gauge!(
         GROUP_ISSUES,
-        "In-scope groups not synced in the last pass, by kind (unread, over_member_limit, name_conflict, invalid_name)."
+        "In-scope groups not synced in the last pass, by kind (unread, over_member_limit, name_conflict, invalid_name, reserved_name)."
     );
     describe_gauge!(
         USERS_SKIPPED,
@@ -163,6 +163,7 @@ pub fn pass_finished(report: &RunReport, elapsed: Duration) {
         "over_member_limit",
         "name_conflict",
         "invalid_name",
+        "reserved_name",
     ] {
         let n = report.plan.issues.iter().filter(|i| i.kind == kind).count();
         gauge!(GROUP_ISSUES, "kind" => kind).set(n as f64);
