@@ -155,7 +155,11 @@ pub fn engine_settings(config: &Config) -> Result<EngineSettings, ConfigError> {
         rules,
         policy: Policy {
             inline_member_limit: config.qbusiness.inline_member_limit,
-            chunk_large_groups: config.qbusiness.large_groups == crate::config::LargeGroups::Chunks,
+            large_groups: match config.qbusiness.large_groups {
+                crate::config::LargeGroups::Chunks => crate::plan::LargeGroups::Chunks,
+                crate::config::LargeGroups::Refuse => crate::plan::LargeGroups::Refuse,
+                crate::config::LargeGroups::S3 => crate::plan::LargeGroups::File,
+            },
         },
         read_concurrency: config.okta.max_concurrency * 2,
         write_concurrency: config.qbusiness.max_concurrency,

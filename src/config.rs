@@ -204,9 +204,22 @@ pub struct QBusinessConfig {
     /// Members one PutGroup may carry; larger groups are chunked (or refused, never truncated).
     #[serde(default = "default_inline_member_limit")]
     pub inline_member_limit: usize,
-    /// Groups over `inline_member_limit`: `chunks` (nested chunk sub-groups) or `refuse`.
+    /// Groups over `inline_member_limit`: `chunks` (nested chunk sub-groups), `s3`
+    /// (experimental: a member file in S3) or `refuse`.
     #[serde(default)]
     pub large_groups: LargeGroups,
+    /// `large_groups = "s3"`: the bucket member files are written to.
+    #[serde(default)]
+    pub s3_bucket: Option<String>,
+    /// `large_groups = "s3"`: key prefix of the member files (one file per group).
+    #[serde(default = "default_s3_prefix")]
+    pub s3_prefix: String,
+    /// `large_groups = "s3"`: the IAM role Q Business assumes to read the member files.
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    /// `large_groups = "s3"`: S3 endpoint override (VPC endpoints, emulators; path-style).
+    #[serde(default)]
+    pub s3_endpoint_url: Option<Url>,
     /// Whether a put is confirmed with GetGroup before it is recorded: `always`, `sample`, `never`.
     #[serde(default)]
     pub verify: VerifyMode,
@@ -228,6 +241,9 @@ pub enum LargeGroups {
     Chunks,
     /// Not written; reported as an issue (`over_member_limit`).
     Refuse,
+    /// Experimental: the members go to a file in `s3_bucket` that Q Business reads with
+    /// `role_arn` (`s3PathForGroupMembers`; the file format is not documented by AWS).
+    S3,
 }
 
 /// How puts are confirmed (PutGroup is asynchronous).
@@ -476,6 +492,10 @@ fn default_q_attempts() -> u32 {
 fn default_q_backoff() -> Duration {
     Duration::from_secs(1)
 }
+fn default_s3_prefix() -> String {
+    "q-group-sync/members/".to_owned()
+}
+
 fn default_inline_member_limit() -> usize {
     1000
 }
@@ -779,6 +799,34 @@ impl Config {
                 "qbusiness.max_attempts",
                 "must be between 1 and 10",
             ));
+        }
+        if q.large_groups == LargeGroups::S3 {
+            let bucket_ok = q.s3_bucket.as_deref().is_some_and(|b| {
+                (3..=63).contains(&b.len())
+                    && b.bytes().all(|c| {
+                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-'
+                    })
+                    && !b.starts_with(['.', '-'])
+                    && !b.ends_with(['.', '-'])
+            });
+            if !bucket_ok {
+                return Err(ConfigError::key(
+                    "qbusiness.s3_bucket",
+                    "is required with large_groups = \"s3\" and must be an S3 bucket name (3-63 of a-z 0-9 . -)",
+                ));
+            }
+            if !q.role_arn.as_deref().is_some_and(|a| a.starts_with("arn:")) {
+                return Err(ConfigError::key(
+                    "qbusiness.role_arn",
+                    "is required with large_groups = \"s3\": the ARN of the role Q Business uses to read the member files",
+                ));
+            }
+            if q.s3_prefix.chars().count() > 900 {
+                return Err(ConfigError::key(
+                    "qbusiness.s3_prefix",
+                    "is too long (S3 keys are at most 1024 characters)",
+                ));
+            }
         }
         if !(2..=1000).contains(&q.inline_member_limit) {
             return Err(ConfigError::key(

@@ -613,11 +613,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
             ),
         };
         // The breaker may have changed member lists: work out their writes again.
-        plan::chunks::expand(
-            &mut plan,
-            &snapshot,
-            self.settings.policy.inline_member_limit,
-        );
+        plan::chunks::expand(&mut plan, &snapshot, &self.settings.policy);
         metrics::phase("plan", plan_timer.elapsed());
         report.groups_listed = plan.listed;
         report.groups_in_scope = plan.in_scope;

@@ -26,8 +26,13 @@ fn org() -> OktaOrg {
 }
 
 /// Asserts that every Okta group's effective membership in Q equals Okta's, that no Q group
-/// carries more than 1000 direct members, and returns the chunk groups Q holds.
+/// carries more than 1000 direct members (except from S3 member files), and returns the chunk
+/// groups Q holds.
 fn assert_q_matches(h: &Harness) -> BTreeSet<String> {
+    assert_q_matches_with(h, 1000)
+}
+
+fn assert_q_matches_with(h: &Harness, max_direct: usize) -> BTreeSet<String> {
     let want = expected(&h.okta.org());
     for (name, members) in &want {
         let got = h.q.effective_members(name).unwrap_or_default();
@@ -43,7 +48,7 @@ fn assert_q_matches(h: &Harness) -> BTreeSet<String> {
     let groups = h.q.groups();
     for (name, g) in &groups {
         assert!(
-            g.users.len() + g.groups.len() <= 1000,
+            g.users.len() + g.groups.len() <= max_direct,
             "{name} carries {} direct members",
             g.users.len() + g.groups.len()
         );
@@ -182,4 +187,86 @@ async fn refuse_mode_leaves_large_groups_alone() {
     assert!(text(&out).contains("over_member_limit"), "{}", text(&out));
     assert!(h.q.group("All Staff").is_none());
     assert!(h.q.group("Small").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_mode_writes_a_member_file_and_switching_modes_cleans_up() {
+    let h = Harness::start(org()).await;
+    let s3_url = h.q.s3_url();
+    let s3 = [
+        ("Q_GROUP_SYNC_QBUSINESS__LARGE_GROUPS", "s3"),
+        ("Q_GROUP_SYNC_QBUSINESS__S3_BUCKET", "qgs-members"),
+        ("Q_GROUP_SYNC_QBUSINESS__S3_PREFIX", "groups/"),
+        (
+            "Q_GROUP_SYNC_QBUSINESS__ROLE_ARN",
+            "arn:aws:iam::123456789012:role/q-group-sync-members",
+        ),
+        ("Q_GROUP_SYNC_QBUSINESS__S3_ENDPOINT_URL", s3_url.as_str()),
+    ];
+    let out = h.run_env(&["sync"], &s3).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        assert_q_matches_with(&h, 100_000).is_empty(),
+        "no chunks in S3 mode"
+    );
+    let all = h.q.group("All Staff").unwrap();
+    assert_eq!(all.users.len(), 4500, "read from the member file");
+
+    // The file: one per group under the prefix, named by a hash of the group name.
+    let key = {
+        use sha2::Digest;
+        let d = sha2::Sha256::digest("All Staff".as_bytes());
+        let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
+        format!("groups/{hex}.json")
+    };
+    let file: serde_json::Value =
+        serde_json::from_slice(&h.q.s3_object("qgs-members", &key).expect("member file")).unwrap();
+    let users = file["memberUsers"].as_array().unwrap();
+    assert_eq!(users.len(), 4500);
+    assert_eq!(users[0]["type"], "USER");
+
+    // Back to the default (chunks): the group is chunked; then S3 again deletes the chunks.
+    let out = h.run(&["sync", "--full"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    // Same members, so nothing to write: the group is only re-chunked when it changes.
+    assert!(assert_q_matches_with(&h, 100_000).is_empty());
+    let all = OktaOrg::group_id(0);
+    h.okta.update(|o| {
+        o.add_user(
+            "00unewcomer000000001",
+            "ACTIVE",
+            Some("newcomer@example.test"),
+            "newcomer@example.test",
+        );
+        o.add_member(&all, "00unewcomer000000001");
+    });
+    let out = h.run(&["sync"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let chunks = assert_q_matches(&h);
+    assert_eq!(chunks.len(), 7, "4,501 members in chunks of 750 on average");
+    h.okta.update(|o| {
+        o.remove_member(&all, "00unewcomer000000001");
+    });
+    h.q.reset_calls();
+    let out = h.run_env(&["sync"], &s3).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        assert_q_matches_with(&h, 100_000).is_empty(),
+        "chunks deleted after the switch"
+    );
+    let gone: BTreeSet<String> = deletes(&h).into_iter().collect();
+    assert_eq!(gone, chunks);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_mode_needs_a_bucket_and_a_role() {
+    let h = Harness::start(org()).await;
+    let out = h
+        .run_env(
+            &["check-config"],
+            &[("Q_GROUP_SYNC_QBUSINESS__LARGE_GROUPS", "s3")],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("qbusiness.s3_bucket"), "{}", text(&out));
 }

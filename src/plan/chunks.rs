@@ -12,7 +12,7 @@
 
 use serde::Serialize;
 
-use super::{Change, DeleteReason, Plan, PutReason, Snapshot};
+use super::{Change, DeleteReason, LargeGroups, Plan, Policy, PutReason, Snapshot};
 use crate::model::{GroupName, MAX_Q_ID_CHARS, Members, OktaGroupId, UserId};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -173,7 +173,8 @@ pub fn choose(members: &Members, current: Layout, limit: usize) -> Layout {
 /// Turns each put of `plan` into its Q writes (chunks first, then the group), and each delete
 /// into the group plus its chunks. Chunk groups the snapshot knows only from an unfinished
 /// write (orphans) are deleted once their group no longer references them.
-pub fn expand(plan: &mut Plan, snapshot: &Snapshot, limit: usize) {
+pub fn expand(plan: &mut Plan, snapshot: &Snapshot, policy: &Policy) {
+    let limit = policy.inline_member_limit;
     // Chunk names recorded as being written or deleted, by the Okta group they belong to.
     let mut orphans: BTreeMap<&OktaGroupId, BTreeSet<&GroupName>> = BTreeMap::new();
     for (name, g) in &snapshot.groups {
@@ -198,7 +199,11 @@ pub fn expand(plan: &mut Plan, snapshot: &Snapshot, limit: usize) {
                     matches!(reason, PutReason::MembersChanged | PutReason::Unconfirmed)
                 });
                 let current = have.map_or(Layout::Inline, |h| h.layout);
-                let next = choose(members, current, limit);
+                let next = match policy.large_groups {
+                    LargeGroups::Chunks => choose(members, current, limit),
+                    // One write: inline, or as a member file when over the limit.
+                    LargeGroups::File | LargeGroups::Refuse => Layout::Inline,
+                };
                 let mine = orphans.get(okta_id);
                 let new_names: BTreeSet<GroupName> = next.chunk_names(group).into_iter().collect();
                 writes.clear();
@@ -352,7 +357,7 @@ mod tests {
     }
 
     use crate::plan::select::{Desired, DesiredGroup};
-    use crate::plan::{Policy, SnapshotGroup, plan};
+    use crate::plan::{SnapshotGroup, plan};
 
     fn desired(name: &str, members: Members) -> Desired {
         let mut d = Desired::default();

@@ -77,18 +77,32 @@ impl Snapshot {
 pub struct Policy {
     /// Largest member list one PutGroup may carry.
     pub inline_member_limit: usize,
-    /// Groups over the limit are written as chunk sub-groups; when false they are refused.
-    pub chunk_large_groups: bool,
+    /// What happens to groups over the limit.
+    pub large_groups: LargeGroups,
 }
 
 impl Default for Policy {
     fn default() -> Self {
         Policy {
             inline_member_limit: 1000,
-            chunk_large_groups: true,
+            large_groups: LargeGroups::Chunks,
         }
     }
 }
+
+/// How a group over the inline member limit is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LargeGroups {
+    /// A parent group with chunk sub-groups ([`chunks`]).
+    Chunks,
+    /// Not at all (reported as `over_member_limit`).
+    Refuse,
+    /// In one put whose members the sink hands over as a file (up to [`MEMBER_FILE_LIMIT`]).
+    File,
+}
+
+/// Most members a member file may carry (Q Business's documented S3 limit).
+pub const MEMBER_FILE_LIMIT: usize = 100_000;
 
 /// Why a group is put.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -280,9 +294,12 @@ pub fn plan(desired: &Desired, snapshot: &Snapshot, policy: &Policy) -> Plan {
             continue;
         }
         let limit = policy.inline_member_limit.max(2);
-        // A parent holds at most `limit` chunks of about three quarters of the limit each.
-        let too_large =
-            !policy.chunk_large_groups || want.members.len().div_ceil(limit * 3 / 4) > limit;
+        let too_large = match policy.large_groups {
+            // A parent holds at most `limit` chunks of about three quarters of the limit each.
+            LargeGroups::Chunks => want.members.len().div_ceil(limit * 3 / 4) > limit,
+            LargeGroups::Refuse => true,
+            LargeGroups::File => want.members.len() > MEMBER_FILE_LIMIT,
+        };
         if want.members.len() > limit && too_large {
             protected.insert(name);
             out.issues.push(GroupIssue {
@@ -290,7 +307,7 @@ pub fn plan(desired: &Desired, snapshot: &Snapshot, policy: &Policy) -> Plan {
                 okta_id: want.okta_id.clone(),
                 kind: "over_member_limit",
                 detail: format!(
-                    "{} members exceed the inline limit of {} (qbusiness.large_groups = \"refuse\", or too many for one level of chunks); not pushed (never truncated)",
+                    "{} members exceed the inline limit of {} (and what qbusiness.large_groups can carry); not pushed (never truncated)",
                     want.members.len(),
                     policy.inline_member_limit
                 ),
@@ -389,7 +406,7 @@ pub fn plan(desired: &Desired, snapshot: &Snapshot, policy: &Policy) -> Plan {
     } else {
         out.changes.extend(deletes);
     }
-    chunks::expand(&mut out, snapshot, policy.inline_member_limit);
+    chunks::expand(&mut out, snapshot, policy);
     out
 }
 

@@ -211,7 +211,7 @@ fn over_limit_is_refused_not_truncated_and_not_deleted() {
         .build();
     let s = snap().group("big", "g1", &refs[..10]).build();
     let refuse = Policy {
-        chunk_large_groups: false,
+        large_groups: LargeGroups::Refuse,
         ..Policy::default()
     };
     let p = plan(&d, &s, &refuse);

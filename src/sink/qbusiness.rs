@@ -27,9 +27,10 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use std::sync::Arc;
 
 use super::{DeleteOutcome, GroupSink, GroupState, SinkError, SinkErrorKind};
-use crate::config::QBusinessConfig;
+use crate::config::{LargeGroups, QBusinessConfig};
 use crate::model::{GroupName, Members};
 use crate::source::budget::{Pacer, per_second, until_ready};
+use sha2::{Digest, Sha256};
 
 /// Where and how to write.
 #[derive(Debug, Clone)]
@@ -62,6 +63,53 @@ pub struct QBusinessSink {
     target: QBusinessTarget,
     /// Paces PutGroup and DeleteGroup to `qbusiness.max_writes_per_second`.
     writes: Arc<Pacer>,
+    /// `large_groups = "s3"`: where member lists over the inline limit go.
+    files: Option<MemberFiles>,
+}
+
+/// Member files in S3 for groups over the inline limit (experimental: Q Business does not
+/// document the file format; this writes the shape of Kendra's sample member file).
+#[derive(Clone)]
+struct MemberFiles {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    prefix: String,
+    role_arn: String,
+}
+
+impl MemberFiles {
+    /// One file per group, named by a hash of the group name (names may hold any character).
+    fn key(&self, group: &GroupName) -> String {
+        let digest = Sha256::digest(group.as_str().as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!("{}{hex}.json", self.prefix)
+    }
+}
+
+/// The member file: `{"memberUsers": [{"userId": "...", "type": "USER"}, ...]}`.
+fn member_file(members: &Members) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct User<'a> {
+        #[serde(rename = "userId")]
+        user_id: &'a str,
+        #[serde(rename = "type")]
+        kind: &'static str,
+    }
+    #[derive(serde::Serialize)]
+    struct File<'a> {
+        #[serde(rename = "memberUsers")]
+        member_users: Vec<User<'a>>,
+    }
+    let file = File {
+        member_users: members
+            .iter()
+            .map(|m| User {
+                user_id: m.as_str(),
+                kind: "USER",
+            })
+            .collect(),
+    };
+    serde_json::to_vec(&file).unwrap_or_default()
 }
 
 impl std::fmt::Debug for QBusinessSink {
@@ -109,10 +157,44 @@ impl QBusinessSink {
         if let Some(url) = &q.endpoint_url {
             builder = builder.endpoint_url(url.as_str().trim_end_matches('/'));
         }
-        QBusinessSink::from_client(
+        let mut sink = QBusinessSink::from_client(
             Client::from_conf(builder.build()),
             QBusinessTarget::from_config(q),
-        )
+        );
+        if q.large_groups == LargeGroups::S3
+            && let (Some(bucket), Some(role_arn)) = (&q.s3_bucket, &q.role_arn)
+        {
+            let mut s3 = aws_sdk_s3::config::Builder::from(&shared)
+                .retry_config(
+                    RetryConfig::standard()
+                        .with_max_attempts(q.max_attempts)
+                        .with_initial_backoff(q.retry_initial_backoff)
+                        .with_max_backoff(Duration::from_secs(20)),
+                )
+                // A plain body with a checksum only where S3 requires one.
+                .request_checksum_calculation(
+                    aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
+                );
+            if let Some(url) = &q.s3_endpoint_url {
+                // The SDK appends "bucket/key" to an endpoint's path as it is: a path needs its
+                // trailing slash, a bare host must not have one.
+                let endpoint = if url.path() == "/" {
+                    url.as_str().trim_end_matches('/').to_owned()
+                } else if url.path().ends_with('/') {
+                    url.to_string()
+                } else {
+                    format!("{url}/")
+                };
+                s3 = s3.endpoint_url(endpoint).force_path_style(true);
+            }
+            sink.files = Some(MemberFiles {
+                client: aws_sdk_s3::Client::from_conf(s3.build()),
+                bucket: bucket.clone(),
+                prefix: q.s3_prefix.clone(),
+                role_arn: role_arn.clone(),
+            });
+        }
+        sink
     }
 
     /// Wraps an already configured client (tests with static credentials).
@@ -124,7 +206,57 @@ impl QBusinessSink {
             client,
             target,
             writes,
+            files: None,
         }
+    }
+
+    /// PutGroup with the members in an S3 file (`large_groups = "s3"`).
+    async fn put_via_file(
+        &self,
+        name: &GroupName,
+        members: &Members,
+        files: &MemberFiles,
+    ) -> Result<(), SinkError> {
+        let key = files.key(name);
+        files
+            .client
+            .put_object()
+            .bucket(&files.bucket)
+            .key(&key)
+            .content_type("application/json")
+            .body(aws_sdk_s3::primitives::ByteStream::from(member_file(
+                members,
+            )))
+            .send()
+            .await
+            .map_err(|e| classify("PutObject", e))?;
+        let path = aws_sdk_qbusiness::types::S3::builder()
+            .bucket(&files.bucket)
+            .key(&key)
+            .build()
+            .map_err(|e| SinkError {
+                kind: SinkErrorKind::Transport,
+                operation: "PutGroup",
+                message: e.to_string(),
+            })?;
+        let group_members = GroupMembers::builder()
+            .s3_path_for_group_members(path)
+            .build();
+        self.pace_write().await;
+        let mut req = self
+            .client
+            .put_group()
+            .application_id(&self.target.application_id)
+            .index_id(&self.target.index_id)
+            .group_name(name.as_str())
+            .r#type(MembershipType::Index)
+            .group_members(group_members)
+            .role_arn(&files.role_arn);
+        if let Some(ds) = &self.target.data_source_id {
+            req = req.data_source_id(ds);
+        }
+        req.send().await.map_err(|e| classify("PutGroup", e))?;
+        Ok(())
     }
 
     /// Waits for a write slot under `qbusiness.max_writes_per_second`.
@@ -194,6 +326,12 @@ impl GroupSink for QBusinessSink {
         members: &Members,
         groups: &[GroupName],
     ) -> Result<(), SinkError> {
+        if members.len() > self.target.member_limit
+            && groups.is_empty()
+            && let Some(files) = &self.files
+        {
+            return self.put_via_file(name, members, files).await;
+        }
         if members.len() > self.target.member_limit || groups.len() > self.target.member_limit {
             return Err(SinkError {
                 kind: SinkErrorKind::Validation,
@@ -386,6 +524,11 @@ where
                 Some("AccessDeniedException") => SinkErrorKind::AccessDenied,
                 Some("ResourceNotFoundException") => SinkErrorKind::NotFound,
                 Some("ServiceQuotaExceededException") => SinkErrorKind::QuotaExceeded,
+                // S3 (member files).
+                Some("AccessDenied") => SinkErrorKind::AccessDenied,
+                Some("NoSuchBucket") => SinkErrorKind::NotFound,
+                Some("SlowDown") => SinkErrorKind::Throttled,
+                Some("InternalError") => SinkErrorKind::Server,
                 Some(code) if code.contains("Throttl") => SinkErrorKind::Throttled,
                 _ => SinkErrorKind::Other,
             };

@@ -217,7 +217,13 @@ struct QState {
     calls: Vec<QCall>,
     /// ListGroups `nextToken` -> the last group name of the previous page.
     tokens: BTreeMap<String, String>,
+    /// S3 objects by (bucket, key), for PutGroup's `s3PathForGroupMembers` (served path-style
+    /// under `/_s3/`).
+    objects: BTreeMap<(String, String), Vec<u8>>,
 }
+
+/// Most members an S3 member file may list (the documented S3 limit).
+const S3_FILE_MEMBER_LIMIT: usize = 100_000;
 
 struct QGroup {
     users: BTreeSet<String>,
@@ -375,6 +381,20 @@ impl QEmulator {
             }
         }
         Some(users)
+    }
+
+    /// An object stored through the emulated S3 (`/_s3/{bucket}/{key}`).
+    pub fn s3_object(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        self.shared
+            .lock()
+            .objects
+            .get(&(bucket.to_owned(), key.to_owned()))
+            .cloned()
+    }
+
+    /// The endpoint to give an S3 client (path-style) for the emulated S3.
+    pub fn s3_url(&self) -> String {
+        format!("{}/_s3", self.url())
     }
 
     /// Creates (or replaces) a group "someone else" made: these users, status SUCCEEDED,
@@ -655,6 +675,9 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     if path.starts_with("/_emulator/") {
         return control(&shared, req.method(), &path, req.uri().query());
     }
+    if let Some(rest) = path.strip_prefix("/_s3/") {
+        return s3_object(&shared, req, rest.to_owned()).await;
+    }
     if !shared.options.latency.is_zero() {
         tokio::time::sleep(shared.options.latency).await;
     }
@@ -685,6 +708,136 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     };
     shared.lock().calls.push(call);
     response
+}
+
+/// A minimal path-style S3: `PUT /_s3/{bucket}/{key}` stores the body (plain or
+/// `aws-chunked` without trailers is not decoded: clients must send plain bodies), `GET` returns
+/// it. Enough for the SDK's PutObject with checksums only when required.
+async fn s3_object(shared: &Shared, req: Request, rest: String) -> Response {
+    let decoded = percent_decode_str(&rest).decode_utf8_lossy().into_owned();
+    let Some((bucket, key)) = decoded
+        .split_once('/')
+        .filter(|(b, k)| !b.is_empty() && !k.is_empty())
+    else {
+        return s3_error(400, "InvalidRequest", "path-style /{bucket}/{key} expected");
+    };
+    let (bucket, key) = (bucket.to_owned(), key.to_owned());
+    let method = req.method().clone();
+    if method == Method::PUT {
+        if req
+            .headers()
+            .get("content-encoding")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("aws-chunked"))
+        {
+            return s3_error(501, "NotImplemented", "aws-chunked bodies are not emulated");
+        }
+        let Ok(body) = axum::body::to_bytes(req.into_body(), BODY_LIMIT).await else {
+            return s3_error(400, "IncompleteBody", "the body could not be read");
+        };
+        let etag = format!("\"{:x}\"", <sha2::Sha256 as sha2::Digest>::digest(&body));
+        shared.lock().objects.insert((bucket, key), body.to_vec());
+        let mut response = Response::new(Body::empty());
+        if let Ok(v) = HeaderValue::from_str(&etag) {
+            response.headers_mut().insert("etag", v);
+        }
+        return response;
+    }
+    if method == Method::GET {
+        return match shared.lock().objects.get(&(bucket, key)) {
+            Some(bytes) => Response::new(Body::from(bytes.clone())),
+            None => s3_error(404, "NoSuchKey", "The specified key does not exist."),
+        };
+    }
+    s3_error(405, "MethodNotAllowed", "only PUT and GET are emulated")
+}
+
+fn s3_error(status: u16, code: &str, message: &str) -> Response {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/xml"));
+    response
+}
+
+/// The users and groups of an S3 member file, in the shape of Kendra's sample member file
+/// (`memberUsers[].userId` with `type` `USER`, `memberGroups[].groupName` with `type`
+/// `GROUP`): Q Business does not document its own. An error is the asynchronous FAILED detail.
+fn read_member_file(
+    shared: &Shared,
+    path: &S3Path,
+) -> Result<(BTreeSet<String>, BTreeSet<String>), (String, String)> {
+    let (Some(bucket), Some(key)) = (&path.bucket, &path.key) else {
+        return Err(("InvalidS3Path".into(), "bucket and key are required".into()));
+    };
+    let bytes = shared
+        .lock()
+        .objects
+        .get(&(bucket.clone(), key.clone()))
+        .cloned()
+        .ok_or_else(|| {
+            (
+                "S3ObjectNotFound".to_owned(),
+                format!("s3://{bucket}/{key} does not exist or is not readable by the role"),
+            )
+        })?;
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct File {
+        #[serde(default)]
+        member_users: Vec<FileUser>,
+        #[serde(default)]
+        member_groups: Vec<FileGroup>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct FileUser {
+        user_id: String,
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct FileGroup {
+        group_name: String,
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    let file: File = serde_json::from_slice(&bytes).map_err(|e| {
+        (
+            "InvalidS3File".to_owned(),
+            format!("member file is not valid: {e}"),
+        )
+    })?;
+    if file.member_users.len() + file.member_groups.len() > S3_FILE_MEMBER_LIMIT {
+        return Err((
+            "InvalidS3File".into(),
+            format!("a member file lists at most {S3_FILE_MEMBER_LIMIT} members"),
+        ));
+    }
+    if let Some(bad) = file.member_users.iter().find(|u| u.kind != "USER") {
+        return Err((
+            "InvalidS3File".into(),
+            format!("user {:?}: type must be USER", bad.user_id),
+        ));
+    }
+    if let Some(bad) = file.member_groups.iter().find(|g| g.kind != "GROUP") {
+        return Err((
+            "InvalidS3File".into(),
+            format!("group {:?}: type must be GROUP", bad.group_name),
+        ));
+    }
+    Ok((
+        file.member_users.into_iter().map(|u| u.user_id).collect(),
+        file.member_groups
+            .into_iter()
+            .map(|g| g.group_name)
+            .collect(),
+    ))
 }
 
 /// Faults, resource checks and the operation itself; fills in `call` as it learns more.
@@ -975,18 +1128,40 @@ fn put_group(
     let (Some(name), Some(members)) = (req.group_name, req.group_members) else {
         return Err(QError::invalid("groupName", "Member must not be null"));
     };
-    let users: BTreeSet<String> = members
-        .member_users
-        .into_iter()
-        .flatten()
-        .filter_map(|u| u.user_id)
-        .collect();
-    let groups: BTreeSet<String> = members
-        .member_groups
-        .into_iter()
-        .flatten()
-        .filter_map(|g| g.group_name)
-        .collect();
+    let mut failure = failure;
+    let (users, groups) = match &members.s3_path_for_group_members {
+        Some(path) => {
+            if req.role_arn.as_deref().is_none_or(str::is_empty) {
+                return Err(QError::invalid(
+                    "roleArn",
+                    "roleArn is required with groupMembers.s3PathForGroupMembers",
+                ));
+            }
+            // Q Business reads the file while the group is PROCESSING: problems surface as
+            // FAILED, not as an error of the call.
+            match read_member_file(shared, path) {
+                Ok(found) => found,
+                Err(e) => {
+                    failure = failure.or(Some(e));
+                    (BTreeSet::new(), BTreeSet::new())
+                }
+            }
+        }
+        None => (
+            members
+                .member_users
+                .into_iter()
+                .flatten()
+                .filter_map(|u| u.user_id)
+                .collect(),
+            members
+                .member_groups
+                .into_iter()
+                .flatten()
+                .filter_map(|g| g.group_name)
+                .collect(),
+        ),
+    };
 
     let now = SystemTime::now();
     let processing = shared.options.processing_time;
