@@ -108,6 +108,60 @@ pub struct OktaConfig {
     /// OAuth: bind tokens to a per-process key with DPoP (RFC 9449), as new Okta apps require.
     #[serde(default = "default_true")]
     pub dpop: bool,
+    /// `[okta.events]`: the System Log change feed.
+    #[serde(default)]
+    pub events: EventsConfig,
+}
+
+/// `[okta.events]`: poll Okta's System Log and sync the groups that changed between passes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Poll the System Log (needs okta.logs.read and okta.users.read with OAuth).
+    #[serde(default)]
+    pub enabled: bool,
+    /// How often the System Log is polled (when caught up).
+    #[serde(default = "default_poll_interval", with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// Longest time from a change in Okta to its sync into Q Business.
+    #[serde(default = "default_max_delay", with = "humantime_serde")]
+    pub max_delay: Duration,
+    /// How far back the first poll (with no saved position) starts.
+    #[serde(default = "default_lookback", with = "humantime_serde")]
+    pub lookback: Duration,
+    /// Events per poll (`limit`, 1 to 1000).
+    #[serde(default = "default_events_page_size")]
+    pub page_size: u32,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            enabled: false,
+            poll_interval: default_poll_interval(),
+            max_delay: default_max_delay(),
+            lookback: default_lookback(),
+            page_size: default_events_page_size(),
+        }
+    }
+}
+
+/// The System Log bucket's limit on Workforce orgs (per minute); other plans have less.
+pub const SYSTEM_LOG_LIMIT_PER_MINUTE: f64 = 120.0;
+/// The System Log keeps 90 days.
+const SYSTEM_LOG_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
+
+fn default_poll_interval() -> Duration {
+    Duration::from_secs(15)
+}
+fn default_max_delay() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_lookback() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_events_page_size() -> u32 {
+    1000
 }
 
 /// `okta.auth`: how q-group-sync authenticates to Okta.
@@ -713,6 +767,7 @@ impl Config {
                 ));
             }
         }
+        self.validate_events()?;
         for (key, patterns) in [
             ("groups.include", &self.groups.include),
             ("groups.exclude", &self.groups.exclude),
@@ -905,6 +960,83 @@ impl Config {
         Ok(())
     }
 
+    /// `[okta.events]`: values always (a typo is a typo), scopes only when enabled.
+    fn validate_events(&self) -> Result<(), ConfigError> {
+        let o = &self.okta;
+        let e = &o.events;
+        if !(1..=1000).contains(&e.page_size) {
+            return Err(ConfigError::key(
+                "okta.events.page_size",
+                format!(
+                    "{} is out of range: the System Log takes a limit of 1 to 1000",
+                    e.page_size
+                ),
+            ));
+        }
+        if e.max_delay.is_zero() {
+            return Err(ConfigError::key(
+                "okta.events.max_delay",
+                "must be more than zero",
+            ));
+        }
+        if e.poll_interval.is_zero() || e.poll_interval > e.max_delay {
+            return Err(ConfigError::key(
+                "okta.events.poll_interval",
+                format!(
+                    "{} must be more than zero and at most okta.events.max_delay ({})",
+                    humantime::format_duration(e.poll_interval),
+                    humantime::format_duration(e.max_delay)
+                ),
+            ));
+        }
+        // Polls per minute must fit this process's share of the System Log bucket.
+        let allowance = SYSTEM_LOG_LIMIT_PER_MINUTE * o.rate_limit_share;
+        let per_minute = 60.0 / e.poll_interval.as_secs_f64();
+        if per_minute > allowance {
+            let min = Duration::from_millis((60_000.0 / allowance).ceil() as u64);
+            return Err(ConfigError::key(
+                "okta.events.poll_interval",
+                format!(
+                    "{} polls {per_minute:.0} times a minute, more than okta.rate_limit_share \
+                     ({}) of the System Log's {SYSTEM_LOG_LIMIT_PER_MINUTE}/min bucket allows \
+                     ({allowance:.0}/min); use at least {}",
+                    humantime::format_duration(e.poll_interval),
+                    o.rate_limit_share,
+                    humantime::format_duration(min)
+                ),
+            ));
+        }
+        if e.lookback > SYSTEM_LOG_RETENTION {
+            return Err(ConfigError::key(
+                "okta.events.lookback",
+                "must be at most 90 days (the System Log's retention)",
+            ));
+        }
+        if e.enabled && o.auth == OktaAuthMode::OAuth {
+            let missing: Vec<&str> = crate::source::events::required_scopes()
+                .into_iter()
+                .filter(|need| !o.scopes.iter().any(|s| s == need))
+                .collect();
+            if !missing.is_empty() {
+                return Err(ConfigError::key(
+                    "okta.scopes",
+                    format!(
+                        "okta.events.enabled needs {} too (the System Log and users' groups): \
+                         add {} to okta.scopes and grant {} on the app's \"Okta API Scopes\" tab",
+                        missing.join(" and "),
+                        missing
+                            .iter()
+                            .map(|s| format!("{s:?}"))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        if missing.len() == 1 { "it" } else { "them" }
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The PEM text of `okta.private_key_file` (OAuth only); parsed by the Okta client.
     pub fn okta_private_key_pem(&self) -> Result<SecretString, ConfigError> {
         let path = self
@@ -1056,6 +1188,24 @@ mod tests {
         assert_eq!(config.okta.group_filter, defaults.okta.group_filter);
         assert_eq!(config.users.statuses, defaults.users.statuses);
         assert_eq!(config.state.path, defaults.state.path);
+        let (example, default) = (&config.okta.events, &defaults.okta.events);
+        assert_eq!(
+            (
+                example.enabled,
+                example.poll_interval,
+                example.max_delay,
+                example.lookback,
+                example.page_size
+            ),
+            (
+                default.enabled,
+                default.poll_interval,
+                default.max_delay,
+                default.lookback,
+                default.page_size
+            ),
+            "the example shows the defaults"
+        );
     }
 
     #[test]
@@ -1203,6 +1353,100 @@ mod tests {
         // The key file is read on demand, and a missing one names the key.
         let err = c.okta_private_key_pem().expect_err("no such file");
         assert!(err.to_string().contains("okta.private_key_file"), "{err}");
+    }
+
+    #[test]
+    fn events_default_off_with_documented_defaults() {
+        let c = parse(MINIMAL).expect("parses");
+        let e = &c.okta.events;
+        assert!(!e.enabled);
+        assert_eq!(e.poll_interval, Duration::from_secs(15));
+        assert_eq!(e.max_delay, Duration::from_secs(60));
+        assert_eq!(e.lookback, Duration::from_secs(300));
+        assert_eq!(e.page_size, 1000);
+        let on = parse(&format!(
+            "{MINIMAL}\n[okta.events]\nenabled = true\npoll_interval = \"5s\"\nmax_delay = \"30s\"\nlookback = \"1h\"\npage_size = 200\n"
+        ))
+        .expect("parses");
+        assert!(on.okta.events.enabled);
+        assert_eq!(on.okta.events.lookback, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn bad_event_settings_are_named() {
+        for (events, key, needle) in [
+            ("page_size = 0", "okta.events.page_size", "1 to 1000"),
+            ("page_size = 1001", "okta.events.page_size", "1 to 1000"),
+            (
+                "poll_interval = \"2m\"",
+                "okta.events.poll_interval",
+                "max_delay",
+            ),
+            (
+                "poll_interval = \"0s\"",
+                "okta.events.poll_interval",
+                "more than zero",
+            ),
+            (
+                "poll_interval = \"500ms\"",
+                "okta.events.poll_interval",
+                "60/min",
+            ),
+            (
+                "max_delay = \"0s\"",
+                "okta.events.max_delay",
+                "more than zero",
+            ),
+            ("lookback = \"91days\"", "okta.events.lookback", "retention"),
+            ("bogus = 1", "bogus", "okta.events"),
+        ] {
+            let toml = format!("{MINIMAL}\n[okta.events]\n{events}\n");
+            let err = parse(&toml).expect_err(events).to_string();
+            assert!(err.contains(key) && err.contains(needle), "{events}: {err}");
+        }
+        // 1 s is exactly half of 120/min; with the whole bucket, 500 ms fits.
+        parse(&format!(
+            "{MINIMAL}\n[okta.events]\npoll_interval = \"1s\"\n"
+        ))
+        .expect("fits");
+        let toml = MINIMAL.replace("[qbusiness]", "rate_limit_share = 1.0\n[qbusiness]");
+        parse(&format!(
+            "{toml}\n[okta.events]\npoll_interval = \"500ms\"\n"
+        ))
+        .expect("fits");
+    }
+
+    #[test]
+    fn events_with_oauth_need_the_logs_and_users_scopes() {
+        let oauth = MINIMAL.replace(
+            "api_token = \"00secret\"",
+            "auth = \"oauth\"\nclient_id = \"0oa1\"\nprivate_key_file = \"/run/k.pem\"",
+        );
+        parse(&oauth).expect("events off: okta.groups.read is enough");
+        let err = parse(&format!("{oauth}\n[okta.events]\nenabled = true\n"))
+            .expect_err("missing scopes")
+            .to_string();
+        assert!(err.contains("okta.scopes"), "{err}");
+        assert!(
+            err.contains("okta.logs.read") && err.contains("okta.users.read"),
+            "{err}"
+        );
+        let some = oauth.replace(
+            "private_key_file = \"/run/k.pem\"",
+            "private_key_file = \"/run/k.pem\"\nscopes = [\"okta.groups.read\", \"okta.logs.read\"]",
+        );
+        let err = parse(&format!("{some}\n[okta.events]\nenabled = true\n"))
+            .expect_err("missing users scope")
+            .to_string();
+        assert!(
+            err.contains("okta.users.read") && !err.contains("needs okta.logs.read"),
+            "{err}"
+        );
+        let all = oauth.replace(
+            "private_key_file = \"/run/k.pem\"",
+            "private_key_file = \"/run/k.pem\"\nscopes = [\"okta.groups.read\", \"okta.logs.read\", \"okta.users.read\"]",
+        );
+        parse(&format!("{all}\n[okta.events]\nenabled = true\n")).expect("all scopes");
     }
 
     #[test]

@@ -302,6 +302,8 @@ pub fn bucket_of(path: &str) -> &'static str {
         "groups"
     } else if path.starts_with("/api/v1/logs") {
         "logs"
+    } else if path.starts_with("/api/v1/users") {
+        "users"
     } else if path.starts_with("/oauth2/") {
         "oauth"
     } else {
@@ -392,6 +394,7 @@ mod tests {
         assert_eq!(bucket_of("/api/v1/groups"), "groups");
         assert_eq!(bucket_of("/api/v1/groups/00g1/users"), "groups");
         assert_eq!(bucket_of("/api/v1/logs"), "logs");
+        assert_eq!(bucket_of("/api/v1/users/00u1/groups"), "users");
         assert_eq!(bucket_of("/oauth2/v1/token"), "oauth");
     }
 }

@@ -4,6 +4,7 @@
 //! completely, or says that it could not.
 
 pub mod budget;
+pub mod events;
 pub mod oauth;
 pub mod okta;
 
@@ -12,7 +13,19 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+pub use events::{Affected, ChangeEvent, ChangeFeed, ChangeKind, FeedPage, OktaChangeFeed};
 pub use okta::OktaSource;
+
+/// The OAuth scope (and, for SSWS tokens, the permission) an Okta API path needs.
+pub fn scope_for(path: &str) -> &'static str {
+    if path.starts_with("/api/v1/logs") {
+        "okta.logs.read"
+    } else if path.starts_with("/api/v1/users") {
+        "okta.users.read"
+    } else {
+        "okta.groups.read"
+    }
+}
 
 /// An Okta group as listed by `GET /api/v1/groups`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -77,9 +90,10 @@ pub enum SourceError {
     Unauthorized { code: String },
     /// 403: the token lacks a scope or admin role.
     #[error(
-        "Okta denied access ({code}): the token needs okta.groups.read and a read-only admin role"
+        "Okta denied access to {path} ({code}): the token needs {} and a read-only admin role",
+        scope_for(path)
     )]
-    Forbidden { code: String },
+    Forbidden { code: String, path: String },
     /// 400: Okta rejected the request, e.g. a bad `okta.group_filter`.
     #[error("Okta rejected the request to {path} ({code}): {summary}")]
     BadRequest {
@@ -141,7 +155,8 @@ impl SourceError {
     }
 }
 
-/// The only way q-group-sync reads the identity provider.
+/// The only way q-group-sync reads the identity provider's groups (the change feed,
+/// [`ChangeFeed`], only says which to read again).
 pub trait DirectorySource: Send + Sync {
     /// Every group matching `okta.group_filter`, all pages, or an error (never a partial list).
     fn list_groups(&self) -> impl Future<Output = Result<Vec<OktaGroup>, SourceError>> + Send;
@@ -151,4 +166,19 @@ pub trait DirectorySource: Send + Sync {
         &self,
         group_id: &str,
     ) -> impl Future<Output = Result<MemberRead, SourceError>> + Send;
+}
+
+/// A shared source (e.g. one [`OktaSource`], and so one rate-limit budget, for the passes and the
+/// change feed) is a source too.
+impl<T: DirectorySource + ?Sized> DirectorySource for std::sync::Arc<T> {
+    fn list_groups(&self) -> impl Future<Output = Result<Vec<OktaGroup>, SourceError>> + Send {
+        (**self).list_groups()
+    }
+
+    fn list_members(
+        &self,
+        group_id: &str,
+    ) -> impl Future<Output = Result<MemberRead, SourceError>> + Send {
+        (**self).list_members(group_id)
+    }
 }

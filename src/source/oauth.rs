@@ -290,9 +290,10 @@ impl fmt::Display for OAuthError {
             ),
             OAuthError::Forbidden { code, path } => write!(
                 f,
-                "Okta denied the access token on {path} ({code}): grant okta.groups.read on the \
-                 app's \"Okta API Scopes\" tab and assign the app a read-only admin role \
-                 (\"Admin roles\" tab)"
+                "Okta denied the access token on {path} ({code}): grant {} on the \
+                 app's \"Okta API Scopes\" tab (and list it in okta.scopes) and assign the app \
+                 a read-only admin role (\"Admin roles\" tab)",
+                super::scope_for(path)
             ),
             OAuthError::DpopRequired { description } => write!(
                 f,

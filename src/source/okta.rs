@@ -207,7 +207,7 @@ impl fmt::Debug for OktaSource {
 }
 
 /// One page, or Okta's 404 E0000007.
-enum Fetched<T> {
+pub(super) enum Fetched<T> {
     Page { items: T, next: Option<Url> },
     NotFound,
 }
@@ -337,8 +337,18 @@ impl OktaSource {
         url
     }
 
+    /// `limit` of list calls (`okta.page_size`).
+    pub(super) fn page_size(&self) -> u32 {
+        self.page_size
+    }
+
+    /// `okta.org_url`: the only origin requests go to.
+    pub(super) fn org_url(&self) -> &Url {
+        &self.org_url
+    }
+
     /// `{org}/{segments…}` with each segment percent-encoded.
-    fn endpoint(&self, segments: &[&str]) -> Url {
+    pub(super) fn endpoint(&self, segments: &[&str]) -> Url {
         let mut url = self.org_url.clone();
         url.set_query(None);
         url.set_fragment(None);
@@ -350,7 +360,11 @@ impl OktaSource {
     }
 
     /// Every item of a listing, following `rel="next"` to the end; `None` on 404 E0000007.
-    async fn paginate<T, F>(&self, first: Url, parse: &F) -> Result<Option<Vec<T>>, SourceError>
+    pub(super) async fn paginate<T, F>(
+        &self,
+        first: Url,
+        parse: &F,
+    ) -> Result<Option<Vec<T>>, SourceError>
     where
         F: Fn(&[u8]) -> Result<Vec<T>, serde_json::Error> + Sync,
         T: Send,
@@ -385,7 +399,11 @@ impl OktaSource {
     }
 
     /// One page, with the retries the settings allow.
-    async fn fetch_page<T, F>(&self, url: &Url, parse: &F) -> Result<Fetched<T>, SourceError>
+    pub(super) async fn fetch_page<T, F>(
+        &self,
+        url: &Url,
+        parse: &F,
+    ) -> Result<Fetched<T>, SourceError>
     where
         F: Fn(&[u8]) -> Result<T, serde_json::Error> + Sync,
         T: Send,
@@ -562,7 +580,10 @@ impl OktaSource {
             StatusCode::FORBIDDEN => {
                 let code = error_body(response).await.code_or_status(status);
                 Err(match &self.credentials {
-                    Credentials::Ssws(_) => SourceError::Forbidden { code },
+                    Credentials::Ssws(_) => SourceError::Forbidden {
+                        code,
+                        path: path.to_owned(),
+                    },
                     Credentials::OAuth(_) => OAuthError::Forbidden {
                         code,
                         path: path.to_owned(),
@@ -656,7 +677,7 @@ fn path_and_query(url: &Url) -> &str {
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters (spaces become `%20`).
-fn encode_query_value(value: &str) -> String {
+pub(super) fn encode_query_value(value: &str) -> String {
     let mut out = String::with_capacity(value.len() * 3);
     for b in value.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
@@ -1135,6 +1156,10 @@ impl<'de> Deserialize<'de> for AttrValue {
 fn operation(path: &str) -> &'static str {
     if path.trim_end_matches('/') == "/api/v1/groups" {
         "list_groups"
+    } else if path.trim_end_matches('/') == "/api/v1/logs" {
+        "poll_logs"
+    } else if path.starts_with("/api/v1/users/") && path.ends_with("/groups") {
+        "list_user_groups"
     } else if path.ends_with("/users") {
         "list_members"
     } else {

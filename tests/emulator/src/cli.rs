@@ -19,7 +19,8 @@ use crate::{OktaEmulator, OktaOptions, QEmulator, QOptions};
 /// Control endpoints (no auth) on the Okta URL: `GET /_emulator/stats` (`?detail=true` for
 /// requests by kind and the background client, `&groups=true` for the groups whose members were
 /// read), `POST /_emulator/reset-stats`, `POST /_emulator/churn` (`{"percent": 1.0, "seed": 7}`;
-/// answers the changed groups), `POST /_emulator/members`; on the Q Business URL:
+/// answers the changed groups; every change is logged to the System Log),
+/// `POST /_emulator/members`; on the Q Business URL:
 /// `GET /_emulator/stats` (`?detail=true` for calls by operation), `POST /_emulator/reset-stats`,
 /// `GET /_emulator/groups`.
 #[derive(Parser, Debug, Clone)]
@@ -54,6 +55,16 @@ pub struct Cli {
     /// bucket, to test sharing it. 0: none.
     #[arg(long, default_value_t = 0.0)]
     pub okta_background_rps: f64,
+    /// Requests per window in Okta's System Log bucket (`/api/v1/logs`).
+    #[arg(long, default_value_t = 120)]
+    pub okta_logs_rate_limit: u32,
+    /// Delay before a System Log event becomes visible to `GET /api/v1/logs`, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub okta_log_lag_ms: u64,
+    /// A random extra delay per System Log event, up to this many milliseconds (events become
+    /// visible out of `published` order).
+    #[arg(long, default_value_t = 0)]
+    pub okta_log_lag_jitter_ms: u64,
     /// Latency added to every Okta API answer, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub okta_latency_ms: u64,
@@ -87,6 +98,9 @@ pub async fn run(cli: Cli) -> std::io::Result<()> {
         rate_window: Duration::from_secs_f64(cli.okta_rate_window),
         background_rps: cli.okta_background_rps.max(0.0),
         latency: Duration::from_millis(cli.okta_latency_ms),
+        logs_rate_limit: cli.okta_logs_rate_limit,
+        log_lag: Duration::from_millis(cli.okta_log_lag_ms),
+        log_lag_jitter: Duration::from_millis(cli.okta_log_lag_jitter_ms),
         ..OktaOptions::default()
     };
     let okta = OktaEmulator::start_on(cli.okta_listen, org, okta_options).await?;

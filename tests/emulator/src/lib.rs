@@ -4,11 +4,14 @@
 //!
 //! # Layout
 //!
-//! - [`okta`]: [`OktaEmulator`] over an [`OktaOrg`]: groups and members with `link` paging,
+//! - [`okta`]: [`OktaEmulator`] over an [`OktaOrg`]: groups, members, a user's groups and the
+//!   System Log with `link` paging,
 //!   SSWS auth, rate-limit headers and 429s, [`OktaFault`] injection, a request log.
 //! - [`oauth`]: the org's OAuth service app ([`OAuthApp`]): `POST /oauth2/v1/token` with
 //!   `private_key_jwt` and DPoP, token expiry, Bearer/DPoP checks on API calls.
 //! - [`okta_filter`]: the `filter` / `search` expression language of `GET /api/v1/groups`.
+//! - [`system_log`]: the org's System Log ([`SystemLog`]), appended by [`OktaOrg`]'s mutators,
+//!   and the polling/bounded query semantics of `GET /api/v1/logs`.
 //! - [`qbusiness`]: [`QEmulator`]: PutGroup / GetGroup / DeleteGroup / ListGroups with async
 //!   status, AWS validation, [`QFault`] injection, a call log.
 //! - [`generate`]: a deterministic org generator ([`generate::org`]) and membership churn
@@ -30,8 +33,10 @@ pub mod okta;
 pub mod okta_filter;
 pub mod qbusiness;
 mod server;
+pub mod system_log;
 mod timefmt;
 
 pub use oauth::{OAuthApp, OAuthKey, TokenRequest};
 pub use okta::*;
 pub use qbusiness::*;
+pub use system_log::{LogEvent, SystemLog};

@@ -29,7 +29,8 @@ use serde_json::{Map, Value, json};
 use crate::oauth::{OAuthApp, OAuthState, Rejection, TokenRequest};
 use crate::okta_filter::GroupFilter;
 use crate::server::{Bound, Server};
-use crate::timefmt::{epoch_secs, now_secs, okta_date};
+use crate::system_log::{self, LogQuery, SystemLog};
+use crate::timefmt::{epoch_millis, epoch_secs, now_secs, okta_date};
 
 /// Characters escaped in query values of the links we emit: everything but RFC 3986 unreserved,
 /// so a filter reads `lastMembershipUpdated%20gt%20%222024-01-01T00%3A00%3A00.000Z%22` as in the docs.
@@ -78,13 +79,59 @@ pub struct OktaGroup {
     pub members: BTreeSet<String>,
 }
 
-/// The whole emulated org: users and groups by id.
+/// The whole emulated org: users and groups by id, and the System Log of their changes.
+///
+/// The mutators below (`add_*`, `remove_*`, `set_*`, `rename_group`) append the event Okta
+/// logs for the change to [`OktaOrg::log`] (while it is recording); writing to `users` or
+/// `groups` directly changes the org without a trace, like a change Okta failed to log.
 #[derive(Clone, Debug, Default)]
 pub struct OktaOrg {
     /// Users by id.
     pub users: BTreeMap<String, OktaUser>,
     /// Groups by id; listings are sorted by id, as the `after` cursor needs.
     pub groups: BTreeMap<String, OktaGroup>,
+    /// The System Log (`GET /api/v1/logs`).
+    pub log: SystemLog,
+}
+
+/// A `User` event target: alternateId is the login, displayName "first last".
+fn user_target(id: &str, user: Option<&OktaUser>) -> Value {
+    let text = |key: &str| {
+        user.and_then(|u| u.profile.get(key))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let display = format!("{} {}", text("firstName"), text("lastName"));
+    system_log::target(id, "User", &text("login"), display.trim())
+}
+
+/// A `UserGroup` event target.
+fn group_target(group: &OktaGroup) -> Value {
+    system_log::target(&group.id, "UserGroup", "unknown", &group.name)
+}
+
+/// The event Okta logs when a user's status goes from `from` to `to` (the closest entry of the
+/// event-type catalogue for the statuses without a lifecycle event).
+fn status_event(from: &str, to: &str) -> (&'static str, &'static str) {
+    match (from, to) {
+        ("SUSPENDED", "ACTIVE") => ("user.lifecycle.unsuspend", "Unsuspend Okta user"),
+        ("DEPROVISIONED", _) => ("user.lifecycle.reactivate", "Reactivate Okta user"),
+        ("LOCKED_OUT", "ACTIVE") => ("user.account.unlock", "Unlock user account"),
+        (_, "ACTIVE" | "PROVISIONED") => ("user.lifecycle.activate", "Activate Okta user"),
+        (_, "DEPROVISIONED") => ("user.lifecycle.deactivate", "Deactivate Okta user"),
+        (_, "SUSPENDED") => ("user.lifecycle.suspend", "Suspend Okta user"),
+        (_, "LOCKED_OUT") => ("user.account.lock", "Max sign in attempts exceeded"),
+        (_, "PASSWORD_EXPIRED") => ("user.account.expire_password", "Expire user password"),
+        (_, "RECOVERY") => (
+            "user.account.reset_password",
+            "Reset password for Okta user",
+        ),
+        _ => (
+            "user.account.update_profile",
+            "Update user profile for Okta",
+        ),
+    }
 }
 
 /// 14 base-62 digits in ASCII order, so ids sort like their numbers.
@@ -136,6 +183,28 @@ impl OktaOrg {
             status: status.to_owned(),
             profile,
         };
+        let uri = format!("/api/v1/users/{id}");
+        if self.users.contains_key(id) {
+            let target = user_target(id, Some(&user));
+            self.log.record(
+                "user.account.update_profile",
+                "Update user profile for Okta",
+                vec![target],
+                &uri,
+            );
+        } else {
+            let target = user_target(id, Some(&user));
+            self.log.record(
+                "user.lifecycle.create",
+                "Create Okta user",
+                vec![target.clone()],
+                &uri,
+            );
+            if status != "STAGED" {
+                let (event, message) = status_event("STAGED", status);
+                self.log.record(event, message, vec![target], &uri);
+            }
+        }
         match self.users.entry(id.to_owned()) {
             Entry::Occupied(mut slot) => {
                 slot.insert(user);
@@ -158,6 +227,14 @@ impl OktaOrg {
             last_membership_updated: now,
             members: BTreeSet::new(),
         };
+        let (event, message) = if self.groups.contains_key(id) {
+            ("group.profile.update", "Update group profile")
+        } else {
+            ("group.lifecycle.create", "Create Okta group")
+        };
+        let uri = format!("/api/v1/groups/{id}");
+        self.log
+            .record(event, message, vec![group_target(&group)], &uri);
         match self.groups.entry(id.to_owned()) {
             Entry::Occupied(mut slot) => {
                 slot.insert(group);
@@ -170,27 +247,157 @@ impl OktaOrg {
     /// Adds `user_id` to `group_id` and sets `last_membership_updated` to now. Returns whether
     /// membership changed (an unknown group or an existing member changes nothing, and bumps nothing).
     pub fn add_member(&mut self, group_id: &str, user_id: &str) -> bool {
-        let Some(group) = self.groups.get_mut(group_id) else {
-            return false;
-        };
-        let changed = group.members.insert(user_id.to_owned());
-        if changed {
-            group.last_membership_updated = now_secs();
-        }
-        changed
+        self.change_member(group_id, user_id, true)
     }
 
     /// Removes `user_id` from `group_id` and sets `last_membership_updated` to now. Returns whether
     /// membership changed.
     pub fn remove_member(&mut self, group_id: &str, user_id: &str) -> bool {
+        self.change_member(group_id, user_id, false)
+    }
+
+    fn change_member(&mut self, group_id: &str, user_id: &str, add: bool) -> bool {
         let Some(group) = self.groups.get_mut(group_id) else {
             return false;
         };
-        let changed = group.members.remove(user_id);
+        let changed = if add {
+            group.members.insert(user_id.to_owned())
+        } else {
+            group.members.remove(user_id)
+        };
         if changed {
             group.last_membership_updated = now_secs();
+            let (event, message) = if add {
+                ("group.user_membership.add", "Add user to group membership")
+            } else {
+                (
+                    "group.user_membership.remove",
+                    "Remove user from group membership",
+                )
+            };
+            let targets = vec![
+                user_target(user_id, self.users.get(user_id)),
+                group_target(group),
+            ];
+            let uri = format!("/api/v1/groups/{group_id}/users/{user_id}");
+            self.log.record(event, message, targets, &uri);
         }
         changed
+    }
+
+    /// Renames a group (`group.profile.update`); `last_updated` becomes now. Returns whether the
+    /// group exists.
+    pub fn rename_group(&mut self, group_id: &str, name: &str) -> bool {
+        let Some(group) = self.groups.get_mut(group_id) else {
+            return false;
+        };
+        group.name = name.to_owned();
+        group.last_updated = now_secs();
+        let uri = format!("/api/v1/groups/{group_id}");
+        self.log.record(
+            "group.profile.update",
+            "Update group profile",
+            vec![group_target(group)],
+            &uri,
+        );
+        true
+    }
+
+    /// Deletes a group (`group.lifecycle.delete`). Returns whether it existed.
+    pub fn remove_group(&mut self, group_id: &str) -> bool {
+        let Some(group) = self.groups.remove(group_id) else {
+            return false;
+        };
+        let uri = format!("/api/v1/groups/{group_id}");
+        self.log.record(
+            "group.lifecycle.delete",
+            "Delete Okta group",
+            vec![group_target(&group)],
+            &uri,
+        );
+        true
+    }
+
+    /// Sets a user's status, logging the lifecycle event of the transition
+    /// (`user.lifecycle.deactivate`, `.suspend`, `.activate`, ...). Returns whether it changed.
+    pub fn set_user_status(&mut self, user_id: &str, status: &str) -> bool {
+        let Some(user) = self.users.get_mut(user_id) else {
+            return false;
+        };
+        if user.status == status {
+            return false;
+        }
+        let (event, message) = status_event(&user.status, status);
+        user.status = status.to_owned();
+        let target = user_target(user_id, Some(user));
+        let uri = format!("/api/v1/users/{user_id}/lifecycle");
+        self.log.record(event, message, vec![target], &uri);
+        true
+    }
+
+    /// Sets (or with `None`, removes) one profile attribute (`user.account.update_profile`).
+    /// Returns whether the profile changed.
+    pub fn set_user_attribute(&mut self, user_id: &str, key: &str, value: Option<Value>) -> bool {
+        let Some(user) = self.users.get_mut(user_id) else {
+            return false;
+        };
+        let before = user.profile.get(key).cloned();
+        match value.clone() {
+            Some(v) => {
+                user.profile.insert(key.to_owned(), v);
+            }
+            None => {
+                user.profile.remove(key);
+            }
+        }
+        if before == value {
+            return false;
+        }
+        let target = user_target(user_id, Some(user));
+        let uri = format!("/api/v1/users/{user_id}");
+        self.log.record(
+            "user.account.update_profile",
+            "Update user profile for Okta",
+            vec![target],
+            &uri,
+        );
+        true
+    }
+
+    /// Sets a user's `profile.email` (see [`OktaOrg::set_user_attribute`]).
+    pub fn set_user_email(&mut self, user_id: &str, email: Option<&str>) -> bool {
+        self.set_user_attribute(user_id, "email", email.map(Value::from))
+    }
+
+    /// Deletes a user (`user.lifecycle.delete.initiated`) and with it every membership (those
+    /// groups' `last_membership_updated` becomes now; no membership events are logged). Returns
+    /// whether the user existed.
+    pub fn remove_user(&mut self, user_id: &str) -> bool {
+        let Some(user) = self.users.remove(user_id) else {
+            return false;
+        };
+        let now = now_secs();
+        for group in self.groups.values_mut() {
+            if group.members.remove(user_id) {
+                group.last_membership_updated = now;
+            }
+        }
+        let uri = format!("/api/v1/users/{user_id}");
+        self.log.record(
+            "user.lifecycle.delete.initiated",
+            "Delete Okta user",
+            vec![user_target(user_id, Some(&user))],
+            &uri,
+        );
+        true
+    }
+
+    /// The groups `user_id` is a member of, by id.
+    pub fn groups_of(&self, user_id: &str) -> Vec<&OktaGroup> {
+        self.groups
+            .values()
+            .filter(|g| g.members.contains(user_id))
+            .collect()
     }
 }
 
@@ -235,6 +442,19 @@ pub struct OktaOptions {
     /// A second, synthetic client that spends this many requests per second of the
     /// `/api/v1/groups*` bucket (evenly spaced), to test sharing the budget. 0: none.
     pub background_rps: f64,
+    /// Requests per window in the System Log bucket (`/api/v1/logs`; 120/min on Workforce orgs).
+    pub logs_rate_limit: u32,
+    /// Requests per window in the `/api/v1/users*` bucket (`GET /api/v1/users/{id}/groups`).
+    pub users_rate_limit: u32,
+    /// Record the System Log from start-up on (mutations made before the start are not logged).
+    pub system_log: bool,
+    /// Delay before a logged event becomes visible to `GET /api/v1/logs` (eventual consistency).
+    pub log_lag: Duration,
+    /// A random extra delay per event in `[0, log_lag_jitter]`: events become visible out of
+    /// `published` order.
+    pub log_lag_jitter: Duration,
+    /// Page size of `GET /api/v1/users/{id}/groups` without `limit`.
+    pub default_user_groups_limit: usize,
 }
 
 impl Default for OktaOptions {
@@ -251,18 +471,29 @@ impl Default for OktaOptions {
             latency: Duration::ZERO,
             oauth: None,
             background_rps: 0.0,
+            logs_rate_limit: 120,
+            users_rate_limit: 10_000,
+            system_log: true,
+            log_lag: Duration::ZERO,
+            log_lag_jitter: Duration::ZERO,
+            default_user_groups_limit: 10_000,
         }
     }
 }
 
-/// Which requests a fault hits. With neither `group_id` nor `list_groups` set, any `/api/v1` request.
+/// Which requests a fault hits: any of the endpoints set; with none set, any `/api/v1` request.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Matcher {
-    /// Only `GET /api/v1/groups/{group_id}/users`.
+    /// `GET /api/v1/groups/{group_id}/users`.
     pub group_id: Option<String>,
-    /// Only `GET /api/v1/groups` (the listing).
+    /// `GET /api/v1/groups` (the listing).
     pub list_groups: bool,
-    /// Only this 1-based page of the listing (page 1 has no `after`).
+    /// `GET /api/v1/logs` (the System Log).
+    pub logs: bool,
+    /// `GET /api/v1/users/{user_id}/groups`.
+    pub user_groups: Option<String>,
+    /// Only this 1-based page of the listing (page 1 has no `after`; System Log pages have no
+    /// number, so a matcher with a page never hits them).
     pub page: Option<u32>,
 }
 
@@ -288,6 +519,22 @@ impl Matcher {
         }
     }
 
+    /// The System Log (`GET /api/v1/logs`).
+    pub fn logs() -> Matcher {
+        Matcher {
+            logs: true,
+            ..Matcher::default()
+        }
+    }
+
+    /// The group listing of user `user_id` (`GET /api/v1/users/{user_id}/groups`).
+    pub fn groups_of_user(user_id: &str) -> Matcher {
+        Matcher {
+            user_groups: Some(user_id.to_owned()),
+            ..Matcher::default()
+        }
+    }
+
     /// Restricts the matcher to page `page` (1-based).
     pub fn on_page(mut self, page: u32) -> Matcher {
         self.page = Some(page);
@@ -295,13 +542,15 @@ impl Matcher {
     }
 
     fn hits(&self, target: &Target, page: Option<u32>) -> bool {
-        let endpoint = match (&self.group_id, self.list_groups) {
-            (None, false) => true,
-            (group_id, list_groups) => {
-                (list_groups && *target == Target::ListGroups)
-                    || matches!((group_id, target), (Some(want), Target::GroupUsers(id)) if want == id)
-            }
-        };
+        let any = self.group_id.is_none()
+            && !self.list_groups
+            && !self.logs
+            && self.user_groups.is_none();
+        let endpoint = any
+            || (self.list_groups && *target == Target::ListGroups)
+            || (self.logs && *target == Target::Logs)
+            || matches!((&self.group_id, target), (Some(want), Target::GroupUsers(id)) if want == id)
+            || matches!((&self.user_groups, target), (Some(want), Target::UserGroups(id)) if want == id);
         endpoint && self.page.is_none_or(|want| page == Some(want))
     }
 }
@@ -420,7 +669,12 @@ struct OrgState {
     org: OktaOrg,
     faults: Vec<OktaFault>,
     log: Vec<OktaRequest>,
+    /// The `/api/v1/groups*` bucket.
     window: RateWindow,
+    /// The `/api/v1/logs` bucket.
+    logs_window: RateWindow,
+    /// The `/api/v1/users*` bucket.
+    users_window: RateWindow,
     oauth: OAuthState,
     /// `oauth.log.len()` at the last stats reset.
     token_requests_at_reset: usize,
@@ -444,6 +698,10 @@ impl OktaEmulator {
         org: OktaOrg,
         options: OktaOptions,
     ) -> std::io::Result<OktaEmulator> {
+        let mut org = org;
+        org.log.recording = options.system_log;
+        org.log.lag = options.log_lag;
+        org.log.lag_jitter = options.log_lag_jitter;
         let bound = Bound::bind(addr).await?;
         let shared = Arc::new(Shared {
             options,
@@ -453,6 +711,8 @@ impl OktaEmulator {
                 faults: Vec::new(),
                 log: Vec::new(),
                 window: RateWindow::default(),
+                logs_window: RateWindow::default(),
+                users_window: RateWindow::default(),
                 oauth: OAuthState::default(),
                 token_requests_at_reset: 0,
             }),
@@ -575,7 +835,10 @@ impl OktaEmulator {
 
     /// Starts a fresh rate-limit window at the next request.
     pub fn reset_rate_limit(&self) {
-        self.shared.lock().window = RateWindow::default();
+        let mut state = self.shared.lock();
+        state.window = RateWindow::default();
+        state.logs_window = RateWindow::default();
+        state.users_window = RateWindow::default();
     }
 
     /// Stops the server, letting in-flight requests finish. Dropping the emulator also stops it.
@@ -615,33 +878,95 @@ impl RateWindow {
         }
     }
 
-    fn info(&self, start: SystemTime, options: &OktaOptions) -> RateInfo {
+    fn info(&self, start: SystemTime, limit: u32, options: &OktaOptions) -> RateInfo {
         let end = start + options.rate_window;
         let mut reset = epoch_secs(end);
         if end > crate::timefmt::from_epoch_secs(reset) {
             reset += 1; // round up: never announce a reset before the window really ends
         }
         RateInfo {
-            limit: options.rate_limit,
-            remaining: options.rate_limit.saturating_sub(self.used),
+            limit,
+            remaining: limit.saturating_sub(self.used),
             reset,
         }
     }
 
-    /// Headers for a request that does not count against the bucket.
-    fn peek(&mut self, now: SystemTime, options: &OktaOptions) -> RateInfo {
+    /// Headers for a request that does not count against the bucket of `limit`.
+    fn peek(&mut self, now: SystemTime, limit: u32, options: &OktaOptions) -> RateInfo {
         let start = self.roll(now, options.rate_window);
-        self.info(start, options)
+        self.info(start, limit, options)
     }
 
-    /// Counts one request; `Err` when the budget is spent.
-    fn consume(&mut self, now: SystemTime, options: &OktaOptions) -> Result<RateInfo, RateInfo> {
+    /// Counts one request against the bucket of `limit`; `Err` when it is spent.
+    fn consume(
+        &mut self,
+        now: SystemTime,
+        limit: u32,
+        options: &OktaOptions,
+    ) -> Result<RateInfo, RateInfo> {
         let start = self.roll(now, options.rate_window);
-        if self.used >= options.rate_limit {
-            return Err(self.info(start, options));
+        if self.used >= limit {
+            return Err(self.info(start, limit, options));
         }
         self.used += 1;
-        Ok(self.info(start, options))
+        Ok(self.info(start, limit, options))
+    }
+}
+
+/// Okta's rate-limit buckets that the emulator counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Bucket {
+    /// `/api/v1/groups*`: listings and member reads.
+    Groups,
+    /// `/api/v1/logs`.
+    Logs,
+    /// `/api/v1/users*`.
+    Users,
+}
+
+impl Bucket {
+    /// The bucket of a path; `None` for paths no bucket counts (unknown endpoints).
+    fn of(path: &str) -> Option<Bucket> {
+        let under = |prefix: &str| {
+            path == prefix
+                || path
+                    .strip_prefix(prefix)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        };
+        if under("/api/v1/groups") {
+            Some(Bucket::Groups)
+        } else if under("/api/v1/logs") {
+            Some(Bucket::Logs)
+        } else if under("/api/v1/users") {
+            Some(Bucket::Users)
+        } else {
+            None
+        }
+    }
+
+    fn limit(self, options: &OktaOptions) -> u32 {
+        match self {
+            Bucket::Groups => options.rate_limit,
+            Bucket::Logs => options.logs_rate_limit,
+            Bucket::Users => options.users_rate_limit,
+        }
+    }
+}
+
+impl OrgState {
+    fn window_of(&mut self, bucket: Bucket) -> &mut RateWindow {
+        match bucket {
+            Bucket::Groups => &mut self.window,
+            Bucket::Logs => &mut self.logs_window,
+            Bucket::Users => &mut self.users_window,
+        }
+    }
+
+    /// Rate headers for a request that is not counted (rejected before it reaches a bucket).
+    fn peek(&mut self, path: &str, now: SystemTime, options: &OktaOptions) -> RateInfo {
+        let bucket = Bucket::of(path).unwrap_or(Bucket::Groups);
+        self.window_of(bucket)
+            .peek(now, bucket.limit(options), options)
     }
 }
 
@@ -673,7 +998,11 @@ async fn background_client(shared: Arc<Shared>) {
         let refused = shared
             .lock()
             .window
-            .consume(SystemTime::now(), &shared.options)
+            .consume(
+                SystemTime::now(),
+                shared.options.rate_limit,
+                &shared.options,
+            )
             .is_err();
         shared.background_requests.fetch_add(1, Ordering::Relaxed);
         if refused {
@@ -711,6 +1040,10 @@ pub struct OktaStats {
     pub list_groups: KindStats,
     /// `GET /api/v1/groups/{id}/users`.
     pub list_members: KindStats,
+    /// `GET /api/v1/logs`.
+    pub logs: KindStats,
+    /// `GET /api/v1/users/{id}/groups`.
+    pub user_groups: KindStats,
     /// Any other `/api/v1` request.
     pub other: KindStats,
     /// Distinct groups whose members were requested.
@@ -782,6 +1115,10 @@ fn stats(shared: &Shared) -> OktaStats {
         } else if let Some(id) = members_of {
             out.list_members.count(request.status);
             groups.insert(id);
+        } else if request.path == "/api/v1/logs" {
+            out.logs.count(request.status);
+        } else if request.path.starts_with("/api/v1/users/") && request.path.ends_with("/groups") {
+            out.user_groups.count(request.status);
         } else {
             out.other.count(request.status);
         }
@@ -810,6 +1147,8 @@ enum Target {
     ListGroups,
     GetGroup(String),
     GroupUsers(String),
+    Logs,
+    UserGroups(String),
     Other,
 }
 
@@ -900,7 +1239,7 @@ async fn handle(
             return error_response(
                 &shared,
                 ApiError::for_status(405),
-                state.window.peek(SystemTime::now(), &shared.options),
+                state.peek(&path, SystemTime::now(), &shared.options),
                 &random_id(27),
             );
         }
@@ -998,12 +1337,12 @@ async fn api(
 ) -> (Response, Option<u32>) {
     let options = &shared.options;
     let now = SystemTime::now();
-    let in_bucket = path == "/api/v1/groups" || path.starts_with("/api/v1/groups/");
+    let bucket = Bucket::of(path);
 
     let (rate, resolved, fault) = {
         let mut state = shared.lock();
         if let Err(rejection) = auth {
-            let rate = state.window.peek(now, options);
+            let rate = state.peek(path, now, options);
             drop(state);
             let error = ApiError::new(rejection.status, rejection.code, rejection.summary);
             let mut response = error_response(shared, error, rate, request_id);
@@ -1018,8 +1357,11 @@ async fn api(
             }
             return (response, None);
         }
-        let rate = if in_bucket {
-            match state.window.consume(now, options) {
+        let rate = if let Some(bucket) = bucket {
+            match state
+                .window_of(bucket)
+                .consume(now, bucket.limit(options), options)
+            {
                 Ok(rate) => rate,
                 Err(rate) => {
                     drop(state);
@@ -1028,7 +1370,7 @@ async fn api(
                 }
             }
         } else {
-            state.window.peek(now, options)
+            state.peek(path, now, options)
         };
         let resolved = resolve(&state.org, shared, method, path, query);
         let index = state
@@ -1296,11 +1638,17 @@ fn resolve(
         ["", "api", "v1", "groups"] => Target::ListGroups,
         ["", "api", "v1", "groups", id] => Target::GetGroup((*id).to_owned()),
         ["", "api", "v1", "groups", id, "users"] => Target::GroupUsers((*id).to_owned()),
+        ["", "api", "v1", "logs"] => Target::Logs,
+        ["", "api", "v1", "users", id, "groups"] => Target::UserGroups((*id).to_owned()),
         _ => Target::Other,
     };
     // Page number of a listing that failed before paging: 1 unless a cursor was sent.
     let first_page = match target {
-        Target::ListGroups | Target::GroupUsers(_) if !params.contains_key("after") => Some(1),
+        Target::ListGroups | Target::GroupUsers(_) | Target::UserGroups(_)
+            if !params.contains_key("after") =>
+        {
+            Some(1)
+        }
         _ => None,
     };
     let base = &shared.base_url;
@@ -1317,6 +1665,8 @@ fn resolve(
         _ if method != Method::GET => (Err(ApiError::for_status(405)), first_page),
         Target::ListGroups => paged(list_groups(org, base, options, path, &params)),
         Target::GroupUsers(id) => paged(group_users(org, base, options, path, id, &params)),
+        Target::UserGroups(id) => paged(user_groups(org, base, options, path, id, &params)),
+        Target::Logs => (system_log_page(org, base, path, &params), None),
         Target::GetGroup(id) => match org.groups.get(id) {
             Some(group) => {
                 let stats = params.get("expand").is_some_and(|e| e.contains("stats"));
@@ -1432,6 +1782,68 @@ fn group_users(
     let no_filter = BTreeMap::new();
     let page = Page {
         body: Value::Array(items.iter().map(|u| user_json(u, base)).collect()),
+        self_link: Some(link_url(base, path, limit, &no_filter, after)),
+        next_link: next.map(|cursor| link_url(base, path, limit, &no_filter, Some(&cursor))),
+    };
+    Ok((page, page_no))
+}
+
+/// `GET /api/v1/logs`: polling mode (no `until`, ascending) always has a `next` link.
+fn system_log_page(
+    org: &OktaOrg,
+    base: &str,
+    path: &str,
+    params: &BTreeMap<String, String>,
+) -> Result<Page, ApiError> {
+    let query = LogQuery::parse(params).map_err(|e| ApiError::new(400, e.code, e.summary))?;
+    let page = query.run(&org.log, epoch_millis(SystemTime::now()));
+    let url = |after: Option<&str>| {
+        let mut url = format!("{base}{path}?");
+        let mut pairs: Vec<String> = page
+            .link_params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", utf8_percent_encode(v, QUERY_VALUE)))
+            .collect();
+        if let Some(after) = after {
+            pairs.push(format!("after={}", utf8_percent_encode(after, QUERY_VALUE)));
+        }
+        url.push_str(&pairs.join("&"));
+        url
+    };
+    Ok(Page {
+        body: Value::Array(page.events.clone()),
+        self_link: Some(url(params.get("after").map(String::as_str))),
+        next_link: page.next_after.as_deref().map(|after| url(Some(after))),
+    })
+}
+
+/// `GET /api/v1/users/{id}/groups`: the user's groups by id, paged like the group listing.
+fn user_groups(
+    org: &OktaOrg,
+    base: &str,
+    options: &OktaOptions,
+    path: &str,
+    user_id: &str,
+    params: &BTreeMap<String, String>,
+) -> Result<(Page, u32), ApiError> {
+    if !org.users.contains_key(user_id) {
+        return Err(ApiError::new(
+            404,
+            "E0000007",
+            format!("Not found: Resource not found: {user_id} (User)"),
+        ));
+    }
+    let limit = parse_limit(
+        params.get("limit"),
+        options.default_user_groups_limit,
+        options.max_limit,
+    )?;
+    let groups = org.groups_of(user_id);
+    let after = params.get("after").map(String::as_str);
+    let (items, next, page_no) = paginate(&groups, |g| g.id.as_str(), after, limit);
+    let no_filter = BTreeMap::new();
+    let page = Page {
+        body: Value::Array(items.iter().map(|g| group_json(g, base, false)).collect()),
         self_link: Some(link_url(base, path, limit, &no_filter, after)),
         next_link: next.map(|cursor| link_url(base, path, limit, &no_filter, Some(&cursor))),
     };

@@ -80,6 +80,14 @@ pub(crate) fn okta_date(epoch_secs: i64) -> String {
     )
 }
 
+/// Okta's date format with milliseconds, as System Log events carry `published`:
+/// `2020-05-13T13:29:23.417Z`.
+pub(crate) fn okta_date_millis(epoch_millis: i64) -> String {
+    let secs = okta_date(epoch_millis.div_euclid(1000));
+    let base = secs.strip_suffix(".000Z").unwrap_or(&secs);
+    format!("{base}.{:03}Z", epoch_millis.rem_euclid(1000))
+}
+
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` into epoch milliseconds.
 ///
 /// Okta filters use `...SS.sssZ` (millis optional); the AWS SDK sends `updatedEarlierThan` as
@@ -145,6 +153,18 @@ mod tests {
     #[test]
     fn formats_like_okta() {
         assert_eq!(okta_date(1_589_376_563), "2020-05-13T13:29:23.000Z");
+        assert_eq!(
+            okta_date_millis(1_589_376_563_417),
+            "2020-05-13T13:29:23.417Z"
+        );
+        assert_eq!(
+            okta_date_millis(1_589_376_563_007),
+            "2020-05-13T13:29:23.007Z"
+        );
+        assert_eq!(
+            parse_iso_millis("2020-05-13T13:29:23.417Z"),
+            Some(1_589_376_563_417)
+        );
         assert_eq!(okta_date(0), "1970-01-01T00:00:00.000Z");
     }
 
