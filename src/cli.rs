@@ -177,7 +177,9 @@ pub fn engine_settings(config: &Config) -> Result<EngineSettings, ConfigError> {
 }
 
 /// The production engine: Okta over HTTP, Q Business through the SDK, the SQLite snapshot.
-pub type ProductEngine = Engine<OktaSource, QBusinessSink, SqliteStore>;
+/// The Okta client is shared (by reference count) with the System Log poller, so both draw on
+/// one rate-limit budget.
+pub type ProductEngine = Engine<Arc<OktaSource>, QBusinessSink, SqliteStore>;
 
 /// Builds the engine for `mode` (`plan` opens the snapshot read-only).
 pub fn build_engine(
@@ -186,8 +188,9 @@ pub fn build_engine(
     mode: Mode,
 ) -> anyhow::Result<ProductEngine> {
     let settings = engine_settings(config)?;
-    let source =
-        OktaSource::new(OktaSettings::from_config(config)?).context("starting the Okta client")?;
+    let source = Arc::new(
+        OktaSource::new(OktaSettings::from_config(config)?).context("starting the Okta client")?,
+    );
     let store = match mode {
         Mode::Plan => SqliteStore::open_read_only(&config.state.path),
         Mode::Apply => SqliteStore::open(&config.state.path),
@@ -319,13 +322,21 @@ async fn reconcile(config: &Config, args: &ReconcileArgs) -> anyhow::Result<Exit
         .name_prefix
         .as_deref()
         .filter(|p| !p.is_empty());
+    // Chunk sub-groups of recorded large groups are recorded with their group.
+    let recorded_chunks: std::collections::BTreeSet<crate::model::GroupName> = snapshot
+        .families()
+        .flat_map(|(name, g)| g.layout.chunk_names(name))
+        .collect();
     let mut found = Vec::new();
     for name in &in_q {
-        if snapshot.groups.contains_key(name) {
+        if snapshot.groups.contains_key(name) || recorded_chunks.contains(name) {
             continue;
         }
         let why = if let Some(okta_id) = okta_names.get(name.as_str()) {
             Some(("okta_name", Some(okta_id.clone())))
+        } else if crate::plan::chunks::is_chunk_name(name.as_str()) {
+            let parent = crate::plan::chunks::chunk_parent(name.as_str());
+            Some(("chunk", parent.and_then(|p| okta_names.get(p)).cloned()))
         } else if prefix.is_some_and(|p| name.as_str().starts_with(p)) {
             Some(("name_prefix", None))
         } else {
@@ -392,10 +403,12 @@ async fn reconcile(config: &Config, args: &ReconcileArgs) -> anyhow::Result<Exit
                 println!("No unrecorded group looks managed.");
             }
             for (name, why, _) in &found {
-                let why = if *why == "okta_name" {
-                    "same name as an in-scope Okta group"
-                } else {
-                    "matches groups.name_prefix"
+                let why = match *why {
+                    "okta_name" => "same name as an in-scope Okta group",
+                    "chunk" => {
+                        "a q-group-sync chunk sub-group (adopting it lets the next sync delete or rewrite it)"
+                    }
+                    _ => "matches groups.name_prefix",
                 };
                 let mark = if adopted.iter().any(|a| a == name.as_str()) {
                     " (adopted)"

@@ -5,7 +5,7 @@
 //! is queued joins it (one follow-up pass, however many requests). Dry runs wait for the pass
 //! lock too, so Okta never sees two passes at once.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::cli::{Exit, ProductEngine, build_engine};
 use crate::clock::{Clock, SystemClock};
@@ -27,6 +27,7 @@ use crate::config::Config;
 use crate::engine::{Mode, NoProgress, PassRequest, RunReport};
 use crate::metrics;
 use crate::sink::QBusinessSink;
+use crate::source::events::{FeedSettings, OktaChangeFeed};
 use crate::store::SnapshotStore;
 
 /// A pass waiting to run or running.
@@ -39,6 +40,12 @@ pub struct PassTicket {
     pub group: Option<String>,
     /// The held plan this pass approves, if it is an approval.
     pub approve: Option<String>,
+    /// Okta group ids changed according to the System Log (trigger `events`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// The System Log position recorded once this pass has synced the changes before it.
+    #[serde(skip)]
+    pub events_cursor: Option<String>,
     pub requested_at: DateTime<Utc>,
 }
 
@@ -225,6 +232,11 @@ impl Daemon {
         }))
     }
 
+    /// The engine passes run on.
+    pub fn engine(&self) -> &ProductEngine {
+        &self.engine
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -251,9 +263,11 @@ impl Daemon {
         let now = self.clock.now();
         let result = {
             let mut state = self.state();
-            // A queued full pass covers a group pass; approvals only join the same approval.
+            // A queued full pass covers a group pass; approvals only join the same approval;
+            // event-driven passes are neither.
             if let Some(same) = state.queue.iter().find(|t| {
                 t.approve == approve
+                    && t.groups.is_empty()
                     && (t.group == group || (t.group.is_none() && approve.is_none()))
             }) {
                 Enqueued::Coalesced(same.pass_id.clone())
@@ -265,6 +279,8 @@ impl Daemon {
                     trigger,
                     group,
                     approve,
+                    groups: Vec::new(),
+                    events_cursor: None,
                     requested_at: now,
                 });
                 Enqueued::Queued(pass_id)
@@ -279,6 +295,51 @@ impl Daemon {
             Enqueued::Coalesced(id) => {
                 info!(pass_id = %id, trigger, "pass request joined the queued pass");
                 metrics::trigger(trigger, "coalesced");
+            }
+            Enqueued::ShuttingDown => {}
+        }
+        result
+    }
+
+    /// Queues a pass over the Okta groups the System Log reports changed (joining a queued one),
+    /// to record `cursor` once it has synced them.
+    pub fn enqueue_changed(&self, groups: BTreeSet<String>, cursor: String) -> Enqueued {
+        if self.shutdown.is_cancelled() {
+            return Enqueued::ShuttingDown;
+        }
+        let now = self.clock.now();
+        let result = {
+            let mut state = self.state();
+            if let Some(queued) = state.queue.iter_mut().find(|t| t.trigger == "events") {
+                let mut all: BTreeSet<String> = queued.groups.drain(..).collect();
+                all.extend(groups);
+                queued.groups = all.into_iter().collect();
+                queued.events_cursor = Some(cursor);
+                Enqueued::Coalesced(queued.pass_id.clone())
+            } else {
+                state.passes_started += 1;
+                let pass_id = new_pass_id(now, state.passes_started);
+                state.queue.push_back(PassTicket {
+                    pass_id: pass_id.clone(),
+                    trigger: "events",
+                    group: None,
+                    approve: None,
+                    groups: groups.into_iter().collect(),
+                    events_cursor: Some(cursor),
+                    requested_at: now,
+                });
+                Enqueued::Queued(pass_id)
+            }
+        };
+        match &result {
+            Enqueued::Queued(id) => {
+                info!(pass_id = %id, trigger = "events", "pass queued");
+                metrics::trigger("events", "started");
+                self.wake.notify_one();
+            }
+            Enqueued::Coalesced(id) => {
+                debug!(pass_id = %id, "changed groups joined the queued events pass");
+                metrics::trigger("events", "coalesced");
             }
             Enqueued::ShuttingDown => {}
         }
@@ -302,6 +363,7 @@ impl Daemon {
             trigger: "admin",
             approve: None,
             full: false,
+            groups: Vec::new(),
         };
         self.engine
             .run_once(&request, &NoProgress, &self.shutdown.child_token())
@@ -335,11 +397,18 @@ impl Daemon {
                 trigger: ticket.trigger,
                 approve: ticket.approve.clone(),
                 full: false,
+                groups: ticket.groups.clone(),
             };
             let report = self
                 .engine
                 .run_once(&request, &NoProgress, &self.shutdown)
                 .await;
+            if let Some(cursor) = &ticket.events_cursor
+                && report.error.is_none()
+                && let Err(e) = self.engine.store().set_events_cursor(cursor).await
+            {
+                warn!(error = %e, "could not record the System Log position; events are read again after a restart");
+            }
             {
                 let mut state = self.state();
                 state.running = None;
@@ -496,6 +565,20 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     info!(addr = %addr, "listening");
 
     let runner = tokio::spawn(Arc::clone(&daemon).run());
+    let poller = config.okta.events.enabled.then(|| {
+        let feed = OktaChangeFeed::new(
+            Arc::clone(daemon.engine().source()),
+            FeedSettings::from_config(&config),
+            Arc::new(SystemClock),
+        );
+        tokio::spawn(crate::events::run(
+            Arc::clone(&daemon),
+            feed,
+            config.okta.events.clone(),
+            || true,
+            shutdown.clone(),
+        ))
+    });
     let mut scheduler = start_scheduler(&daemon, &cron).await?;
     if config.schedule.run_on_start {
         daemon.enqueue("startup", None);
@@ -532,6 +615,9 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     daemon.scheduler_alive.store(false, Ordering::SeqCst);
     if let Err(e) = scheduler.shutdown().await {
         warn!(error = %e, "stopping the scheduler");
+    }
+    if let Some(poller) = poller {
+        poller.abort();
     }
     let drained = tokio::time::timeout(config.server.shutdown_grace, runner).await;
     upkeep.abort();

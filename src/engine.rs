@@ -130,9 +130,17 @@ pub struct PassRequest {
     pub approve: Option<String>,
     /// Read every group's members, not only those Okta reports changed.
     pub full: bool,
+    /// Limit the pass to these Okta group ids (event-driven passes); ids Okta and the snapshot
+    /// no longer know are nothing to do, not an error.
+    pub groups: Vec<String>,
 }
 
 impl PassRequest {
+    /// Whether the pass covers some groups only.
+    pub fn limited(&self) -> bool {
+        self.group.is_some() || !self.groups.is_empty()
+    }
+
     /// A full pass started from the command line.
     pub fn cli(mode: Mode) -> PassRequest {
         PassRequest {
@@ -142,6 +150,7 @@ impl PassRequest {
             trigger: "cli",
             approve: None,
             full: false,
+            groups: Vec::new(),
         }
     }
 
@@ -154,6 +163,7 @@ impl PassRequest {
             trigger,
             approve: Some(plan_id.to_owned()),
             full: false,
+            groups: Vec::new(),
         }
     }
 }
@@ -360,7 +370,10 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         let timer = Instant::now();
         let mut report = RunReport::new(mode, started);
         report.pass_id = request.pass_id.clone();
-        report.group = request.group.clone();
+        report.group = request.group.clone().or_else(|| {
+            (!request.groups.is_empty())
+                .then(|| format!("changed in Okta: {}", request.groups.join(", ")))
+        });
         metrics::pass_in_progress(true);
         let snapshot = match self.store.load().await {
             Ok(s) => Some(s),
@@ -374,7 +387,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
                 let start = RunStart {
                     pass_id: request.pass_id.clone().unwrap_or_default(),
                     trigger: request.trigger.to_owned(),
-                    group: request.group.clone(),
+                    group: report.group.clone(),
                 };
                 match self.store.begin_run(started, &start).await {
                     Ok(id) => report.run_id = Some(id),
@@ -478,10 +491,17 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         };
         let managed = Managed::of(&snapshot);
         let snapshot = match &request.group {
-            None => snapshot,
+            None if request.groups.is_empty() => snapshot,
+            None => {
+                let wanted: BTreeSet<&str> = request.groups.iter().map(String::as_str).collect();
+                let (subset, snap) = self.some_groups(&wanted, groups, snapshot);
+                groups = subset;
+                snap
+            }
             Some(wanted) => {
                 let listed = groups.len();
-                let (subset, snap) = self.one_group(wanted, groups, snapshot);
+                let (subset, snap) =
+                    self.some_groups(&BTreeSet::from([wanted.as_str()]), groups, snapshot);
                 if subset.is_empty() && snap.groups.is_empty() {
                     return Err(Error::UnknownGroup {
                         group: wanted.clone(),
@@ -528,9 +548,8 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         };
         // Incremental reads: a group whose lastMembershipUpdated has not moved since the read
         // its snapshot members come from keeps them; a full read runs every `full_every`.
-        let full = request.full
-            || request.group.is_some()
-            || self.full_read_due(report.started_at).await?;
+        let full =
+            request.full || request.limited() || self.full_read_due(report.started_at).await?;
         let mut to_read: Vec<&OktaGroup> = Vec::new();
         let mut reused: BTreeMap<String, GroupRead> = BTreeMap::new();
         for g in &groups {
@@ -605,12 +624,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         let plan = plan::plan(&desired, &snapshot, &self.settings.policy);
         let mut plan = match &request.approve {
             Some(id) => self.approved(id, plan).await?,
-            None => safety::guard(
-                plan,
-                managed,
-                request.group.is_none(),
-                &self.settings.safety,
-            ),
+            None => safety::guard(plan, managed, !request.limited(), &self.settings.safety),
         };
         // The breaker may have changed member lists: work out their writes again.
         plan::chunks::expand(&mut plan, &snapshot, &self.settings.policy);
@@ -665,7 +679,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         let now = self.clock.now();
         match (&report.plan.held, &request.approve) {
             (Some(held), _) => self.store.hold(now, held).await?,
-            (None, None) if request.group.is_none() => {
+            (None, None) if !request.limited() => {
                 self.store
                     .resolve_holds(now, None, "superseded", "a later pass needed no approval")
                     .await?
@@ -698,7 +712,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
             .map(|(name, mark)| (name.clone(), *mark))
             .collect();
         self.store.record_reads(&unchanged).await?;
-        if full && request.group.is_none() && report.groups_unread == 0 && stopped.is_ok() {
+        if full && !request.limited() && report.groups_unread == 0 && stopped.is_ok() {
             self.store.set_full_read_at(report.started_at).await?;
         }
         report.outcome = self.outcome_of(report);
@@ -777,21 +791,21 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         Ok(plan)
     }
 
-    /// Narrows a pass to one group, named by Okta id, Okta name or Q name: the matching listed
-    /// groups, and the snapshot entries they (or the name) own, so a rename or deletion of that
-    /// group is handled and nothing else is touched.
-    fn one_group(
+    /// Narrows a pass to some groups, each named by Okta id, Okta name or Q name: the matching
+    /// listed groups, and the snapshot entries they (or the names) own, so a rename or deletion
+    /// of those groups is handled and nothing else is touched.
+    fn some_groups(
         &self,
-        wanted: &str,
+        wanted: &BTreeSet<&str>,
         groups: Vec<OktaGroup>,
         snapshot: Snapshot,
     ) -> (Vec<OktaGroup>, Snapshot) {
         let subset: Vec<OktaGroup> = groups
             .into_iter()
             .filter(|g| {
-                g.id == wanted
-                    || g.name == wanted
-                    || matches!(self.settings.rules.scope(g), Scope::In(ref n) if n.as_str() == wanted)
+                wanted.contains(g.id.as_str())
+                    || wanted.contains(g.name.as_str())
+                    || matches!(self.settings.rules.scope(g), Scope::In(ref n) if wanted.contains(n.as_str()))
             })
             .collect();
         let ids: BTreeSet<&str> = subset.iter().map(|g| g.id.as_str()).collect();
@@ -799,8 +813,8 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
             .groups
             .into_iter()
             .filter(|(name, g)| {
-                name.as_str() == wanted
-                    || g.okta_id.as_str() == wanted
+                wanted.contains(name.as_str())
+                    || wanted.contains(g.okta_id.as_str())
                     || ids.contains(g.okta_id.as_str())
             })
             .collect();

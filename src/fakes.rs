@@ -258,6 +258,8 @@ pub struct MemStore {
     pub pending: Mutex<BTreeMap<GroupName, OktaGroupId>>,
     pub holds: Mutex<Vec<HeldRecord>>,
     pub full_read: Mutex<Option<DateTime<Utc>>>,
+    /// The System Log position.
+    pub events_cursor: Mutex<Option<String>>,
 }
 
 impl MemStore {
@@ -317,6 +319,16 @@ impl SnapshotStore for MemStore {
 
     async fn set_full_read_at(&self, at: DateTime<Utc>) -> Result<(), StoreError> {
         *lock(&self.full_read) = Some(at);
+        Ok(())
+    }
+
+    async fn events_cursor(&self) -> Result<Option<String>, StoreError> {
+        Ok(lock(&self.events_cursor).clone())
+    }
+
+    async fn set_events_cursor(&self, cursor: &str) -> Result<(), StoreError> {
+        self.writable()?;
+        *lock(&self.events_cursor) = Some(cursor.to_owned());
         Ok(())
     }
 

@@ -34,6 +34,9 @@ pub const LAST_SUCCESS: &str = "q_group_sync_last_success_timestamp_seconds";
 pub const SNAPSHOT_AGE: &str = "q_group_sync_snapshot_age_seconds";
 pub const TRIGGERS: &str = "q_group_sync_triggers_total";
 pub const HELD_CHANGES: &str = "q_group_sync_held_changes";
+pub const EVENT_POLLS: &str = "q_group_sync_event_polls_total";
+pub const EVENTS: &str = "q_group_sync_events_total";
+pub const EVENT_GROUPS: &str = "q_group_sync_event_groups_total";
 
 /// Histogram buckets for pass and phase durations (seconds): a pass takes from under a second
 /// (no change) to tens of minutes (first sync of a large org at Okta's rate limit).
@@ -62,6 +65,18 @@ pub fn install() -> Result<PrometheusHandle, String> {
 
 /// Help text and units of every series.
 pub fn describe() {
+    describe_counter!(
+        EVENT_POLLS,
+        "System Log polls (okta.events), by outcome (ok, error, reset: the saved position was unusable)."
+    );
+    describe_counter!(
+        EVENTS,
+        "Relevant System Log events read (membership, group and user lifecycle, profile updates)."
+    );
+    describe_counter!(
+        EVENT_GROUPS,
+        "Okta groups queued for a pass because the System Log reported them changed."
+    );
     describe_gauge!(
         HELD_CHANGES,
         "Destructive changes held by the circuit breaker and waiting for approval, by kind (delete, removal); 0 when nothing is held."
@@ -250,6 +265,13 @@ pub fn freshness(last_success_unix: Option<f64>, now_unix: f64) {
 }
 
 /// Records a pass request.
+/// One System Log poll: its outcome, the events read and the groups queued.
+pub fn event_poll(outcome: &'static str, events: usize, groups: usize) {
+    counter!(EVENT_POLLS, "outcome" => outcome).increment(1);
+    counter!(EVENTS).increment(events as u64);
+    counter!(EVENT_GROUPS).increment(groups as u64);
+}
+
 pub fn trigger(source: &'static str, result: &'static str) {
     counter!(TRIGGERS, "source" => source, "result" => result).increment(1);
 }

@@ -343,7 +343,42 @@ fn one(mode: Mode, group: &str) -> PassRequest {
         trigger: "admin",
         approve: None,
         full: false,
+        groups: Vec::new(),
     }
+}
+
+#[tokio::test]
+async fn an_events_pass_syncs_the_changed_groups_only() {
+    let e = engine(org());
+    assert_eq!(sync(&e).await.outcome, Outcome::Success);
+    e.source.set_members("g1", &["ana"]);
+    e.source.set_members("g2", &["cy", "bo"]);
+    e.sink.take_calls();
+    let request = PassRequest {
+        groups: vec!["g2".into(), "gone-and-never-known".into()],
+        trigger: "events",
+        ..PassRequest::cli(Mode::Apply)
+    };
+    let r = e
+        .run_once(&request, &NoProgress, &CancellationToken::new())
+        .await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    let calls = e.sink.take_calls();
+    assert!(
+        calls.iter().all(|(_, g)| g.as_str() == "Sales"),
+        "{calls:?}"
+    );
+    assert_eq!(
+        e.sink.members("Sales"),
+        Some(vec!["bo@x.test".into(), "cy@x.test".into()])
+    );
+    assert_eq!(
+        e.sink.members("Engineering"),
+        Some(vec!["ana@x.test".into(), "bo@x.test".into()]),
+        "not in the event: untouched"
+    );
+    // An events pass is not a full pass: the group-count rule and held plans stay as they are.
+    assert!(r.group.as_deref().is_some_and(|g| g.contains("g2")));
 }
 
 #[tokio::test]

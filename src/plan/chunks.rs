@@ -110,6 +110,14 @@ pub fn is_chunk_name(name: &str) -> bool {
     ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
 }
 
+/// The group a chunk name belongs to, when the name was not shortened.
+pub fn chunk_parent(name: &str) -> Option<&str> {
+    if !is_chunk_name(name) {
+        return None;
+    }
+    name.rfind(CHUNK_MARK).map(|at| &name[..at])
+}
+
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
@@ -315,7 +323,9 @@ mod tests {
         let name = chunk_name(&g, 1, 6);
         assert_eq!(name.as_str(), "All Staff (q-group-sync chunk 2 of 6)");
         assert!(is_chunk_name(name.as_str()));
+        assert_eq!(chunk_parent(name.as_str()), Some("All Staff"));
         assert!(!is_chunk_name("All Staff"));
+        assert_eq!(chunk_parent("All Staff"), None);
         assert!(!is_chunk_name("x (q-group-sync chunk two of 6)"));
         let long = GroupName::new("é".repeat(1024));
         let a = chunk_name(&long, 0, 2);

@@ -163,6 +163,15 @@ pub trait SnapshotStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// The System Log position (`next` link) polling resumes from, if any.
+    fn events_cursor(&self) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Records the System Log position after the changes before it were synced.
+    fn set_events_cursor(
+        &self,
+        cursor: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Closes the run log entry.
     fn finish_run(
         &self,

@@ -115,6 +115,35 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// A value of the `meta` table.
+    async fn meta(&self, key: &'static str) -> Result<Option<String>, StoreError> {
+        let found = self
+            .with_conn(move |conn, p| {
+                conn.query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(|e| classify(p, "read meta", e))
+            })
+            .await?;
+        Ok(found.flatten())
+    }
+
+    async fn set_meta(&self, key: &'static str, value: String) -> Result<(), StoreError> {
+        self.writable()?;
+        self.with_conn(move |conn, p| {
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map_err(|e| classify(p, "write meta", e))?;
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
     /// Opens (creating if needed) the snapshot for a pass that writes, and migrates it.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let p = display(path);
@@ -408,35 +437,23 @@ impl SnapshotStore for SqliteStore {
     }
 
     async fn full_read_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let found = self
-            .with_conn(|conn, p| {
-                let v: Option<String> = conn
-                    .query_row(
-                        "SELECT value FROM meta WHERE key = 'full_read_at'",
-                        [],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .map_err(|e| classify(p, "read meta", e))?;
-                Ok(v.as_deref().and_then(parse_ts))
-            })
-            .await?;
-        Ok(found.flatten())
+        Ok(self
+            .meta("full_read_at")
+            .await?
+            .as_deref()
+            .and_then(parse_ts))
     }
 
     async fn set_full_read_at(&self, at: DateTime<Utc>) -> Result<(), StoreError> {
-        self.writable()?;
-        self.with_conn(move |conn, p| {
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('full_read_at', ?1)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                params![ts(at)],
-            )
-            .map_err(|e| classify(p, "write meta", e))?;
-            Ok(())
-        })
-        .await?;
-        Ok(())
+        self.set_meta("full_read_at", ts(at)).await
+    }
+
+    async fn events_cursor(&self) -> Result<Option<String>, StoreError> {
+        self.meta("events_cursor").await
+    }
+
+    async fn set_events_cursor(&self, cursor: &str) -> Result<(), StoreError> {
+        self.set_meta("events_cursor", cursor.to_owned()).await
     }
 
     async fn record_intent(
