@@ -21,6 +21,7 @@ pub mod engine;
 #[cfg(test)]
 mod fakes;
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod model;
 pub mod plan;
