@@ -1201,6 +1201,81 @@ mod tests {
     }
 
     #[test]
+    fn deployment_configs_parse() {
+        for (name, text) in [
+            (
+                "kubernetes base",
+                include_str!("../deploy/kubernetes/config.toml"),
+            ),
+            (
+                "kubernetes ha component",
+                include_str!("../deploy/kubernetes/components/ha/config.toml"),
+            ),
+        ] {
+            let c = Config::from_figment(Figment::from(Toml::string(text)))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(
+                c.state.backend == StateBackend::Postgres,
+                name.contains("ha"),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn postgres_state_is_checked_and_its_url_is_a_secret() {
+        let pg = |state: &str| {
+            parse(&format!(
+                "{MINIMAL}\n[state]\nbackend = \"postgres\"\n{state}\n"
+            ))
+        };
+        let c = pg("url = \"postgres://u:pw-secret@db.example.test/app\"").expect("parses");
+        assert_eq!(c.state.tls, PgTls::VerifyFull);
+        assert_eq!(c.state.schema, "q_group_sync");
+        assert_eq!(c.state.leader_takeover, Duration::from_secs(15));
+        assert!(!format!("{c:?}").contains("pw-secret"));
+        assert!(
+            !serde_json::to_string(&c)
+                .expect("json")
+                .contains("pw-secret")
+        );
+        for (state, key) in [
+            ("", "state.url"),
+            ("url = \"postgres://h/d\"\nurl_file = \"/x\"", "state.url"),
+            ("url_file = \"/x\"\nschema = \"Bad-Name\"", "state.schema"),
+            ("url_file = \"/x\"\nschema = \"pg_catalog\"", "state.schema"),
+            ("url_file = \"/x\"\npool_size = 0", "state.pool_size"),
+            (
+                "url_file = \"/x\"\nleader_takeover = \"1s\"",
+                "state.leader_takeover",
+            ),
+            ("url_file = \"/x\"\ntls = \"prefer\"", "state.tls"),
+            (
+                "url_file = \"/x\"\ntls = \"require\"\ntls_ca_file = \"/ca\"",
+                "state.tls_ca_file",
+            ),
+        ] {
+            let err = pg(state).expect_err(key);
+            assert!(err.to_string().contains(key), "{key}: {err}");
+        }
+        // PostgreSQL keys with the SQLite backend are a mistake, not silently ignored.
+        let err = parse(&format!("{MINIMAL}\n[state]\nurl_file = \"/x\"\n")).expect_err("sqlite");
+        assert!(err.to_string().contains("state.backend"), "{err}");
+        // url_file: read on demand, one line.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("url");
+        std::fs::write(&path, "postgres://u:p@h/d\n").expect("write");
+        let c = pg(&format!("url_file = {:?}", path)).expect("parses");
+        assert_eq!(
+            c.state.postgres_url().expect("reads").expose_secret(),
+            "postgres://u:p@h/d"
+        );
+        std::fs::write(&path, "postgres://u:p@h/d\nmore\n").expect("write");
+        let err = c.state.postgres_url().expect_err("two lines");
+        assert!(err.to_string().contains("state.url_file"), "{err}");
+    }
+
+    #[test]
     fn defaults_apply() {
         let c = parse(MINIMAL).expect("parses");
         assert_eq!(c.okta.group_filter, r#"type eq "OKTA_GROUP""#);
