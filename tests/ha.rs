@@ -84,6 +84,32 @@ fn puts_from(h: &Harness, replica: &str) -> usize {
         .count()
 }
 
+/// Starts replica a, waits until it leads, then b, until it names a as the leader.
+async fn leader_then_standby(h: &Harness) -> (Served, Served) {
+    let a = replica(h, "a").await;
+    a.wait_status(20, "a to lead", |st| st["leader"]["is_leader"] == true)
+        .await;
+    let b = replica(h, "b").await;
+    b.wait_status(20, "b to see a lead", |st| {
+        st["leader"]["leader"]["replica"] == "a"
+    })
+    .await;
+    (a, b)
+}
+
+/// Waits until replica a has had `n` puts applied (mid-pass).
+async fn wait_for_puts_from_a(h: &Harness, a: &Served, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while puts_from(h, "a") < n {
+        assert!(
+            Instant::now() < deadline,
+            "a wrote nothing; logs:\n{}",
+            a.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 async fn leader_of(s: &Served) -> serde_json::Value {
     s.status().await["leader"].clone()
 }
@@ -95,15 +121,8 @@ async fn two_replicas_one_leads_both_name_it_and_the_standby_refuses_admin_reque
     };
     let schema = common::postgres::schema("two_replicas");
     let h = harness(org(4), &url, &schema, "*/2 * * * * *", Duration::ZERO).await;
-    let a = replica(&h, "a").await;
-    a.wait_status(20, "a to lead", |st| st["leader"]["is_leader"] == true)
-        .await;
-    let b = replica(&h, "b").await;
-    let st = b
-        .wait_status(20, "b to see a lead", |st| {
-            st["leader"]["leader"]["replica"] == "a"
-        })
-        .await;
+    let (a, b) = leader_then_standby(&h).await;
+    let st = b.status().await;
     assert_eq!(st["leader"]["is_leader"], false);
     assert_eq!(st["leader"]["role"], "standby");
     assert_eq!(st["leader"]["backend"], "postgres");
@@ -205,25 +224,9 @@ async fn sigkill_of_the_leader_mid_pass_the_standby_takes_over_and_finishes() {
         Duration::from_millis(300),
     )
     .await;
-    let mut a = replica(&h, "a").await;
-    a.wait_status(20, "a to lead", |st| st["leader"]["is_leader"] == true)
-        .await;
-    let b = replica(&h, "b").await;
-    b.wait_status(20, "b to see a", |st| {
-        st["leader"]["leader"]["replica"] == "a"
-    })
-    .await;
-
+    let (mut a, b) = leader_then_standby(&h).await;
     // Mid-pass: a few groups written, most not.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while puts_from(&h, "a") < 6 {
-        assert!(
-            Instant::now() < deadline,
-            "a wrote nothing; logs:\n{}",
-            a.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_puts_from_a(&h, &a, 6).await;
     a.signal("-KILL");
     let killed = Instant::now();
     a.child.wait().await.unwrap();
@@ -385,23 +388,8 @@ async fn losing_the_database_fences_the_leader_and_one_replica_resumes() {
         Duration::from_millis(300),
     )
     .await;
-    let a = replica(&h, "a").await;
-    a.wait_status(20, "a to lead", |st| st["leader"]["is_leader"] == true)
-        .await;
-    let b = replica(&h, "b").await;
-    b.wait_status(20, "b to see a", |st| {
-        st["leader"]["leader"]["replica"] == "a"
-    })
-    .await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while puts_from(&h, "a") < 4 {
-        assert!(
-            Instant::now() < deadline,
-            "a wrote nothing; logs:\n{}",
-            a.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let (a, b) = leader_then_standby(&h).await;
+    wait_for_puts_from_a(&h, &a, 4).await;
 
     proxy.cut();
     let cut = Instant::now();

@@ -52,6 +52,17 @@ pub fn parse_ts(t: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// The read mark of a row, when both of its times are known.
+pub fn read_mark(
+    source_updated: Option<DateTime<Utc>>,
+    read_at: Option<DateTime<Utc>>,
+) -> Option<ReadMark> {
+    Some(ReadMark {
+        source_updated: source_updated?,
+        read_at: read_at?,
+    })
+}
+
 /// A `groups` row: one Q group q-group-sync wrote, with its member list as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupRow {

@@ -640,16 +640,6 @@ fn load(conn: &mut Connection, p: &str) -> Result<Snapshot, StoreError> {
         };
         let pushed_at = parse_ts(&pushed_at)
             .ok_or_else(|| corrupt(format!("group {q_name:?}: bad pushed_at {pushed_at:?}")))?;
-        let read = match (
-            source_updated.as_deref().and_then(parse_ts),
-            read_at.as_deref().and_then(parse_ts),
-        ) {
-            (Some(source_updated), Some(read_at)) => Some(ReadMark {
-                source_updated,
-                read_at,
-            }),
-            _ => None,
-        };
         let row = GroupRow {
             q_name,
             okta_id,
@@ -657,7 +647,10 @@ fn load(conn: &mut Connection, p: &str) -> Result<Snapshot, StoreError> {
             member_count,
             members_sha256,
             pushed_at,
-            read,
+            read: codec::read_mark(
+                source_updated.as_deref().and_then(parse_ts),
+                read_at.as_deref().and_then(parse_ts),
+            ),
         };
         let (name, group) = row.into_group(&mut ids).map_err(corrupt)?;
         snapshot.groups.insert(name, group);

@@ -404,13 +404,6 @@ impl SnapshotStore for PostgresStore {
             .map_err(self.db("read groups"))?;
         let mut ids = Interner::default();
         for r in rows {
-            let read = match (r.get(6), r.get(7)) {
-                (Some(source_updated), Some(read_at)) => Some(ReadMark {
-                    source_updated,
-                    read_at,
-                }),
-                _ => None,
-            };
             let row = GroupRow {
                 q_name: r.get(0),
                 okta_id: r.get(1),
@@ -418,7 +411,7 @@ impl SnapshotStore for PostgresStore {
                 member_count: r.get(3),
                 members_sha256: r.get(4),
                 pushed_at: r.get(5),
-                read,
+                read: codec::read_mark(r.get(6), r.get(7)),
             };
             let (name, group) = row
                 .into_group(&mut ids)
