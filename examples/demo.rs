@@ -6,7 +6,7 @@
 
 use figment::Figment;
 use figment::providers::{Format, Toml};
-use q_group_sync::cli::{build_engine, render_report};
+use q_group_sync::cli::{build_engine, open_state, render_report};
 use q_group_sync::config::Config;
 use q_group_sync::engine::{Mode, NoProgress, PassRequest};
 use q_group_sync::sink::QBusinessSink;
@@ -67,7 +67,8 @@ path = "{}"
         let cancel = cancel.clone();
         async move {
             println!("=== {title} ===");
-            let engine = build_engine(&config, sink, mode)?;
+            let state = open_state(&config, mode, &cancel).await?;
+            let engine = build_engine(&config, sink, state.store)?;
             let report = engine
                 .run_once(&PassRequest::cli(mode), &NoProgress, &cancel)
                 .await;

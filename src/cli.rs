@@ -8,10 +8,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::SystemClock;
-use crate::config::{Config, ConfigError, OktaAuthMode};
+use crate::config::{Config, ConfigError, OktaAuthMode, StateBackend};
 use crate::engine::{
     Engine, EngineSettings, Mode, NoProgress, Outcome, PassRequest, Progress, RunReport, Verify,
 };
+use crate::leader::Leadership;
 use crate::plan::safety::SafetyPolicy;
 use crate::plan::{Policy, Rules};
 use crate::progress::TerminalProgress;
@@ -19,7 +20,8 @@ use crate::sink::{QBusinessSink, SinkErrorKind};
 use crate::source::DirectorySource;
 use crate::source::SourceError;
 use crate::source::okta::{OktaSettings, OktaSource, OktaStats};
-use crate::store::{SnapshotStore, SqliteStore};
+use crate::store::postgres::{CommandLease, Elector, PgSettings};
+use crate::store::{Backend, PostgresStore, SnapshotStore, SqliteStore};
 use crate::telemetry::LogFormat;
 
 /// Keeps Amazon Q Business group membership equal to Okta's.
@@ -143,7 +145,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Exit> 
         Command::CheckConfig => check_config(&config).await,
         Command::Serve => crate::daemon::serve(config, shutdown).await,
         Command::Approve(args) => approve(&config, &args, shutdown).await,
-        Command::Reconcile(args) => reconcile(&config, &args).await,
+        Command::Reconcile(args) => reconcile(&config, &args, shutdown).await,
     }
 }
 
@@ -176,26 +178,91 @@ pub fn engine_settings(config: &Config) -> Result<EngineSettings, ConfigError> {
     })
 }
 
-/// The production engine: Okta over HTTP, Q Business through the SDK, the SQLite snapshot.
+/// The production engine: Okta over HTTP, Q Business through the SDK, the configured snapshot.
 /// The Okta client is shared (by reference count) with the System Log poller, so both draw on
 /// one rate-limit budget.
-pub type ProductEngine = Engine<Arc<OktaSource>, QBusinessSink, SqliteStore>;
+pub type ProductEngine = Engine<Arc<OktaSource>, QBusinessSink, Backend>;
 
-/// Builds the engine for `mode` (`plan` opens the snapshot read-only).
+/// The snapshot store as configured (`state.backend`), and this process's leadership.
+pub struct OpenedState {
+    pub store: Backend,
+    pub leadership: Leadership,
+    /// PostgreSQL: what the elector connects with.
+    pub postgres: Option<PgSettings>,
+}
+
+impl OpenedState {
+    /// One-shot commands that write (`sync`, `approve`, `reconcile --adopt`): with PostgreSQL,
+    /// takes the leader lock for the command's duration, or fails naming the replica that
+    /// leads. `None` with SQLite (the process always leads).
+    pub async fn lead_for_command(&self) -> anyhow::Result<Option<CommandLease>> {
+        let Some(settings) = &self.postgres else {
+            return Ok(None);
+        };
+        let lease = Elector::new(settings, self.leadership.clone(), None)
+            .acquire()
+            .await
+            .context("taking the leader lock for this command")?;
+        Ok(Some(lease))
+    }
+
+    /// The token a pass runs under: cancelled on shutdown or when leadership is lost.
+    pub fn pass_token(&self, shutdown: &CancellationToken) -> CancellationToken {
+        self.leadership
+            .current()
+            .map_or_else(|| shutdown.clone(), |t| t.cancel)
+    }
+}
+
+/// Opens the snapshot for `mode` (`plan` opens it read-only and never creates or migrates it).
+/// With PostgreSQL the process starts as a standby; see [`OpenedState::lead_for_command`] and
+/// [`Elector::run`].
+pub async fn open_state(
+    config: &Config,
+    mode: Mode,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<OpenedState> {
+    let replica = config.state.replica_name();
+    match config.state.backend {
+        StateBackend::Sqlite => {
+            let store = match mode {
+                Mode::Plan => SqliteStore::open_read_only(&config.state.path),
+                Mode::Apply => SqliteStore::open(&config.state.path),
+            }
+            .context("opening the snapshot (state.path)")?;
+            Ok(OpenedState {
+                store: Backend::Sqlite(store),
+                leadership: Leadership::always(replica, shutdown),
+                postgres: None,
+            })
+        }
+        StateBackend::Postgres => {
+            let settings = PgSettings::from_config(&config.state)?;
+            let leadership = Leadership::elected("postgres", replica, shutdown);
+            let store = match mode {
+                Mode::Plan => PostgresStore::open_read_only(&settings, leadership.clone()).await,
+                Mode::Apply => PostgresStore::open(&settings, leadership.clone()).await,
+            }
+            .context("opening the snapshot (state.url)")?;
+            Ok(OpenedState {
+                store: Backend::Postgres(store),
+                leadership,
+                postgres: Some(settings),
+            })
+        }
+    }
+}
+
+/// Builds the engine over an opened snapshot store.
 pub fn build_engine(
     config: &Config,
     sink: QBusinessSink,
-    mode: Mode,
+    store: Backend,
 ) -> anyhow::Result<ProductEngine> {
     let settings = engine_settings(config)?;
     let source = Arc::new(
         OktaSource::new(OktaSettings::from_config(config)?).context("starting the Okta client")?,
     );
-    let store = match mode {
-        Mode::Plan => SqliteStore::open_read_only(&config.state.path),
-        Mode::Apply => SqliteStore::open(&config.state.path),
-    }
-    .context("opening the snapshot (state.path)")?;
     Ok(Engine::new(
         source,
         sink,
@@ -240,10 +307,16 @@ async fn run_request(
     shutdown: CancellationToken,
 ) -> anyhow::Result<Exit> {
     let mode = request.mode;
+    let state = open_state(config, mode, &shutdown).await?;
+    let lease = match mode {
+        Mode::Apply => state.lead_for_command().await?,
+        Mode::Plan => None,
+    };
+    let cancel = state.pass_token(&shutdown);
     let engine = build_engine(
         config,
         QBusinessSink::from_config(&config.qbusiness).await,
-        mode,
+        state.store,
     )?;
     let progress = TerminalProgress::new(output == Output::Text);
     let report = engine
@@ -252,9 +325,12 @@ async fn run_request(
             progress
                 .as_ref()
                 .map_or(&NoProgress as &dyn Progress, |p| p),
-            &shutdown,
+            &cancel,
         )
         .await;
+    if let Some(lease) = lease {
+        lease.release().await;
+    }
     if let Some(p) = &progress {
         p.finish();
     }
@@ -288,13 +364,32 @@ async fn run_request(
 
 /// `reconcile`: Q Business groups that look managed but are not in the snapshot, and snapshot
 /// groups Q Business does not list.
-async fn reconcile(config: &Config, args: &ReconcileArgs) -> anyhow::Result<Exit> {
+async fn reconcile(
+    config: &Config,
+    args: &ReconcileArgs,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Exit> {
     let sink = QBusinessSink::from_config(&config.qbusiness).await;
-    let engine = build_engine(
-        config,
-        sink.clone(),
-        if args.adopt { Mode::Apply } else { Mode::Plan },
-    )?;
+    let mode = if args.adopt { Mode::Apply } else { Mode::Plan };
+    let state = open_state(config, mode, &shutdown).await?;
+    let lease = match mode {
+        Mode::Apply => state.lead_for_command().await?,
+        Mode::Plan => None,
+    };
+    let engine = build_engine(config, sink.clone(), state.store)?;
+    let exit = reconcile_with(config, args, &engine, &sink).await;
+    if let Some(lease) = lease {
+        lease.release().await;
+    }
+    exit
+}
+
+async fn reconcile_with(
+    config: &Config,
+    args: &ReconcileArgs,
+    engine: &ProductEngine,
+    sink: &QBusinessSink,
+) -> anyhow::Result<Exit> {
     let snapshot = engine
         .store()
         .load()
@@ -504,13 +599,13 @@ async fn check_config(config: &Config) -> anyhow::Result<Exit> {
     println!("config: ok");
     let mut ok = true;
 
-    match SqliteStore::open_read_only(&config.state.path) {
-        Ok(store) => match store.load().await {
-            Ok(s) => println!(
-                "snapshot: ok ({}, {} groups)",
-                config.state.path.display(),
-                s.groups.len()
-            ),
+    let where_ = match &config.state.backend {
+        StateBackend::Sqlite => config.state.path.display().to_string(),
+        StateBackend::Postgres => PgSettings::from_config(&config.state)?.target().to_owned(),
+    };
+    match open_state(config, Mode::Plan, &CancellationToken::new()).await {
+        Ok(state) => match state.store.load().await {
+            Ok(s) => println!("snapshot: ok ({where_}, {} groups)", s.groups.len()),
             Err(e) => {
                 ok = false;
                 println!("snapshot: FAILED: {}", crate::engine::error_chain(&e));
@@ -518,7 +613,7 @@ async fn check_config(config: &Config) -> anyhow::Result<Exit> {
         },
         Err(e) => {
             ok = false;
-            println!("snapshot: FAILED: {}", crate::engine::error_chain(&e));
+            println!("snapshot: FAILED: {e:#}");
         }
     }
 

@@ -18,9 +18,10 @@ pub const ENV_PREFIX: &str = "Q_GROUP_SYNC_";
 pub const ENV_CONFIG_PATH: &str = "Q_GROUP_SYNC_CONFIG";
 
 /// Environment variables holding secrets, read verbatim, and their config keys.
-const SECRET_ENV: [(&str, &str); 2] = [
+const SECRET_ENV: [(&str, &str); 3] = [
     ("Q_GROUP_SYNC_OKTA__API_TOKEN", "okta.api_token"),
     ("Q_GROUP_SYNC_SERVER__ADMIN_TOKEN", "server.admin_token"),
+    ("Q_GROUP_SYNC_STATE__URL", "state.url"),
 ];
 
 /// A configuration problem: the message names the key and what is wrong with it.
@@ -399,20 +400,129 @@ fn default_verify_timeout() -> Duration {
     Duration::from_secs(300)
 }
 
-/// `[state]`: where the snapshot of what was applied lives.
+/// `[state]`: where the snapshot of what was applied lives, and (PostgreSQL) who leads.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
+    /// `sqlite` (one replica, a file on a volume) or `postgres` (shared, two or more replicas).
+    #[serde(default)]
+    pub backend: StateBackend,
     /// SQLite snapshot file; created on first use.
     #[serde(default = "default_state_path")]
     pub path: PathBuf,
+    /// PostgreSQL: connection URL (`postgres://user:password@host:5432/db`). A secret: prefer
+    /// `url_file` or `Q_GROUP_SYNC_STATE__URL`.
+    #[serde(default, serialize_with = "redacted")]
+    pub url: Option<SecretString>,
+    /// PostgreSQL: file holding the connection URL (a mounted secret).
+    #[serde(default)]
+    pub url_file: Option<PathBuf>,
+    /// PostgreSQL: TLS to the server: `verify-full` (certificate and host name checked),
+    /// `require` (encrypted, certificate not checked) or `disable` (loopback only).
+    #[serde(default)]
+    pub tls: PgTls,
+    /// PostgreSQL: PEM file of CA certificates for `verify-full` (e.g. the RDS bundle);
+    /// default: the system's CA store.
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
+    /// PostgreSQL: connections in the pool for snapshot reads and writes (the leader lock has
+    /// its own connection).
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// PostgreSQL: schema holding q-group-sync's tables; created if missing.
+    #[serde(default = "default_schema")]
+    pub schema: String,
+    /// PostgreSQL: how soon a standby takes over after the leader's connection drops.
+    #[serde(default = "default_leader_takeover", with = "humantime_serde")]
+    pub leader_takeover: Duration,
+    /// This replica's name in the leader record and /status. Default: `POD_NAME`, else
+    /// `HOSTNAME`, else the host name.
+    #[serde(default)]
+    pub replica: Option<String>,
 }
 
 impl Default for StateConfig {
     fn default() -> Self {
         StateConfig {
+            backend: StateBackend::default(),
             path: default_state_path(),
+            url: None,
+            url_file: None,
+            tls: PgTls::default(),
+            tls_ca_file: None,
+            pool_size: default_pool_size(),
+            schema: default_schema(),
+            leader_takeover: default_leader_takeover(),
+            replica: None,
         }
+    }
+}
+
+/// `state.backend`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateBackend {
+    /// One file, one replica; the process always leads.
+    #[default]
+    Sqlite,
+    /// A shared database; replicas elect a leader.
+    Postgres,
+}
+
+/// `state.tls`: TLS to PostgreSQL.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PgTls {
+    /// No TLS; accepted only for loopback hosts and Unix sockets.
+    Disable,
+    /// TLS without checking the certificate (like libpq's `sslmode=require`).
+    Require,
+    /// TLS, certificate chain and host name checked (like libpq's `sslmode=verify-full`).
+    #[default]
+    VerifyFull,
+}
+
+impl StateConfig {
+    /// This replica's name: `state.replica`, else `POD_NAME`, `HOSTNAME`, `/etc/hostname`.
+    pub fn replica_name(&self) -> String {
+        self.replica
+            .clone()
+            .or_else(|| std::env::var("POD_NAME").ok())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| format!("q-group-sync-{}", std::process::id()))
+    }
+
+    /// The PostgreSQL connection URL from `state.url` or `state.url_file`.
+    pub fn postgres_url(&self) -> Result<SecretString, ConfigError> {
+        if let Some(url) = &self.url {
+            return Ok(SecretString::from(url.expose_secret().trim().to_owned()));
+        }
+        let Some(path) = &self.url_file else {
+            return Err(ConfigError::key(
+                "state.url",
+                "missing: set state.url_file or Q_GROUP_SYNC_STATE__URL",
+            ));
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::key(
+                "state.url_file",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        let url = text.trim();
+        if url.is_empty() || url.contains(['\n', '\r']) {
+            return Err(ConfigError::key(
+                "state.url_file",
+                format!(
+                    "{} must hold the connection URL on one line",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(SecretString::from(url.to_owned()))
     }
 }
 
@@ -556,6 +666,15 @@ fn default_inline_member_limit() -> usize {
 fn default_state_path() -> PathBuf {
     PathBuf::from("/var/lib/q-group-sync/snapshot.db")
 }
+fn default_pool_size() -> usize {
+    4
+}
+fn default_schema() -> String {
+    "q_group_sync".to_owned()
+}
+fn default_leader_takeover() -> Duration {
+    Duration::from_secs(15)
+}
 
 /// Okta user statuses; anything else in `users.statuses` is a typo.
 pub const KNOWN_STATUSES: [&str; 8] = [
@@ -609,7 +728,11 @@ impl Config {
             .extract()
             .map_err(|e| ConfigError(describe_figment_error(e)))?;
         // An empty secret (e.g. `VAR=` in an env file) means "not set here".
-        for secret in [&mut config.okta.api_token, &mut config.server.admin_token] {
+        for secret in [
+            &mut config.okta.api_token,
+            &mut config.server.admin_token,
+            &mut config.state.url,
+        ] {
             if secret
                 .as_ref()
                 .is_some_and(|s| s.expose_secret().trim().is_empty())
@@ -923,9 +1046,7 @@ impl Config {
                 ));
             }
         }
-        if self.state.path.as_os_str().is_empty() {
-            return Err(ConfigError::key("state.path", "is empty"));
-        }
+        self.validate_state()?;
         let cron = self.schedule.cron_with_seconds();
         crate::schedule::parse(&cron).map_err(|e| {
             ConfigError::key(
@@ -1033,6 +1154,90 @@ impl Config {
                     ),
                 ));
             }
+        }
+        Ok(())
+    }
+
+    fn validate_state(&self) -> Result<(), ConfigError> {
+        let st = &self.state;
+        if st.path.as_os_str().is_empty() {
+            return Err(ConfigError::key("state.path", "is empty"));
+        }
+        if st.backend == StateBackend::Sqlite {
+            for (key, set) in [
+                ("state.url", st.url.is_some()),
+                ("state.url_file", st.url_file.is_some()),
+                ("state.tls_ca_file", st.tls_ca_file.is_some()),
+            ] {
+                if set {
+                    return Err(ConfigError::key(
+                        key,
+                        "is a PostgreSQL setting but state.backend is \"sqlite\"; set state.backend = \"postgres\"",
+                    ));
+                }
+            }
+            return Ok(());
+        }
+        match (&st.url, &st.url_file) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::key(
+                    "state.url",
+                    "set either url or url_file, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(ConfigError::key(
+                    "state.url",
+                    "missing: state.backend = \"postgres\" needs state.url_file or Q_GROUP_SYNC_STATE__URL",
+                ));
+            }
+            _ => {}
+        }
+        if !(1..=64).contains(&st.pool_size) {
+            return Err(ConfigError::key(
+                "state.pool_size",
+                "must be between 1 and 64",
+            ));
+        }
+        let ident_ok = st.schema.len() <= 63
+            && st
+                .schema
+                .starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && st
+                .schema
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            && !st.schema.starts_with("pg_");
+        if !ident_ok {
+            return Err(ConfigError::key(
+                "state.schema",
+                format!(
+                    "{:?} is not a schema name: lowercase letters, digits and _, at most 63, not starting with a digit or pg_",
+                    st.schema
+                ),
+            ));
+        }
+        if st.leader_takeover < Duration::from_secs(2)
+            || st.leader_takeover > Duration::from_secs(600)
+        {
+            return Err(ConfigError::key(
+                "state.leader_takeover",
+                "must be between 2s and 10m",
+            ));
+        }
+        if st.tls_ca_file.is_some() && st.tls != PgTls::VerifyFull {
+            return Err(ConfigError::key(
+                "state.tls_ca_file",
+                "is used only with state.tls = \"verify-full\"",
+            ));
+        }
+        if let Some(r) = &st.replica
+            && (r.trim().is_empty() || r.len() > 200 || r.chars().any(char::is_control))
+        {
+            return Err(ConfigError::key(
+                "state.replica",
+                "must be a name of 1 to 200 printable characters",
+            ));
         }
         Ok(())
     }
@@ -1206,6 +1411,81 @@ mod tests {
             ),
             "the example shows the defaults"
         );
+    }
+
+    #[test]
+    fn deployment_configs_parse() {
+        for (name, text) in [
+            (
+                "kubernetes base",
+                include_str!("../deploy/kubernetes/config.toml"),
+            ),
+            (
+                "kubernetes ha component",
+                include_str!("../deploy/kubernetes/components/ha/config.toml"),
+            ),
+        ] {
+            let c = Config::from_figment(Figment::from(Toml::string(text)))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(
+                c.state.backend == StateBackend::Postgres,
+                name.contains("ha"),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn postgres_state_is_checked_and_its_url_is_a_secret() {
+        let pg = |state: &str| {
+            parse(&format!(
+                "{MINIMAL}\n[state]\nbackend = \"postgres\"\n{state}\n"
+            ))
+        };
+        let c = pg("url = \"postgres://u:pw-secret@db.example.test/app\"").expect("parses");
+        assert_eq!(c.state.tls, PgTls::VerifyFull);
+        assert_eq!(c.state.schema, "q_group_sync");
+        assert_eq!(c.state.leader_takeover, Duration::from_secs(15));
+        assert!(!format!("{c:?}").contains("pw-secret"));
+        assert!(
+            !serde_json::to_string(&c)
+                .expect("json")
+                .contains("pw-secret")
+        );
+        for (state, key) in [
+            ("", "state.url"),
+            ("url = \"postgres://h/d\"\nurl_file = \"/x\"", "state.url"),
+            ("url_file = \"/x\"\nschema = \"Bad-Name\"", "state.schema"),
+            ("url_file = \"/x\"\nschema = \"pg_catalog\"", "state.schema"),
+            ("url_file = \"/x\"\npool_size = 0", "state.pool_size"),
+            (
+                "url_file = \"/x\"\nleader_takeover = \"1s\"",
+                "state.leader_takeover",
+            ),
+            ("url_file = \"/x\"\ntls = \"prefer\"", "state.tls"),
+            (
+                "url_file = \"/x\"\ntls = \"require\"\ntls_ca_file = \"/ca\"",
+                "state.tls_ca_file",
+            ),
+        ] {
+            let err = pg(state).expect_err(key);
+            assert!(err.to_string().contains(key), "{key}: {err}");
+        }
+        // PostgreSQL keys with the SQLite backend are a mistake, not silently ignored.
+        let err = parse(&format!("{MINIMAL}\n[state]\nurl_file = \"/x\"\n")).expect_err("sqlite");
+        assert!(err.to_string().contains("state.backend"), "{err}");
+        // url_file: read on demand, one line.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("url");
+        std::fs::write(&path, "postgres://u:p@h/d\n").expect("write");
+        let c = pg(&format!("url_file = {:?}", path)).expect("parses");
+        assert_eq!(
+            c.state.postgres_url().expect("reads").expose_secret(),
+            "postgres://u:p@h/d"
+        );
+        std::fs::write(&path, "postgres://u:p@h/d\nmore\n").expect("write");
+        let err = c.state.postgres_url().expect_err("two lines");
+        assert!(err.to_string().contains("state.url_file"), "{err}");
     }
 
     #[test]

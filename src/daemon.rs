@@ -4,6 +4,12 @@
 //! single runner takes passes from it one at a time; a request that arrives while an equal one
 //! is queued joins it (one follow-up pass, however many requests). Dry runs wait for the pass
 //! lock too, so Okta never sees two passes at once.
+//!
+//! Only the leader ([`Leadership`]) runs passes. With SQLite the process always leads; with
+//! PostgreSQL a standby drops its scheduled ticks, refuses admin requests (naming the leader),
+//! and runs a `takeover` pass as soon as it becomes leader, which finishes whatever the old
+//! leader left (its intents mark those groups for rewriting). A pass runs under its term's
+//! token, so losing leadership stops it between writes.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,14 +27,16 @@ use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::cli::{Exit, ProductEngine, build_engine};
+use crate::cli::{Exit, ProductEngine, build_engine, open_state};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::engine::{Mode, NoProgress, PassRequest, RunReport};
+use crate::leader::{LeaderInfo, LeaderView, Leadership};
 use crate::metrics;
 use crate::sink::QBusinessSink;
 use crate::source::events::{FeedSettings, OktaChangeFeed};
 use crate::store::SnapshotStore;
+use crate::store::postgres::Elector;
 
 /// A pass waiting to run or running.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -91,6 +99,8 @@ pub enum Enqueued {
     Coalesced(String),
     /// The daemon is shutting down.
     ShuttingDown,
+    /// This replica is a standby; the leader (if known) runs passes.
+    Standby(Option<LeaderInfo>),
 }
 
 /// The last finished pass, as `/status` shows it.
@@ -183,11 +193,14 @@ pub struct Status {
     pub held_plan: Option<HeldView>,
     /// Seconds since the snapshot was last confirmed equal to Okta (last successful full pass).
     pub snapshot_age_seconds: Option<f64>,
+    /// Who leads, and whether this replica does (always with SQLite).
+    pub leader: LeaderView,
 }
 
 /// What the HTTP handlers and the runner share.
 pub struct Daemon {
     engine: Arc<ProductEngine>,
+    leadership: Leadership,
     state: Mutex<State>,
     /// Held for the whole of any pass, dry runs included.
     pass_lock: tokio::sync::Mutex<()>,
@@ -208,6 +221,7 @@ impl Daemon {
     /// Wires a daemon over an engine. `metrics` is the installed exporter's handle, if any.
     pub fn new(
         engine: ProductEngine,
+        leadership: Leadership,
         admin_token: Option<SecretString>,
         metrics: Option<PrometheusHandle>,
         schedule: String,
@@ -217,6 +231,7 @@ impl Daemon {
             .map_err(|e| anyhow::anyhow!("schedule.cron {schedule:?}: {e}"))?;
         Ok(Arc::new(Daemon {
             engine: Arc::new(engine),
+            leadership,
             state: Mutex::new(State::default()),
             pass_lock: tokio::sync::Mutex::new(()),
             wake: Notify::new(),
@@ -260,6 +275,10 @@ impl Daemon {
         if self.shutdown.is_cancelled() {
             return Enqueued::ShuttingDown;
         }
+        if !self.leadership.is_leader() {
+            metrics::trigger(trigger, "standby");
+            return Enqueued::Standby(self.leadership.view().leader);
+        }
         let now = self.clock.now();
         let result = {
             let mut state = self.state();
@@ -296,7 +315,7 @@ impl Daemon {
                 info!(pass_id = %id, trigger, "pass request joined the queued pass");
                 metrics::trigger(trigger, "coalesced");
             }
-            Enqueued::ShuttingDown => {}
+            Enqueued::ShuttingDown | Enqueued::Standby(_) => {}
         }
         result
     }
@@ -306,6 +325,10 @@ impl Daemon {
     pub fn enqueue_changed(&self, groups: BTreeSet<String>, cursor: String) -> Enqueued {
         if self.shutdown.is_cancelled() {
             return Enqueued::ShuttingDown;
+        }
+        if !self.leadership.is_leader() {
+            metrics::trigger("events", "standby");
+            return Enqueued::Standby(self.leadership.view().leader);
         }
         let now = self.clock.now();
         let result = {
@@ -341,7 +364,7 @@ impl Daemon {
                 debug!(pass_id = %id, "changed groups joined the queued events pass");
                 metrics::trigger("events", "coalesced");
             }
-            Enqueued::ShuttingDown => {}
+            Enqueued::ShuttingDown | Enqueued::Standby(_) => {}
         }
         result
     }
@@ -385,6 +408,15 @@ impl Daemon {
                 }
             };
             let _pass = self.pass_lock.lock().await;
+            let Some(term) = self.leadership.current() else {
+                // Leadership was lost since the pass was queued: the new leader runs passes.
+                let dropped = std::mem::take(&mut self.state().queue);
+                info!(
+                    passes = dropped.len(),
+                    "not the leader any more: queued passes dropped"
+                );
+                continue;
+            };
             {
                 let mut state = self.state();
                 state.queue.pop_front();
@@ -399,10 +431,22 @@ impl Daemon {
                 full: false,
                 groups: ticket.groups.clone(),
             };
-            let report = self
+            let mut report = self
                 .engine
-                .run_once(&request, &NoProgress, &self.shutdown)
+                .run_once(&request, &NoProgress, &term.cancel)
                 .await;
+            if term.cancel.is_cancelled() && !self.shutdown.is_cancelled() {
+                // Stopped because leadership was lost, whatever the engine saw first.
+                let why = self.leadership.fence().err().unwrap_or_default();
+                report.error_kind = Some("fenced");
+                report.error = Some(format!(
+                    "stopped: {why}; the new leader finishes the pass ({})",
+                    report.error.as_deref().unwrap_or("no error before")
+                ));
+                if report.outcome != crate::engine::Outcome::Failed {
+                    report.outcome = crate::engine::Outcome::Failed;
+                }
+            }
             if let Some(cursor) = &ticket.events_cursor
                 && report.error.is_none()
                 && let Err(e) = self.engine.store().set_events_cursor(cursor).await
@@ -469,12 +513,83 @@ impl Daemon {
             snapshot_age_seconds: state
                 .last_success
                 .map(|t| ((now - t).num_milliseconds().max(0) as f64) / 1000.0),
+            leader: self.leadership.view(),
         }
     }
 
-    /// `/readyz`: config loaded, snapshot open, first pass attempted (latches).
+    /// `/readyz` (latches): config loaded, snapshot open, and first pass attempted (SQLite) or
+    /// first election attempt made (PostgreSQL: a standby is ready too; it serves /status and
+    /// /metrics).
     pub fn is_ready(&self) -> bool {
+        if !self.ready.load(Ordering::SeqCst)
+            && self.leadership.backend() != "sqlite"
+            && self.leadership.decided()
+        {
+            self.ready.store(true, Ordering::SeqCst);
+        }
         self.ready.load(Ordering::SeqCst)
+    }
+
+    /// Who leads, as `/status` shows it; admin endpoints refuse on a standby.
+    pub fn leader_view(&self) -> LeaderView {
+        self.leadership.view()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.leadership.is_leader()
+    }
+
+    /// Reloads what the run log and held plans say (another replica may have led).
+    async fn refresh_from_store(&self) {
+        let store = self.engine.store();
+        match (store.last_success().await, store.held_plan(None).await) {
+            (Ok(last_success), Ok(held)) => {
+                let held = held.map(|r| HeldView::new(&r.held, r.created_at));
+                metrics::held(held.as_ref().map_or((0, 0), |h| (h.deletes, h.removals)));
+                let mut state = self.state();
+                state.last_success = last_success.max(state.last_success);
+                state.held = held;
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                warn!(error = %crate::engine::error_chain(&e), "cannot read the run log and held plans");
+            }
+        }
+        self.update_freshness();
+    }
+
+    /// Follows leadership: on becoming leader, reloads the shared state and queues a
+    /// `takeover` pass; while a standby, reloads the shared state every 10 s for /status.
+    async fn follow_leadership(self: Arc<Self>) {
+        let mut changes = self.leadership.subscribe();
+        // The epoch of the term a takeover pass was queued for.
+        let mut seen_epoch = None;
+        loop {
+            let term = self.leadership.current();
+            if let Some(term) = &term
+                && seen_epoch != Some(term.epoch)
+            {
+                seen_epoch = Some(term.epoch);
+                self.refresh_from_store().await;
+                self.enqueue("takeover", None);
+            }
+            let leading = term.is_some();
+            let wait = async {
+                if leading {
+                    changes.changed().await
+                } else {
+                    tokio::time::timeout(Duration::from_secs(10), changes.changed())
+                        .await
+                        .unwrap_or(Ok(()))
+                }
+            };
+            tokio::select! {
+                changed = wait => if changed.is_err() { break },
+                _ = self.shutdown.cancelled() => break,
+            }
+            if !self.leadership.is_leader() {
+                self.refresh_from_store().await;
+            }
+        }
     }
 
     /// `/livez`: the runner and the scheduler are alive (Okta or AWS being down does not matter).
@@ -529,7 +644,9 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let handle =
         metrics::install().map_err(|e| anyhow::anyhow!("installing the metrics recorder: {e}"))?;
     let sink = QBusinessSink::from_config(&config.qbusiness).await;
-    let engine = build_engine(&config, sink, Mode::Apply)?;
+    let opened = open_state(&config, Mode::Apply, &shutdown).await?;
+    let leadership = opened.leadership.clone();
+    let engine = build_engine(&config, sink, opened.store)?;
     let last_success = engine
         .store()
         .last_success()
@@ -543,6 +660,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let cron = config.schedule.cron_with_seconds();
     let daemon = Daemon::new(
         engine,
+        leadership.clone(),
         admin_token,
         Some(handle.clone()),
         cron.clone(),
@@ -575,15 +693,29 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             Arc::clone(&daemon),
             feed,
             config.okta.events.clone(),
-            || true,
+            {
+                let d = Arc::clone(&daemon);
+                move || d.is_leader()
+            },
             shutdown.clone(),
         ))
     });
     let mut scheduler = start_scheduler(&daemon, &cron).await?;
-    if config.schedule.run_on_start {
-        daemon.enqueue("startup", None);
-    } else {
-        daemon.ready.store(true, Ordering::SeqCst);
+    // With PostgreSQL, becoming leader queues the first pass (follow_leadership).
+    let elector_stop = CancellationToken::new();
+    let elector = opened.postgres.as_ref().map(|settings| {
+        let elector = Elector::new(settings, leadership.clone(), Some(addr.to_string()));
+        tokio::spawn(elector.run(elector_stop.clone()))
+    });
+    let follower = elector
+        .is_some()
+        .then(|| tokio::spawn(Arc::clone(&daemon).follow_leadership()));
+    if elector.is_none() {
+        if config.schedule.run_on_start {
+            daemon.enqueue("startup", None);
+        } else {
+            daemon.ready.store(true, Ordering::SeqCst);
+        }
     }
 
     let upkeep = {
@@ -620,6 +752,14 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         poller.abort();
     }
     let drained = tokio::time::timeout(config.server.shutdown_grace, runner).await;
+    // Only now is the lock released: writes in flight were recorded under the term.
+    elector_stop.cancel();
+    if let Some(elector) = elector {
+        let _ = tokio::time::timeout(Duration::from_secs(5), elector).await;
+    }
+    if let Some(follower) = follower {
+        follower.abort();
+    }
     upkeep.abort();
     server_stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;

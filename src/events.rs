@@ -31,6 +31,23 @@ pub struct Polled {
     pub next: Option<Url>,
 }
 
+/// The recorded System Log position, if there is a usable one.
+async fn saved_position(store: &impl SnapshotStore) -> Option<Url> {
+    match store.events_cursor().await {
+        Ok(saved) => saved.and_then(|s: String| match Url::parse(&s) {
+            Ok(url) => Some(url),
+            Err(e) => {
+                warn!(error = %e, "the saved System Log position does not parse; starting from okta.events.lookback");
+                None
+            }
+        }),
+        Err(e) => {
+            warn!(error = %e, "could not read the saved System Log position; starting from okta.events.lookback");
+            None
+        }
+    }
+}
+
 /// Polls once from `cursor`: reads the new events and resolves users to their groups.
 pub async fn poll_once<F: ChangeFeed>(
     feed: &F,
@@ -65,28 +82,24 @@ pub async fn run<F: ChangeFeed>(
     shutdown: CancellationToken,
 ) {
     let store = daemon.engine().store();
-    let mut cursor: Option<Url> = match store.events_cursor().await {
-        Ok(saved) => saved.and_then(|s| match Url::parse(&s) {
-            Ok(url) => Some(url),
-            Err(e) => {
-                warn!(error = %e, "the saved System Log position does not parse; starting from okta.events.lookback");
-                None
-            }
-        }),
-        Err(e) => {
-            warn!(error = %e, "could not read the saved System Log position; starting from okta.events.lookback");
-            None
-        }
-    };
-    info!(interval = ?settings.poll_interval, resume = cursor.is_some(), "polling the Okta System Log");
-    let mut saved = cursor.clone();
+    let mut cursor: Option<Url> = None;
+    let mut saved: Option<Url> = None;
+    let mut leading = false;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(settings.poll_interval) => {}
             _ = shutdown.cancelled() => break,
         }
         if !may_sync() {
+            leading = false;
             continue;
+        }
+        if !leading {
+            // Starting, or taking over from another replica: resume where the synced changes end.
+            leading = true;
+            cursor = saved_position(store).await;
+            saved = cursor.clone();
+            info!(interval = ?settings.poll_interval, resume = cursor.is_some(), "polling the Okta System Log");
         }
         match poll_once(&feed, cursor.as_ref()).await {
             Ok(polled) => {

@@ -1,4 +1,5 @@
-//! The one HTTP port of `serve`: /metrics, /livez, /readyz, /status and POST /sync.
+//! The one HTTP port of `serve`: /metrics, /livez, /readyz, /status, POST /sync and /approve.
+//! On a standby (PostgreSQL), the admin endpoints answer 503 naming the leader.
 
 use std::sync::Arc;
 
@@ -108,6 +109,43 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(json!({ "error": message }))).into_response()
 }
 
+/// On a standby, the 503 that refuses an admin request and names the leader; `None` on the
+/// leader. (Admin requests are not forwarded: the leader's address is in the answer.)
+fn refuse_on_standby(d: &Daemon) -> Option<Response> {
+    if d.is_leader() {
+        return None;
+    }
+    let view = d.leader_view();
+    let message = match &view.leader {
+        Some(l) => format!(
+            "this replica ({}) is a standby; replica {}{} leads: send admin requests to it",
+            view.replica,
+            l.replica,
+            l.address
+                .as_ref()
+                .map(|a| format!(" at {a}"))
+                .unwrap_or_default()
+        ),
+        None => format!(
+            "this replica ({}) is a standby and no replica leads right now{}; retry in a few seconds",
+            view.replica,
+            view.fenced_reason
+                .as_ref()
+                .or(view.error.as_ref())
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ),
+    };
+    let mut r = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(json!({ "error": message, "leader": view })),
+    )
+        .into_response();
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+    Some(r)
+}
+
 /// Checks the admin bearer token; `Err` is the response to send.
 fn authorize(d: &Daemon, headers: &HeaderMap) -> Result<(), Box<Response>> {
     if !d.admin_enabled() {
@@ -184,6 +222,9 @@ async fn approve(
         Ok(p) => p,
         Err(r) => return *r,
     };
+    if let Some(r) = refuse_on_standby(&d) {
+        return r;
+    }
     let Some(plan_id) = from_query
         .plan_id
         .or(from_body.plan_id)
@@ -218,6 +259,8 @@ async fn approve(
         )
             .into_response(),
         Enqueued::ShuttingDown => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+        Enqueued::Standby(_) => refuse_on_standby(&d)
+            .unwrap_or_else(|| error(StatusCode::SERVICE_UNAVAILABLE, "leadership changed; retry")),
     }
 }
 
@@ -239,6 +282,9 @@ async fn sync(
     let dry_run = from_query.dry_run.or(from_body.dry_run).unwrap_or(false);
     if d.is_shutting_down() {
         return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    if let Some(r) = refuse_on_standby(&d) {
+        return r;
     }
     if dry_run {
         let report = d.dry_run(group).await;
@@ -271,5 +317,7 @@ async fn sync(
         )
             .into_response(),
         Enqueued::ShuttingDown => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+        Enqueued::Standby(_) => refuse_on_standby(&d)
+            .unwrap_or_else(|| error(StatusCode::SERVICE_UNAVAILABLE, "leadership changed; retry")),
     }
 }

@@ -22,6 +22,7 @@ pub mod events;
 #[cfg(test)]
 mod fakes;
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod model;
 pub mod plan;

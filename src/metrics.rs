@@ -37,6 +37,9 @@ pub const HELD_CHANGES: &str = "q_group_sync_held_changes";
 pub const EVENT_POLLS: &str = "q_group_sync_event_polls_total";
 pub const EVENTS: &str = "q_group_sync_events_total";
 pub const EVENT_GROUPS: &str = "q_group_sync_event_groups_total";
+pub const LEADER: &str = "q_group_sync_leader";
+pub const LEADERSHIP_CHANGES: &str = "q_group_sync_leadership_changes_total";
+pub const LEADER_LOCK_WAIT: &str = "q_group_sync_leader_lock_wait_seconds";
 
 /// Histogram buckets for pass and phase durations (seconds): a pass takes from under a second
 /// (no change) to tens of minutes (first sync of a large org at Okta's rate limit).
@@ -47,6 +50,10 @@ const DURATION_BUCKETS: &[f64] = &[
 /// Histogram buckets for rate-limit waits (seconds): Okta windows are 60 s long.
 const WAIT_BUCKETS: &[f64] = &[0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 90.0];
 
+/// Histogram buckets for the leader lock wait (seconds): a takeover takes about a second
+/// after a crash and up to `state.leader_takeover` (15 s) after a network loss.
+const LOCK_WAIT_BUCKETS: &[f64] = &[0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 300.0];
+
 /// Installs the global recorder and describes every series. Call once, in `serve`.
 pub fn install() -> Result<PrometheusHandle, String> {
     let handle = PrometheusBuilder::new()
@@ -56,6 +63,8 @@ pub fn install() -> Result<PrometheusHandle, String> {
         )
         .map_err(|e| e.to_string())?
         .set_buckets_for_metric(Matcher::Full(RATE_LIMIT_WAIT.into()), WAIT_BUCKETS)
+        .map_err(|e| e.to_string())?
+        .set_buckets_for_metric(Matcher::Full(LEADER_LOCK_WAIT.into()), LOCK_WAIT_BUCKETS)
         .map_err(|e| e.to_string())?
         .install_recorder()
         .map_err(|e| e.to_string())?;
@@ -76,6 +85,19 @@ pub fn describe() {
     describe_counter!(
         EVENT_GROUPS,
         "Okta groups queued for a pass because the System Log reported them changed."
+    );
+    describe_gauge!(
+        LEADER,
+        "1 while this replica leads (runs passes and writes), else 0. Always 1 with SQLite."
+    );
+    describe_counter!(
+        LEADERSHIP_CHANGES,
+        "Leadership changes of this replica, by event (acquired, lost)."
+    );
+    describe_histogram!(
+        LEADER_LOCK_WAIT,
+        Unit::Seconds,
+        "Time from when this replica last saw another hold the leader lock (or started, or lost it) until it acquired the lock."
     );
     describe_gauge!(
         HELD_CHANGES,
@@ -262,6 +284,21 @@ pub fn freshness(last_success_unix: Option<f64>, now_unix: f64) {
         gauge!(LAST_SUCCESS).set(t);
         gauge!(SNAPSHOT_AGE).set((now_unix - t).max(0.0));
     }
+}
+
+/// Sets whether this replica leads.
+pub fn leader(is_leader: bool) {
+    gauge!(LEADER).set(if is_leader { 1.0 } else { 0.0 });
+}
+
+/// Records a gain (`acquired`, with the time waited for the lock) or loss (`lost`) of
+/// leadership.
+pub fn leadership_change(event: &'static str, waited: Option<Duration>) {
+    counter!(LEADERSHIP_CHANGES, "event" => event).increment(1);
+    if let Some(waited) = waited {
+        histogram!(LEADER_LOCK_WAIT).record(waited.as_secs_f64());
+    }
+    leader(event == "acquired");
 }
 
 /// Records a pass request.

@@ -2,7 +2,11 @@
 //!
 //! A group's record changes only after its write to Q Business succeeded, in its own
 //! transaction, so a crash loses at most the writes in flight and the next pass redoes them.
+//! Two backends with the same semantics: [`SqliteStore`] (one replica) and [`PostgresStore`]
+//! (shared by replicas, writes fenced by leadership); [`Backend`] is the configured one.
 
+pub mod codec;
+pub mod postgres;
 pub mod sqlite;
 
 use std::future::Future;
@@ -13,6 +17,7 @@ use serde::Serialize;
 use crate::model::{GroupName, Members, OktaGroupId};
 use crate::plan::safety::Held;
 use crate::plan::{Layout, ReadMark, Snapshot};
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// Identifies one recorded pass.
@@ -46,6 +51,18 @@ pub enum StoreError {
     },
     #[error("snapshot store task failed: {0}")]
     Task(String),
+    #[error("snapshot database {target}: {op} failed")]
+    Database {
+        target: String,
+        op: &'static str,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("cannot connect to the snapshot database {target}: {detail}")]
+    Connect { target: String, detail: String },
+    /// This replica does not (or no longer) lead: it must not write.
+    #[error("{op} refused: {reason}")]
+    Fenced { op: &'static str, reason: String },
 }
 
 impl StoreError {
@@ -57,6 +74,8 @@ impl StoreError {
             StoreError::TooNew { .. } => "too_new",
             StoreError::Sqlite { .. } => "sqlite",
             StoreError::Task(_) => "task",
+            StoreError::Database { .. } | StoreError::Connect { .. } => "database",
+            StoreError::Fenced { .. } => "fenced",
         }
     }
 }
@@ -219,4 +238,116 @@ pub struct AppliedPut<'a> {
     /// Chunk sub-groups the group no longer references: recorded as pending deletions in the
     /// same transaction, so they are deleted even if the process stops before it gets to them.
     pub chunks_stale: &'a [GroupName],
+}
+
+/// The configured snapshot store (`state.backend`).
+#[derive(Clone)]
+pub enum Backend {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+/// Calls the same method on whichever store is configured.
+macro_rules! delegate {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            Backend::Sqlite($store) => $call.await,
+            Backend::Postgres($store) => $call.await,
+        }
+    };
+}
+
+impl SnapshotStore for Backend {
+    async fn load(&self) -> Result<Snapshot, StoreError> {
+        delegate!(self, s => s.load())
+    }
+
+    async fn begin_run(
+        &self,
+        started_at: DateTime<Utc>,
+        start: &RunStart,
+    ) -> Result<RunId, StoreError> {
+        delegate!(self, s => s.begin_run(started_at, start))
+    }
+
+    async fn last_success(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        delegate!(self, s => s.last_success())
+    }
+
+    async fn record_put(
+        &self,
+        run: RunId,
+        at: DateTime<Utc>,
+        put: &AppliedPut<'_>,
+    ) -> Result<(), StoreError> {
+        delegate!(self, s => s.record_put(run, at, put))
+    }
+
+    async fn record_delete(
+        &self,
+        run: RunId,
+        at: DateTime<Utc>,
+        group: &GroupName,
+        okta_id: &OktaGroupId,
+    ) -> Result<(), StoreError> {
+        delegate!(self, s => s.record_delete(run, at, group, okta_id))
+    }
+
+    async fn record_intent(
+        &self,
+        run: RunId,
+        at: DateTime<Utc>,
+        group: &GroupName,
+        okta_id: &OktaGroupId,
+        op: &'static str,
+    ) -> Result<(), StoreError> {
+        delegate!(self, s => s.record_intent(run, at, group, okta_id, op))
+    }
+
+    async fn hold(&self, at: DateTime<Utc>, held: &Held) -> Result<(), StoreError> {
+        delegate!(self, s => s.hold(at, held))
+    }
+
+    async fn resolve_holds(
+        &self,
+        at: DateTime<Utc>,
+        id: Option<&str>,
+        status: &'static str,
+        by: &str,
+    ) -> Result<(), StoreError> {
+        delegate!(self, s => s.resolve_holds(at, id, status, by))
+    }
+
+    async fn held_plan(&self, id: Option<&str>) -> Result<Option<HeldRecord>, StoreError> {
+        delegate!(self, s => s.held_plan(id))
+    }
+
+    async fn record_reads(&self, marks: &[(GroupName, ReadMark)]) -> Result<(), StoreError> {
+        delegate!(self, s => s.record_reads(marks))
+    }
+
+    async fn full_read_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        delegate!(self, s => s.full_read_at())
+    }
+
+    async fn set_full_read_at(&self, at: DateTime<Utc>) -> Result<(), StoreError> {
+        delegate!(self, s => s.set_full_read_at(at))
+    }
+
+    async fn events_cursor(&self) -> Result<Option<String>, StoreError> {
+        delegate!(self, s => s.events_cursor())
+    }
+
+    async fn set_events_cursor(&self, cursor: &str) -> Result<(), StoreError> {
+        delegate!(self, s => s.set_events_cursor(cursor))
+    }
+
+    async fn finish_run(
+        &self,
+        run: RunId,
+        finished_at: DateTime<Utc>,
+        record: &RunRecord,
+    ) -> Result<(), StoreError> {
+        delegate!(self, s => s.finish_run(run, finished_at, record))
+    }
 }

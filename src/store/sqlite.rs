@@ -6,14 +6,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use sha2::{Digest, Sha256};
 
+use super::codec::{self, AuditRow, GroupRow, HeldRow, PendingRow, parse_ts, ts};
 use super::{AppliedPut, HeldRecord, RunId, RunRecord, RunStart, SnapshotStore, StoreError};
-use crate::model::{GroupName, Interner, Members, OktaGroupId};
+use crate::model::{GroupName, Interner, OktaGroupId};
 use crate::plan::safety::Held;
-use crate::plan::{Layout, ReadMark, Snapshot, SnapshotGroup};
+use crate::plan::{ReadMark, Snapshot};
 
 /// `PRAGMA application_id` of q-group-sync snapshots ("QGS1").
 const APPLICATION_ID: i64 = 0x5147_5331;
@@ -311,28 +311,10 @@ impl SnapshotStore for SqliteStore {
         put: &AppliedPut<'_>,
     ) -> Result<(), StoreError> {
         self.writable()?;
-        let q_name = put.group.as_str().to_owned();
-        let okta_id = put.okta_id.as_str().to_owned();
-        let members = join(put.members);
-        let count = put.members.len() as i64;
-        let (added, n_added) = (join(put.added), put.added.len() as i64);
-        let (removed, n_removed) = (join(put.removed), put.removed.len() as i64);
-        let source_updated = put.read.map(|r| ts(r.source_updated));
-        let read_at = put.read.map(|r| ts(r.read_at));
-        let chunks = i64::from(put.layout.chunk_count());
-        let written: Vec<String> = put
-            .chunks_written
-            .iter()
-            .map(|g| g.as_str().to_owned())
-            .collect();
-        let stale: Vec<String> = put
-            .chunks_stale
-            .iter()
-            .map(|g| g.as_str().to_owned())
-            .collect();
+        let (row, audit) = (GroupRow::from_put(put, at), AuditRow::put(put));
+        let (written, stale) = codec::chunk_names(put);
         self.with_conn(move |conn, p| {
             let tx = conn.transaction().map_err(|e| classify(p, "begin transaction", e))?;
-            let hash = sha256(&members);
             tx.execute(
                 "INSERT INTO groups (q_name, okta_id, members, member_count, members_sha256, pushed_at,
                                      source_updated_at, read_at, chunks)
@@ -341,16 +323,21 @@ impl SnapshotStore for SqliteStore {
                    member_count = excluded.member_count, members_sha256 = excluded.members_sha256,
                    pushed_at = excluded.pushed_at, source_updated_at = excluded.source_updated_at,
                    read_at = excluded.read_at, chunks = excluded.chunks",
-                params![q_name, okta_id, members, count, hash, ts(at), source_updated, read_at, chunks],
+                params![
+                    row.q_name,
+                    row.okta_id,
+                    row.members,
+                    row.member_count,
+                    row.members_sha256,
+                    ts(row.pushed_at),
+                    row.read.map(|r| ts(r.source_updated)),
+                    row.read.map(|r| ts(r.read_at)),
+                    row.chunks
+                ],
             )
             .map_err(|e| classify(p, "record put", e))?;
-            tx.execute(
-                "INSERT INTO audit (run_id, at, q_name, okta_id, op, users_added, users_removed, added, removed)
-                 VALUES (?1, ?2, ?3, ?4, 'put', ?5, ?6, ?7, ?8)",
-                params![run, ts(at), q_name, okta_id, n_added, n_removed, added, removed],
-            )
-            .map_err(|e| classify(p, "audit put", e))?;
-            tx.execute("DELETE FROM pending WHERE q_name = ?1", params![q_name])
+            insert_audit(&tx, p, run, at, &audit)?;
+            tx.execute("DELETE FROM pending WHERE q_name = ?1", params![row.q_name])
                 .map_err(|e| classify(p, "clear pending write", e))?;
             for chunk in &written {
                 tx.execute("DELETE FROM pending WHERE q_name = ?1", params![chunk])
@@ -361,7 +348,7 @@ impl SnapshotStore for SqliteStore {
                     "INSERT INTO pending (q_name, okta_id, op, run_id, at) VALUES (?1, ?2, 'delete', ?3, ?4)
                      ON CONFLICT (q_name) DO UPDATE SET okta_id = excluded.okta_id, op = excluded.op,
                        run_id = excluded.run_id, at = excluded.at",
-                    params![chunk, okta_id, run, ts(at)],
+                    params![chunk, row.okta_id, run, ts(at)],
                 )
                 .map_err(|e| classify(p, "record pending chunk deletion", e))?;
             }
@@ -379,27 +366,25 @@ impl SnapshotStore for SqliteStore {
         okta_id: &OktaGroupId,
     ) -> Result<(), StoreError> {
         self.writable()?;
-        let q_name = group.as_str().to_owned();
-        let okta_id = okta_id.as_str().to_owned();
+        let (group, okta_id) = (group.clone(), okta_id.clone());
         self.with_conn(move |conn, p| {
-            let tx = conn.transaction().map_err(|e| classify(p, "begin transaction", e))?;
+            let q_name = group.as_str();
+            let tx = conn
+                .transaction()
+                .map_err(|e| classify(p, "begin transaction", e))?;
             let old: Option<(String, i64)> = tx
-                .query_row("SELECT members, member_count FROM groups WHERE q_name = ?1", params![q_name], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
+                .query_row(
+                    "SELECT members, member_count FROM groups WHERE q_name = ?1",
+                    params![q_name],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
                 .optional()
                 .map_err(|e| classify(p, "read group", e))?;
-            let (removed, n_removed) = old.unwrap_or_default();
             tx.execute("DELETE FROM pending WHERE q_name = ?1", params![q_name])
                 .map_err(|e| classify(p, "clear pending write", e))?;
             tx.execute("DELETE FROM groups WHERE q_name = ?1", params![q_name])
                 .map_err(|e| classify(p, "record delete", e))?;
-            tx.execute(
-                "INSERT INTO audit (run_id, at, q_name, okta_id, op, users_added, users_removed, added, removed)
-                 VALUES (?1, ?2, ?3, ?4, 'delete', 0, ?5, '', ?6)",
-                params![run, ts(at), q_name, okta_id, n_removed, removed],
-            )
-            .map_err(|e| classify(p, "audit delete", e))?;
+            insert_audit(&tx, p, run, at, &AuditRow::delete(&group, &okta_id, old))?;
             tx.commit().map_err(|e| classify(p, "commit delete", e))
         })
         .await?;
@@ -482,15 +467,13 @@ impl SnapshotStore for SqliteStore {
 
     async fn hold(&self, at: DateTime<Utc>, held: &Held) -> Result<(), StoreError> {
         self.writable()?;
-        let body = serde_json::to_string(held).map_err(|e| StoreError::Task(e.to_string()))?;
-        let (id, hash) = (held.id.clone(), held.hash.clone());
-        let (deletes, removals) = (held.deletes.len() as i64, held.removal_count() as i64);
+        let row = HeldRow::encode(held).map_err(StoreError::Task)?;
         self.with_conn(move |conn, p| {
             let tx = conn.transaction().map_err(|e| classify(p, "begin transaction", e))?;
             tx.execute(
                 "UPDATE held_plans SET status = 'superseded', resolved_at = ?2, resolved_by = 'newer plan'
                  WHERE status = 'held' AND id <> ?1",
-                params![id, ts(at)],
+                params![row.id, ts(at)],
             )
             .map_err(|e| classify(p, "supersede held plans", e))?;
             tx.execute(
@@ -498,7 +481,7 @@ impl SnapshotStore for SqliteStore {
                  VALUES (?1, ?2, 'held', ?3, ?4, ?5, ?6, ?6)
                  ON CONFLICT (id) DO UPDATE SET status = 'held', body = excluded.body,
                    last_seen_at = excluded.last_seen_at, resolved_at = NULL, resolved_by = NULL",
-                params![id, hash, body, deletes, removals, ts(at)],
+                params![row.id, row.hash, row.body, row.deletes, row.removals, ts(at)],
             )
             .map_err(|e| classify(p, "record held plan", e))?;
             tx.commit().map_err(|e| classify(p, "commit held plan", e))
@@ -550,25 +533,13 @@ impl SnapshotStore for SqliteStore {
                     path: p.to_owned(),
                     detail,
                 };
-                let held: Held =
-                    serde_json::from_str(&body).map_err(|e| corrupt(format!("held plan: {e}")))?;
-                if held.compute_hash() != held.hash {
-                    return Err(corrupt(format!(
-                        "held plan {} does not match its hash",
-                        held.id
-                    )));
-                }
                 let time = |t: &str| {
-                    DateTime::parse_from_rfc3339(t)
-                        .map(|t| t.with_timezone(&Utc))
-                        .map_err(|e| corrupt(format!("held plan time {t:?}: {e}")))
+                    parse_ts(t)
+                        .ok_or_else(|| corrupt(format!("held plan time {t:?} is not RFC 3339")))
                 };
-                Ok(Some(HeldRecord {
-                    status,
-                    created_at: time(&created)?,
-                    last_seen_at: time(&seen)?,
-                    held,
-                }))
+                codec::decode_held(status, &body, time(&created)?, time(&seen)?)
+                    .map(Some)
+                    .map_err(corrupt)
             })
             .await?;
         Ok(found.flatten())
@@ -690,53 +661,41 @@ fn load(conn: &mut Connection, p: &str) -> Result<Snapshot, StoreError> {
     let mut snapshot = Snapshot::default();
     let mut ids = Interner::default();
     for row in rows {
-        let (name, okta_id, members, count, hash, pushed_at, source_updated, read_at, chunks) =
-            row.map_err(|e| classify(p, "read groups", e))?;
-        // A read mark that does not parse only costs a re-read; it is not corruption.
-        let read = match (
-            source_updated.as_deref().and_then(parse_ts),
-            read_at.as_deref().and_then(parse_ts),
-        ) {
-            (Some(source_updated), Some(read_at)) => Some(ReadMark {
-                source_updated,
-                read_at,
-            }),
-            _ => None,
-        };
+        let (
+            q_name,
+            okta_id,
+            members,
+            member_count,
+            members_sha256,
+            pushed_at,
+            source_updated,
+            read_at,
+            chunks,
+        ) = row.map_err(|e| classify(p, "read groups", e))?;
         let corrupt = |detail: String| StoreError::Corrupt {
             path: p.to_owned(),
-            detail: format!("group {name:?}: {detail}"),
+            detail,
         };
-        if sha256(&members) != hash {
-            return Err(corrupt("member list does not match its checksum".into()));
-        }
-        let members: Members = split(&members, &mut ids);
-        if members.len() as i64 != count {
-            return Err(corrupt(format!(
-                "member count {count} does not match the list ({})",
-                members.len()
-            )));
-        }
-        let pushed_at = DateTime::parse_from_rfc3339(&pushed_at)
-            .map_err(|e| corrupt(format!("bad pushed_at {pushed_at:?}: {e}")))?
-            .with_timezone(&Utc);
-        let chunks =
-            u32::try_from(chunks).map_err(|_| corrupt(format!("bad chunk count {chunks}")))?;
-        snapshot.groups.insert(
-            GroupName::new(name),
-            SnapshotGroup {
-                okta_id: OktaGroupId::new(okta_id),
-                members,
-                pushed_at,
-                unconfirmed: false,
-                read,
-                layout: Layout::from_chunk_count(chunks),
-            },
-        );
+        let pushed_at = parse_ts(&pushed_at)
+            .ok_or_else(|| corrupt(format!("group {q_name:?}: bad pushed_at {pushed_at:?}")))?;
+        let row = GroupRow {
+            q_name,
+            okta_id,
+            members,
+            member_count,
+            members_sha256,
+            pushed_at,
+            read: codec::read_mark(
+                source_updated.as_deref().and_then(parse_ts),
+                read_at.as_deref().and_then(parse_ts),
+            ),
+            chunks,
+        };
+        let (name, group) = row.into_group(&mut ids).map_err(corrupt)?;
+        snapshot.groups.insert(name, group);
     }
     drop(stmt);
-    // Writes that were started but never recorded (a crash, a FAILED or unverified put): Q may
-    // hold anything for these groups, so they are owned and must be written again.
+    // Writes that were started but never recorded (a crash, a FAILED or unverified put).
     let mut stmt = conn
         .prepare("SELECT q_name, okta_id, at FROM pending")
         .map_err(|e| classify(p, "read pending writes", e))?;
@@ -749,27 +708,20 @@ fn load(conn: &mut Connection, p: &str) -> Result<Snapshot, StoreError> {
             ))
         })
         .map_err(|e| classify(p, "read pending writes", e))?;
+    let mut pending = Vec::new();
     for row in rows {
-        let (name, okta_id, at) = row.map_err(|e| classify(p, "read pending writes", e))?;
-        let at = DateTime::parse_from_rfc3339(&at)
-            .map_err(|e| StoreError::Corrupt {
-                path: p.to_owned(),
-                detail: format!("pending {name:?}: bad time: {e}"),
-            })?
-            .with_timezone(&Utc);
-        snapshot
-            .groups
-            .entry(GroupName::new(name))
-            .and_modify(|g| g.unconfirmed = true)
-            .or_insert_with(|| SnapshotGroup {
-                okta_id: OktaGroupId::new(okta_id),
-                members: Members::new(),
-                pushed_at: at,
-                unconfirmed: true,
-                read: None,
-                layout: Layout::Inline,
-            });
+        let (q_name, okta_id, at) = row.map_err(|e| classify(p, "read pending writes", e))?;
+        let at = parse_ts(&at).ok_or_else(|| StoreError::Corrupt {
+            path: p.to_owned(),
+            detail: format!("pending {q_name:?}: bad time {at:?}"),
+        })?;
+        pending.push(PendingRow {
+            q_name,
+            okta_id,
+            at,
+        });
     }
+    codec::add_pending(&mut snapshot, pending);
     Ok(snapshot)
 }
 
@@ -789,37 +741,21 @@ fn classify(p: &str, op: &'static str, source: rusqlite::Error) -> StoreError {
     }
 }
 
-fn join(members: &Members) -> String {
-    let mut out = String::with_capacity(members.iter().map(|m| m.as_str().len() + 1).sum());
-    for (i, m) in members.iter().enumerate() {
-        if i > 0 {
-            out.push('\n');
-        }
-        out.push_str(m.as_str());
-    }
-    out
-}
-
-fn split(members: &str, ids: &mut Interner) -> Members {
-    if members.is_empty() {
-        return Members::new();
-    }
-    members.split('\n').map(|m| ids.intern(m)).collect()
-}
-
-fn sha256(s: &str) -> String {
-    let digest = Sha256::digest(s.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn parse_ts(t: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(t)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
-fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+/// Inserts the audit entry of an applied change.
+fn insert_audit(
+    tx: &rusqlite::Transaction<'_>,
+    p: &str,
+    run: RunId,
+    at: DateTime<Utc>,
+    a: &AuditRow,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO audit (run_id, at, q_name, okta_id, op, users_added, users_removed, added, removed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![run, ts(at), a.q_name, a.okta_id, a.op, a.users_added, a.users_removed, a.added, a.removed],
+    )
+    .map_err(|e| classify(p, "audit", e))?;
+    Ok(())
 }
 
 fn display(path: &Path) -> String {
@@ -829,6 +765,7 @@ fn display(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Members;
     use chrono::TimeZone;
 
     fn at() -> DateTime<Utc> {
@@ -867,7 +804,7 @@ mod tests {
                     added: &m,
                     removed: &empty,
                     read: None,
-                    layout: Layout::Inline,
+                    layout: crate::plan::Layout::Inline,
                     chunks_written: &[],
                     chunks_stale: &[],
                 },
@@ -886,7 +823,7 @@ mod tests {
                     added: &empty,
                     removed: &empty,
                     read: None,
-                    layout: Layout::Inline,
+                    layout: crate::plan::Layout::Inline,
                     chunks_written: &[],
                     chunks_stale: &[],
                 },
@@ -997,7 +934,7 @@ mod tests {
                     added: &m,
                     removed: &m,
                     read: None,
-                    layout: Layout::Inline,
+                    layout: crate::plan::Layout::Inline,
                     chunks_written: &[],
                     chunks_stale: &[],
                 },

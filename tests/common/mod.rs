@@ -8,6 +8,8 @@ use std::process::Output;
 
 use q_group_sync_emulator::{OktaEmulator, OktaOptions, OktaOrg, QEmulator, QOptions};
 
+pub mod postgres;
+
 pub const TOKEN: &str = "00TopSecretOktaTokenValue-never-log-me";
 
 /// Emulators plus a temp dir with a config file and the snapshot path.

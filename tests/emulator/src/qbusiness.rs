@@ -186,6 +186,9 @@ pub struct QCall {
     pub member_count: usize,
     /// `attempt=` of the `amz-sdk-request` header (1 on the first try).
     pub attempt: Option<u32>,
+    /// The access key id the SigV4 `Authorization` header names (`Credential=AKID/...`): who
+    /// sent the call, when several clients share the emulator.
+    pub access_key: Option<String>,
 }
 
 /// A running Q Business emulator on `127.0.0.1`. Dropping it stops the server.
@@ -636,6 +639,12 @@ fn sdk_attempt(headers: &HeaderMap) -> Option<u32> {
         .and_then(|n| n.trim().parse().ok())
 }
 
+fn sigv4_access_key(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("authorization")?.to_str().ok()?;
+    let credential = value.split_once("Credential=")?.1;
+    Some(credential.split('/').next()?.trim().to_owned()).filter(|k| !k.is_empty())
+}
+
 fn random_request_id() -> String {
     let mut rng = rand::rng();
     let hex: String = (0..32)
@@ -682,6 +691,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         tokio::time::sleep(shared.options.latency).await;
     }
     let attempt = sdk_attempt(req.headers());
+    let access_key = sigv4_access_key(req.headers());
     let method = req.method().clone();
     let query = req.uri().query().map(str::to_owned);
     let body = axum::body::to_bytes(req.into_body(), BODY_LIMIT).await;
@@ -693,6 +703,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         error_type: None,
         member_count: 0,
         attempt,
+        access_key,
     };
     let result = match body {
         Ok(body) => process(&shared, &method, &path, query.as_deref(), &body, &mut call).await,
