@@ -583,6 +583,9 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         report.groups_read = to_read.len();
         progress.listed(to_read.len());
         let mut mapper = Mapper::new(&self.settings.rules);
+        if !to_read.is_empty() {
+            mapper.share_ids(snapshot.groups.values().map(|g| &g.members));
+        }
         // Reading can take minutes on a large org; a shutdown does not wait for it.
         let mut reads = tokio::select! {
             reads = self.read_members(&to_read, progress, &mut mapper, tracer) => reads?,

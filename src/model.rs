@@ -29,6 +29,11 @@ impl UserId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether both are the same shared string (not just equal ones).
+    pub fn is_same(&self, other: &UserId) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 impl fmt::Display for UserId {

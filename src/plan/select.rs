@@ -305,6 +305,9 @@ pub struct Mapper<'a> {
     skipped_status: BTreeMap<String, usize>,
     missing: usize,
     invalid: usize,
+    /// Ids already held elsewhere (the snapshot): a decided id equal to one of these shares it
+    /// instead of allocating its own copy.
+    known: BTreeSet<UserId>,
 }
 
 impl<'a> Mapper<'a> {
@@ -317,6 +320,19 @@ impl<'a> Mapper<'a> {
             skipped_status: BTreeMap::new(),
             missing: 0,
             invalid: 0,
+            known: BTreeSet::new(),
+        }
+    }
+
+    /// Lets decided ids share the ones in `lists` (e.g. the snapshot's), so a user known to
+    /// both costs one string.
+    pub fn share_ids<'m>(&mut self, lists: impl IntoIterator<Item = &'m Members>) {
+        for list in lists {
+            for id in list {
+                if !self.known.contains(id) {
+                    self.known.insert(id.clone());
+                }
+            }
         }
     }
 
@@ -363,7 +379,10 @@ impl<'a> Mapper<'a> {
             self.invalid += 1;
             return None;
         }
-        let id = UserId::from_normalised(normalised);
+        let id = match self.known.get(normalised.as_str()) {
+            Some(shared) => shared.clone(),
+            None => UserId::from_normalised(normalised),
+        };
         match self.owners.get_key_value(&id) {
             Some((shared, first)) => {
                 let shared = shared.clone();
@@ -439,6 +458,23 @@ mod tests {
 
     fn ids(members: &Members) -> Vec<&str> {
         members.iter().map(UserId::as_str).collect()
+    }
+
+    #[test]
+    fn decided_ids_share_the_strings_already_held() {
+        let r = rules();
+        let held: Members = [UserId::from_normalised("ana@x.test")].into_iter().collect();
+        let mut mapper = Mapper::new(&r);
+        mapper.share_ids([&held]);
+        let member = |id: &str, email: &str| OktaMember {
+            id: id.into(),
+            status: "ACTIVE".into(),
+            attribute: Some(email.into()),
+        };
+        let mapped = mapper.map(&[member("00u1", "Ana@X.test"), member("00u2", "bo@x.test")]);
+        let ana = mapped.iter().find(|m| m.as_str() == "ana@x.test").expect("ana");
+        assert!(ana.is_same(held.iter().next().expect("held")));
+        assert_eq!(mapped.len(), 2);
     }
 
     #[test]

@@ -1,8 +1,14 @@
 //! Runs a child process to completion and reports what it cost: wall time, CPU time (user +
-//! system) and peak resident set size, from the kernel's own accounting (`wait4`'s rusage), so
-//! nothing is sampled and nothing is missed at the end of the run.
+//! system, from `wait4`'s rusage) and peak resident set size.
 //!
-//! Linux only (`ru_maxrss` is in KiB there). The benchmark harness uses it to measure the sync
+//! The peak RSS is the child's own high-water mark (`VmHWM` in `/proc/<pid>/status`, read
+//! while it runs; it only grows, so the last reading is the peak up to then), not
+//! `ru_maxrss`: when a process is spawned the way Rust spawns it (`posix_spawn`, a vfork),
+//! the kernel records the *parent's* high-water mark into the child's `ru_maxrss` at `exec`,
+//! so a big parent (this harness, holding a first sync's JSON report) would be charged to
+//! every child it starts. `ru_maxrss` is used only for a child too short-lived to be read.
+//!
+//! Linux only. The benchmark harness uses it to measure the sync
 //! process; it has nothing to do with the emulators themselves.
 
 use std::io::{self, Read};
@@ -71,7 +77,12 @@ pub fn run(command: &mut Command, timeout: Duration) -> io::Result<Measured> {
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
     );
     let mut timed_out = false;
+    let mut peak_kib = 0u64;
     let (raw_status, usage) = loop {
+        // Read before reaping: afterwards the pid may belong to someone else.
+        if let Some(hwm) = vm_hwm_kib(pid) {
+            peak_kib = peak_kib.max(hwm);
+        }
         if let Some(done) = wait4_nohang(pid)? {
             break done;
         }
@@ -93,8 +104,22 @@ pub fn run(command: &mut Command, timeout: Duration) -> io::Result<Measured> {
         wall,
         user: usage.user,
         system: usage.system,
-        max_rss_bytes: usage.max_rss_kib.saturating_mul(1024),
+        max_rss_bytes: if peak_kib > 0 {
+            peak_kib
+        } else {
+            usage.max_rss_kib
+        }
+        .saturating_mul(1024),
     })
+}
+
+/// `VmHWM` of a running process, in KiB (`None` once it has exited or when unreadable).
+fn vm_hwm_kib(pid: libc::pid_t) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// The parts of `struct rusage` we report.
@@ -162,6 +187,18 @@ mod tests {
         assert!(m.cpu() > Duration::ZERO, "{m:?}");
         assert!(m.max_rss_bytes > 100 * 1024, "{m:?}");
         assert!(m.wall >= m.cpu() / 2, "{m:?}");
+    }
+
+    #[test]
+    fn a_big_parent_is_not_charged_to_its_child() {
+        // Make this process's own high-water mark large, then measure a tiny child.
+        let ballast: Vec<u8> = vec![1; 200 << 20];
+        std::hint::black_box(&ballast);
+        let mut cmd = Command::new("sleep");
+        cmd.arg("0.3");
+        let m = run(&mut cmd, Duration::from_secs(30)).expect("runs");
+        drop(ballast);
+        assert!(m.max_rss_bytes < 50 << 20, "{} bytes", m.max_rss_bytes);
     }
 
     #[test]
