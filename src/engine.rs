@@ -373,7 +373,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         report.pass_id = request.pass_id.clone();
         report.group = request.group.clone().or_else(|| {
             (!request.groups.is_empty())
-                .then(|| format!("changed in Okta: {}", request.groups.join(", ")))
+                .then(|| changed_groups_label(&request.groups))
         });
         metrics::pass_in_progress(true);
         let snapshot = match self.store.load().await {
@@ -1332,6 +1332,20 @@ enum ApplyError {
         kind: &'static str,
         message: String,
     },
+}
+
+/// How an event-driven pass names its groups in reports and the run log (the first ten ids).
+fn changed_groups_label(ids: &[String]) -> String {
+    const SHOWN: usize = 10;
+    let mut label = format!(
+        "{} group(s) changed in Okta: {}",
+        ids.len(),
+        ids.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ")
+    );
+    if ids.len() > SHOWN {
+        label.push_str(&format!(" and {} more", ids.len() - SHOWN));
+    }
+    label
 }
 
 /// The diff step of a one-group trace.
