@@ -372,8 +372,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         let mut report = RunReport::new(mode, started);
         report.pass_id = request.pass_id.clone();
         report.group = request.group.clone().or_else(|| {
-            (!request.groups.is_empty())
-                .then(|| changed_groups_label(&request.groups))
+            (!request.groups.is_empty()).then(|| changed_groups_label(&request.groups))
         });
         metrics::pass_in_progress(true);
         let snapshot = match self.store.load().await {
@@ -1340,7 +1339,11 @@ fn changed_groups_label(ids: &[String]) -> String {
     let mut label = format!(
         "{} group(s) changed in Okta: {}",
         ids.len(),
-        ids.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ")
+        ids.iter()
+            .take(SHOWN)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     if ids.len() > SHOWN {
         label.push_str(&format!(" and {} more", ids.len() - SHOWN));

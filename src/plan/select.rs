@@ -463,7 +463,9 @@ mod tests {
     #[test]
     fn decided_ids_share_the_strings_already_held() {
         let r = rules();
-        let held: Members = [UserId::from_normalised("ana@x.test")].into_iter().collect();
+        let held: Members = [UserId::from_normalised("ana@x.test")]
+            .into_iter()
+            .collect();
         let mut mapper = Mapper::new(&r);
         mapper.share_ids([&held]);
         let member = |id: &str, email: &str| OktaMember {
@@ -472,7 +474,10 @@ mod tests {
             attribute: Some(email.into()),
         };
         let mapped = mapper.map(&[member("00u1", "Ana@X.test"), member("00u2", "bo@x.test")]);
-        let ana = mapped.iter().find(|m| m.as_str() == "ana@x.test").expect("ana");
+        let ana = mapped
+            .iter()
+            .find(|m| m.as_str() == "ana@x.test")
+            .expect("ana");
         assert!(ana.is_same(held.iter().next().expect("held")));
         assert_eq!(mapped.len(), 2);
     }
