@@ -617,7 +617,7 @@ async fn check_config(config: &Config) -> anyhow::Result<Exit> {
         }
     }
 
-    let source = OktaSource::new(okta_settings).context("starting the Okta client")?;
+    let source = Arc::new(OktaSource::new(okta_settings).context("starting the Okta client")?);
     let mut misconfigured = Vec::new();
     // With OAuth this first gets a token (client assertion, scopes, DPoP), then lists groups.
     let credentials = match config.okta.auth {
@@ -641,6 +641,31 @@ async fn check_config(config: &Config) -> anyhow::Result<Exit> {
                 misconfigured.push(e.to_string());
             } else {
                 ok = false;
+            }
+        }
+    }
+
+    if config.okta.events.enabled {
+        use crate::source::events::{ChangeFeed, FeedSettings, OktaChangeFeed};
+        let feed = OktaChangeFeed::new(
+            Arc::clone(&source),
+            FeedSettings::from_config(config),
+            Arc::new(SystemClock),
+        );
+        // One read-only poll: the System Log answers, with the scopes and role it needs.
+        match feed.poll(None).await {
+            Ok(page) => println!(
+                "okta events: ok (System Log readable, {} relevant event(s) in the last {})",
+                page.events.len(),
+                humantime::format_duration(config.okta.events.lookback)
+            ),
+            Err(e) => {
+                println!("okta events: FAILED: {}", crate::engine::error_chain(&e));
+                if matches!(e.kind(), "unauthorized" | "forbidden" | "bad_request") {
+                    misconfigured.push(e.to_string());
+                } else {
+                    ok = false;
+                }
             }
         }
     }

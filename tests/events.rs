@@ -92,3 +92,28 @@ async fn a_membership_change_reaches_q_within_the_delay_without_a_scheduled_pass
     );
     assert!(h.q.calls().iter().all(|c| c.op != "PutGroup"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_reads_the_system_log_when_events_are_on() {
+    use q_group_sync_emulator::{FaultAction, Matcher, OktaFault};
+    let org = org_with(2, 4, |g| format!("team-{g}"), |u, g| u % 2 == g);
+    let h = Harness::start(org).await;
+    h.add_config("\n[okta.events]\nenabled = true\n");
+    let out = h.run(&["check-config"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", common::text(&out));
+    assert!(
+        common::text(&out).contains("okta events: ok (System Log readable"),
+        "{}",
+        common::text(&out)
+    );
+    // An admin role without System Log access: a configuration error, exit 2.
+    h.okta
+        .add_fault(OktaFault::always(Matcher::logs(), FaultAction::Status(403)));
+    let out = h.run(&["check-config"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", common::text(&out));
+    assert!(
+        common::text(&out).contains("okta events: FAILED"),
+        "{}",
+        common::text(&out)
+    );
+}
