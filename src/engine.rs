@@ -625,12 +625,17 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         let plan_timer = Instant::now();
         let desired = plan::select::desired_with(&groups, &self.settings.rules, reads, mapper);
         let plan = plan::plan(&desired, &snapshot, &self.settings.policy);
-        let mut plan = match &request.approve {
+        let plan = match &request.approve {
             Some(id) => self.approved(id, plan).await?,
-            None => safety::guard(plan, managed, !request.limited(), &self.settings.safety),
+            None => safety::guard(
+                plan,
+                managed,
+                !request.limited(),
+                &self.settings.safety,
+                &snapshot,
+                &self.settings.policy,
+            ),
         };
-        // The breaker may have changed member lists: work out their writes again.
-        plan::chunks::expand(&mut plan, &snapshot, &self.settings.policy);
         metrics::phase("plan", plan_timer.elapsed());
         report.groups_listed = plan.listed;
         report.groups_in_scope = plan.in_scope;

@@ -117,6 +117,13 @@ impl Interner {
         self.0.insert(new.clone());
         new
     }
+
+    /// Makes `id` the shared one for its string (when none is known yet).
+    pub fn adopt(&mut self, id: &UserId) {
+        if !self.0.contains(id) {
+            self.0.insert(id.clone());
+        }
+    }
 }
 
 impl std::borrow::Borrow<str> for UserId {

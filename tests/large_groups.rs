@@ -62,6 +62,21 @@ fn assert_q_matches_with(h: &Harness, max_direct: usize) -> BTreeSet<String> {
     chunks
 }
 
+/// A new active user joins the group `okta_id`.
+fn add_newcomer(h: &Harness, okta_id: &str) {
+    h.okta.update(|o| {
+        o.add_user(
+            NEWCOMER,
+            "ACTIVE",
+            Some("newcomer@example.test"),
+            "newcomer@example.test",
+        );
+        o.add_member(okta_id, NEWCOMER);
+    });
+}
+
+const NEWCOMER: &str = "00unewcomer000000001";
+
 fn puts(h: &Harness) -> Vec<String> {
     h.q.calls()
         .into_iter()
@@ -95,15 +110,7 @@ async fn a_4500_member_group_is_chunked_kept_exact_and_shrunk() {
 
     // The plan says how the group is carried.
     let all = OktaOrg::group_id(0);
-    h.okta.update(|o| {
-        o.add_user(
-            "00unewcomer000000001",
-            "ACTIVE",
-            Some("newcomer@example.test"),
-            "newcomer@example.test",
-        );
-        o.add_member(&all, "00unewcomer000000001");
-    });
+    add_newcomer(&h, &all);
     let plan = h.run(&["plan"]).await;
     assert!(
         text(&plan).contains("in 6 chunk sub-groups; writes 1 of them"),
@@ -231,21 +238,13 @@ async fn s3_mode_writes_a_member_file_and_switching_modes_cleans_up() {
     // Same members, so nothing to write: the group is only re-chunked when it changes.
     assert!(assert_q_matches_with(&h, 100_000).is_empty());
     let all = OktaOrg::group_id(0);
-    h.okta.update(|o| {
-        o.add_user(
-            "00unewcomer000000001",
-            "ACTIVE",
-            Some("newcomer@example.test"),
-            "newcomer@example.test",
-        );
-        o.add_member(&all, "00unewcomer000000001");
-    });
+    add_newcomer(&h, &all);
     let out = h.run(&["sync"]).await;
     assert!(out.status.success(), "{}", text(&out));
     let chunks = assert_q_matches(&h);
     assert_eq!(chunks.len(), 7, "4,501 members in chunks of 750 on average");
     h.okta.update(|o| {
-        o.remove_member(&all, "00unewcomer000000001");
+        o.remove_member(&all, NEWCOMER);
     });
     h.q.reset_calls();
     let out = h.run_env(&["sync"], &s3).await;

@@ -1,6 +1,8 @@
 //! The real Okta client against the Okta emulator: paging, filters, errors, retries, logging.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,7 +13,6 @@ use q_group_sync_emulator::{
     FaultAction, LinkStyle, Matcher, OktaEmulator, OktaFault, OktaOptions, OktaOrg, OktaRequest,
 };
 use secrecy::SecretString;
-use url::Url;
 
 const TOKEN: &str = "00emulator-SECRET-token-Zq9";
 
@@ -51,30 +52,11 @@ fn org() -> OktaOrg {
 }
 
 async fn emulator(options: OktaOptions) -> OktaEmulator {
-    OktaEmulator::start(
-        org(),
-        OktaOptions {
-            token: TOKEN.into(),
-            ..options
-        },
-    )
-    .await
-    .unwrap()
+    common::okta_emulator(org(), TOKEN, options).await
 }
 
 fn settings(emu: &OktaEmulator) -> OktaSettings {
-    OktaSettings {
-        org_url: Url::parse(&emu.url()).unwrap(),
-        auth: OktaAuth::Ssws(SecretString::from(emu.token())),
-        group_filter: r#"type eq "OKTA_GROUP""#.into(),
-        page_size: 2,
-        max_concurrency: 4,
-        request_timeout: Duration::from_secs(5),
-        max_retries: 3,
-        max_retry_wait: Duration::from_secs(2),
-        id_attribute: "email".into(),
-        rate_limit_share: 0.5,
-    }
+    common::okta_settings(emu, 4)
 }
 
 fn client(emu: &OktaEmulator) -> OktaSource {

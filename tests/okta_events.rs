@@ -45,30 +45,11 @@ fn org() -> OktaOrg {
 }
 
 async fn emulator(options: OktaOptions) -> OktaEmulator {
-    OktaEmulator::start(
-        org(),
-        OktaOptions {
-            token: TOKEN.into(),
-            ..options
-        },
-    )
-    .await
-    .unwrap()
+    common::okta_emulator(org(), TOKEN, options).await
 }
 
 fn settings(emu: &OktaEmulator) -> OktaSettings {
-    OktaSettings {
-        org_url: Url::parse(&emu.url()).unwrap(),
-        auth: OktaAuth::Ssws(SecretString::from(emu.token())),
-        group_filter: r#"type eq "OKTA_GROUP""#.into(),
-        page_size: 2,
-        max_concurrency: 2,
-        request_timeout: Duration::from_secs(5),
-        max_retries: 3,
-        max_retry_wait: Duration::from_secs(2),
-        id_attribute: "email".into(),
-        rate_limit_share: 0.5,
-    }
+    common::okta_settings(emu, 2)
 }
 
 fn feed_with(source: OktaSource, page_size: u32) -> OktaChangeFeed {

@@ -739,6 +739,10 @@ async fn approval_needs_a_complete_read_and_keeps_the_plan_held() {
 
 /// Group "Big" with `n` active users (`u0`..), on a limit of 10 users per PutGroup.
 fn chunky(n: usize) -> TestEngine {
+    chunky_with(n, SafetyPolicy::off())
+}
+
+fn chunky_with(n: usize, safety: SafetyPolicy) -> TestEngine {
     let mut source = MemSource::default();
     let mut ids = Vec::new();
     for i in 0..n {
@@ -748,6 +752,7 @@ fn chunky(n: usize) -> TestEngine {
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     let mut s = settings();
     s.policy.inline_member_limit = 10;
+    s.safety = safety;
     Engine::new(
         source.group("gbig", "Big", &refs),
         RecordingSink::default(),
@@ -816,4 +821,37 @@ async fn a_failed_stale_chunk_deletion_is_finished_by_the_next_pass() {
     assert_eq!(r.deletes_applied, 1);
     let snap = e.store.load().await.expect("load");
     assert_eq!(snap.groups.len(), 1);
+}
+
+#[tokio::test]
+async fn held_removals_still_write_the_newcomers_chunk() {
+    let e = chunky_with(45, SafetyPolicy::default());
+    assert_eq!(sync(&e).await.outcome, Outcome::Success);
+    // 30 of 45 leave (held: over the removal limit) and one joins (applied).
+    e.source
+        .users
+        .lock()
+        .expect("lock")
+        .insert("new".into(), ("ACTIVE".into(), Some("new@x.test".into())));
+    let mut keep: Vec<String> = (30..45).map(|i| format!("u{i}")).collect();
+    keep.push("new".into());
+    let refs: Vec<&str> = keep.iter().map(String::as_str).collect();
+    e.source.set_members("gbig", &refs);
+    e.sink.take_calls();
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Held, "{r:?}");
+    let effective = e.sink.effective("Big").expect("group");
+    assert_eq!(
+        effective.len(),
+        46,
+        "everyone keeps access, the newcomer gains it"
+    );
+    assert!(effective.contains("new@x.test"));
+    let puts: Vec<_> = e
+        .sink
+        .take_calls()
+        .into_iter()
+        .filter(|(op, _)| op == "PutGroup")
+        .collect();
+    assert_eq!(puts.len(), 1, "one chunk holds the newcomer: {puts:?}");
 }

@@ -167,8 +167,16 @@ impl Managed {
 /// deletions and removals move into `held`, and nothing destructive remains to apply.
 ///
 /// `managed` counts the whole snapshot, also when `plan` covers one group only; the group-count
-/// rule applies to full passes (`full`) only.
-pub fn guard(mut plan: Plan, managed: Managed, full: bool, policy: &SafetyPolicy) -> Plan {
+/// rule applies to full passes (`full`) only. `snapshot` and `limits` are those `plan` was made
+/// with: the puts rebuilt with other member lists get their writes from them.
+pub fn guard(
+    mut plan: Plan,
+    managed: Managed,
+    full: bool,
+    policy: &SafetyPolicy,
+    snapshot: &Snapshot,
+    limits: &super::Policy,
+) -> Plan {
     let Managed {
         groups: managed,
         memberships: managed_members,
@@ -296,7 +304,7 @@ pub fn guard(mut plan: Plan, managed: Managed, full: bool, policy: &SafetyPolicy
                     added,
                     removed: Members::new(),
                     reason,
-                    // Worked out again for the kept members ([`super::chunks::expand`]).
+                    // Worked out below for the kept members.
                     layout: super::Layout::Inline,
                     writes: Vec::new(),
                     stale_chunks: Vec::new(),
@@ -306,6 +314,7 @@ pub fn guard(mut plan: Plan, managed: Managed, full: bool, policy: &SafetyPolicy
         }
     }
     plan.changes = safe;
+    super::chunks::expand(&mut plan, snapshot, limits);
     if !held.is_empty() {
         plan.held = Some(held.seal());
     }
@@ -387,6 +396,8 @@ mod tests {
             Managed::of(s),
             true,
             &SafetyPolicy::default(),
+            s,
+            &Policy::default(),
         )
     }
 

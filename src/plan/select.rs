@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::model::{
-    GroupName, IdProblem, Members, OktaGroupId, UserId, check_q_id, normalise_user_id,
+    GroupName, IdProblem, Interner, Members, OktaGroupId, UserId, check_q_id, normalise_user_id,
 };
 use crate::source::{MemberRead, OktaGroup, OktaMember};
 
@@ -305,9 +305,9 @@ pub struct Mapper<'a> {
     skipped_status: BTreeMap<String, usize>,
     missing: usize,
     invalid: usize,
-    /// Ids already held elsewhere (the snapshot): a decided id equal to one of these shares it
-    /// instead of allocating its own copy.
-    known: BTreeSet<UserId>,
+    /// One shared string per Q id, seeded with the ids held elsewhere (the snapshot), so a
+    /// decided id equal to one of those shares it instead of allocating its own copy.
+    known: Interner,
 }
 
 impl<'a> Mapper<'a> {
@@ -320,19 +320,15 @@ impl<'a> Mapper<'a> {
             skipped_status: BTreeMap::new(),
             missing: 0,
             invalid: 0,
-            known: BTreeSet::new(),
+            known: Interner::default(),
         }
     }
 
     /// Lets decided ids share the ones in `lists` (e.g. the snapshot's), so a user known to
     /// both costs one string.
     pub fn share_ids<'m>(&mut self, lists: impl IntoIterator<Item = &'m Members>) {
-        for list in lists {
-            for id in list {
-                if !self.known.contains(id) {
-                    self.known.insert(id.clone());
-                }
-            }
+        for id in lists.into_iter().flatten() {
+            self.known.adopt(id);
         }
     }
 
@@ -379,10 +375,7 @@ impl<'a> Mapper<'a> {
             self.invalid += 1;
             return None;
         }
-        let id = match self.known.get(normalised.as_str()) {
-            Some(shared) => shared.clone(),
-            None => UserId::from_normalised(normalised),
-        };
+        let id = self.known.intern(&normalised);
         match self.owners.get_key_value(&id) {
             Some((shared, first)) => {
                 let shared = shared.clone();

@@ -86,8 +86,17 @@ impl MemberFiles {
     }
 }
 
+/// A PutGroup request part the SDK would not build (a required field missing).
+fn unbuildable(e: aws_sdk_qbusiness::error::BuildError) -> SinkError {
+    SinkError {
+        kind: SinkErrorKind::Transport,
+        operation: "PutGroup",
+        message: e.to_string(),
+    }
+}
+
 /// The member file: `{"memberUsers": [{"userId": "...", "type": "USER"}, ...]}`.
-fn member_file(members: &Members) -> Vec<u8> {
+fn member_file(members: &Members) -> Result<Vec<u8>, serde_json::Error> {
     #[derive(serde::Serialize)]
     struct User<'a> {
         #[serde(rename = "userId")]
@@ -109,7 +118,7 @@ fn member_file(members: &Members) -> Vec<u8> {
             })
             .collect(),
     };
-    serde_json::to_vec(&file).unwrap_or_default()
+    serde_json::to_vec(&file)
 }
 
 impl std::fmt::Debug for QBusinessSink {
@@ -218,15 +227,19 @@ impl QBusinessSink {
         files: &MemberFiles,
     ) -> Result<(), SinkError> {
         let key = files.key(name);
+        // Never an empty file in place of a member list.
+        let body = member_file(members).map_err(|e| SinkError {
+            kind: SinkErrorKind::Other,
+            operation: "PutObject",
+            message: format!("member file not written: {e}"),
+        })?;
         files
             .client
             .put_object()
             .bucket(&files.bucket)
             .key(&key)
             .content_type("application/json")
-            .body(aws_sdk_s3::primitives::ByteStream::from(member_file(
-                members,
-            )))
+            .body(aws_sdk_s3::primitives::ByteStream::from(body))
             .send()
             .await
             .map_err(|e| classify("PutObject", e))?;
@@ -234,14 +247,21 @@ impl QBusinessSink {
             .bucket(&files.bucket)
             .key(&key)
             .build()
-            .map_err(|e| SinkError {
-                kind: SinkErrorKind::Transport,
-                operation: "PutGroup",
-                message: e.to_string(),
-            })?;
+            .map_err(unbuildable)?;
         let group_members = GroupMembers::builder()
             .s3_path_for_group_members(path)
             .build();
+        self.send_put(name, group_members, Some(&files.role_arn))
+            .await
+    }
+
+    /// Paces and sends one PutGroup (INDEX type) with these members.
+    async fn send_put(
+        &self,
+        name: &GroupName,
+        members: GroupMembers,
+        role_arn: Option<&str>,
+    ) -> Result<(), SinkError> {
         self.pace_write().await;
         let mut req = self
             .client
@@ -250,8 +270,8 @@ impl QBusinessSink {
             .index_id(&self.target.index_id)
             .group_name(name.as_str())
             .r#type(MembershipType::Index)
-            .group_members(group_members)
-            .role_arn(&files.role_arn);
+            .group_members(members)
+            .set_role_arn(role_arn.map(str::to_owned));
         if let Some(ds) = &self.target.data_source_id {
             req = req.data_source_id(ds);
         }
@@ -353,11 +373,7 @@ impl GroupSink for QBusinessSink {
                     .build()
             })
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| SinkError {
-                kind: SinkErrorKind::Transport,
-                operation: "PutGroup",
-                message: e.to_string(),
-            })?;
+            .map_err(unbuildable)?;
         let member_groups = groups
             .iter()
             .map(|g| {
@@ -367,30 +383,13 @@ impl GroupSink for QBusinessSink {
                     .build()
             })
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| SinkError {
-                kind: SinkErrorKind::Transport,
-                operation: "PutGroup",
-                message: e.to_string(),
-            })?;
+            .map_err(unbuildable)?;
         // A chunked group carries only its chunk list; PutGroup replaces both lists.
         let group_members = GroupMembers::builder()
             .set_member_users(Some(users))
             .set_member_groups((!member_groups.is_empty()).then_some(member_groups))
             .build();
-        self.pace_write().await;
-        let mut req = self
-            .client
-            .put_group()
-            .application_id(&self.target.application_id)
-            .index_id(&self.target.index_id)
-            .group_name(name.as_str())
-            .r#type(MembershipType::Index)
-            .group_members(group_members);
-        if let Some(ds) = &self.target.data_source_id {
-            req = req.data_source_id(ds);
-        }
-        req.send().await.map_err(|e| classify("PutGroup", e))?;
-        Ok(())
+        self.send_put(name, group_members, None).await
     }
 
     async fn delete_group(&self, name: &GroupName) -> Result<DeleteOutcome, SinkError> {

@@ -344,13 +344,7 @@ impl SnapshotStore for SqliteStore {
                     .map_err(|e| classify(p, "clear pending chunk write", e))?;
             }
             for chunk in &stale {
-                tx.execute(
-                    "INSERT INTO pending (q_name, okta_id, op, run_id, at) VALUES (?1, ?2, 'delete', ?3, ?4)
-                     ON CONFLICT (q_name) DO UPDATE SET okta_id = excluded.okta_id, op = excluded.op,
-                       run_id = excluded.run_id, at = excluded.at",
-                    params![chunk, row.okta_id, run, ts(at)],
-                )
-                .map_err(|e| classify(p, "record pending chunk deletion", e))?;
+                insert_pending(&tx, p, chunk, &row.okta_id, "delete", run, at)?;
             }
             tx.commit().map_err(|e| classify(p, "commit put", e))
         })
@@ -451,17 +445,8 @@ impl SnapshotStore for SqliteStore {
     ) -> Result<(), StoreError> {
         self.writable()?;
         let (q_name, okta_id) = (group.as_str().to_owned(), okta_id.as_str().to_owned());
-        self.with_conn(move |conn, p| {
-            conn.execute(
-                "INSERT INTO pending (q_name, okta_id, op, run_id, at) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (q_name) DO UPDATE SET okta_id = excluded.okta_id, op = excluded.op,
-                   run_id = excluded.run_id, at = excluded.at",
-                params![q_name, okta_id, op, run, ts(at)],
-            )
-            .map_err(|e| classify(p, "record pending write", e))?;
-            Ok(())
-        })
-        .await?;
+        self.with_conn(move |conn, p| insert_pending(conn, p, &q_name, &okta_id, op, run, at))
+            .await?;
         Ok(())
     }
 
@@ -742,6 +727,26 @@ fn classify(p: &str, op: &'static str, source: rusqlite::Error) -> StoreError {
 }
 
 /// Inserts the audit entry of an applied change.
+/// Records (or replaces) the write intent for `q_name`.
+fn insert_pending(
+    conn: &Connection,
+    p: &str,
+    q_name: &str,
+    okta_id: &str,
+    op: &str,
+    run: RunId,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO pending (q_name, okta_id, op, run_id, at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (q_name) DO UPDATE SET okta_id = excluded.okta_id, op = excluded.op,
+           run_id = excluded.run_id, at = excluded.at",
+        params![q_name, okta_id, op, run, ts(at)],
+    )
+    .map_err(|e| classify(p, "record pending write", e))?;
+    Ok(())
+}
+
 fn insert_audit(
     tx: &rusqlite::Transaction<'_>,
     p: &str,

@@ -12,6 +12,38 @@ pub mod postgres;
 
 pub const TOKEN: &str = "00TopSecretOktaTokenValue-never-log-me";
 
+/// Client settings for the Okta emulator `emu`: SSWS, OKTA_GROUPs, pages of 2, short timeouts.
+pub fn okta_settings(
+    emu: &OktaEmulator,
+    max_concurrency: usize,
+) -> q_group_sync::source::okta::OktaSettings {
+    q_group_sync::source::okta::OktaSettings {
+        org_url: url::Url::parse(&emu.url()).unwrap(),
+        auth: q_group_sync::source::okta::OktaAuth::Ssws(secrecy::SecretString::from(emu.token())),
+        group_filter: r#"type eq "OKTA_GROUP""#.into(),
+        page_size: 2,
+        max_concurrency,
+        request_timeout: std::time::Duration::from_secs(5),
+        max_retries: 3,
+        max_retry_wait: std::time::Duration::from_secs(2),
+        id_attribute: "email".into(),
+        rate_limit_share: 0.5,
+    }
+}
+
+/// The Okta emulator over `org`, accepting `token`.
+pub async fn okta_emulator(org: OktaOrg, token: &str, options: OktaOptions) -> OktaEmulator {
+    OktaEmulator::start(
+        org,
+        OktaOptions {
+            token: token.into(),
+            ..options
+        },
+    )
+    .await
+    .unwrap()
+}
+
 /// Emulators plus a temp dir with a config file and the snapshot path.
 pub struct Harness {
     pub okta: OktaEmulator,

@@ -571,17 +571,8 @@ impl SnapshotStore for PostgresStore {
             .map_err(self.db("clear pending write"))?;
         }
         for chunk in &stale {
-            tx.execute(
-                &self.sql(
-                    "INSERT INTO {s}.pending (q_name, okta_id, op, run_id, epoch, at)
-                     VALUES ($1, $2, 'delete', $3, $4, $5)
-                     ON CONFLICT (q_name) DO UPDATE SET okta_id = excluded.okta_id, op = excluded.op,
-                       run_id = excluded.run_id, epoch = excluded.epoch, at = excluded.at",
-                ),
-                &[chunk, &row.okta_id, &run, &term.epoch, &at],
-            )
-            .await
-            .map_err(self.db("record pending chunk deletion"))?;
+            self.insert_pending(&tx, chunk, &row.okta_id, "delete", run, term.epoch, at)
+                .await?;
         }
         tx.commit().await.map_err(self.db("commit put"))
     }
@@ -626,24 +617,16 @@ impl SnapshotStore for PostgresStore {
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let (tx, term) = self.fenced(&mut client, "record pending write").await?;
-        tx.execute(
-            &self.sql(
-                "INSERT INTO {s}.pending (q_name, okta_id, op, run_id, epoch, at)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (q_name) DO UPDATE SET okta_id = excluded.okta_id, op = excluded.op,
-                   run_id = excluded.run_id, epoch = excluded.epoch, at = excluded.at",
-            ),
-            &[
-                &group.as_str(),
-                &okta_id.as_str(),
-                &op,
-                &run,
-                &term.epoch,
-                &at,
-            ],
+        self.insert_pending(
+            &tx,
+            group.as_str(),
+            okta_id.as_str(),
+            op,
+            run,
+            term.epoch,
+            at,
         )
-        .await
-        .map_err(self.db("record pending write"))?;
+        .await?;
         tx.commit().await.map_err(self.db("commit pending write"))
     }
 
@@ -806,6 +789,32 @@ impl SnapshotStore for PostgresStore {
 }
 
 impl PostgresStore {
+    /// Records (or replaces) the write intent for `q_name`.
+    #[allow(clippy::too_many_arguments)]
+    async fn insert_pending(
+        &self,
+        tx: &Transaction<'_>,
+        q_name: &str,
+        okta_id: &str,
+        op: &str,
+        run: RunId,
+        epoch: i64,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        tx.execute(
+            &self.sql(
+                "INSERT INTO {s}.pending (q_name, okta_id, op, run_id, epoch, at)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (q_name) DO UPDATE SET okta_id = excluded.okta_id, op = excluded.op,
+                   run_id = excluded.run_id, epoch = excluded.epoch, at = excluded.at",
+            ),
+            &[&q_name, &okta_id, &op, &run, &epoch, &at],
+        )
+        .await
+        .map_err(self.db("record pending write"))?;
+        Ok(())
+    }
+
     async fn insert_audit(
         &self,
         tx: &Transaction<'_>,

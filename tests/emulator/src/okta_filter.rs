@@ -72,7 +72,7 @@ enum Op {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-enum Token {
+pub(crate) enum Token {
     Open,
     Close,
     Word(String),
@@ -149,7 +149,7 @@ impl Expr {
     }
 }
 
-fn tokenize(input: &str) -> Result<Vec<Token>, FilterError> {
+pub(crate) fn tokenize(input: &str) -> Result<Vec<Token>, FilterError> {
     let mut tokens = Vec::new();
     let mut chars = input.chars().peekable();
     while let Some(&c) = chars.peek() {

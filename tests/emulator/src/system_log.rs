@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 use rand::Rng;
 use serde_json::{Value, json};
 
+use crate::okta_filter::Token;
 use crate::timefmt::{epoch_millis, okta_date_millis, parse_iso_millis};
 
 /// Who every emulated change is made by.
@@ -465,63 +466,9 @@ fn lookup<'a>(value: &'a Value, path: &[&str], out: &mut Vec<&'a str>) {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-enum Token {
-    Word(String),
-    Str(String),
-    Open,
-    Close,
-}
-
+/// The same lexical rules as the groups filter (`okta_filter`).
 fn tokenize(s: &str) -> Result<Vec<Token>, QueryError> {
-    let mut tokens = Vec::new();
-    let mut chars = s.chars().peekable();
-    while let Some(&c) = chars.peek() {
-        match c {
-            c if c.is_whitespace() => {
-                chars.next();
-            }
-            '(' => {
-                chars.next();
-                tokens.push(Token::Open);
-            }
-            ')' => {
-                chars.next();
-                tokens.push(Token::Close);
-            }
-            '"' => {
-                chars.next();
-                let mut text = String::new();
-                let mut closed = false;
-                while let Some(c) = chars.next() {
-                    match c {
-                        '\\' => text.extend(chars.next()),
-                        '"' => {
-                            closed = true;
-                            break;
-                        }
-                        c => text.push(c),
-                    }
-                }
-                if !closed {
-                    return Err(invalid("Invalid filter: unterminated string."));
-                }
-                tokens.push(Token::Str(text));
-            }
-            _ => {
-                let mut word = String::new();
-                while let Some(&c) = chars.peek() {
-                    if c.is_whitespace() || matches!(c, '(' | ')' | '"') {
-                        break;
-                    }
-                    word.push(c);
-                    chars.next();
-                }
-                tokens.push(Token::Word(word));
-            }
-        }
-    }
-    Ok(tokens)
+    crate::okta_filter::tokenize(s).map_err(|e| invalid(format!("Invalid filter: {e}.")))
 }
 
 /// Parses a System Log filter; `published` may not appear in it.
@@ -572,7 +519,7 @@ fn parse_term(tokens: &[Token], pos: &mut usize) -> Result<Expr, QueryError> {
         *pos += 1;
         return Ok(inner);
     }
-    let (Some(Token::Word(path)), Some(Token::Word(op)), Some(Token::Str(value))) =
+    let (Some(Token::Word(path)), Some(Token::Word(op)), Some(Token::Quoted(value))) =
         (tokens.get(*pos), tokens.get(*pos + 1), tokens.get(*pos + 2))
     else {
         return Err(invalid(
