@@ -369,6 +369,17 @@ impl Daemon {
         result
     }
 
+    /// Whether an events pass is queued or running (it records the System Log position itself
+    /// once it has synced the changes before it).
+    pub fn events_pending(&self) -> bool {
+        let state = self.state();
+        state
+            .queue
+            .iter()
+            .chain(state.running.as_ref())
+            .any(|t| t.trigger == "events")
+    }
+
     /// Runs a dry run now (after any running pass) and returns its report.
     pub async fn dry_run(&self, group: Option<String>) -> RunReport {
         metrics::trigger("admin", "dry_run");

@@ -106,8 +106,9 @@ pub async fn run<F: ChangeFeed>(
                 metrics::event_poll("ok", polled.events, polled.groups.len());
                 let Some(next) = polled.next else { continue };
                 if polled.groups.is_empty() {
-                    // Nothing to sync: the position can be recorded at once.
-                    if saved.as_ref() != Some(&next) {
+                    // Nothing to sync: the position can be recorded at once, unless an events
+                    // pass has yet to sync changes before it (that pass records a position).
+                    if saved.as_ref() != Some(&next) && !daemon.events_pending() {
                         match store.set_events_cursor(next.as_str()).await {
                             Ok(()) => saved = Some(next.clone()),
                             Err(e) => warn!(error = %e, "could not record the System Log position"),
