@@ -20,7 +20,12 @@ use crate::{OktaEmulator, OktaOptions, QEmulator, QOptions};
 /// requests by kind and the background client, `&groups=true` for the groups whose members were
 /// read), `POST /_emulator/reset-stats`, `POST /_emulator/churn` (`{"percent": 1.0, "seed": 7}`;
 /// answers the changed groups; every change is logged to the System Log),
-/// `POST /_emulator/members`; on the Q Business URL:
+/// `POST /_emulator/members`, `POST /_emulator/users/{id}/lifecycle/{op}` (`op`: suspend,
+/// unsuspend, deactivate, reactivate, unlock; 409 when not allowed),
+/// `POST /_emulator/users/{id}/profile` (`{"email": "new@example.test"}`; null removes),
+/// `POST /_emulator/touch-users` (every user's lastUpdated moves),
+/// `POST /_emulator/deactivate` (`{"percent": 1.0, "seed": 7}`; answers the users and the
+/// number of their groups); on the Q Business URL:
 /// `GET /_emulator/stats` (`?detail=true` for calls by operation), `POST /_emulator/reset-stats`,
 /// `GET /_emulator/groups`.
 #[derive(Parser, Debug, Clone)]
@@ -58,6 +63,10 @@ pub struct Cli {
     /// Requests per window in Okta's System Log bucket (`/api/v1/logs`).
     #[arg(long, default_value_t = 120)]
     pub okta_logs_rate_limit: u32,
+    /// Requests per window in Okta's `/api/v1/users*` bucket (the users listing, one user, a
+    /// user's groups).
+    #[arg(long, default_value_t = 10_000)]
+    pub okta_users_rate_limit: u32,
     /// Delay before a System Log event becomes visible to `GET /api/v1/logs`, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub okta_log_lag_ms: u64,
@@ -99,6 +108,7 @@ pub async fn run(cli: Cli) -> std::io::Result<()> {
         background_rps: cli.okta_background_rps.max(0.0),
         latency: Duration::from_millis(cli.okta_latency_ms),
         logs_rate_limit: cli.okta_logs_rate_limit,
+        users_rate_limit: cli.okta_users_rate_limit,
         log_lag: Duration::from_millis(cli.okta_log_lag_ms),
         log_lag_jitter: Duration::from_millis(cli.okta_log_lag_jitter_ms),
         ..OktaOptions::default()

@@ -283,6 +283,53 @@ pub fn churn(org: &mut OktaOrg, spec: &ChurnSpec) -> Churn {
     out
 }
 
+/// What [`deactivate_share`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Deactivation {
+    /// The deactivated users, by id.
+    pub users: Vec<String>,
+    /// Distinct groups (of any type) they are members of; memberships are kept.
+    pub groups: usize,
+}
+
+/// Deactivates `percent` % (rounded) of the ACTIVE users who are members of at least one group,
+/// chosen by `seed`: the same org, percent and seed always deactivate the same users.
+///
+/// Each goes through [`OktaOrg::deactivate_user`]: status DEPROVISIONED, `lastUpdated` and
+/// `statusChanged` now, `user.lifecycle.deactivate` logged, memberships kept and no group's
+/// `lastMembershipUpdated` moved, as in Okta.
+pub fn deactivate_share(org: &mut OktaOrg, percent: f64, seed: u64) -> Deactivation {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let members: BTreeSet<&str> = org
+        .groups
+        .values()
+        .flat_map(|g| g.members.iter().map(String::as_str))
+        .collect();
+    let candidates: Vec<String> = org
+        .users
+        .values()
+        .filter(|u| u.status == "ACTIVE" && members.contains(u.id.as_str()))
+        .map(|u| u.id.clone())
+        .collect();
+    let wanted = (candidates.len() as f64 * percent.clamp(0.0, 100.0) / 100.0).round() as usize;
+    let mut chosen: Vec<String> = index::sample(&mut rng, candidates.len(), wanted)
+        .iter()
+        .map(|i| candidates[i].clone())
+        .collect();
+    chosen.sort();
+    chosen.retain(|id| org.deactivate_user(id).is_ok());
+    let chosen_set: BTreeSet<&str> = chosen.iter().map(String::as_str).collect();
+    let groups = org
+        .groups
+        .values()
+        .filter(|g| g.members.iter().any(|m| chosen_set.contains(m.as_str())))
+        .count();
+    Deactivation {
+        users: chosen,
+        groups,
+    }
+}
+
 fn pick<'a>(rng: &mut StdRng, items: &[&'a str]) -> &'a str {
     items[rng.random_range(0..items.len())]
 }
@@ -334,7 +381,10 @@ fn group_name(rng: &mut StdRng, n: usize, messy: bool) -> String {
     }
 }
 
+/// Adds the users. Their dates come from a second RNG (seeded from `spec.seed`), so the draws of
+/// the main one, and with them every org generated before users had dates, stay the same.
 fn add_users(org: &mut OktaOrg, spec: &OrgSpec, rng: &mut StdRng) {
+    let mut dates = StdRng::seed_from_u64(spec.seed ^ 0x0075_5e7d_a7e5_0000);
     for n in 0..spec.users {
         let first = pick(rng, FIRST);
         let last = pick(rng, LAST);
@@ -363,6 +413,14 @@ fn add_users(org: &mut OktaOrg, spec: &OrgSpec, rng: &mut StdRng) {
         if missing && n % 2 == 0 {
             user.profile.insert("email".into(), Value::Null);
         }
+        user.created = BASE - dates.random_range(30..720) * DAY + dates.random_range(0..DAY);
+        user.last_updated = user.created + dates.random_range(0..60) * DAY;
+        // A status other than ACTIVE came later, with the last update.
+        user.status_changed = match status {
+            "STAGED" => None,
+            "ACTIVE" => Some(user.created),
+            _ => Some(user.last_updated),
+        };
     }
 }
 

@@ -4,18 +4,20 @@
 //!
 //! # Layout
 //!
-//! - [`okta`]: [`OktaEmulator`] over an [`OktaOrg`]: groups, members, a user's groups and the
-//!   System Log with `link` paging,
-//!   SSWS auth, rate-limit headers and 429s, [`OktaFault`] injection, a request log.
+//! - [`okta`]: [`OktaEmulator`] over an [`OktaOrg`]: groups, members, users (a filtered
+//!   listing, one user, a user's groups) and the System Log with `link` paging, user lifecycle
+//!   transitions, SSWS auth, rate-limit headers and 429s, [`OktaFault`] injection, a request log,
+//!   `/_emulator/*` controls.
 //! - [`oauth`]: the org's OAuth service app ([`OAuthApp`]): `POST /oauth2/v1/token` with
 //!   `private_key_jwt` and DPoP, token expiry, Bearer/DPoP checks on API calls.
-//! - [`okta_filter`]: the `filter` / `search` expression language of `GET /api/v1/groups`.
+//! - [`okta_filter`]: the `filter` / `search` expression language of `GET /api/v1/groups` and
+//!   the `filter` of `GET /api/v1/users`.
 //! - [`system_log`]: the org's System Log ([`SystemLog`]), appended by [`OktaOrg`]'s mutators,
 //!   and the polling/bounded query semantics of `GET /api/v1/logs`.
 //! - [`qbusiness`]: [`QEmulator`]: PutGroup / GetGroup / DeleteGroup / ListGroups with async
 //!   status, AWS validation, [`QFault`] injection, a call log.
-//! - [`generate`]: a deterministic org generator ([`generate::org`]) and membership churn
-//!   ([`generate::churn`]).
+//! - [`generate`]: a deterministic org generator ([`generate::org`]), membership churn
+//!   ([`generate::churn`]) and user deactivations ([`generate::deactivate_share`]).
 //! - [`cli`]: the `q-group-sync-emulator` binary (both emulators in one process).
 //! - [`measure`]: runs a child process and reports its wall time, CPU time and peak RSS (for
 //!   the benchmark).

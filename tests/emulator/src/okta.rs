@@ -1,11 +1,44 @@
-//! Okta Management API emulator: `GET /api/v1/groups`, `/api/v1/groups/{id}` and
-//! `/api/v1/groups/{id}/users`, with SSWS or OAuth ([`crate::oauth`]: `POST /oauth2/v1/token`,
-//! Bearer/DPoP tokens) auth, `link` paging, rate-limit headers, 429s and injectable faults, plus
-//! `/_emulator/*` control endpoints (no auth).
+//! Okta Management API emulator: `GET /api/v1/groups`, `/api/v1/groups/{id}`,
+//! `/api/v1/groups/{id}/users`, `/api/v1/users` (with `filter`), `/api/v1/users/{id}`,
+//! `/api/v1/users/{id}/groups` and `/api/v1/logs`, with SSWS or OAuth ([`crate::oauth`]:
+//! `POST /oauth2/v1/token`, Bearer/DPoP tokens) auth, `link` paging, rate-limit headers, 429s and
+//! injectable faults, plus `/_emulator/*` control endpoints (no auth).
 //!
 //! Wire shapes follow `shared/docs/okta-api.md` and the recorded responses in
 //! `shared/fixtures/okta/`. It serves only what q-group-sync reads; it never writes to Okta state
 //! over the API.
+//!
+//! # Users
+//!
+//! Every user carries `created`, `lastUpdated` and `statusChanged` (second-granular, like the
+//! groups' dates). Status and profile changes move the user's `lastUpdated` but not the
+//! `lastMembershipUpdated` of its groups, as in Okta: a deactivated user stays a member, listed
+//! by `GET /api/v1/groups/{id}/users` with status DEPROVISIONED. `GET /api/v1/users` (limit
+//! 200 at most, `after` cursor in user id order) omits DEPROVISIONED users unless its `filter`
+//! has a `status` condition, e.g.
+//! `(status eq "ACTIVE" or status eq "DEPROVISIONED") and lastUpdated gt "2024-01-02T03:04:05.000Z"`.
+//!
+//! # Control endpoints
+//!
+//! All under `/_emulator/`, JSON in and out:
+//!
+//! - `GET stats` (`?detail=true` for requests by kind, `&groups=true` for the groups whose
+//!   members were read), `POST reset-stats`.
+//! - `POST churn` `{"percent": 1.0, "seed": 7, "max_group_size": 1000}`: membership churn
+//!   ([`crate::generate::churn`]); answers the changed groups.
+//! - `POST members` `{"group_id": "00g...", "add": [...], "remove": [...]}`.
+//! - `POST users/{id}/lifecycle/{op}`, `op` one of `suspend`, `unsuspend`, `deactivate`,
+//!   `reactivate`, `unlock` ([`OktaOrg::suspend_user`], ...): answers the user's id, status and
+//!   dates; 409 `{"error": why}` when the transition is not allowed, 404 for an unknown user.
+//! - `POST users/{id}/profile` with a JSON object of profile attributes to set (`null`
+//!   removes one), e.g. `{"email": "new@example.test"}`: answers the user and the `changed` keys.
+//! - `POST touch-users`: every user's profile rewritten with the same values
+//!   ([`OktaOrg::touch_all_users`]); answers `{"touched": n}`.
+//! - `POST deactivate` `{"percent": 1.0, "seed": 7}`: deactivates that share of the ACTIVE users
+//!   who are in at least one group ([`crate::generate::deactivate_share`]); answers
+//!   `{"users": [ids], "groups": n}`.
+//!
+//! Every change made through them is logged to the System Log like the mutator it calls.
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,7 +60,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::oauth::{OAuthApp, OAuthState, Rejection, TokenRequest};
-use crate::okta_filter::GroupFilter;
+use crate::okta_filter::{GroupFilter, UserFilter};
 use crate::server::{Bound, Server};
 use crate::system_log::{self, LogQuery, SystemLog};
 use crate::timefmt::{epoch_millis, epoch_secs, now_secs, okta_date};
@@ -40,15 +73,16 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// `created` (and the other user dates) of every emulated user: users carry no dates of their own.
-const USER_CREATED: i64 = 1_704_164_645; // 2024-01-02T03:04:05.000Z
-
 // ---------------------------------------------------------------------------------------------
 // Org model
 // ---------------------------------------------------------------------------------------------
 
 /// An Okta user as the emulator stores it.
-#[derive(Clone, Debug)]
+///
+/// NB: Okta moves `lastUpdated` on every status or profile change (and on a profile rewrite
+/// with the same values), but a group's `lastMembershipUpdated` does not move when one of its
+/// members changes; only `GET /api/v1/users?filter=lastUpdated gt ...` sees those changes.
+#[derive(Clone, Debug, Default)]
 pub struct OktaUser {
     /// `00u...`, 20 characters.
     pub id: String,
@@ -56,6 +90,13 @@ pub struct OktaUser {
     pub status: String,
     /// `profile` as served: login, email, firstName, lastName, custom attributes; nulls are kept.
     pub profile: Map<String, Value>,
+    /// Epoch seconds (`created`; `activated` too, unless the user is STAGED).
+    pub created: i64,
+    /// Epoch seconds of the last status or profile change (`lastUpdated`).
+    pub last_updated: i64,
+    /// Epoch seconds of the last status change (`statusChanged`); `None` for a user never
+    /// activated (STAGED since creation).
+    pub status_changed: Option<i64>,
 }
 
 /// An Okta group as the emulator stores it.
@@ -158,6 +199,10 @@ impl OktaOrg {
 
     /// Adds (or replaces) a user. The profile gets `firstName`, `lastName`, `mobilePhone: null`,
     /// `secondEmail: null`, `login`, and `email` unless `email` is `None` (then the key is absent).
+    ///
+    /// A new user's `created` and `last_updated` are now, and so is `status_changed` unless it
+    /// is STAGED. Replacing a user keeps its `created`, moves `last_updated`, and moves
+    /// `status_changed` only if the status differs.
     pub fn add_user(
         &mut self,
         id: &str,
@@ -178,10 +223,20 @@ impl OktaOrg {
         if let Some(email) = email {
             profile.insert("email".into(), email.into());
         }
+        let now = now_secs();
+        let previous = self.users.get(id);
+        let status_changed = match previous {
+            Some(old) if old.status == status => old.status_changed,
+            Some(_) => Some(now),
+            None => (status != "STAGED").then_some(now),
+        };
         let user = OktaUser {
             id: id.to_owned(),
             status: status.to_owned(),
             profile,
+            created: previous.map_or(now, |old| old.created),
+            last_updated: now,
+            status_changed,
         };
         let uri = format!("/api/v1/users/{id}");
         if self.users.contains_key(id) {
@@ -319,7 +374,10 @@ impl OktaOrg {
     }
 
     /// Sets a user's status, logging the lifecycle event of the transition
-    /// (`user.lifecycle.deactivate`, `.suspend`, `.activate`, ...). Returns whether it changed.
+    /// (`user.lifecycle.deactivate`, `.suspend`, `.activate`, ...); `last_updated` and
+    /// `status_changed` become now. Returns whether it changed. No transition rule is checked
+    /// (tests may set any status); the lifecycle helpers ([`OktaOrg::suspend_user`], ...) check
+    /// Okta's.
     pub fn set_user_status(&mut self, user_id: &str, status: &str) -> bool {
         let Some(user) = self.users.get_mut(user_id) else {
             return false;
@@ -328,15 +386,19 @@ impl OktaOrg {
             return false;
         }
         let (event, message) = status_event(&user.status, status);
+        let now = now_secs();
         user.status = status.to_owned();
+        user.last_updated = now;
+        user.status_changed = Some(now);
         let target = user_target(user_id, Some(user));
         let uri = format!("/api/v1/users/{user_id}/lifecycle");
         self.log.record(event, message, vec![target], &uri);
         true
     }
 
-    /// Sets (or with `None`, removes) one profile attribute (`user.account.update_profile`).
-    /// Returns whether the profile changed.
+    /// Sets (or with `None`, removes) one profile attribute (`user.account.update_profile`);
+    /// `last_updated` becomes now. Returns whether the profile changed (an unchanged value
+    /// changes, logs and bumps nothing; [`OktaOrg::touch_user`] models a same-value rewrite).
     pub fn set_user_attribute(&mut self, user_id: &str, key: &str, value: Option<Value>) -> bool {
         let Some(user) = self.users.get_mut(user_id) else {
             return false;
@@ -353,6 +415,7 @@ impl OktaOrg {
         if before == value {
             return false;
         }
+        user.last_updated = now_secs();
         let target = user_target(user_id, Some(user));
         let uri = format!("/api/v1/users/{user_id}");
         self.log.record(
@@ -367,6 +430,94 @@ impl OktaOrg {
     /// Sets a user's `profile.email` (see [`OktaOrg::set_user_attribute`]).
     pub fn set_user_email(&mut self, user_id: &str, email: Option<&str>) -> bool {
         self.set_user_attribute(user_id, "email", email.map(Value::from))
+    }
+
+    /// Rewrites a user's profile with the same values, as an HR import does: `last_updated`
+    /// becomes now and `user.account.update_profile` is logged; nothing else changes. Returns
+    /// whether the user exists.
+    pub fn touch_user(&mut self, user_id: &str) -> bool {
+        let Some(user) = self.users.get_mut(user_id) else {
+            return false;
+        };
+        user.last_updated = now_secs();
+        let target = user_target(user_id, Some(user));
+        let uri = format!("/api/v1/users/{user_id}");
+        self.log.record(
+            "user.account.update_profile",
+            "Update user profile for Okta",
+            vec![target],
+            &uri,
+        );
+        true
+    }
+
+    /// [`OktaOrg::touch_user`] for every user. Returns how many were touched.
+    pub fn touch_all_users(&mut self) -> usize {
+        let ids: Vec<String> = self.users.keys().cloned().collect();
+        ids.iter().filter(|id| self.touch_user(id)).count()
+    }
+
+    /// Suspends an ACTIVE user (`user.lifecycle.suspend`). Memberships are kept.
+    pub fn suspend_user(&mut self, user_id: &str) -> Result<(), String> {
+        self.transition(user_id, &["ACTIVE"], "SUSPENDED", "suspend")
+    }
+
+    /// Unsuspends a SUSPENDED user back to ACTIVE (`user.lifecycle.unsuspend`).
+    pub fn unsuspend_user(&mut self, user_id: &str) -> Result<(), String> {
+        self.transition(user_id, &["SUSPENDED"], "ACTIVE", "unsuspend")
+    }
+
+    /// Deactivates a user in any status but DEPROVISIONED (`user.lifecycle.deactivate`).
+    ///
+    /// NB: memberships are kept: Okta still lists deactivated users as group members, and the
+    /// group's `lastMembershipUpdated` does not move.
+    pub fn deactivate_user(&mut self, user_id: &str) -> Result<(), String> {
+        let status = self.status_of(user_id)?;
+        if status == "DEPROVISIONED" {
+            return Err(format!(
+                "cannot deactivate user {user_id}: it is already DEPROVISIONED"
+            ));
+        }
+        self.transition(user_id, &[status.as_str()], "DEPROVISIONED", "deactivate")
+    }
+
+    /// Reactivates a DEPROVISIONED user straight to ACTIVE (`user.lifecycle.reactivate`).
+    ///
+    /// NB: real Okta goes through PROVISIONED when the user must set a password from an
+    /// activation email; the emulator skips that step, as an admin reactivation without one does.
+    pub fn reactivate_user(&mut self, user_id: &str) -> Result<(), String> {
+        self.transition(user_id, &["DEPROVISIONED"], "ACTIVE", "reactivate")
+    }
+
+    /// Unlocks a LOCKED_OUT user back to ACTIVE (`user.account.unlock`).
+    pub fn unlock_user(&mut self, user_id: &str) -> Result<(), String> {
+        self.transition(user_id, &["LOCKED_OUT"], "ACTIVE", "unlock")
+    }
+
+    fn status_of(&self, user_id: &str) -> Result<String, String> {
+        self.users
+            .get(user_id)
+            .map(|u| u.status.clone())
+            .ok_or_else(|| format!("unknown user {user_id}"))
+    }
+
+    /// [`OktaOrg::set_user_status`] from one of `from` to `to`, or why not.
+    fn transition(
+        &mut self,
+        user_id: &str,
+        from: &[&str],
+        to: &str,
+        op: &str,
+    ) -> Result<(), String> {
+        let status = self.status_of(user_id)?;
+        if !from.contains(&status.as_str()) {
+            return Err(format!(
+                "cannot {op} user {user_id}: its status is {status}, not {}",
+                from.join(" or ")
+            ));
+        }
+        self.set_user_status(user_id, to);
+        Ok(())
     }
 
     /// Deletes a user (`user.lifecycle.delete.initiated`) and with it every membership (those
@@ -444,7 +595,8 @@ pub struct OktaOptions {
     pub background_rps: f64,
     /// Requests per window in the System Log bucket (`/api/v1/logs`; 120/min on Workforce orgs).
     pub logs_rate_limit: u32,
-    /// Requests per window in the `/api/v1/users*` bucket (`GET /api/v1/users/{id}/groups`).
+    /// Requests per window in the `/api/v1/users*` bucket (`GET /api/v1/users`,
+    /// `/api/v1/users/{id}` and `/api/v1/users/{id}/groups`; 600/min on Workforce orgs).
     pub users_rate_limit: u32,
     /// Record the System Log from start-up on (mutations made before the start are not logged).
     pub system_log: bool,
@@ -492,8 +644,12 @@ pub struct Matcher {
     pub logs: bool,
     /// `GET /api/v1/users/{user_id}/groups`.
     pub user_groups: Option<String>,
-    /// Only this 1-based page of the listing (page 1 has no `after`; System Log pages have no
-    /// number, so a matcher with a page never hits them).
+    /// `GET /api/v1/users` (the users listing).
+    pub list_users: bool,
+    /// `GET /api/v1/users/{user}` (one user, by the id or login as sent).
+    pub user: Option<String>,
+    /// Only this 1-based page of the listing (page 1 has no `after`; System Log pages and
+    /// single-object reads have no number, so a matcher with a page never hits them).
     pub page: Option<u32>,
 }
 
@@ -535,6 +691,22 @@ impl Matcher {
         }
     }
 
+    /// The users listing (`GET /api/v1/users`, any filter).
+    pub fn users_listing() -> Matcher {
+        Matcher {
+            list_users: true,
+            ..Matcher::default()
+        }
+    }
+
+    /// One user's read (`GET /api/v1/users/{user}`), `user` being the id or login as sent.
+    pub fn user(user: &str) -> Matcher {
+        Matcher {
+            user: Some(user.to_owned()),
+            ..Matcher::default()
+        }
+    }
+
     /// Restricts the matcher to page `page` (1-based).
     pub fn on_page(mut self, page: u32) -> Matcher {
         self.page = Some(page);
@@ -545,10 +717,14 @@ impl Matcher {
         let any = self.group_id.is_none()
             && !self.list_groups
             && !self.logs
-            && self.user_groups.is_none();
+            && self.user_groups.is_none()
+            && !self.list_users
+            && self.user.is_none();
         let endpoint = any
             || (self.list_groups && *target == Target::ListGroups)
             || (self.logs && *target == Target::Logs)
+            || (self.list_users && *target == Target::ListUsers)
+            || matches!((&self.user, target), (Some(want), Target::GetUser(id)) if want == id)
             || matches!((&self.group_id, target), (Some(want), Target::GroupUsers(id)) if want == id)
             || matches!((&self.user_groups, target), (Some(want), Target::UserGroups(id)) if want == id);
         endpoint && self.page.is_none_or(|want| page == Some(want))
@@ -1044,6 +1220,10 @@ pub struct OktaStats {
     pub logs: KindStats,
     /// `GET /api/v1/users/{id}/groups`.
     pub user_groups: KindStats,
+    /// `GET /api/v1/users` (one per page).
+    pub list_users: KindStats,
+    /// `GET /api/v1/users/{id}`.
+    pub get_user: KindStats,
     /// Any other `/api/v1` request.
     pub other: KindStats,
     /// Distinct groups whose members were requested.
@@ -1119,6 +1299,14 @@ fn stats(shared: &Shared) -> OktaStats {
             out.logs.count(request.status);
         } else if request.path.starts_with("/api/v1/users/") && request.path.ends_with("/groups") {
             out.user_groups.count(request.status);
+        } else if request.path == "/api/v1/users" {
+            out.list_users.count(request.status);
+        } else if request
+            .path
+            .strip_prefix("/api/v1/users/")
+            .is_some_and(|key| !key.is_empty() && !key.contains('/'))
+        {
+            out.get_user.count(request.status);
         } else {
             out.other.count(request.status);
         }
@@ -1149,6 +1337,8 @@ enum Target {
     GroupUsers(String),
     Logs,
     UserGroups(String),
+    ListUsers,
+    GetUser(String),
     Other,
 }
 
@@ -1640,11 +1830,13 @@ fn resolve(
         ["", "api", "v1", "groups", id, "users"] => Target::GroupUsers((*id).to_owned()),
         ["", "api", "v1", "logs"] => Target::Logs,
         ["", "api", "v1", "users", id, "groups"] => Target::UserGroups((*id).to_owned()),
+        ["", "api", "v1", "users"] => Target::ListUsers,
+        ["", "api", "v1", "users", id] if !id.is_empty() => Target::GetUser((*id).to_owned()),
         _ => Target::Other,
     };
     // Page number of a listing that failed before paging: 1 unless a cursor was sent.
     let first_page = match target {
-        Target::ListGroups | Target::GroupUsers(_) | Target::UserGroups(_)
+        Target::ListGroups | Target::GroupUsers(_) | Target::UserGroups(_) | Target::ListUsers
             if !params.contains_key("after") =>
         {
             Some(1)
@@ -1667,6 +1859,15 @@ fn resolve(
         Target::GroupUsers(id) => paged(group_users(org, base, options, path, id, &params)),
         Target::UserGroups(id) => paged(user_groups(org, base, options, path, id, &params)),
         Target::Logs => (system_log_page(org, base, path, &params), None),
+        Target::ListUsers => paged(list_users(org, base, path, &params)),
+        Target::GetUser(key) => {
+            let page = get_user(org, key).map(|user| Page {
+                body: user_json(user, base),
+                self_link: None,
+                next_link: None,
+            });
+            (page, None)
+        }
         Target::GetGroup(id) => match org.groups.get(id) {
             Some(group) => {
                 let stats = params.get("expand").is_some_and(|e| e.contains("stats"));
@@ -1817,6 +2018,69 @@ fn system_log_page(
     })
 }
 
+/// `GET /api/v1/users` page size without `limit`, and the largest (larger values are clamped).
+pub const LIST_USERS_LIMIT: usize = 200;
+
+/// `GET /api/v1/users`: users by id, paged like the group listing, optionally `filter`ed
+/// ([`UserFilter`]; an invalid one is 400 `E0000031`).
+///
+/// NB: DEPROVISIONED users are omitted unless the filter has a `status` condition. Okta
+/// documents that the listing omits them by default; whether any filter brings them back is
+/// not documented, so only an explicit status condition does here (the conservative reading).
+/// `q` and `search` are not emulated (ignored).
+fn list_users(
+    org: &OktaOrg,
+    base: &str,
+    path: &str,
+    params: &BTreeMap<String, String>,
+) -> Result<(Page, u32), ApiError> {
+    let filter = params
+        .get("filter")
+        .map(|f| UserFilter::parse(f))
+        .transpose()
+        .map_err(|_| ApiError::new(400, "E0000031", "Invalid search criteria."))?;
+    let limit = parse_limit(params.get("limit"), LIST_USERS_LIMIT, LIST_USERS_LIMIT)?;
+    let deprovisioned = filter.as_ref().is_some_and(UserFilter::names_status);
+    let users: Vec<&OktaUser> = org
+        .users
+        .values()
+        .filter(|u| deprovisioned || u.status != "DEPROVISIONED")
+        .filter(|u| filter.as_ref().is_none_or(|f| f.matches(u)))
+        .collect();
+    let after = params.get("after").map(String::as_str);
+    let (items, next, page_no) = paginate(&users, |u| u.id.as_str(), after, limit);
+    let page = Page {
+        body: Value::Array(items.iter().map(|u| user_json(u, base)).collect()),
+        self_link: Some(link_url(base, path, limit, params, after)),
+        next_link: next.map(|cursor| link_url(base, path, limit, params, Some(&cursor))),
+    };
+    Ok((page, page_no))
+}
+
+/// `GET /api/v1/users/{key}`: the user whose id is `key`, or else whose login is (compared
+/// case-insensitively, as Okta compares logins).
+fn get_user<'a>(org: &'a OktaOrg, key: &str) -> Result<&'a OktaUser, ApiError> {
+    org.users
+        .get(key)
+        .or_else(|| {
+            org.users.values().find(|u| {
+                u.profile
+                    .get("login")
+                    .and_then(Value::as_str)
+                    .is_some_and(|login| login.to_lowercase() == key.to_lowercase())
+            })
+        })
+        .ok_or_else(|| user_not_found(key))
+}
+
+fn user_not_found(key: &str) -> ApiError {
+    ApiError::new(
+        404,
+        "E0000007",
+        format!("Not found: Resource not found: {key} (User)"),
+    )
+}
+
 /// `GET /api/v1/users/{id}/groups`: the user's groups by id, paged like the group listing.
 fn user_groups(
     org: &OktaOrg,
@@ -1827,11 +2091,7 @@ fn user_groups(
     params: &BTreeMap<String, String>,
 ) -> Result<(Page, u32), ApiError> {
     if !org.users.contains_key(user_id) {
-        return Err(ApiError::new(
-            404,
-            "E0000007",
-            format!("Not found: Resource not found: {user_id} (User)"),
-        ));
+        return Err(user_not_found(user_id));
     }
     let limit = parse_limit(
         params.get("limit"),
@@ -1900,15 +2160,19 @@ fn group_json(g: &OktaGroup, base: &str, stats: bool) -> Value {
     group
 }
 
-/// A user as `GET /api/v1/groups/{id}/users` shows it (see `fixtures/okta/group_users.json`).
+/// A user as `GET /api/v1/groups/{id}/users` and `GET /api/v1/users` show it (see
+/// `fixtures/okta/group_users.json`). `activated` is `created` (`null` while STAGED),
+/// `passwordChanged` is `created`, `statusChanged` is `null` for a never-activated user.
 fn user_json(u: &OktaUser, base: &str) -> Value {
-    let created = okta_date(USER_CREATED);
-    let staged = u.status == "STAGED";
-    let activated = if staged {
+    let created = okta_date(u.created);
+    let activated = if u.status == "STAGED" {
         Value::Null
     } else {
         created.clone().into()
     };
+    let status_changed = u
+        .status_changed
+        .map_or(Value::Null, |t| okta_date(t).into());
     let emails: Vec<Value> = u
         .profile
         .get("email")
@@ -1921,9 +2185,9 @@ fn user_json(u: &OktaUser, base: &str) -> Value {
         "status": u.status,
         "created": created,
         "activated": activated,
-        "statusChanged": activated,
+        "statusChanged": status_changed,
         "lastLogin": Value::Null,
-        "lastUpdated": created,
+        "lastUpdated": okta_date(u.last_updated),
         "passwordChanged": created,
         "type": { "id": "otyc04qb2rUDcq2YA4x6" },
         "profile": Value::Object(u.profile.clone()),
@@ -1969,6 +2233,80 @@ struct ChurnRequest {
 
 fn default_churn_max() -> usize {
     1000
+}
+
+/// Body of `POST /_emulator/deactivate`.
+#[derive(Deserialize)]
+struct DeactivateRequest {
+    percent: f64,
+    #[serde(default)]
+    seed: u64,
+}
+
+/// `POST /_emulator/users/{id}/lifecycle/{op}` and `POST /_emulator/users/{id}/profile`.
+fn user_control(shared: &Shared, user_id: &str, action: &[&str], body: &[u8]) -> Response {
+    let mut state = shared.lock();
+    let org = &mut state.org;
+    if !org.users.contains_key(user_id) {
+        return json_response(StatusCode::NOT_FOUND, &json!({ "error": "unknown user" }));
+    }
+    match action {
+        ["lifecycle", op] => {
+            let result = match *op {
+                "suspend" => org.suspend_user(user_id),
+                "unsuspend" => org.unsuspend_user(user_id),
+                "deactivate" => org.deactivate_user(user_id),
+                "reactivate" => org.reactivate_user(user_id),
+                "unlock" => org.unlock_user(user_id),
+                other => {
+                    let error = format!(
+                        "unknown lifecycle operation {other:?} (suspend, unsuspend, deactivate, \
+                         reactivate, unlock)"
+                    );
+                    return json_response(StatusCode::NOT_FOUND, &json!({ "error": error }));
+                }
+            };
+            match result {
+                Ok(()) => json_response(StatusCode::OK, &user_summary(&org.users[user_id])),
+                Err(error) => json_response(StatusCode::CONFLICT, &json!({ "error": error })),
+            }
+        }
+        ["profile"] => {
+            let attributes: Map<String, Value> = match serde_json::from_slice(body) {
+                Ok(attributes) => attributes,
+                Err(err) => {
+                    let error = format!("expected a JSON object of profile attributes: {err}");
+                    return json_response(StatusCode::BAD_REQUEST, &json!({ "error": error }));
+                }
+            };
+            let changed: Vec<&String> = attributes
+                .iter()
+                .filter(|(key, value)| {
+                    let value = (!value.is_null()).then(|| (*value).clone());
+                    org.set_user_attribute(user_id, key, value)
+                })
+                .map(|(key, _)| key)
+                .collect();
+            let mut summary = user_summary(&org.users[user_id]);
+            summary["changed"] = json!(changed);
+            json_response(StatusCode::OK, &summary)
+        }
+        _ => json_response(
+            StatusCode::NOT_FOUND,
+            &json!({ "error": "unknown control endpoint" }),
+        ),
+    }
+}
+
+/// What the user controls answer: the user's id, status, dates and profile.
+fn user_summary(user: &OktaUser) -> Value {
+    json!({
+        "id": user.id,
+        "status": user.status,
+        "lastUpdated": okta_date(user.last_updated),
+        "statusChanged": user.status_changed.map(okta_date),
+        "profile": user.profile,
+    })
 }
 
 fn serialized(value: &impl Serialize) -> Response {
@@ -2026,6 +2364,39 @@ fn control(
             };
             let churn = crate::generate::churn(&mut shared.lock().org, &spec);
             serialized(&churn)
+        }
+        (Method::POST, "/_emulator/touch-users") => {
+            let touched = shared.lock().org.touch_all_users();
+            json_response(StatusCode::OK, &json!({ "touched": touched }))
+        }
+        (Method::POST, "/_emulator/deactivate") => {
+            let request: DeactivateRequest = match serde_json::from_slice(body) {
+                Ok(request) => request,
+                Err(err) => return bad_request(err.to_string()),
+            };
+            if !(0.0..=100.0).contains(&request.percent) {
+                return bad_request("percent must be between 0 and 100".into());
+            }
+            let org = &mut shared.lock().org;
+            let done = crate::generate::deactivate_share(org, request.percent, request.seed);
+            serialized(&done)
+        }
+        (Method::POST, user_path) if user_path.starts_with("/_emulator/users/") => {
+            let segments: Vec<String> = user_path
+                .split('/')
+                .skip(3)
+                .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
+                .collect();
+            let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+            match segments.split_first() {
+                Some((user_id, action)) if !user_id.is_empty() => {
+                    user_control(shared, user_id, action, body)
+                }
+                _ => json_response(
+                    StatusCode::NOT_FOUND,
+                    &json!({ "error": "unknown control endpoint" }),
+                ),
+            }
         }
         (Method::POST, "/_emulator/members") => {
             let change: MembersChange = match serde_json::from_slice(body) {

@@ -1,20 +1,34 @@
-//! Okta's group `filter` (and a minimal `search`) expression language: parse once, then match groups.
+//! Okta's `filter` (and a minimal group `search`) expression language: parse once, then match
+//! groups ([`GroupFilter`]) or users ([`UserFilter`]). Both share one tokenizer and one parser;
+//! each decides which `ATTR OP "value"` comparisons it accepts.
 //!
 //! Grammar (operators and keywords case-insensitive, attribute names case-sensitive, values in
 //! double quotes): `expr := and ("or" and)*`, `and := unary ("and" unary)*`,
 //! `unary := "not" unary | "(" expr ")" | ATTR OP "value"`.
-//! `filter` allows `id`, `type` (`eq` only) and `lastUpdated`, `lastMembershipUpdated`
-//! (`eq gt ge lt le`, dates `YYYY-MM-DDTHH:MM:SS[.sss]Z`). `search` additionally allows `created`,
-//! `profile.name` and `profile.description`, and `sw` / `co` on string attributes.
+//!
+//! - Groups, `filter`: `id`, `type` (`eq` only) and `lastUpdated`, `lastMembershipUpdated`
+//!   (`eq gt ge lt le`, dates `YYYY-MM-DDTHH:MM:SS[.sss]Z`). `search` additionally allows
+//!   `created`, `profile.name` and `profile.description`, and `sw` / `co` on string attributes.
+//! - Users, `filter` (`GET /api/v1/users`): `status`, `id`, `profile.login`, `profile.email`,
+//!   `profile.firstName`, `profile.lastName` (`eq` only, exact and case-sensitive, as Okta
+//!   documents for query values) and `lastUpdated` (`eq gt ge lt le`). No `sw` / `co` and no
+//!   `not`: Okta documents neither for the users filter, and the emulator refuses what it cannot
+//!   vouch for.
 
 use std::fmt;
 
-use crate::okta::OktaGroup;
+use serde_json::Value;
+
+use crate::okta::{OktaGroup, OktaUser};
 use crate::timefmt::parse_iso_millis;
 
 /// A parsed group filter or search expression.
 #[derive(Clone, Debug, PartialEq)]
-pub struct GroupFilter(Expr);
+pub struct GroupFilter(Expr<GroupCmp>);
+
+/// A parsed `GET /api/v1/users` filter expression.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UserFilter(Expr<UserCmp>);
 
 /// Why an expression was rejected; the emulator answers 400 `E0000031`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,25 +42,52 @@ impl fmt::Display for FilterError {
 
 impl std::error::Error for FilterError {}
 
+/// The boolean structure of an expression over comparisons `C`.
 #[derive(Clone, Debug, PartialEq)]
-enum Expr {
-    And(Box<Expr>, Box<Expr>),
-    Or(Box<Expr>, Box<Expr>),
-    Not(Box<Expr>),
+enum Expr<C> {
+    And(Box<Expr<C>>, Box<Expr<C>>),
+    Or(Box<Expr<C>>, Box<Expr<C>>),
+    Not(Box<Expr<C>>),
+    Cmp(C),
+}
+
+impl<C> Expr<C> {
+    fn eval(&self, cmp: &impl Fn(&C) -> bool) -> bool {
+        match self {
+            Expr::And(a, b) => a.eval(cmp) && b.eval(cmp),
+            Expr::Or(a, b) => a.eval(cmp) || b.eval(cmp),
+            Expr::Not(e) => !e.eval(cmp),
+            Expr::Cmp(c) => cmp(c),
+        }
+    }
+
+    /// Whether any comparison satisfies `pred`.
+    fn any(&self, pred: &impl Fn(&C) -> bool) -> bool {
+        match self {
+            Expr::And(a, b) | Expr::Or(a, b) => a.any(pred) || b.any(pred),
+            Expr::Not(e) => e.any(pred),
+            Expr::Cmp(c) => pred(c),
+        }
+    }
+}
+
+/// One group comparison.
+#[derive(Clone, Debug, PartialEq)]
+enum GroupCmp {
     Str {
-        attr: StrAttr,
+        attr: GroupStr,
         op: Op,
         value: String,
     },
     Date {
-        attr: DateAttr,
+        attr: GroupDate,
         op: Op,
         millis: i64,
     },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum StrAttr {
+enum GroupStr {
     Id,
     Type,
     Name,
@@ -54,10 +95,27 @@ enum StrAttr {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum DateAttr {
+enum GroupDate {
     Created,
     LastUpdated,
     LastMembershipUpdated,
+}
+
+/// One user comparison.
+#[derive(Clone, Debug, PartialEq)]
+enum UserCmp {
+    /// `eq` on a string attribute.
+    Eq { attr: UserStr, value: String },
+    /// `lastUpdated OP "date"`.
+    LastUpdated { op: Op, millis: i64 },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum UserStr {
+    Status,
+    Id,
+    /// `profile.<name>`.
+    Profile(&'static str),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,6 +129,29 @@ enum Op {
     Co,
 }
 
+impl Op {
+    fn is_ordering(self) -> bool {
+        matches!(self, Op::Eq | Op::Gt | Op::Ge | Op::Lt | Op::Le)
+    }
+}
+
+/// `actual_secs OP millis`, at millisecond precision (Okta's dates are whole seconds).
+fn compare_date(actual_secs: i64, op: Op, millis: i64) -> bool {
+    let actual = actual_secs.saturating_mul(1000);
+    match op {
+        Op::Eq => actual == millis,
+        Op::Gt => actual > millis,
+        Op::Ge => actual >= millis,
+        Op::Lt => actual < millis,
+        Op::Le => actual <= millis,
+        Op::Sw | Op::Co => false,
+    }
+}
+
+fn parse_date(value: &str) -> Result<i64, FilterError> {
+    parse_iso_millis(value).ok_or_else(|| FilterError(format!("invalid date {value:?}")))
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Token {
     Open,
@@ -79,73 +160,152 @@ pub(crate) enum Token {
     Quoted(String),
 }
 
-/// Which parameter the expression came from; `search` accepts more attributes and operators.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Filter,
-    Search,
-}
-
 impl GroupFilter {
     /// Parses a `filter=` expression (`id`, `type`, `lastUpdated`, `lastMembershipUpdated`).
     pub fn parse_filter(input: &str) -> Result<GroupFilter, FilterError> {
-        Parser::new(input, Mode::Filter)?
-            .parse_all()
-            .map(GroupFilter)
+        parse(input, true, |attr, op, value| {
+            group_cmp(attr, op, value, false)
+        })
+        .map(GroupFilter)
     }
 
     /// Parses a `search=` expression: the filter attributes plus `created`, `profile.name`,
     /// `profile.description`, and `sw` / `co`.
     pub fn parse_search(input: &str) -> Result<GroupFilter, FilterError> {
-        Parser::new(input, Mode::Search)?
-            .parse_all()
-            .map(GroupFilter)
+        parse(input, true, |attr, op, value| {
+            group_cmp(attr, op, value, true)
+        })
+        .map(GroupFilter)
     }
 
     /// Whether `group` satisfies the expression.
     pub fn matches(&self, group: &OktaGroup) -> bool {
-        self.0.matches(group)
+        self.0.eval(&|cmp| group_matches(cmp, group))
     }
 }
 
-impl Expr {
-    fn matches(&self, g: &OktaGroup) -> bool {
-        match self {
-            Expr::And(a, b) => a.matches(g) && b.matches(g),
-            Expr::Or(a, b) => a.matches(g) || b.matches(g),
-            Expr::Not(e) => !e.matches(g),
-            Expr::Str { attr, op, value } => {
-                let actual = match attr {
-                    StrAttr::Id => Some(g.id.as_str()),
-                    StrAttr::Type => Some(g.group_type.as_str()),
-                    StrAttr::Name => Some(g.name.as_str()),
-                    StrAttr::Description => g.description.as_deref(),
-                };
-                let Some(actual) = actual else { return false };
-                match op {
-                    Op::Eq => actual == value,
-                    Op::Sw => actual.to_lowercase().starts_with(&value.to_lowercase()),
-                    Op::Co => actual.to_lowercase().contains(&value.to_lowercase()),
-                    Op::Gt | Op::Ge | Op::Lt | Op::Le => false,
-                }
-            }
-            Expr::Date { attr, op, millis } => {
-                let secs = match attr {
-                    DateAttr::Created => g.created,
-                    DateAttr::LastUpdated => g.last_updated,
-                    DateAttr::LastMembershipUpdated => g.last_membership_updated,
-                };
-                let actual = secs.saturating_mul(1000);
-                match op {
-                    Op::Eq => actual == *millis,
-                    Op::Gt => actual > *millis,
-                    Op::Ge => actual >= *millis,
-                    Op::Lt => actual < *millis,
-                    Op::Le => actual <= *millis,
-                    Op::Sw | Op::Co => false,
-                }
+fn group_cmp(attr: &str, op: Op, value: String, search: bool) -> Result<GroupCmp, FilterError> {
+    if !search && matches!(op, Op::Sw | Op::Co) {
+        return Err(FilterError(format!(
+            "operator {op:?} not supported in filter"
+        )));
+    }
+    let str_attr = match attr {
+        "id" => Some(GroupStr::Id),
+        "type" => Some(GroupStr::Type),
+        "profile.name" if search => Some(GroupStr::Name),
+        "profile.description" if search => Some(GroupStr::Description),
+        _ => None,
+    };
+    if let Some(attr) = str_attr {
+        if !matches!(op, Op::Eq | Op::Sw | Op::Co) {
+            return Err(FilterError(format!("operator not supported for {attr:?}")));
+        }
+        return Ok(GroupCmp::Str { attr, op, value });
+    }
+    let attr = match attr {
+        "lastUpdated" => GroupDate::LastUpdated,
+        "lastMembershipUpdated" => GroupDate::LastMembershipUpdated,
+        "created" if search => GroupDate::Created,
+        _ => return Err(FilterError(format!("unsupported attribute {attr:?}"))),
+    };
+    if !op.is_ordering() {
+        return Err(FilterError("sw/co on a date".into()));
+    }
+    let millis = parse_date(&value)?;
+    Ok(GroupCmp::Date { attr, op, millis })
+}
+
+fn group_matches(cmp: &GroupCmp, g: &OktaGroup) -> bool {
+    match cmp {
+        GroupCmp::Str { attr, op, value } => {
+            let actual = match attr {
+                GroupStr::Id => Some(g.id.as_str()),
+                GroupStr::Type => Some(g.group_type.as_str()),
+                GroupStr::Name => Some(g.name.as_str()),
+                GroupStr::Description => g.description.as_deref(),
+            };
+            let Some(actual) = actual else { return false };
+            match op {
+                Op::Eq => actual == value,
+                Op::Sw => actual.to_lowercase().starts_with(&value.to_lowercase()),
+                Op::Co => actual.to_lowercase().contains(&value.to_lowercase()),
+                Op::Gt | Op::Ge | Op::Lt | Op::Le => false,
             }
         }
+        GroupCmp::Date { attr, op, millis } => {
+            let secs = match attr {
+                GroupDate::Created => g.created,
+                GroupDate::LastUpdated => g.last_updated,
+                GroupDate::LastMembershipUpdated => g.last_membership_updated,
+            };
+            compare_date(secs, *op, *millis)
+        }
+    }
+}
+
+impl UserFilter {
+    /// Parses a `filter=` expression of `GET /api/v1/users` (see the module docs).
+    pub fn parse(input: &str) -> Result<UserFilter, FilterError> {
+        parse(input, false, user_cmp).map(UserFilter)
+    }
+
+    /// Whether `user` satisfies the expression (DEPROVISIONED users included: omitting them is
+    /// the listing's job, see [`UserFilter::names_status`]).
+    pub fn matches(&self, user: &OktaUser) -> bool {
+        self.0.eval(&|cmp| user_matches(cmp, user))
+    }
+
+    /// Whether the expression has a `status` condition anywhere. Without one, the users listing
+    /// omits DEPROVISIONED users, as Okta does by default.
+    pub fn names_status(&self) -> bool {
+        self.0.any(&|cmp| {
+            matches!(
+                cmp,
+                UserCmp::Eq {
+                    attr: UserStr::Status,
+                    ..
+                }
+            )
+        })
+    }
+}
+
+fn user_cmp(attr: &str, op: Op, value: String) -> Result<UserCmp, FilterError> {
+    if attr == "lastUpdated" {
+        if !op.is_ordering() {
+            return Err(FilterError(format!(
+                "operator {op:?} not supported for lastUpdated"
+            )));
+        }
+        let millis = parse_date(&value)?;
+        return Ok(UserCmp::LastUpdated { op, millis });
+    }
+    let attr = match attr {
+        "status" => UserStr::Status,
+        "id" => UserStr::Id,
+        "profile.login" => UserStr::Profile("login"),
+        "profile.email" => UserStr::Profile("email"),
+        "profile.firstName" => UserStr::Profile("firstName"),
+        "profile.lastName" => UserStr::Profile("lastName"),
+        _ => return Err(FilterError(format!("unsupported attribute {attr:?}"))),
+    };
+    if op != Op::Eq {
+        return Err(FilterError(format!(
+            "operator {op:?} not supported for {attr:?}"
+        )));
+    }
+    Ok(UserCmp::Eq { attr, value })
+}
+
+fn user_matches(cmp: &UserCmp, u: &OktaUser) -> bool {
+    match cmp {
+        UserCmp::Eq { attr, value } => match attr {
+            UserStr::Status => u.status == *value,
+            UserStr::Id => u.id == *value,
+            UserStr::Profile(key) => u.profile.get(*key).and_then(Value::as_str) == Some(value),
+        },
+        UserCmp::LastUpdated { op, millis } => compare_date(u.last_updated, *op, *millis),
     }
 }
 
@@ -197,32 +357,40 @@ pub(crate) fn tokenize(input: &str) -> Result<Vec<Token>, FilterError> {
     Ok(tokens)
 }
 
-struct Parser {
-    tokens: Vec<Token>,
-    pos: usize,
-    mode: Mode,
+/// Parses `input` with the shared grammar; `cmp` turns each `ATTR OP "value"` into a
+/// comparison or rejects it. `allow_not`: whether the `not` keyword is accepted.
+fn parse<C>(
+    input: &str,
+    allow_not: bool,
+    cmp: impl Fn(&str, Op, String) -> Result<C, FilterError>,
+) -> Result<Expr<C>, FilterError> {
+    let tokens = tokenize(input)?;
+    if tokens.is_empty() {
+        return Err(FilterError("empty expression".into()));
+    }
+    let mut parser = Parser {
+        tokens,
+        pos: 0,
+        allow_not,
+        cmp: &cmp,
+    };
+    let expr = parser.or_expr()?;
+    match parser.tokens.get(parser.pos) {
+        None => Ok(expr),
+        Some(t) => Err(FilterError(format!("unexpected {t:?}"))),
+    }
 }
 
-impl Parser {
-    fn new(input: &str, mode: Mode) -> Result<Parser, FilterError> {
-        Ok(Parser {
-            tokens: tokenize(input)?,
-            pos: 0,
-            mode,
-        })
-    }
+type CmpFn<'a, C> = &'a dyn Fn(&str, Op, String) -> Result<C, FilterError>;
 
-    fn parse_all(mut self) -> Result<Expr, FilterError> {
-        if self.tokens.is_empty() {
-            return Err(FilterError("empty expression".into()));
-        }
-        let expr = self.or_expr()?;
-        match self.tokens.get(self.pos) {
-            None => Ok(expr),
-            Some(t) => Err(FilterError(format!("unexpected {t:?}"))),
-        }
-    }
+struct Parser<'a, C> {
+    tokens: Vec<Token>,
+    pos: usize,
+    allow_not: bool,
+    cmp: CmpFn<'a, C>,
+}
 
+impl<C> Parser<'_, C> {
     fn peek_keyword(&self, keyword: &str) -> bool {
         matches!(self.tokens.get(self.pos), Some(Token::Word(w)) if w.eq_ignore_ascii_case(keyword))
     }
@@ -233,7 +401,7 @@ impl Parser {
         t
     }
 
-    fn or_expr(&mut self) -> Result<Expr, FilterError> {
+    fn or_expr(&mut self) -> Result<Expr<C>, FilterError> {
         let mut left = self.and_expr()?;
         while self.peek_keyword("or") {
             self.pos += 1;
@@ -242,7 +410,7 @@ impl Parser {
         Ok(left)
     }
 
-    fn and_expr(&mut self) -> Result<Expr, FilterError> {
+    fn and_expr(&mut self) -> Result<Expr<C>, FilterError> {
         let mut left = self.unary()?;
         while self.peek_keyword("and") {
             self.pos += 1;
@@ -251,8 +419,11 @@ impl Parser {
         Ok(left)
     }
 
-    fn unary(&mut self) -> Result<Expr, FilterError> {
+    fn unary(&mut self) -> Result<Expr<C>, FilterError> {
         if self.peek_keyword("not") {
+            if !self.allow_not {
+                return Err(FilterError("'not' is not supported here".into()));
+            }
             self.pos += 1;
             return Ok(Expr::Not(Box::new(self.unary()?)));
         }
@@ -269,7 +440,7 @@ impl Parser {
         }
     }
 
-    fn comparison(&mut self, attr: &str) -> Result<Expr, FilterError> {
+    fn comparison(&mut self, attr: &str) -> Result<Expr<C>, FilterError> {
         let op = match self.next() {
             Some(Token::Word(op)) => match op.to_ascii_lowercase().as_str() {
                 "eq" => Op::Eq,
@@ -277,8 +448,8 @@ impl Parser {
                 "ge" => Op::Ge,
                 "lt" => Op::Lt,
                 "le" => Op::Le,
-                "sw" if self.mode == Mode::Search => Op::Sw,
-                "co" if self.mode == Mode::Search => Op::Co,
+                "sw" => Op::Sw,
+                "co" => Op::Co,
                 _ => return Err(FilterError(format!("unsupported operator {op:?}"))),
             },
             other => return Err(FilterError(format!("expected an operator, got {other:?}"))),
@@ -291,37 +462,7 @@ impl Parser {
                 )));
             }
         };
-        let search = self.mode == Mode::Search;
-        let str_attr = match attr {
-            "id" => Some(StrAttr::Id),
-            "type" => Some(StrAttr::Type),
-            "profile.name" if search => Some(StrAttr::Name),
-            "profile.description" if search => Some(StrAttr::Description),
-            _ => None,
-        };
-        if let Some(attr) = str_attr {
-            let allowed = op == Op::Eq || (search && matches!(op, Op::Sw | Op::Co));
-            if !allowed {
-                return Err(FilterError(format!("operator not supported for {attr:?}")));
-            }
-            return Ok(Expr::Str { attr, op, value });
-        }
-        let date_attr = match attr {
-            "lastUpdated" => DateAttr::LastUpdated,
-            "lastMembershipUpdated" => DateAttr::LastMembershipUpdated,
-            "created" if search => DateAttr::Created,
-            _ => return Err(FilterError(format!("unsupported attribute {attr:?}"))),
-        };
-        if matches!(op, Op::Sw | Op::Co) {
-            return Err(FilterError("sw/co on a date".into()));
-        }
-        let millis = parse_iso_millis(&value)
-            .ok_or_else(|| FilterError(format!("invalid date {value:?}")))?;
-        Ok(Expr::Date {
-            attr: date_attr,
-            op,
-            millis,
-        })
+        (self.cmp)(attr, op, value).map(Expr::Cmp)
     }
 }
 
