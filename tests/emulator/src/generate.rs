@@ -551,6 +551,68 @@ mod tests {
     }
 
     #[test]
+    fn users_have_stable_past_dates() {
+        let org = org(&spec(true));
+        for user in org.users.values() {
+            assert!(user.created < BASE && user.last_updated >= user.created);
+            assert!(user.last_updated < BASE + 60 * DAY);
+            assert_eq!(user.status_changed.is_none(), user.status == "STAGED");
+        }
+        let again = super::org(&spec(true));
+        let dates = |o: &OktaOrg| -> Vec<(i64, i64, Option<i64>)> {
+            o.users
+                .values()
+                .map(|u| (u.created, u.last_updated, u.status_changed))
+                .collect()
+        };
+        assert_eq!(dates(&org), dates(&again));
+    }
+
+    #[test]
+    fn deactivate_share_is_deterministic_and_keeps_memberships() {
+        let before = org(&spec(true));
+        let mut a = before.clone();
+        let done = deactivate_share(&mut a, 2.0, 5);
+        let mut b = before.clone();
+        assert_eq!(deactivate_share(&mut b, 2.0, 5), done);
+        let active = before
+            .users
+            .values()
+            .filter(|u| u.status == "ACTIVE")
+            .count();
+        // Everyone holds every user, so every ACTIVE user is a candidate.
+        assert_eq!(done.users.len(), (active as f64 * 0.02).round() as usize);
+        assert!(done.users.windows(2).all(|w| w[0] < w[1]), "sorted");
+        for id in &done.users {
+            assert_eq!(before.users[id].status, "ACTIVE");
+            assert_eq!(a.users[id].status, "DEPROVISIONED");
+        }
+        let groups: BTreeSet<&str> = done
+            .users
+            .iter()
+            .flat_map(|u| a.groups_of(u))
+            .map(|g| g.id.as_str())
+            .collect();
+        assert_eq!(done.groups, groups.len());
+        for (id, group) in &before.groups {
+            assert_eq!(a.groups[id].members, group.members);
+            assert_eq!(
+                a.groups[id].last_membership_updated,
+                group.last_membership_updated
+            );
+        }
+        assert_ne!(deactivate_share(&mut before.clone(), 2.0, 6), done);
+        assert_eq!(
+            deactivate_share(&mut before.clone(), 0.0, 5),
+            Deactivation::default()
+        );
+        // Users in no group are never picked.
+        let mut lonely = OktaOrg::default();
+        lonely.add_user("u", "ACTIVE", None, "u@example.test");
+        assert!(deactivate_share(&mut lonely, 100.0, 1).users.is_empty());
+    }
+
+    #[test]
     fn churn_is_deterministic_real_and_bounded() {
         let spec = OrgSpec {
             seed: 3,

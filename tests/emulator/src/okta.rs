@@ -2459,6 +2459,84 @@ mod tests {
     }
 
     #[test]
+    fn user_changes_move_last_updated_only() {
+        let mut org = OktaOrg::default();
+        let user = org.add_user("u", "STAGED", Some("u@example.test"), "u@example.test");
+        assert!(user.created > 0 && user.last_updated == user.created);
+        assert_eq!(user.status_changed, None, "never activated");
+        org.add_group("g", "G", "OKTA_GROUP");
+        org.add_member("g", "u");
+        let reset = |org: &mut OktaOrg| {
+            let user = org.users.get_mut("u").expect("user");
+            user.last_updated = 5;
+            user.status_changed = user.status_changed.map(|_| 5);
+            org.groups
+                .get_mut("g")
+                .expect("group")
+                .last_membership_updated = 5;
+        };
+        let dates = |org: &OktaOrg| {
+            let user = &org.users["u"];
+            (
+                user.last_updated,
+                user.status_changed,
+                org.groups["g"].last_membership_updated,
+            )
+        };
+
+        reset(&mut org);
+        assert!(org.set_user_email("u", Some("new@example.test")));
+        let (updated, status_changed, membership) = dates(&org);
+        assert!(updated > 5);
+        assert_eq!((status_changed, membership), (None, 5));
+
+        reset(&mut org);
+        assert!(
+            !org.set_user_email("u", Some("new@example.test")),
+            "same value"
+        );
+        assert_eq!(dates(&org), (5, None, 5));
+        assert!(org.touch_user("u"));
+        assert!(dates(&org).0 > 5);
+        assert!(!org.touch_user("nobody"));
+
+        reset(&mut org);
+        assert!(
+            org.deactivate_user("u").is_ok(),
+            "STAGED can be deactivated"
+        );
+        let (updated, status_changed, membership) = dates(&org);
+        assert!(updated > 5 && status_changed == Some(updated));
+        assert_eq!(membership, 5);
+        assert!(org.groups["g"].members.contains("u"), "memberships kept");
+        assert_eq!(org.touch_all_users(), 1);
+    }
+
+    #[test]
+    fn lifecycle_helpers_follow_okta_transitions() {
+        let mut org = OktaOrg::default();
+        org.add_user("u", "ACTIVE", None, "u@example.test");
+        let status = |org: &OktaOrg| org.users["u"].status.clone();
+        assert!(org.unsuspend_user("u").is_err());
+        assert!(org.reactivate_user("u").is_err());
+        assert!(org.unlock_user("u").is_err());
+        assert_eq!(org.suspend_user("u"), Ok(()));
+        assert_eq!(status(&org), "SUSPENDED");
+        assert!(org.suspend_user("u").is_err());
+        assert_eq!(org.unsuspend_user("u"), Ok(()));
+        assert_eq!(org.deactivate_user("u"), Ok(()));
+        let reason = org.deactivate_user("u").expect_err("already deactivated");
+        assert!(reason.contains("DEPROVISIONED"), "{reason}");
+        assert!(org.suspend_user("u").is_err());
+        assert_eq!(org.reactivate_user("u"), Ok(()));
+        assert_eq!(status(&org), "ACTIVE");
+        org.set_user_status("u", "LOCKED_OUT");
+        assert_eq!(org.unlock_user("u"), Ok(()));
+        assert_eq!(status(&org), "ACTIVE");
+        assert!(org.suspend_user("nobody").is_err());
+    }
+
+    #[test]
     fn membership_changes_bump_the_date() {
         let mut org = OktaOrg::default();
         org.add_group("g", "G", "OKTA_GROUP")

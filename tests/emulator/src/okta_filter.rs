@@ -556,6 +556,88 @@ mod tests {
         }
     }
 
+    fn user(id: &str, status: &str, last_updated: i64) -> OktaUser {
+        let mut profile = serde_json::Map::new();
+        profile.insert("login".into(), format!("{id}@example.test").into());
+        profile.insert("email".into(), format!("{id}@example.test").into());
+        profile.insert("firstName".into(), "Ana".into());
+        OktaUser {
+            id: id.into(),
+            status: status.into(),
+            profile,
+            last_updated,
+            ..OktaUser::default()
+        }
+    }
+
+    fn user_ok(filter: &str) -> UserFilter {
+        UserFilter::parse(filter).expect(filter)
+    }
+
+    #[test]
+    fn user_filters_match_status_profile_and_dates() {
+        let u = user("a", "ACTIVE", JAN1 + 1);
+        assert!(user_ok(r#"status eq "ACTIVE""#).matches(&u));
+        assert!(
+            !user_ok(r#"status eq "active""#).matches(&u),
+            "values are case-sensitive"
+        );
+        assert!(user_ok(r#"profile.email eq "a@example.test""#).matches(&u));
+        assert!(user_ok(r#"profile.login EQ "a@example.test""#).matches(&u));
+        assert!(user_ok(r#"profile.firstName eq "Ana""#).matches(&u));
+        assert!(
+            !user_ok(r#"profile.lastName eq "Ana""#).matches(&u),
+            "absent"
+        );
+        assert!(user_ok(r#"id eq "a""#).matches(&u));
+        assert!(user_ok(r#"lastUpdated gt "2024-01-01T00:00:00.000Z""#).matches(&u));
+        assert!(user_ok(r#"lastUpdated gt "2024-01-01T00:00:00.999Z""#).matches(&u));
+        assert!(!user_ok(r#"lastUpdated gt "2024-01-01T00:00:01Z""#).matches(&u));
+        assert!(user_ok(r#"lastUpdated ge "2024-01-01T00:00:01Z""#).matches(&u));
+        assert!(user_ok(r#"lastUpdated le "2024-01-01T00:00:01Z""#).matches(&u));
+        assert!(user_ok(r#"lastUpdated lt "2024-01-01T00:00:02.000Z""#).matches(&u));
+        assert!(user_ok(r#"lastUpdated eq "2024-01-01T00:00:01.000Z""#).matches(&u));
+        let f = user_ok(
+            r#"(status eq "ACTIVE" or status eq "DEPROVISIONED") and lastUpdated gt "2024-01-01T00:00:00.000Z""#,
+        );
+        assert!(f.matches(&u));
+        assert!(f.matches(&user("b", "DEPROVISIONED", JAN1 + 1)));
+        assert!(!f.matches(&user("c", "SUSPENDED", JAN1 + 1)));
+        assert!(!f.matches(&user("d", "ACTIVE", JAN1)));
+    }
+
+    #[test]
+    fn user_filters_know_whether_they_name_status() {
+        assert!(user_ok(r#"status eq "ACTIVE""#).names_status());
+        assert!(
+            user_ok(r#"lastUpdated gt "2024-01-01T00:00:00Z" and (id eq "a" or status eq "X")"#)
+                .names_status()
+        );
+        assert!(!user_ok(r#"lastUpdated gt "2024-01-01T00:00:00Z""#).names_status());
+        assert!(!user_ok(r#"profile.login eq "status""#).names_status());
+    }
+
+    #[test]
+    fn user_filters_reject_what_okta_rejects() {
+        for bad in [
+            "",
+            r#"status sw "A""#,
+            r#"profile.login co "a""#,
+            r#"status gt "A""#,
+            r#"profile.email lt "a""#,
+            r#"lastUpdated sw "2024-01-01T00:00:00Z""#,
+            r#"lastUpdated gt "2024-01-01""#,
+            r#"created gt "2024-01-01T00:00:00Z""#,
+            r#"type eq "OKTA_GROUP""#,
+            r#"profile.department eq "x""#,
+            r#"not status eq "ACTIVE""#,
+            r#"status eq "ACTIVE" or"#,
+            r#"status ne "ACTIVE""#,
+        ] {
+            assert!(UserFilter::parse(bad).is_err(), "accepted {bad:?}");
+        }
+    }
+
     #[test]
     fn search_accepts_profile_attributes() {
         let f = GroupFilter::parse_search(

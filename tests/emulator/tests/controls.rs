@@ -267,6 +267,8 @@ async fn binary_takes_the_benchmark_flags() {
             "30",
             "--okta-background-rps",
             "5",
+            "--okta-users-rate-limit",
+            "33",
         ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -325,6 +327,22 @@ async fn binary_takes_the_benchmark_flags() {
         churn.json()["groups"]
             .as_array()
             .is_some_and(|g| !g.is_empty())
+    );
+
+    let users = get(&format!("{okta}/api/v1/users"), &[("authorization", &auth)]).await;
+    assert_eq!(users.status, 200);
+    assert_eq!(users.header_num("x-rate-limit-limit"), 33);
+    let touched = post(&format!("{okta}/_emulator/touch-users"), &json!({})).await;
+    assert_eq!(touched.json(), json!({ "touched": 300 }));
+    let deactivated = post(
+        &format!("{okta}/_emulator/deactivate"),
+        &json!({ "percent": 1.0, "seed": 2 }),
+    )
+    .await;
+    assert_eq!(deactivated.status, 200);
+    assert_eq!(
+        deactivated.json()["users"].as_array().map(Vec::len),
+        Some(3)
     );
 
     drop(child.stdin.take());
