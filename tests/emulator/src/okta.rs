@@ -79,9 +79,11 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
 
 /// An Okta user as the emulator stores it.
 ///
-/// NB: Okta moves `lastUpdated` on every status or profile change (and on a profile rewrite
-/// with the same values), but a group's `lastMembershipUpdated` does not move when one of its
-/// members changes; only `GET /api/v1/users?filter=lastUpdated gt ...` sees those changes.
+/// NB: Okta moves `lastUpdated` on every status or profile change, but a group's
+/// `lastMembershipUpdated` does not move when one of its members changes; only
+/// `GET /api/v1/users?filter=lastUpdated gt ...` sees those changes. An HR import that rewrites
+/// profiles with the same values can move `lastUpdated` of many users at once
+/// ([`OktaOrg::touch_user`] models it).
 #[derive(Clone, Debug, Default)]
 pub struct OktaUser {
     /// `00u...`, 20 characters.
