@@ -645,6 +645,22 @@ async fn check_config(config: &Config) -> anyhow::Result<Exit> {
         }
     }
 
+    // Every incremental pass lists the users updated since the last one (status and email
+    // changes do not show as membership changes).
+    match source.check_users().await {
+        Ok(_) => println!("okta users: ok (users listing readable)"),
+        Err(e) => {
+            println!("okta users: FAILED: {}", crate::engine::error_chain(&e));
+            if matches!(e, SourceError::OAuth(_))
+                || matches!(e.kind(), "unauthorized" | "forbidden" | "bad_request")
+            {
+                misconfigured.push(e.to_string());
+            } else {
+                ok = false;
+            }
+        }
+    }
+
     if config.okta.events.enabled {
         use crate::source::events::{ChangeFeed, FeedSettings, OktaChangeFeed};
         let feed = OktaChangeFeed::new(

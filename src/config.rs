@@ -360,9 +360,14 @@ pub struct SafetyConfig {
     /// memberships.
     #[serde(default = "default_max_removals_percent")]
     pub max_member_removals_percent: f64,
-    /// A managed group that Okta now reports empty is suspicious: its removals need approval.
+    /// A managed group that Okta suddenly lists no users for (while it had at least
+    /// `empty_group_min_members`) is suspicious: its removals, and only its, need approval. A
+    /// group whose members were deactivated is not (Okta still lists them).
     #[serde(default = "default_true")]
     pub block_empty_groups: bool,
+    /// See `block_empty_groups`: a group that had fewer members may become empty freely.
+    #[serde(default = "default_empty_group_min_members")]
+    pub empty_group_min_members: usize,
     /// When Okta lists this many percent fewer in-scope groups than are managed, every deletion
     /// needs approval (a filter typo or a partial outage looks like a mass deletion).
     #[serde(default = "default_max_count_drop")]
@@ -376,11 +381,15 @@ impl Default for SafetyConfig {
             max_group_deletes_percent: default_max_deletes_percent(),
             max_member_removals_percent: default_max_removals_percent(),
             block_empty_groups: true,
+            empty_group_min_members: default_empty_group_min_members(),
             max_group_count_drop_percent: default_max_count_drop(),
         }
     }
 }
 
+fn default_empty_group_min_members() -> usize {
+    2
+}
 fn default_max_deletes() -> usize {
     10
 }
@@ -628,7 +637,7 @@ fn default_max_retry_wait() -> Duration {
     Duration::from_secs(90)
 }
 fn default_okta_scopes() -> Vec<String> {
-    vec!["okta.groups.read".to_owned()]
+    vec!["okta.groups.read".to_owned(), "okta.users.read".to_owned()]
 }
 fn default_include() -> Vec<String> {
     vec!["*".to_owned()]
@@ -883,11 +892,21 @@ impl Config {
                     format!("{bad:?} is not a scope name"),
                 ));
             }
-            if !o.scopes.iter().any(|s| s == "okta.groups.read") {
-                return Err(ConfigError::key(
-                    "okta.scopes",
-                    "must include \"okta.groups.read\" (listing groups and members needs it)",
-                ));
+            for (scope, why) in [
+                ("okta.groups.read", "listing groups and members needs it"),
+                (
+                    "okta.users.read",
+                    "every pass lists the users whose status or email changed",
+                ),
+            ] {
+                if !o.scopes.iter().any(|s| s == scope) {
+                    return Err(ConfigError::key(
+                        "okta.scopes",
+                        format!(
+                            "must include {scope:?} ({why}); grant it on the app's \"Okta API Scopes\" tab"
+                        ),
+                    ));
+                }
             }
         }
         self.validate_events()?;
@@ -1578,7 +1597,7 @@ mod tests {
     fn okta_auth_defaults_to_ssws_and_oauth_keys_have_defaults() {
         let c = parse(MINIMAL).expect("parses");
         assert_eq!(c.okta.auth, OktaAuthMode::Ssws);
-        assert_eq!(c.okta.scopes, vec!["okta.groups.read"]);
+        assert_eq!(c.okta.scopes, vec!["okta.groups.read", "okta.users.read"]);
         assert!(c.okta.dpop);
         assert_eq!(
             (c.okta.client_id.as_ref(), c.okta.key_id.as_ref()),
@@ -1697,20 +1716,17 @@ mod tests {
     }
 
     #[test]
-    fn events_with_oauth_need_the_logs_and_users_scopes() {
+    fn events_with_oauth_need_the_logs_scope_too() {
         let oauth = MINIMAL.replace(
             "api_token = \"00secret\"",
             "auth = \"oauth\"\nclient_id = \"0oa1\"\nprivate_key_file = \"/run/k.pem\"",
         );
-        parse(&oauth).expect("events off: okta.groups.read is enough");
+        parse(&oauth).expect("events off: the default scopes are enough");
         let err = parse(&format!("{oauth}\n[okta.events]\nenabled = true\n"))
             .expect_err("missing scopes")
             .to_string();
         assert!(err.contains("okta.scopes"), "{err}");
-        assert!(
-            err.contains("okta.logs.read") && err.contains("okta.users.read"),
-            "{err}"
-        );
+        assert!(err.contains("okta.logs.read"), "{err}");
         let some = oauth.replace(
             "private_key_file = \"/run/k.pem\"",
             "private_key_file = \"/run/k.pem\"\nscopes = [\"okta.groups.read\", \"okta.logs.read\"]",

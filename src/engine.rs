@@ -24,7 +24,9 @@ use crate::plan::{self, Change, Plan, Policy, ReadMark, Rules, Snapshot};
 use crate::sink::{DeleteOutcome, GroupSink, GroupState, SinkError};
 use crate::source::MemberRead;
 use crate::source::{DirectorySource, OktaGroup, SourceError};
-use crate::store::{AppliedPut, RunId, RunRecord, RunStart, SnapshotStore, StoreError};
+use crate::store::{
+    AppliedPut, RunId, RunRecord, RunStart, SnapshotStore, StoreError, UsersMode, UsersWrite,
+};
 use crate::trace::{self, Trace, Tracer};
 use sha2::{Digest, Sha256};
 
@@ -206,9 +208,67 @@ pub struct RunReport {
     pub users_removed: usize,
     pub failures: Vec<Failure>,
     pub plan: Plan,
+    /// How this pass checked users' status and id changes.
+    pub users: UserCheck,
+    /// When the next full member read is due (incremental passes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_full_read_at: Option<DateTime<Utc>>,
     /// Step by step, for a one-group pass.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace: Option<Trace>,
+}
+
+/// How a pass found users whose status or id attribute changed (which Okta does not report
+/// as a membership change).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserCheckHow {
+    /// Every group's members were read.
+    FullRead,
+    /// Okta's users listing, for the users updated since the last pass.
+    Listing,
+    /// Not checked (the pass stopped before, or was limited to some groups).
+    #[default]
+    NotChecked,
+}
+
+/// What a pass learnt of users' status and id changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct UserCheck {
+    pub how: UserCheckHow,
+    /// Users Okta listed as updated since the last pass.
+    pub users_listed: usize,
+    /// Of those, users whose effective Q identity changed (status, id attribute).
+    pub users_changed: usize,
+    /// Groups read again because of them.
+    pub groups_affected: usize,
+    /// What could not be checked, when something could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl UserCheck {
+    fn full_read() -> UserCheck {
+        UserCheck {
+            how: UserCheckHow::FullRead,
+            ..UserCheck::default()
+        }
+    }
+
+    fn not_checked(why: &str) -> UserCheck {
+        UserCheck {
+            error: Some(why.to_owned()),
+            ..UserCheck::default()
+        }
+    }
+
+    fn failed(error: String) -> UserCheck {
+        UserCheck {
+            how: UserCheckHow::Listing,
+            error: Some(error),
+            ..UserCheck::default()
+        }
+    }
 }
 
 impl RunReport {
@@ -233,6 +293,8 @@ impl RunReport {
             users_removed: 0,
             failures: Vec::new(),
             plan: Plan::default(),
+            users: UserCheck::default(),
+            next_full_read_at: None,
             trace: None,
         }
     }
@@ -547,36 +609,56 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
             }
         };
         // Incremental reads: a group whose lastMembershipUpdated has not moved since the read
-        // its snapshot members come from keeps them; a full read runs every `full_every`.
-        let full =
-            request.full || request.limited() || self.full_read_due(report.started_at).await?;
-        let mut to_read: Vec<&OktaGroup> = Vec::new();
-        let mut reused: BTreeMap<String, GroupRead> = BTreeMap::new();
-        for g in &groups {
-            let Scope::In(q_name) = self.settings.rules.scope(g) else {
-                continue;
-            };
-            let current = snapshot.groups.get(&q_name).filter(|have| {
-                !full
-                    && !have.unconfirmed
-                    && have.okta_id.as_str() == g.id
-                    && have
-                        .read
-                        .zip(g.last_membership_updated)
-                        .is_some_and(|(mark, lmu)| mark.still_current(lmu, self.settings.overlap))
+        // its snapshot members come from keeps them, unless a member's status or id attribute
+        // changed since (Okta does not move lastMembershipUpdated for those); a full read runs
+        // every `full_every`, and whenever the snapshot has no record of user changes yet.
+        let users_checked_at = self.store.users_checked_at().await?;
+        let full_read_at = self.store.full_read_at().await?;
+        let full_read_due = full_read_at.is_none_or(|at| {
+            (report.started_at - at).to_std().unwrap_or_default() >= self.settings.full_every
+        });
+        let full = request.full || request.limited() || users_checked_at.is_none() || full_read_due;
+        if !full {
+            report.next_full_read_at = full_read_at.and_then(|at| {
+                chrono::TimeDelta::from_std(self.settings.full_every)
+                    .ok()
+                    .and_then(|every| at.checked_add_signed(every))
             });
-            match current {
-                Some(have) => {
-                    reused.insert(g.id.clone(), GroupRead::Unchanged(have.members.clone()));
-                }
-                None => to_read.push(g),
-            }
         }
+        let mut stale = BTreeSet::new();
+        report.users = if request.limited() {
+            UserCheck::not_checked("a pass limited to some groups reads them in full")
+        } else if full {
+            UserCheck::full_read()
+        } else {
+            let since = users_checked_at.unwrap_or(report.started_at);
+            let check = tokio::select! {
+                check = self.user_changes(&groups, &snapshot, since, mode, report.started_at, tracer) => check?,
+                _ = cancel.cancelled() => return Err(Error::Interrupted),
+            };
+            stale = check.1;
+            check.0
+        };
+        let choice = plan::reads::choose(
+            &groups,
+            &self.settings.rules,
+            &snapshot,
+            full,
+            self.settings.overlap,
+            &stale,
+        );
+        let to_read = choice.read;
+        let mut reused: BTreeMap<String, GroupRead> = choice
+            .unchanged
+            .into_iter()
+            .map(|(id, members)| (id, GroupRead::Unchanged(members)))
+            .collect();
         info!(
             listed = groups.len(),
             to_read = to_read.len(),
             unchanged = reused.len(),
             full,
+            users_changed = report.users.users_changed,
             "listed Okta groups"
         );
         report.groups_read = to_read.len();
@@ -605,7 +687,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         // What this pass's reads are worth for the next one.
         let marks: BTreeMap<GroupName, ReadMark> = to_read
             .iter()
-            .filter(|g| matches!(reads.get(&g.id), Some(GroupRead::Mapped(_))))
+            .filter(|g| matches!(reads.get(&g.id), Some(GroupRead::Mapped { .. })))
             .filter_map(|g| {
                 let Scope::In(name) = self.settings.rules.scope(g) else {
                     return None;
@@ -622,6 +704,15 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
             .collect();
         reads.append(&mut reused);
         metrics::phase("okta_read", read_timer.elapsed());
+        let unread = reads
+            .values()
+            .filter(|r| matches!(r, GroupRead::Failed { .. }))
+            .count();
+        if mode == Mode::Apply {
+            let complete = full && !request.limited() && unread == 0;
+            self.record_seen_users(&mapper, complete, report.started_at)
+                .await?;
+        }
         let plan_timer = Instant::now();
         let desired = plan::select::desired_with(&groups, &self.settings.rules, reads, mapper);
         let plan = plan::plan(&desired, &snapshot, &self.settings.policy);
@@ -679,6 +770,22 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         if tracer.is_some() {
             trace_plan(tracer, &plan);
         }
+        let mut plan = plan;
+        plan.unchecked = if request.limited() {
+            Some(format!(
+                "groups other than {} (this pass was limited to them)",
+                report.group.as_deref().unwrap_or("the named ones")
+            ))
+        } else {
+            report
+                .users
+                .error
+                .as_ref()
+                .map(|what| match report.next_full_read_at {
+                    Some(at) => format!("{what}; the next full read is due at {}", at.to_rfc3339()),
+                    None => what.clone(),
+                })
+        };
         report.plan = plan;
         if mode == Mode::Plan {
             report.outcome = self.outcome_of(report);
@@ -700,6 +807,28 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         if let Some(held) = &report.plan.held {
             marks.retain(|name, _| !held.removals.contains_key(name));
         }
+        // Until its write is recorded, a group with a change is read again by every pass: a
+        // failed, unconfirmed, interrupted or held write must not leave it looking current
+        // (a change from a user's status or id does not move its lastMembershipUpdated).
+        let pending: Vec<GroupName> = report
+            .plan
+            .changes
+            .iter()
+            .filter(|c| matches!(c, Change::Put { .. }))
+            .map(|c| c.group().clone())
+            .chain(
+                report
+                    .plan
+                    .held
+                    .iter()
+                    .flat_map(|h| h.removals.keys().cloned()),
+            )
+            .chain(report.plan.issues.iter().map(|i| GroupName::new(&i.group)))
+            .filter(|name| snapshot.groups.get(name).is_some_and(|g| g.read.is_some()))
+            .collect();
+        self.store
+            .record_users(&UsersWrite::invalidate(&pending))
+            .await?;
         let apply_timer = Instant::now();
         let stopped = self.apply(report, progress, cancel, &marks, tracer).await;
         metrics::phase("apply", apply_timer.elapsed());
@@ -736,12 +865,157 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         stopped
     }
 
-    /// Whether the last full member read is older than `full_every` (or never happened).
-    async fn full_read_due(&self, now: DateTime<Utc>) -> Result<bool, Error> {
-        Ok(match self.store.full_read_at().await? {
-            None => true,
-            Some(at) => (now - at).to_std().unwrap_or_default() >= self.settings.full_every,
-        })
+    /// Finds the users whose status or id attribute changed since `since` in a way that matters
+    /// to Q (see [`plan::reads`]) and the groups that must be read again because of them. In
+    /// [`Mode::Apply`] it records, in one transaction, the users' new identities, those groups'
+    /// read marks cleared, and (when every change was resolved) that user changes up to this
+    /// pass are reflected: from then on a failed read or write of those groups cannot hide the
+    /// change, because they stay unread until their write is recorded.
+    async fn user_changes(
+        &self,
+        groups: &[OktaGroup],
+        snapshot: &Snapshot,
+        since: DateTime<Utc>,
+        mode: Mode,
+        started_at: DateTime<Utc>,
+        tracer: Option<&Tracer>,
+    ) -> Result<(UserCheck, BTreeSet<GroupName>), Error> {
+        let rules = &self.settings.rules;
+        let from = since - self.settings.overlap;
+        let listed = match self.source.list_users_updated_since(from).await {
+            Ok(listed) => listed,
+            Err(e) if e.is_fatal() => return Err(Error::Okta(e)),
+            Err(e) => {
+                warn!(kind = e.kind(), error = %e, "could not list the Okta users updated since the last pass");
+                return Ok((
+                    UserCheck::failed(format!(
+                        "user status and id changes (Okta's users listing failed: {e}); the next pass retries"
+                    )),
+                    BTreeSet::new(),
+                ));
+            }
+        };
+        let ids: Vec<String> = listed.iter().map(|u| u.id.clone()).collect();
+        let known = self.store.known_users(&ids).await?;
+        let changes = plan::reads::user_changes(rules, &listed, &known);
+        drop(known);
+        let mut stale = plan::reads::holding(snapshot, &changes);
+        // A user who was left out is in no recorded member list: Okta says which groups they
+        // are in. Looked up a few at a time; one that fails is retried by the next pass.
+        let lookups: Vec<&plan::reads::UserChange> =
+            changes.iter().filter(|c| c.needs_lookup()).collect();
+        let mut unresolved: BTreeSet<String> = BTreeSet::new();
+        let mut pending = lookups.iter();
+        let mut in_flight = FuturesUnordered::new();
+        let limit = self.settings.read_concurrency.max(1);
+        loop {
+            while in_flight.len() < limit {
+                match pending.next() {
+                    Some(c) => in_flight.push(self.user_groups(c.okta_id.clone())),
+                    None => break,
+                }
+            }
+            let Some((user, result)) = in_flight.next().await else {
+                break;
+            };
+            match result {
+                Ok(ids) => {
+                    let ids: BTreeSet<String> = ids.into_iter().collect();
+                    stale.extend(plan::reads::names_of(&ids, groups, rules, snapshot));
+                }
+                Err(e) if e.is_fatal() => return Err(Error::Okta(e)),
+                Err(e) => {
+                    warn!(okta_user = %user, kind = e.kind(), error = %e, "could not read a user's groups");
+                    unresolved.insert(user);
+                }
+            }
+        }
+        let resolved: Vec<(String, plan::reads::KnownUser)> = changes
+            .iter()
+            .filter(|c| !unresolved.contains(c.okta_id.as_str()))
+            .map(|c| (c.okta_id.clone(), c.after.clone()))
+            .collect();
+        if mode == Mode::Apply {
+            let invalidate: Vec<GroupName> = stale
+                .iter()
+                .filter(|name| snapshot.groups.contains_key(*name))
+                .cloned()
+                .collect();
+            self.store
+                .record_users(&UsersWrite {
+                    mode: UsersMode::Upsert,
+                    users: &resolved,
+                    invalidate: &invalidate,
+                    checked_at: unresolved.is_empty().then_some(started_at),
+                })
+                .await?;
+        }
+        info!(
+            users_listed = listed.len(),
+            users_changed = changes.len(),
+            groups_affected = stale.len(),
+            unresolved = unresolved.len(),
+            "checked Okta users updated since the last pass"
+        );
+        trace::step(tracer, "users", || {
+            format!(
+                "{} Okta user(s) updated since {}; {} changed status or id, touching {} group(s)",
+                listed.len(),
+                from.to_rfc3339(),
+                changes.len(),
+                stale.len()
+            )
+        });
+        let mut check = UserCheck {
+            how: UserCheckHow::Listing,
+            users_listed: listed.len(),
+            users_changed: changes.len(),
+            groups_affected: stale.len(),
+            error: None,
+        };
+        if !unresolved.is_empty() {
+            check.error = Some(format!(
+                "the groups of {} user(s) who became eligible (Okta's lookups failed); the next pass retries",
+                unresolved.len()
+            ));
+        }
+        Ok((check, stale))
+    }
+
+    /// The groups of one user, with the user's id.
+    async fn user_groups(&self, user: String) -> (String, Result<Vec<String>, SourceError>) {
+        let result = self.source.groups_of_user(&user).await;
+        (user, result)
+    }
+
+    /// Records the identity of every Okta user this pass's reads decided. After a complete full
+    /// read every group reflects these decisions, so they replace the record (and user changes
+    /// up to this pass are reflected); otherwise only users not known yet are added, because
+    /// the groups not read this pass were written with the recorded identity, and a change the
+    /// next users listing must still find would otherwise be recorded as already seen.
+    async fn record_seen_users(
+        &self,
+        mapper: &Mapper<'_>,
+        complete: bool,
+        started_at: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let users: Vec<(String, plan::reads::KnownUser)> = mapper
+            .decisions()
+            .map(|(id, q)| (id.to_owned(), q.map(|q| q.as_str().to_owned())))
+            .collect();
+        self.store
+            .record_users(&UsersWrite {
+                mode: if complete {
+                    UsersMode::Replace
+                } else {
+                    UsersMode::InsertNew
+                },
+                users: &users,
+                invalidate: &[],
+                checked_at: complete.then_some(started_at),
+            })
+            .await?;
+        Ok(())
     }
 
     fn outcome_of(&self, report: &RunReport) -> Outcome {
@@ -866,7 +1140,10 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
                             mapped.len()
                         )
                     });
-                    GroupRead::Mapped(mapped)
+                    GroupRead::Mapped {
+                        members: mapped,
+                        okta_members: members.len(),
+                    }
                 }
                 Ok(gone @ MemberRead::GroupGone) => GroupRead::Read(gone),
                 Err(e) if e.is_fatal() => return Err(Error::Okta(e)),

@@ -7,6 +7,7 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use crate::clock::Clock;
 use crate::model::{GroupName, Members, OktaGroupId};
+use crate::plan::reads::KnownUser;
 use crate::plan::safety::Held;
 use crate::plan::{Snapshot, SnapshotGroup};
 use crate::sink::{DeleteOutcome, GroupSink, GroupState, SinkError, SinkErrorKind};
@@ -14,7 +15,10 @@ use crate::source::{
     ChangeEvent, ChangeFeed, DirectorySource, FeedPage, GroupType, MemberRead, OktaGroup,
     OktaMember, SourceError,
 };
-use crate::store::{AppliedPut, HeldRecord, RunId, RunRecord, RunStart, SnapshotStore, StoreError};
+use crate::store::{
+    AppliedPut, HeldRecord, RunId, RunRecord, RunStart, SnapshotStore, StoreError, UsersMode,
+    UsersWrite,
+};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -49,6 +53,12 @@ pub struct MemSource {
     pub member_reads: Mutex<usize>,
     /// lastMembershipUpdated per group, bumped by `set_members` (default: a day before the clock).
     pub updated: Mutex<BTreeMap<String, DateTime<Utc>>>,
+    /// lastUpdated per user, set to the clock's time by `set_user` (default: a week before).
+    pub user_updated: Mutex<BTreeMap<String, DateTime<Utc>>>,
+    /// The users listing fails (503) while set.
+    pub users_list_fails: Mutex<bool>,
+    /// Users listings and user-group lookups served.
+    pub user_reads: Mutex<usize>,
 }
 
 impl MemSource {
@@ -75,6 +85,25 @@ impl MemSource {
         lock(&self.updated).insert(id.into(), FixedClock.now() - chrono::TimeDelta::hours(1));
         if let Some(g) = lock(&self.groups).get_mut(id) {
             g.1 = members.iter().map(|m| m.to_string()).collect();
+        }
+    }
+
+    /// Changes a user's status or email as Okta does: its `lastUpdated` moves, its groups'
+    /// `lastMembershipUpdated` does not.
+    pub fn set_user(&self, id: &str, status: &str, email: Option<&str>) {
+        lock(&self.user_updated).insert(id.into(), FixedClock.now());
+        lock(&self.users).insert(id.into(), (status.into(), email.map(Into::into)));
+    }
+
+    fn member(&self, id: &str) -> OktaMember {
+        let (status, email) = lock(&self.users)
+            .get(id)
+            .cloned()
+            .unwrap_or(("ACTIVE".into(), None));
+        OktaMember {
+            id: id.to_owned(),
+            status,
+            attribute: email,
         }
     }
 
@@ -132,20 +161,41 @@ impl DirectorySource for MemSource {
         let Some((_, members)) = groups.get(group_id) else {
             return Ok(MemberRead::GroupGone);
         };
-        let users = lock(&self.users);
+        let members: Vec<String> = members.iter().cloned().collect();
+        drop(groups);
         Ok(MemberRead::Members(
-            members
-                .iter()
-                .map(|id| {
-                    let (status, email) = users.get(id).cloned().unwrap_or(("ACTIVE".into(), None));
-                    OktaMember {
-                        id: id.clone(),
-                        status,
-                        attribute: email,
-                    }
-                })
-                .collect(),
+            members.iter().map(|id| self.member(id)).collect(),
         ))
+    }
+
+    async fn list_users_updated_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<OktaMember>, SourceError> {
+        *lock(&self.user_reads) += 1;
+        if *lock(&self.users_list_fails) {
+            return Err(SourceError::Server {
+                path: "/api/v1/users".into(),
+                status: 503,
+            });
+        }
+        let week_ago = FixedClock.now() - chrono::TimeDelta::days(7);
+        let ids: Vec<String> = lock(&self.users).keys().cloned().collect();
+        let updated = lock(&self.user_updated).clone();
+        Ok(ids
+            .iter()
+            .filter(|id| updated.get(*id).copied().unwrap_or(week_ago) > since)
+            .map(|id| self.member(id))
+            .collect())
+    }
+
+    async fn groups_of_user(&self, user_id: &str) -> Result<Vec<String>, SourceError> {
+        *lock(&self.user_reads) += 1;
+        Ok(lock(&self.groups)
+            .iter()
+            .filter(|(_, (_, members))| members.contains(user_id))
+            .map(|(id, _)| id.clone())
+            .collect())
     }
 }
 
@@ -260,6 +310,9 @@ pub struct MemStore {
     pub full_read: Mutex<Option<DateTime<Utc>>>,
     /// The System Log position.
     pub events_cursor: Mutex<Option<String>>,
+    /// Okta user id -> effective Q id.
+    pub users: Mutex<BTreeMap<String, KnownUser>>,
+    pub users_checked: Mutex<Option<DateTime<Utc>>>,
 }
 
 impl MemStore {
@@ -320,6 +373,45 @@ impl SnapshotStore for MemStore {
     async fn set_full_read_at(&self, at: DateTime<Utc>) -> Result<(), StoreError> {
         *lock(&self.full_read) = Some(at);
         Ok(())
+    }
+
+    async fn known_users(
+        &self,
+        okta_ids: &[String],
+    ) -> Result<BTreeMap<String, KnownUser>, StoreError> {
+        let users = lock(&self.users);
+        Ok(okta_ids
+            .iter()
+            .filter_map(|id| users.get(id).map(|q| (id.clone(), q.clone())))
+            .collect())
+    }
+
+    async fn record_users(&self, write: &UsersWrite<'_>) -> Result<(), StoreError> {
+        self.writable()?;
+        let mut users = lock(&self.users);
+        if write.mode == UsersMode::Replace {
+            users.clear();
+        }
+        for (id, q) in write.users {
+            if write.mode == UsersMode::InsertNew && users.contains_key(id) {
+                continue;
+            }
+            users.insert(id.clone(), q.clone());
+        }
+        let mut snapshot = lock(&self.snapshot);
+        for name in write.invalidate {
+            if let Some(g) = snapshot.groups.get_mut(name) {
+                g.read = None;
+            }
+        }
+        if let Some(at) = write.checked_at {
+            *lock(&self.users_checked) = Some(at);
+        }
+        Ok(())
+    }
+
+    async fn users_checked_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(*lock(&self.users_checked))
     }
 
     async fn events_cursor(&self) -> Result<Option<String>, StoreError> {

@@ -665,7 +665,8 @@ async fn incremental_reads_skip_groups_okta_reports_unchanged() {
         e.sink.take_calls(),
         [("PutGroup".to_owned(), GroupName::new("Sales"))]
     );
-    // A profile change does not move lastMembershipUpdated: the full read catches it.
+    // A change Okta reports nowhere (neither lastMembershipUpdated nor the user's lastUpdated
+    // moves): only the full read catches it.
     e.source.users.lock().expect("lock").insert(
         "ana".into(),
         ("ACTIVE".into(), Some("ana.new@x.test".into())),
@@ -854,4 +855,213 @@ async fn held_removals_still_write_the_newcomers_chunk() {
         .filter(|(op, _)| op == "PutGroup")
         .collect();
     assert_eq!(puts.len(), 1, "one chunk holds the newcomer: {puts:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// User lifecycle and identity changes
+// ---------------------------------------------------------------------------------------------
+
+fn user_reads(e: &TestEngine) -> usize {
+    std::mem::take(&mut *e.source.user_reads.lock().expect("lock"))
+}
+
+/// ana in three groups, alone in one; bo and cy elsewhere; ten groups of ten others, so that
+/// one user's removals stay well under the breaker's pass-wide limits.
+fn lifecycle_org() -> MemSource {
+    let mut o = MemSource::default();
+    let others: Vec<String> = (0..10).map(|i| format!("p{i}")).collect();
+    let refs: Vec<&str> = others.iter().map(String::as_str).collect();
+    for u in &refs {
+        o = o.active(u);
+    }
+    for g in 0..10 {
+        o = o.group(&format!("f{g}"), &format!("Team {g}"), &refs);
+    }
+    o.active("ana")
+        .active("bo")
+        .active("cy")
+        .group("g1", "Engineering", &["ana", "bo"])
+        .group("g2", "Sales", &["ana", "cy"])
+        .group("g3", "Board", &["ana"])
+        .group("g4", "Support", &["cy"])
+}
+
+async fn settled(source: MemSource) -> TestEngine {
+    let e = guarded(source);
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(r.users.how, UserCheckHow::FullRead);
+    e.sink.take_calls();
+    reads(&e);
+    user_reads(&e);
+    e
+}
+
+#[tokio::test]
+async fn a_deactivated_user_leaves_every_group_on_the_next_pass() {
+    let e = settled(lifecycle_org()).await;
+    e.source
+        .set_user("ana", "DEPROVISIONED", Some("ana@x.test"));
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(r.users.how, UserCheckHow::Listing);
+    assert_eq!((r.users.users_listed, r.users.users_changed), (1, 1));
+    assert_eq!(r.users.groups_affected, 3);
+    assert_eq!(reads(&e), 3, "only ana's groups are read again");
+    assert_eq!(user_reads(&e), 1, "one users listing, no lookups");
+    assert_eq!(
+        e.sink.members("Engineering"),
+        Some(vec!["bo@x.test".into()])
+    );
+    assert_eq!(e.sink.members("Sales"), Some(vec!["cy@x.test".into()]));
+    assert_eq!(e.sink.members("Board"), Some(vec![]), "her only group too");
+    assert_eq!(r.users_removed, 3);
+    // Settled: the next pass reads no group.
+    let r = sync(&e).await;
+    assert_eq!((reads(&e), r.plan.changes.len()), (0, 0));
+    assert_eq!(r.users.users_changed, 0);
+}
+
+#[tokio::test]
+async fn suspension_then_reactivation_and_a_new_email() {
+    let e = settled(lifecycle_org()).await;
+    e.source.set_user("ana", "SUSPENDED", Some("ana@x.test"));
+    sync(&e).await;
+    assert_eq!(e.sink.members("Board"), Some(vec![]));
+    reads(&e);
+    user_reads(&e);
+    // Back, under a new email: Okta is asked for her groups (she is in no recorded list).
+    e.source.set_user("ana", "ACTIVE", Some("ana.b@x.test"));
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(
+        user_reads(&e),
+        2,
+        "the listing and one lookup of her groups"
+    );
+    assert_eq!(reads(&e), 3);
+    assert_eq!(
+        e.sink.members("Engineering"),
+        Some(vec!["ana.b@x.test".into(), "bo@x.test".into()])
+    );
+    assert_eq!(e.sink.members("Board"), Some(vec!["ana.b@x.test".into()]));
+    // A new email while active: renamed in every group.
+    e.source.set_user("ana", "ACTIVE", Some("ana.c@x.test"));
+    sync(&e).await;
+    assert_eq!(
+        e.sink.members("Sales"),
+        Some(vec!["ana.c@x.test".into(), "cy@x.test".into()])
+    );
+    assert_eq!(e.sink.members("Board"), Some(vec!["ana.c@x.test".into()]));
+}
+
+#[tokio::test]
+async fn a_profile_touched_without_a_change_reads_no_group() {
+    let e = settled(lifecycle_org()).await;
+    for u in ["ana", "bo", "cy"] {
+        e.source.set_user(u, "ACTIVE", Some(&format!("{u}@x.test")));
+    }
+    let r = sync(&e).await;
+    assert_eq!((r.users.users_listed, r.users.users_changed), (3, 0));
+    assert_eq!(reads(&e), 0);
+    assert!(r.plan.is_empty());
+    assert!(r.plan.to_string().contains("Q Business matches Okta"));
+}
+
+#[tokio::test]
+async fn a_failed_users_listing_is_said_and_retried() {
+    let e = settled(lifecycle_org()).await;
+    e.source
+        .set_user("ana", "DEPROVISIONED", Some("ana@x.test"));
+    *e.source.users_list_fails.lock().expect("lock") = true;
+    let r = sync(&e).await;
+    assert!(r.users.error.is_some());
+    let text = r.plan.to_string();
+    assert!(!text.contains("matches Okta"), "{text}");
+    assert!(
+        text.contains("not checked: user status and id changes") && text.contains("full read"),
+        "{text}"
+    );
+    assert_eq!(e.sink.members("Board"), Some(vec!["ana@x.test".into()]));
+    // Okta answers again: the change is found (the check did not move on without it).
+    *e.source.users_list_fails.lock().expect("lock") = false;
+    sync(&e).await;
+    assert_eq!(e.sink.members("Board"), Some(vec![]));
+}
+
+#[tokio::test]
+async fn a_failed_write_of_an_affected_group_is_retried_by_the_next_pass() {
+    let e = settled(lifecycle_org()).await;
+    e.source
+        .set_user("ana", "DEPROVISIONED", Some("ana@x.test"));
+    e.sink.fail("Sales", SinkErrorKind::Throttled);
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Partial, "{r:?}");
+    assert_eq!(
+        e.sink.members("Sales"),
+        Some(vec!["ana@x.test".into(), "cy@x.test".into()])
+    );
+    e.sink.heal();
+    reads(&e);
+    // Okta's dates have not moved, and ana is not listed again: the group is read anyway.
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(reads(&e), 1);
+    assert_eq!(e.sink.members("Sales"), Some(vec!["cy@x.test".into()]));
+}
+
+#[tokio::test]
+async fn plan_mode_shows_the_change_and_records_nothing() {
+    let e = settled(lifecycle_org()).await;
+    e.source
+        .set_user("ana", "DEPROVISIONED", Some("ana@x.test"));
+    let r = e
+        .run_once(
+            &PassRequest::cli(Mode::Plan),
+            &NoProgress,
+            &CancellationToken::new(),
+        )
+        .await;
+    assert_eq!(r.plan.puts().count(), 3);
+    assert!(e.sink.take_calls().is_empty());
+    // Nothing recorded: the next apply pass still sees the change.
+    let r = sync(&e).await;
+    assert_eq!(r.puts_applied, 3);
+}
+
+#[tokio::test]
+async fn a_suspicious_empty_group_does_not_hold_the_others() {
+    let mut o = lifecycle_org();
+    for u in ["dan", "eve", "fay"] {
+        o = o.active(u);
+    }
+    let o = o
+        .group("g5", "Finance", &["dan", "eve", "fay"])
+        .group("g6", "Legal", &["bo", "cy", "dan", "eve", "fay"])
+        .group("g7", "Ops", &["bo", "cy", "dan", "eve", "fay"]);
+    let e = settled(o).await;
+    // Okta suddenly lists no one for Finance (three members), and ana is deactivated.
+    e.source.set_members("g5", &[]);
+    e.source
+        .set_user("ana", "DEPROVISIONED", Some("ana@x.test"));
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Held, "{r:?}");
+    let held = r.plan.held.as_ref().expect("held");
+    assert_eq!(
+        held.removals
+            .keys()
+            .map(GroupName::as_str)
+            .collect::<Vec<_>>(),
+        ["Finance"]
+    );
+    assert_eq!(
+        e.sink.members("Board"),
+        Some(vec![]),
+        "ana's removals applied"
+    );
+    assert_eq!(
+        e.sink.members("Engineering"),
+        Some(vec!["bo@x.test".into()])
+    );
+    assert_eq!(e.sink.members("Finance").map(|m| m.len()), Some(3));
 }

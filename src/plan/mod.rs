@@ -12,6 +12,7 @@
 //!   sub-groups ([`chunks`]), or refused when chunking is off.
 
 pub mod chunks;
+pub mod reads;
 mod render;
 pub mod safety;
 pub mod select;
@@ -228,6 +229,13 @@ pub struct Plan {
     pub skipped: Skipped,
     /// Destructive changes the circuit breaker holds for approval ([`safety::guard`]).
     pub held: Option<safety::Held>,
+    /// Groups Okta listed no user for at all this pass ([`Desired::okta_empty`]).
+    #[serde(skip)]
+    pub okta_empty: BTreeSet<GroupName>,
+    /// What this pass did not check, when it did not check everything (a one-group pass,
+    /// Okta's users listing failed): "Q Business matches Okta" is only said without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unchecked: Option<String>,
 }
 
 impl Plan {
@@ -256,6 +264,7 @@ pub fn plan(desired: &Desired, snapshot: &Snapshot, policy: &Policy) -> Plan {
         in_scope: desired.groups.len() + desired.blocked.len() + desired.invalid.len(),
         collisions: desired.collisions.clone(),
         skipped: desired.skipped.clone(),
+        okta_empty: desired.okta_empty.clone(),
         ..Plan::default()
     };
     // Q names held by each Okta id in the snapshot, to recognise renames.

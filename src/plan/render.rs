@@ -94,7 +94,15 @@ impl fmt::Display for Plan {
             && self.withheld_reason.is_none()
             && self.held.is_none()
         {
-            writeln!(f, "Nothing to do: Q Business matches Okta.")?;
+            match &self.unchecked {
+                None => writeln!(f, "Nothing to do: Q Business matches Okta.")?,
+                Some(what) => writeln!(
+                    f,
+                    "Nothing to do for what this pass read; not checked: {what}."
+                )?,
+            }
+        } else if let Some(what) = &self.unchecked {
+            writeln!(f, "not checked: {what}.")?;
         }
         Ok(())
     }

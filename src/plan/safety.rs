@@ -4,7 +4,7 @@
 //! Pure: no I/O, no clock. A brief IdP problem (an outage, an empty page, a token that lost a
 //! permission, a filter typo) must never turn into revoked access for whole departments.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -20,6 +20,9 @@ pub struct SafetyPolicy {
     pub max_group_deletes_percent: f64,
     pub max_member_removals_percent: f64,
     pub block_empty_groups: bool,
+    /// With `block_empty_groups`: a group is suspiciously empty when Okta lists no user for it
+    /// while it had at least this many members.
+    pub empty_group_min_members: usize,
     pub max_group_count_drop_percent: f64,
 }
 
@@ -36,6 +39,7 @@ impl SafetyPolicy {
             max_group_deletes_percent: c.max_group_deletes_percent,
             max_member_removals_percent: c.max_member_removals_percent,
             block_empty_groups: c.block_empty_groups,
+            empty_group_min_members: c.empty_group_min_members,
             max_group_count_drop_percent: c.max_group_count_drop_percent,
         }
     }
@@ -47,6 +51,7 @@ impl SafetyPolicy {
             max_group_deletes_percent: 100.0,
             max_member_removals_percent: 100.0,
             block_empty_groups: false,
+            empty_group_min_members: usize::MAX,
             max_group_count_drop_percent: 100.0,
         }
     }
@@ -221,28 +226,6 @@ pub fn guard(
             ));
         }
     }
-    if policy.block_empty_groups {
-        let emptied: Vec<String> = plan
-            .changes
-            .iter()
-            .filter_map(|c| match c {
-                Change::Put {
-                    group,
-                    members,
-                    removed,
-                    ..
-                } if members.is_empty() && !removed.is_empty() => Some(group.to_string()),
-                _ => None,
-            })
-            .collect();
-        if !emptied.is_empty() {
-            reasons.push(format!(
-                "Okta reports {} managed group(s) empty that had members ({}), see safety.block_empty_groups",
-                emptied.len(),
-                abbreviate(&emptied)
-            ));
-        }
-    }
     if full && managed > 0 && plan.in_scope < managed {
         let drop = 100.0 * (managed - plan.in_scope) as f64 / managed as f64;
         if drop > policy.max_group_count_drop_percent {
@@ -252,9 +235,49 @@ pub fn guard(
             ));
         }
     }
+    // A group Okta suddenly lists no one for, that had several members, looks like an Okta
+    // problem (a broken group rule, an import gone wrong); it is held on its own. A group whose
+    // last member left, or whose members were all deactivated (Okta still lists them), is not.
+    let suspicious: Vec<(&GroupName, usize)> = if policy.block_empty_groups {
+        plan.changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Put {
+                    group,
+                    members,
+                    removed,
+                    ..
+                } if members.is_empty()
+                    && removed.len() >= policy.empty_group_min_members.max(1)
+                    && plan.okta_empty.contains(group) =>
+                {
+                    Some((group, removed.len()))
+                }
+                _ => None,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let empty_reason = (!suspicious.is_empty()).then(|| {
+        let names: Vec<String> = suspicious
+            .iter()
+            .map(|(g, n)| format!("{g} (had {n})"))
+            .collect();
+        format!(
+            "Okta lists no users for {} managed group(s) that had members: {}; see safety.block_empty_groups",
+            suspicious.len(),
+            abbreviate(&names)
+        )
+    });
+    let suspicious: BTreeSet<GroupName> = suspicious.into_iter().map(|(g, _)| g.clone()).collect();
+    // A pass-wide limit holds every destructive change; otherwise only the suspicious groups.
+    let whole_pass = !reasons.is_empty();
+    reasons.extend(empty_reason);
     if reasons.is_empty() {
         return plan;
     }
+    let holds = |group: &GroupName| whole_pass || suspicious.contains(group);
 
     let mut held = Held {
         reasons,
@@ -269,7 +292,7 @@ pub fn guard(
                 reason,
                 chunks,
             } => {
-                if reason.takes_access() {
+                if reason.takes_access() && whole_pass {
                     held.deletes.push(HeldDelete { group, okta_id });
                 } else {
                     safe.push(Change::Delete {
@@ -288,7 +311,7 @@ pub fn guard(
                 removed,
                 reason,
                 ..
-            } if !removed.is_empty() => {
+            } if !removed.is_empty() && holds(&group) => {
                 // Keep everyone who has access now, add the newcomers; the removals wait.
                 let kept: Members = members.iter().chain(removed.iter()).collect();
                 held.removals.insert(group.clone(), removed);
@@ -456,26 +479,92 @@ mod tests {
     }
 
     #[test]
-    fn an_emptied_group_is_suspicious() {
-        let s = snapshot(50, 4);
-        let p = run(
-            &desired(&s, 50, |m| {
-                if m.len() == 4 {
-                    Members::new()
-                } else {
-                    m.clone()
-                }
-            }),
-            &s,
-        );
-        assert!(p.held.is_some());
+    fn an_emptied_group_is_suspicious_only_when_okta_lists_no_one() {
         let s = snapshot(50, 4);
         let mut d = desired(&s, 50, Members::clone);
-        d.groups.values_mut().next().expect("a group").members = Members::new();
+        let first = d.groups.keys().next().expect("a group").clone();
+        d.groups.get_mut(&first).expect("group").members = Members::new();
+        // Okta still lists the group's users, all left out now (deactivated): not suspicious.
+        let p = run(&d, &s);
+        assert!(p.held.is_none(), "{:?}", p.held);
+        assert_eq!(removed_from(&p, &first), 4);
+        // Okta lists no one for a group that had four members: held, on its own.
+        d.okta_empty.insert(first.clone());
         let p = run(&d, &s);
         let held = p.held.expect("one emptied group is enough");
-        assert!(held.reasons[0].contains("empty"), "{:?}", held.reasons);
-        assert_eq!(held.removals.len(), 1);
+        assert!(held.reasons[0].contains("no users"), "{:?}", held.reasons);
+        assert_eq!(held.removals.keys().collect::<Vec<_>>(), vec![&first]);
+        assert!(held.deletes.is_empty());
+        // With the breaker's empty-group rule off, it applies.
+        let off = SafetyPolicy {
+            block_empty_groups: false,
+            ..SafetyPolicy::default()
+        };
+        let p = guard(
+            plan(&d, &s, &Policy::default()),
+            Managed::of(&s),
+            true,
+            &off,
+            &s,
+            &Policy::default(),
+        );
+        assert!(p.held.is_none());
+    }
+
+    #[test]
+    fn a_suspicious_group_does_not_hold_the_other_groups_removals() {
+        let s = snapshot(50, 4);
+        let mut d = desired(&s, 50, Members::clone);
+        let names: Vec<GroupName> = d.groups.keys().take(3).cloned().collect();
+        // The first is emptied with no one listed; the next two each lose one member.
+        d.groups.get_mut(&names[0]).expect("group").members = Members::new();
+        d.okta_empty.insert(names[0].clone());
+        for name in &names[1..] {
+            let g = d.groups.get_mut(name).expect("group");
+            g.members = g.members.iter().skip(1).cloned().collect();
+        }
+        let p = run(&d, &s);
+        let held = p.held.as_ref().expect("held");
+        assert_eq!(held.removals.keys().collect::<Vec<_>>(), vec![&names[0]]);
+        assert_eq!(removed_from(&p, &names[0]), 0, "its removals wait");
+        assert_eq!(removed_from(&p, &names[1]), 1);
+        assert_eq!(removed_from(&p, &names[2]), 1);
+    }
+
+    #[test]
+    fn a_group_whose_last_member_left_is_not_suspicious() {
+        let s = snapshot(50, 1);
+        let mut d = desired(&s, 50, Members::clone);
+        let first = d.groups.keys().next().expect("a group").clone();
+        d.groups.get_mut(&first).expect("group").members = Members::new();
+        d.okta_empty.insert(first.clone());
+        let p = run(&d, &s);
+        assert!(p.held.is_none(), "{:?}", p.held);
+        assert_eq!(removed_from(&p, &first), 1);
+    }
+
+    #[test]
+    fn a_pass_wide_limit_still_holds_everything() {
+        let s = snapshot(10, 10);
+        let mut d = desired(&s, 10, |m| m.iter().skip(3).cloned().collect());
+        let first = d.groups.keys().next().expect("a group").clone();
+        d.groups.get_mut(&first).expect("group").members = Members::new();
+        d.okta_empty.insert(first.clone());
+        let p = run(&d, &s);
+        let held = p.held.expect("held");
+        assert_eq!(held.removals.len(), 10);
+        assert_eq!(held.reasons.len(), 2, "{:?}", held.reasons);
+        assert!(p.changes.is_empty());
+    }
+
+    fn removed_from(p: &Plan, name: &GroupName) -> usize {
+        p.changes
+            .iter()
+            .find_map(|c| match c {
+                Change::Put { group, removed, .. } if group == name => Some(removed.len()),
+                _ => None,
+            })
+            .unwrap_or(0)
     }
 
     #[test]

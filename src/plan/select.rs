@@ -72,6 +72,32 @@ impl Rules {
             Err(problem) => Scope::Invalid(problem),
         }
     }
+
+    /// The Q id of an Okta user under the `users.*` rules, or why the user is left out.
+    pub fn q_id(&self, user: &OktaMember) -> Result<String, Skip> {
+        if !self.statuses.contains(&user.status) {
+            return Err(Skip::Status);
+        }
+        let Some(raw) = user.attribute.as_deref().filter(|v| !v.trim().is_empty()) else {
+            return Err(Skip::MissingAttribute);
+        };
+        let normalised = normalise_user_id(raw, self.fold_subaddress);
+        if check_q_id(&normalised).is_err() {
+            return Err(Skip::InvalidId);
+        }
+        Ok(normalised)
+    }
+}
+
+/// Why an Okta user has no Q id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// Its status is not in `users.statuses`.
+    Status,
+    /// It has no `users.id_attribute` value.
+    MissingAttribute,
+    /// Its id breaks Q's rules.
+    InvalidId,
 }
 
 /// Where a listed Okta group stands.
@@ -99,8 +125,12 @@ pub enum GroupRead {
     /// Not read this pass: Okta reports no membership change since the snapshot's read, so the
     /// snapshot's members stand (incremental reads).
     Unchanged(Members),
-    /// Read and already mapped by the [`Mapper`] handed to [`desired_with`].
-    Mapped(Members),
+    /// Read and already mapped by the [`Mapper`] handed to [`desired_with`]; `okta_members`
+    /// is how many users Okta listed (before the `users.*` rules).
+    Mapped {
+        members: Members,
+        okta_members: usize,
+    },
     /// Some page failed for good; carries the error kind and message for the report.
     Failed {
         kind: &'static str,
@@ -169,6 +199,9 @@ pub struct Desired {
     pub skipped: Skipped,
     /// Groups returned by Okta's listing.
     pub listed: usize,
+    /// In-scope groups for which Okta listed no user at all this pass (not even users the
+    /// `users.*` rules leave out): the only emptiness the circuit breaker finds suspicious.
+    pub okta_empty: BTreeSet<GroupName>,
 }
 
 /// Builds the desired state from the listing, the scope decisions and the member reads.
@@ -215,6 +248,9 @@ pub fn desired_with(
         };
         match reads.remove(&group.id) {
             Some(GroupRead::Read(MemberRead::Members(members))) => {
+                if members.is_empty() {
+                    out.okta_empty.insert(q_name.clone());
+                }
                 let members = mapper.map(&members);
                 claims.entry(q_name).or_default().push(DesiredGroup {
                     okta_id,
@@ -222,7 +258,20 @@ pub fn desired_with(
                     members,
                 });
             }
-            Some(GroupRead::Unchanged(members) | GroupRead::Mapped(members)) => {
+            Some(GroupRead::Mapped {
+                members,
+                okta_members,
+            }) => {
+                if okta_members == 0 {
+                    out.okta_empty.insert(q_name.clone());
+                }
+                claims.entry(q_name).or_default().push(DesiredGroup {
+                    okta_id,
+                    okta_name: group.name.clone(),
+                    members,
+                });
+            }
+            Some(GroupRead::Unchanged(members)) => {
                 claims.entry(q_name).or_default().push(DesiredGroup {
                     okta_id,
                     okta_name: group.name.clone(),
@@ -332,6 +381,12 @@ impl<'a> Mapper<'a> {
         }
     }
 
+    /// Every Okta user decided so far: its Q id, or `None` when the `users.*` rules leave it
+    /// out. What the snapshot records as each user's effective identity.
+    pub fn decisions(&self) -> impl Iterator<Item = (&str, Option<&UserId>)> {
+        self.users.iter().map(|(id, q)| (&**id, q.as_ref()))
+    }
+
     /// The users skipped so far (each Okta user counted once).
     pub fn skipped(&self) -> Skipped {
         Skipped {
@@ -362,19 +417,21 @@ impl<'a> Mapper<'a> {
 
     /// The Q id of a user seen for the first time, or `None` (counted) when it is skipped.
     fn decide(&mut self, m: &OktaMember) -> Option<UserId> {
-        if !self.rules.statuses.contains(&m.status) {
-            *self.skipped_status.entry(m.status.clone()).or_default() += 1;
-            return None;
-        }
-        let Some(raw) = m.attribute.as_deref().filter(|v| !v.trim().is_empty()) else {
-            self.missing += 1;
-            return None;
+        let normalised = match self.rules.q_id(m) {
+            Ok(id) => id,
+            Err(Skip::Status) => {
+                *self.skipped_status.entry(m.status.clone()).or_default() += 1;
+                return None;
+            }
+            Err(Skip::MissingAttribute) => {
+                self.missing += 1;
+                return None;
+            }
+            Err(Skip::InvalidId) => {
+                self.invalid += 1;
+                return None;
+            }
         };
-        let normalised = normalise_user_id(raw, self.rules.fold_subaddress);
-        if check_q_id(&normalised).is_err() {
-            self.invalid += 1;
-            return None;
-        }
         let id = self.known.intern(&normalised);
         match self.owners.get_key_value(&id) {
             Some((shared, first)) => {

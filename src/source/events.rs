@@ -21,7 +21,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::okta::{Fetched, OktaSource, encode_query_value};
-use super::{SourceError, scope_for};
+use super::{DirectorySource, SourceError, scope_for};
 use crate::clock::Clock;
 use crate::config::{Config, EventsConfig};
 use crate::model::OktaGroupId;
@@ -325,21 +325,8 @@ impl ChangeFeed for OktaChangeFeed {
     }
 
     async fn user_groups(&self, user_id: &str) -> Result<Vec<OktaGroupId>, SourceError> {
-        if user_id.is_empty() || user_id == "." || user_id == ".." {
-            return Err(SourceError::Malformed {
-                path: "/api/v1/users/{id}/groups".to_owned(),
-                detail: format!("user id {user_id:?} cannot be used in a URL"),
-            });
-        }
-        let mut url = self
-            .source
-            .endpoint(&["api", "v1", "users", user_id, "groups"]);
-        url.set_query(Some(&format!("limit={}", self.source.page_size())));
-        Ok(self
-            .source
-            .paginate(url, &parse_group_ids)
-            .await?
-            .unwrap_or_default())
+        let ids = self.source.groups_of_user(user_id).await?;
+        Ok(ids.into_iter().map(OktaGroupId::new).collect())
     }
 }
 
@@ -449,7 +436,7 @@ struct WireGroupId {
 }
 
 /// One page of `GET /api/v1/users/{id}/groups`: the group ids.
-fn parse_group_ids(body: &[u8]) -> Result<Vec<OktaGroupId>, serde_json::Error> {
+pub(super) fn parse_group_ids(body: &[u8]) -> Result<Vec<OktaGroupId>, serde_json::Error> {
     let wire: Vec<WireGroupId> = serde_json::from_slice(body)?;
     Ok(wire.into_iter().map(|g| OktaGroupId::new(g.id)).collect())
 }

@@ -166,6 +166,19 @@ pub trait DirectorySource: Send + Sync {
         &self,
         group_id: &str,
     ) -> impl Future<Output = Result<MemberRead, SourceError>> + Send;
+
+    /// Every user whose `lastUpdated` is after `since`, whatever their status (deactivated
+    /// users included), all pages, or an error (never a partial list).
+    fn list_users_updated_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<OktaMember>, SourceError>> + Send;
+
+    /// The ids of the groups a user belongs to (none when the user no longer exists).
+    fn groups_of_user(
+        &self,
+        user_id: &str,
+    ) -> impl Future<Output = Result<Vec<String>, SourceError>> + Send;
 }
 
 /// A shared source (e.g. one [`OktaSource`], and so one rate-limit budget, for the passes and the
@@ -180,5 +193,19 @@ impl<T: DirectorySource + ?Sized> DirectorySource for std::sync::Arc<T> {
         group_id: &str,
     ) -> impl Future<Output = Result<MemberRead, SourceError>> + Send {
         (**self).list_members(group_id)
+    }
+
+    fn list_users_updated_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<OktaMember>, SourceError>> + Send {
+        (**self).list_users_updated_since(since)
+    }
+
+    fn groups_of_user(
+        &self,
+        user_id: &str,
+    ) -> impl Future<Output = Result<Vec<String>, SourceError>> + Send {
+        (**self).groups_of_user(user_id)
     }
 }

@@ -285,7 +285,8 @@ impl fmt::Display for OAuthError {
             } => write!(
                 f,
                 "Okta refused the scopes \"{scopes}\" {}: grant them on the app's \"Okta API \
-                 Scopes\" tab (okta.groups.read at least), or change okta.scopes",
+                 Scopes\" tab (\"okta.groups.read\" and \"okta.users.read\" at least), or change \
+                 okta.scopes",
                 quoted("invalid_scope", description)
             ),
             OAuthError::Forbidden { code, path } => write!(

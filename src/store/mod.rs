@@ -9,12 +9,14 @@ pub mod codec;
 pub mod postgres;
 pub mod sqlite;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::model::{GroupName, Members, OktaGroupId};
+use crate::plan::reads::KnownUser;
 use crate::plan::safety::Held;
 use crate::plan::{Layout, ReadMark, Snapshot};
 pub use postgres::PostgresStore;
@@ -182,6 +184,27 @@ pub trait SnapshotStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// The recorded effective identity ([`KnownUser`]) of each of these Okta users that the
+    /// snapshot knows; users it never saw in a group are absent.
+    fn known_users(
+        &self,
+        okta_ids: &[String],
+    ) -> impl Future<Output = Result<BTreeMap<String, KnownUser>, StoreError>> + Send;
+
+    /// Records users' effective identities, clears the read marks of groups that must be read
+    /// again, and (with `checked_at`) the time up to which user changes are reflected, all in
+    /// one transaction.
+    fn record_users(
+        &self,
+        write: &UsersWrite<'_>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Up to when user changes (status, id attribute) are reflected in the snapshot: the next
+    /// incremental pass asks Okta for the users updated since (less the overlap).
+    fn users_checked_at(
+        &self,
+    ) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;
+
     /// The System Log position (`next` link) polling resumes from, if any.
     fn events_cursor(&self) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
@@ -198,6 +221,50 @@ pub trait SnapshotStore: Send + Sync {
         finished_at: DateTime<Utc>,
         record: &RunRecord,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// How [`SnapshotStore::record_users`] treats the users it is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsersMode {
+    /// Adds users not known yet; known ones keep their record (what the groups not read this
+    /// pass were written with).
+    InsertNew,
+    /// Adds or updates every user given.
+    Upsert,
+    /// The users given are all there are (a complete full read): others are dropped.
+    Replace,
+}
+
+/// A batch for [`SnapshotStore::record_users`].
+#[derive(Debug, Clone, Copy)]
+pub struct UsersWrite<'a> {
+    pub mode: UsersMode,
+    /// Okta user id and its effective Q id (`None`: left out by the `users.*` rules).
+    pub users: &'a [(String, KnownUser)],
+    /// Groups whose read marks are cleared: the next pass reads them again whatever Okta's
+    /// `lastMembershipUpdated` says.
+    pub invalidate: &'a [GroupName],
+    /// User changes up to this time are reflected.
+    pub checked_at: Option<DateTime<Utc>>,
+}
+
+impl UsersWrite<'_> {
+    /// Only clears the read marks of `groups`.
+    pub fn invalidate(groups: &[GroupName]) -> UsersWrite<'_> {
+        UsersWrite {
+            mode: UsersMode::InsertNew,
+            users: &[],
+            invalidate: groups,
+            checked_at: None,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+            && self.invalidate.is_empty()
+            && self.checked_at.is_none()
+            && self.mode != UsersMode::Replace
+    }
 }
 
 /// How a pass came about, for the run log.
@@ -332,6 +399,21 @@ impl SnapshotStore for Backend {
 
     async fn set_full_read_at(&self, at: DateTime<Utc>) -> Result<(), StoreError> {
         delegate!(self, s => s.set_full_read_at(at))
+    }
+
+    async fn known_users(
+        &self,
+        okta_ids: &[String],
+    ) -> Result<BTreeMap<String, KnownUser>, StoreError> {
+        delegate!(self, s => s.known_users(okta_ids))
+    }
+
+    async fn record_users(&self, write: &UsersWrite<'_>) -> Result<(), StoreError> {
+        delegate!(self, s => s.record_users(write))
+    }
+
+    async fn users_checked_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        delegate!(self, s => s.users_checked_at())
     }
 
     async fn events_cursor(&self) -> Result<Option<String>, StoreError> {

@@ -3,6 +3,7 @@
 //! Member lists are stored sorted and `\n`-joined (Q ids cannot contain control characters),
 //! with their count and SHA-256, so a damaged row is detected at load instead of being diffed.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -10,8 +11,12 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::codec::{self, AuditRow, GroupRow, HeldRow, PendingRow, parse_ts, ts};
-use super::{AppliedPut, HeldRecord, RunId, RunRecord, RunStart, SnapshotStore, StoreError};
+use super::{
+    AppliedPut, HeldRecord, RunId, RunRecord, RunStart, SnapshotStore, StoreError, UsersMode,
+    UsersWrite,
+};
 use crate::model::{GroupName, Interner, OktaGroupId};
+use crate::plan::reads::KnownUser;
 use crate::plan::safety::Held;
 use crate::plan::{ReadMark, Snapshot};
 
@@ -97,6 +102,14 @@ CREATE TABLE meta (
     // v5: chunked groups (how many chunk sub-groups carry a group's members; 0 = inline).
     r#"
 ALTER TABLE groups ADD COLUMN chunks INTEGER NOT NULL DEFAULT 0
+"#,
+    // v6: each Okta user's effective Q identity, to tell a user change that matters (status,
+    // id attribute) from a profile touched. Until a full read fills it, passes read in full.
+    r#"
+CREATE TABLE users (
+    okta_id TEXT PRIMARY KEY NOT NULL,
+    q_id    TEXT
+) WITHOUT ROWID
 "#,
 ];
 
@@ -425,6 +438,101 @@ impl SnapshotStore for SqliteStore {
 
     async fn set_full_read_at(&self, at: DateTime<Utc>) -> Result<(), StoreError> {
         self.set_meta("full_read_at", ts(at)).await
+    }
+
+    async fn known_users(
+        &self,
+        okta_ids: &[String],
+    ) -> Result<BTreeMap<String, KnownUser>, StoreError> {
+        if okta_ids.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let ids = okta_ids.to_vec();
+        Ok(self
+            .with_conn(move |conn, p| {
+                let mut stmt = conn
+                    .prepare_cached("SELECT q_id FROM users WHERE okta_id = ?1")
+                    .map_err(|e| classify(p, "read users", e))?;
+                let mut out = BTreeMap::new();
+                for id in ids {
+                    let found: Option<Option<String>> = stmt
+                        .query_row(params![id], |r| r.get(0))
+                        .optional()
+                        .map_err(|e| classify(p, "read users", e))?;
+                    if let Some(q_id) = found {
+                        out.insert(id, q_id);
+                    }
+                }
+                Ok(out)
+            })
+            .await?
+            .unwrap_or_default())
+    }
+
+    async fn record_users(&self, write: &UsersWrite<'_>) -> Result<(), StoreError> {
+        self.writable()?;
+        if write.is_empty() {
+            return Ok(());
+        }
+        let mode = write.mode;
+        let users = write.users.to_vec();
+        let invalidate: Vec<String> = write
+            .invalidate
+            .iter()
+            .map(|g| g.as_str().to_owned())
+            .collect();
+        let checked_at = write.checked_at.map(ts);
+        self.with_conn(move |conn, p| {
+            let tx = conn
+                .transaction()
+                .map_err(|e| classify(p, "begin transaction", e))?;
+            let err = |e| classify(p, "record users", e);
+            if mode == UsersMode::Replace {
+                tx.execute("DELETE FROM users", []).map_err(err)?;
+            }
+            {
+                let sql = match mode {
+                    UsersMode::InsertNew => {
+                        "INSERT INTO users (okta_id, q_id) VALUES (?1, ?2) ON CONFLICT (okta_id) DO NOTHING"
+                    }
+                    UsersMode::Upsert | UsersMode::Replace => {
+                        "INSERT INTO users (okta_id, q_id) VALUES (?1, ?2)
+                         ON CONFLICT (okta_id) DO UPDATE SET q_id = excluded.q_id"
+                    }
+                };
+                let mut stmt = tx.prepare(sql).map_err(err)?;
+                for (okta_id, q_id) in &users {
+                    stmt.execute(params![okta_id, q_id]).map_err(err)?;
+                }
+                let mut stmt = tx
+                    .prepare(
+                        "UPDATE groups SET source_updated_at = NULL, read_at = NULL WHERE q_name = ?1",
+                    )
+                    .map_err(err)?;
+                for name in &invalidate {
+                    stmt.execute(params![name]).map_err(err)?;
+                }
+            }
+            if let Some(at) = checked_at {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('users_checked_at', ?1)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    params![at],
+                )
+                .map_err(err)?;
+            }
+            tx.commit().map_err(|e| classify(p, "commit users", e))
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn users_checked_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self
+            .meta("users_checked_at")
+            .await?
+            .as_deref()
+            .and_then(parse_ts))
     }
 
     async fn events_cursor(&self) -> Result<Option<String>, StoreError> {

@@ -12,6 +12,8 @@
 mod connect;
 mod election;
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Object, Pool, Transaction};
 
@@ -19,9 +21,13 @@ pub use connect::{PgSettings, Timings};
 pub use election::{CommandLease, Elector, LOCK_NAMESPACE};
 
 use super::codec::{self, AuditRow, GroupRow, HeldRow, PendingRow};
-use super::{AppliedPut, HeldRecord, RunId, RunRecord, RunStart, SnapshotStore, StoreError};
+use super::{
+    AppliedPut, HeldRecord, RunId, RunRecord, RunStart, SnapshotStore, StoreError, UsersMode,
+    UsersWrite,
+};
 use crate::leader::{Leadership, Term};
 use crate::model::{GroupName, Interner, OktaGroupId};
+use crate::plan::reads::KnownUser;
 use crate::plan::safety::Held;
 use crate::plan::{ReadMark, Snapshot};
 
@@ -115,6 +121,14 @@ INSERT INTO {s}.leader (id, epoch) VALUES (1, 0);
     // v2: chunked groups (how many chunk sub-groups carry a group's members; 0 = inline).
     r#"
 ALTER TABLE {s}.groups ADD COLUMN chunks bigint NOT NULL DEFAULT 0;
+"#,
+    // v3: each Okta user's effective Q identity, to tell a user change that matters (status,
+    // id attribute) from a profile touched. Until a full read fills it, passes read in full.
+    r#"
+CREATE TABLE {s}.users (
+    okta_id text PRIMARY KEY,
+    q_id    text
+);
 "#,
 ];
 
@@ -738,6 +752,87 @@ impl SnapshotStore for PostgresStore {
 
     async fn set_full_read_at(&self, at: DateTime<Utc>) -> Result<(), StoreError> {
         self.set_meta("full_read_at", &codec::ts(at)).await
+    }
+
+    async fn known_users(
+        &self,
+        okta_ids: &[String],
+    ) -> Result<BTreeMap<String, KnownUser>, StoreError> {
+        if self.empty || okta_ids.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &self.sql("SELECT okta_id, q_id FROM {s}.users WHERE okta_id = ANY($1)"),
+                &[&okta_ids],
+            )
+            .await
+            .map_err(self.db("read users"))?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn record_users(&self, write: &UsersWrite<'_>) -> Result<(), StoreError> {
+        if write.is_empty() {
+            return Ok(());
+        }
+        let mut client = self.client().await?;
+        let (tx, _) = self.fenced(&mut client, "record users").await?;
+        if write.mode == UsersMode::Replace {
+            tx.execute(&self.sql("DELETE FROM {s}.users"), &[])
+                .await
+                .map_err(self.db("record users"))?;
+        }
+        if !write.users.is_empty() {
+            let ids: Vec<&str> = write.users.iter().map(|(id, _)| id.as_str()).collect();
+            let q_ids: Vec<Option<&str>> = write.users.iter().map(|(_, q)| q.as_deref()).collect();
+            let conflict = match write.mode {
+                UsersMode::InsertNew => "DO NOTHING",
+                UsersMode::Upsert | UsersMode::Replace => "DO UPDATE SET q_id = excluded.q_id",
+            };
+            tx.execute(
+                &self.sql(&format!(
+                    "INSERT INTO {{s}}.users (okta_id, q_id)
+                     SELECT * FROM UNNEST($1::text[], $2::text[])
+                     ON CONFLICT (okta_id) {conflict}"
+                )),
+                &[&ids, &q_ids],
+            )
+            .await
+            .map_err(self.db("record users"))?;
+        }
+        if !write.invalidate.is_empty() {
+            let names: Vec<&str> = write.invalidate.iter().map(GroupName::as_str).collect();
+            tx.execute(
+                &self.sql(
+                    "UPDATE {s}.groups SET source_updated_at = NULL, read_at = NULL
+                     WHERE q_name = ANY($1)",
+                ),
+                &[&names],
+            )
+            .await
+            .map_err(self.db("record users"))?;
+        }
+        if let Some(at) = write.checked_at {
+            tx.execute(
+                &self.sql(
+                    "INSERT INTO {s}.meta (key, value) VALUES ('users_checked_at', $1)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                ),
+                &[&codec::ts(at)],
+            )
+            .await
+            .map_err(self.db("record users"))?;
+        }
+        tx.commit().await.map_err(self.db("commit users"))
+    }
+
+    async fn users_checked_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self
+            .meta("users_checked_at")
+            .await?
+            .as_deref()
+            .and_then(codec::parse_ts))
     }
 
     async fn events_cursor(&self) -> Result<Option<String>, StoreError> {
