@@ -15,7 +15,8 @@ use q_group_sync::plan::safety::{Held, HeldDelete};
 use q_group_sync::plan::{Layout, ReadMark};
 use q_group_sync::store::postgres::{CommandLease, Elector, PgSettings};
 use q_group_sync::store::{
-    AppliedPut, Backend, PostgresStore, RunRecord, RunStart, SnapshotStore, SqliteStore,
+    AppliedPut, Backend, PostgresStore, RunRecord, RunStart, SnapshotStore, SqliteStore, UsersMode,
+    UsersWrite,
 };
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
@@ -232,6 +233,117 @@ async fn chunked_groups_and_the_events_position(mut s: Subject) {
     assert_eq!(
         store.events_cursor().await.unwrap().as_deref(),
         Some("https://acme.okta.com/api/v1/logs?after=1_2"),
+        "{name}"
+    );
+}
+
+/// Users' recorded identities: insert-only, upsert and replace; read marks cleared in the same
+/// write; the users check time.
+async fn users_and_their_marks(mut s: Subject) {
+    let name = s.name();
+    let store = s.open().await.unwrap();
+    assert_eq!(store.users_checked_at().await.unwrap(), None, "{name}");
+    let run = store.begin_run(at(0), &RunStart::default()).await.unwrap();
+    let (g, id) = (GroupName::new("Sales"), OktaGroupId::new("00gsales"));
+    let m = members(&["a@x.test"]);
+    let mark = ReadMark {
+        source_updated: at(-3600),
+        read_at: at(1),
+    };
+    store
+        .record_put(
+            run,
+            at(2),
+            &put(&g, &id, &m, &m, &Members::new(), Some(mark)),
+        )
+        .await
+        .unwrap();
+    let users = |pairs: &[(&str, Option<&str>)]| -> Vec<(String, Option<String>)> {
+        pairs
+            .iter()
+            .map(|(i, q)| ((*i).to_owned(), q.map(str::to_owned)))
+            .collect()
+    };
+    let ids = |list: &[&str]| -> Vec<String> { list.iter().map(|i| (*i).to_owned()).collect() };
+    store
+        .record_users(&UsersWrite {
+            mode: UsersMode::InsertNew,
+            users: &users(&[("00ua", Some("a@x.test")), ("00ub", None)]),
+            invalidate: &[],
+            checked_at: None,
+        })
+        .await
+        .unwrap();
+    // Insert-only keeps a known user's record.
+    store
+        .record_users(&UsersWrite {
+            mode: UsersMode::InsertNew,
+            users: &users(&[("00ua", None), ("00uc", Some("c@x.test"))]),
+            invalidate: &[],
+            checked_at: None,
+        })
+        .await
+        .unwrap();
+    let known = store
+        .known_users(&ids(&["00ua", "00ub", "00uc", "00uz"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        known.into_iter().collect::<Vec<_>>(),
+        users(&[
+            ("00ua", Some("a@x.test")),
+            ("00ub", None),
+            ("00uc", Some("c@x.test"))
+        ]),
+        "{name}"
+    );
+    assert_eq!(
+        store.load().await.unwrap().groups[&g].read,
+        Some(mark),
+        "{name}"
+    );
+    // An upsert with the group's mark cleared and the check time, in one write.
+    store
+        .record_users(&UsersWrite {
+            mode: UsersMode::Upsert,
+            users: &users(&[("00ua", None)]),
+            invalidate: std::slice::from_ref(&g),
+            checked_at: Some(at(5)),
+        })
+        .await
+        .unwrap();
+    drop(store);
+    let store = s.open().await.unwrap();
+    assert_eq!(store.load().await.unwrap().groups[&g].read, None, "{name}");
+    assert_eq!(
+        store.users_checked_at().await.unwrap(),
+        Some(at(5)),
+        "{name}"
+    );
+    let known = store.known_users(&ids(&["00ua"])).await.unwrap();
+    assert_eq!(known.get("00ua"), Some(&None), "{name}");
+    // Replace drops the users not given.
+    store
+        .record_users(&UsersWrite {
+            mode: UsersMode::Replace,
+            users: &users(&[("00ub", Some("b@x.test"))]),
+            invalidate: &[],
+            checked_at: Some(at(9)),
+        })
+        .await
+        .unwrap();
+    let known = store
+        .known_users(&ids(&["00ua", "00ub", "00uc"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        known.into_iter().collect::<Vec<_>>(),
+        users(&[("00ub", Some("b@x.test"))]),
+        "{name}"
+    );
+    assert_eq!(
+        store.users_checked_at().await.unwrap(),
+        Some(at(9)),
         "{name}"
     );
 }
@@ -502,6 +614,7 @@ contract!(
     a_newer_schema_is_refused,
     read_only_over_nothing_is_empty_and_creates_nothing,
     chunked_groups_and_the_events_position,
+    users_and_their_marks,
 );
 
 // ---- PostgreSQL only: migrations, election, fencing ------------------------------------------
