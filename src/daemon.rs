@@ -126,6 +126,11 @@ pub struct LastPass {
     pub failed: usize,
     /// Failures by bounded kind (`throttled`, `unread`, `over_member_limit`, ...).
     pub errors_by_kind: BTreeMap<String, usize>,
+    /// How the pass checked users' status and id changes.
+    pub users: crate::engine::UserCheck,
+    /// When the next full member read is due.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_full_read_at: Option<DateTime<Utc>>,
     /// Step by step, for a one-group pass.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace: Option<crate::trace::Trace>,
@@ -160,6 +165,8 @@ impl LastPass {
             users_removed: r.users_removed,
             failed: r.failures.len(),
             errors_by_kind,
+            users: r.users.clone(),
+            next_full_read_at: r.next_full_read_at,
             trace: r.trace.clone(),
         }
     }

@@ -226,4 +226,8 @@ async fn serve_removes_a_deactivated_user_on_its_next_pass() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(h.q_state(), expected(&h.okta.org()));
     assert!(h.q_state()["Board"].is_empty());
+    let st = s.status().await;
+    assert_eq!(st["last_pass"]["users"]["how"], "listing", "{st:#}");
+    assert_eq!(st["last_pass"]["users"]["users_changed"], 1, "{st:#}");
+    assert!(st["last_pass"]["next_full_read_at"].is_string(), "{st:#}");
 }
