@@ -608,7 +608,7 @@ async fn check_config(config: &Config) -> anyhow::Result<Exit> {
             Ok(s) => println!("snapshot: ok ({where_}, {} groups)", s.groups.len()),
             Err(e) => {
                 ok = false;
-                println!("snapshot: FAILED: {}", crate::engine::error_chain(&e));
+                println!("snapshot: FAILED: {}", crate::error::error_chain(&e));
             }
         },
         Err(e) => {
@@ -631,7 +631,7 @@ async fn check_config(config: &Config) -> anyhow::Result<Exit> {
             config.okta.org_url
         ),
         Err(e) => {
-            println!("okta: FAILED: {}", crate::engine::error_chain(&e));
+            println!("okta: FAILED: {}", crate::error::error_chain(&e));
             if matches!(e, SourceError::OAuth(_))
                 || matches!(
                     e.kind(),
@@ -650,7 +650,7 @@ async fn check_config(config: &Config) -> anyhow::Result<Exit> {
     match source.check_users().await {
         Ok(_) => println!("okta users: ok (users listing readable)"),
         Err(e) => {
-            println!("okta users: FAILED: {}", crate::engine::error_chain(&e));
+            println!("okta users: FAILED: {}", crate::error::error_chain(&e));
             if matches!(e, SourceError::OAuth(_))
                 || matches!(e.kind(), "unauthorized" | "forbidden" | "bad_request")
             {
@@ -676,7 +676,7 @@ async fn check_config(config: &Config) -> anyhow::Result<Exit> {
                 humantime::format_duration(config.okta.events.lookback)
             ),
             Err(e) => {
-                println!("okta events: FAILED: {}", crate::engine::error_chain(&e));
+                println!("okta events: FAILED: {}", crate::error::error_chain(&e));
                 if matches!(e.kind(), "unauthorized" | "forbidden" | "bad_request") {
                     misconfigured.push(e.to_string());
                 } else {

@@ -569,7 +569,7 @@ impl Daemon {
                 state.held = held;
             }
             (Err(e), _) | (_, Err(e)) => {
-                warn!(error = %crate::engine::error_chain(&e), "cannot read the run log and held plans");
+                warn!(error = %crate::error::error_chain(&e), "cannot read the run log and held plans");
             }
         }
         self.update_freshness();
@@ -619,7 +619,7 @@ impl Daemon {
     pub async fn held_status(&self, id: &str) -> Result<Option<String>, String> {
         match self.engine.store().held_plan(Some(id)).await {
             Ok(found) => Ok(found.map(|r| r.status)),
-            Err(e) => Err(crate::engine::error_chain(&e)),
+            Err(e) => Err(crate::error::error_chain(&e)),
         }
     }
 

@@ -18,6 +18,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod engine;
+pub mod error;
 pub mod events;
 #[cfg(test)]
 mod fakes;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use q_group_sync::cli::{self, Cli};
 use q_group_sync::config::ConfigError;
-use q_group_sync::engine::error_chain;
+use q_group_sync::error::error_chain;
 use q_group_sync::{shutdown, telemetry};
 
 fn main() -> ExitCode {

@@ -10,9 +10,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 
-use super::{Snapshot, select::Rules, select::Scope};
+use super::{Change, Desired, Plan, ReadMark, Snapshot, select::Rules, select::Scope};
 use crate::model::{GroupName, Members};
 use crate::source::{OktaGroup, OktaMember};
 
@@ -164,6 +164,57 @@ pub fn choose<'g>(
         }
     }
     out
+}
+
+/// The read marks this pass's reads are worth for the next pass: one per group in `read`
+/// whose members were read in full (`read_ok`) and whose `lastMembershipUpdated` is known.
+pub fn marks(
+    read: &[&OktaGroup],
+    read_ok: impl Fn(&str) -> bool,
+    rules: &Rules,
+    at: DateTime<Utc>,
+) -> BTreeMap<GroupName, ReadMark> {
+    read.iter()
+        .filter(|g| read_ok(&g.id))
+        .filter_map(|g| {
+            let Scope::In(name) = rules.scope(g) else {
+                return None;
+            };
+            let lmu = g.last_membership_updated?;
+            Some((
+                name,
+                ReadMark {
+                    source_updated: lmu,
+                    read_at: at,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// The marks of groups read and found equal to the snapshot (no write): they keep their
+/// members and get the new read mark.
+pub fn unchanged_marks(
+    marks: &BTreeMap<GroupName, ReadMark>,
+    plan: &Plan,
+    snapshot: &Snapshot,
+    desired: &Desired,
+) -> Vec<(GroupName, ReadMark)> {
+    let put: BTreeSet<&GroupName> = plan.changes.iter().map(Change::group).collect();
+    marks
+        .iter()
+        .filter(|(name, _)| {
+            !put.contains(name)
+                && snapshot.groups.get(*name).is_some_and(|have| {
+                    !have.unconfirmed
+                        && desired
+                            .groups
+                            .get(*name)
+                            .is_some_and(|want| want.members == have.members)
+                })
+        })
+        .map(|(name, mark)| (name.clone(), *mark))
+        .collect()
 }
 
 #[cfg(test)]

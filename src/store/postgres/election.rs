@@ -189,7 +189,7 @@ impl Elector {
             .settings
             .connect_lock_session()
             .await
-            .map_err(|e| crate::engine::error_chain(&e))?;
+            .map_err(|e| crate::error::error_chain(&e))?;
         let closed = CancellationToken::new();
         let ended = Arc::new(Mutex::new(None));
         let conn = {
@@ -197,7 +197,7 @@ impl Elector {
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
                     *ended.lock().unwrap_or_else(|e| e.into_inner()) =
-                        Some(crate::engine::error_chain(&e));
+                        Some(crate::error::error_chain(&e));
                 }
                 closed.cancel();
             })
@@ -375,7 +375,7 @@ async fn timeout<T>(
 ) -> Result<T, String> {
     match tokio::time::timeout(limit, query).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(crate::engine::error_chain(&e)),
+        Ok(Err(e)) => Err(crate::error::error_chain(&e)),
         Err(_) => Err(format!("no answer within {limit:?}")),
     }
 }

@@ -235,7 +235,7 @@ impl PostgresStore {
     async fn client(&self) -> Result<Object, StoreError> {
         self.pool.get().await.map_err(|e| StoreError::Connect {
             target: self.target.clone(),
-            detail: crate::engine::error_chain(&e),
+            detail: crate::error::error_chain(&e),
         })
     }
 

@@ -1,0 +1,251 @@
+use super::*;
+
+/// Whether a pass writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Read Okta and the snapshot, compute the plan, write nothing.
+    Plan,
+    /// Apply the plan to Q Business and record what succeeded.
+    Apply,
+}
+
+/// How a pass ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Every change applied (or there was nothing to do) and every in-scope group was synced.
+    Success,
+    /// Some groups could not be read or written; everything else was applied and recorded.
+    Partial,
+    /// Additions were applied; deletions and removals wait for approval of a held plan.
+    Held,
+    /// The pass stopped early (Okta unreachable, credentials, snapshot, cancelled).
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Partial => "partial",
+            Outcome::Held => "held",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassRequest {
+    pub mode: Mode,
+    /// Limit the pass to one group: an Okta group id, Okta name or Q name.
+    pub group: Option<String>,
+    /// The id for logs and the run log; default: the run id (or `plan`).
+    pub pass_id: Option<String>,
+    /// `cli`, `schedule`, `startup` or `admin`.
+    pub trigger: &'static str,
+    /// Apply the destructive changes of this held plan (with [`Mode::Apply`]), if Okta still
+    /// agrees with them.
+    pub approve: Option<String>,
+    /// Read every group's members, not only those Okta reports changed.
+    pub full: bool,
+    /// Limit the pass to these Okta group ids (event-driven passes); ids Okta and the snapshot
+    /// no longer know are nothing to do, not an error.
+    pub groups: Vec<String>,
+}
+
+impl PassRequest {
+    /// Whether the pass covers some groups only.
+    pub fn limited(&self) -> bool {
+        self.group.is_some() || !self.groups.is_empty()
+    }
+
+    /// A full pass started from the command line.
+    pub fn cli(mode: Mode) -> PassRequest {
+        PassRequest {
+            mode,
+            group: None,
+            pass_id: None,
+            trigger: "cli",
+            approve: None,
+            full: false,
+            groups: Vec::new(),
+        }
+    }
+
+    /// The approval of held plan `plan_id`.
+    pub fn approve(plan_id: &str, trigger: &'static str) -> PassRequest {
+        PassRequest {
+            mode: Mode::Apply,
+            group: None,
+            pass_id: None,
+            trigger,
+            approve: Some(plan_id.to_owned()),
+            full: false,
+            groups: Vec::new(),
+        }
+    }
+}
+
+/// One change that failed, for the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    pub group: String,
+    /// `put`, `delete`, `read`, or a plan issue kind.
+    pub op: String,
+    /// Bounded label.
+    pub kind: String,
+    pub message: String,
+}
+
+/// What a pass did. Printed by `sync`, served by `/status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub mode: Mode,
+    /// The pass id used in logs (the run id when none was given).
+    pub pass_id: Option<String>,
+    pub run_id: Option<RunId>,
+    /// The one group the pass was limited to, if any.
+    pub group: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub outcome: Outcome,
+    /// Why the pass stopped early, when it did.
+    pub error: Option<String>,
+    pub error_kind: Option<&'static str>,
+    pub groups_listed: usize,
+    pub groups_in_scope: usize,
+    pub groups_unread: usize,
+    /// In-scope groups whose members were read this pass (the rest were unchanged in Okta).
+    pub groups_read: usize,
+    pub puts_applied: usize,
+    pub deletes_applied: usize,
+    pub users_added: usize,
+    pub users_removed: usize,
+    pub failures: Vec<Failure>,
+    pub plan: Plan,
+    /// How this pass checked users' status and id changes.
+    pub users: UserCheck,
+    /// When the next full member read is due (incremental passes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_full_read_at: Option<DateTime<Utc>>,
+    /// Step by step, for a one-group pass.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<Trace>,
+}
+
+/// How a pass found users whose status or id attribute changed (which Okta does not report
+/// as a membership change).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserCheckHow {
+    /// Every group's members were read.
+    FullRead,
+    /// Okta's users listing, for the users updated since the last pass.
+    Listing,
+    /// Not checked (the pass stopped before, or was limited to some groups).
+    #[default]
+    NotChecked,
+}
+
+/// What a pass learnt of users' status and id changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct UserCheck {
+    pub how: UserCheckHow,
+    /// Users Okta listed as updated since the last pass.
+    pub users_listed: usize,
+    /// Of those, users whose effective Q identity changed (status, id attribute).
+    pub users_changed: usize,
+    /// Groups read again because of them.
+    pub groups_affected: usize,
+    /// What could not be checked, when something could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl UserCheck {
+    pub(crate) fn full_read() -> UserCheck {
+        UserCheck {
+            how: UserCheckHow::FullRead,
+            ..UserCheck::default()
+        }
+    }
+
+    pub(crate) fn not_checked(why: &str) -> UserCheck {
+        UserCheck {
+            error: Some(why.to_owned()),
+            ..UserCheck::default()
+        }
+    }
+
+    pub(crate) fn failed(error: String) -> UserCheck {
+        UserCheck {
+            how: UserCheckHow::Listing,
+            error: Some(error),
+            ..UserCheck::default()
+        }
+    }
+}
+
+impl RunReport {
+    pub(crate) fn new(mode: Mode, started_at: DateTime<Utc>) -> RunReport {
+        RunReport {
+            mode,
+            pass_id: None,
+            run_id: None,
+            group: None,
+            started_at,
+            finished_at: started_at,
+            outcome: Outcome::Success,
+            error: None,
+            error_kind: None,
+            groups_listed: 0,
+            groups_in_scope: 0,
+            groups_unread: 0,
+            groups_read: 0,
+            puts_applied: 0,
+            deletes_applied: 0,
+            users_added: 0,
+            users_removed: 0,
+            failures: Vec::new(),
+            plan: Plan::default(),
+            users: UserCheck::default(),
+            next_full_read_at: None,
+            trace: None,
+        }
+    }
+
+    /// The run-log summary of this report.
+    pub fn record(&self) -> RunRecord {
+        RunRecord {
+            outcome: self.outcome.as_str().to_owned(),
+            groups_in_scope: self.groups_in_scope,
+            puts: self.puts_applied,
+            deletes: self.deletes_applied,
+            failed: self.failures.len(),
+            unchanged: self.plan.unchanged,
+            users_added: self.users_added,
+            users_removed: self.users_removed,
+            error: self.error.clone(),
+        }
+    }
+}
+
+/// How an event-driven pass names its groups in reports and the run log (the first ten ids).
+pub(super) fn changed_groups_label(ids: &[String]) -> String {
+    const SHOWN: usize = 10;
+    let mut label = format!(
+        "{} group(s) changed in Okta: {}",
+        ids.len(),
+        ids.iter()
+            .take(SHOWN)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if ids.len() > SHOWN {
+        label.push_str(&format!(" and {} more", ids.len() - SHOWN));
+    }
+    label
+}

@@ -1,0 +1,74 @@
+use super::*;
+
+impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
+    /// Puts what the plan says into the report, the logs and the trace, and notes what this
+    /// pass did not check (so "Q Business matches Okta" is only said when it read what it
+    /// needed to say so).
+    pub(super) fn summarise(
+        &self,
+        request: &PassRequest,
+        report: &mut RunReport,
+        plan: Plan,
+        unread: usize,
+        tracer: Option<&Tracer>,
+    ) -> Plan {
+        report.groups_listed = plan.listed;
+        report.groups_in_scope = plan.in_scope;
+        report.groups_unread = unread;
+        for issue in &plan.issues {
+            report.failures.push(Failure {
+                group: issue.group.clone(),
+                op: if issue.kind == "unread" {
+                    "read".into()
+                } else {
+                    "plan".into()
+                },
+                kind: issue.kind.to_owned(),
+                message: issue.detail.clone(),
+            });
+        }
+        if !plan.collisions.is_empty() {
+            warn!(
+                collisions = plan.collisions.len(),
+                "Okta users that Q Business sees as one user"
+            );
+        }
+        info!(
+            puts = plan.puts().count(),
+            deletes = plan.deletes().count(),
+            unchanged = plan.unchanged,
+            issues = plan.issues.len(),
+            withheld_deletes = plan.withheld_deletes.len(),
+            "planned"
+        );
+        if let Some(held) = &plan.held {
+            warn!(
+                plan_id = %held.id,
+                deletes = held.deletes.len(),
+                removals = held.removal_count(),
+                reasons = %held.reasons.join("; "),
+                "destructive changes held for approval"
+            );
+        }
+        if tracer.is_some() {
+            trace_plan(tracer, &plan);
+        }
+        let mut plan = plan;
+        plan.unchecked = if request.limited() {
+            Some(format!(
+                "groups other than {} (this pass was limited to them)",
+                report.group.as_deref().unwrap_or("the named ones")
+            ))
+        } else {
+            report
+                .users
+                .error
+                .as_ref()
+                .map(|what| match report.next_full_read_at {
+                    Some(at) => format!("{what}; the next full read is due at {}", at.to_rfc3339()),
+                    None => what.clone(),
+                })
+        };
+        plan
+    }
+}
