@@ -7,21 +7,17 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
+use crate::app::{Exit, ProductEngine, build_engine, engine_settings, open_state};
 use crate::clock::SystemClock;
 use crate::config::{Config, ConfigError, OktaAuthMode, StateBackend};
-use crate::engine::{
-    Engine, EngineSettings, Mode, NoProgress, Outcome, PassRequest, Progress, RunReport, Verify,
-};
-use crate::leader::Leadership;
-use crate::plan::safety::SafetyPolicy;
-use crate::plan::{Policy, Rules};
+use crate::engine::{Mode, NoProgress, Outcome, PassRequest, Progress, RunReport};
 use crate::progress::TerminalProgress;
 use crate::sink::{QBusinessSink, SinkErrorKind};
 use crate::source::DirectorySource;
 use crate::source::SourceError;
 use crate::source::okta::{OktaSettings, OktaSource, OktaStats};
-use crate::store::postgres::{CommandLease, Elector, PgSettings};
-use crate::store::{Backend, PostgresStore, SnapshotStore, SqliteStore};
+use crate::store::SnapshotStore;
+use crate::store::postgres::PgSettings;
 use crate::telemetry::LogFormat;
 
 /// Keeps Amazon Q Business group membership equal to Okta's.
@@ -115,27 +111,6 @@ pub enum Output {
     Json,
 }
 
-/// How the process ends (besides configuration errors, which exit 2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// 0: everything applied, or nothing to do.
-    Success,
-    /// 1: some change or group failed, or the pass stopped early.
-    Failed,
-    /// 3: deletions or removals are held for approval (`approve <plan-id>`).
-    Held,
-}
-
-impl Exit {
-    pub fn code(self) -> u8 {
-        match self {
-            Exit::Success => 0,
-            Exit::Failed => 1,
-            Exit::Held => 3,
-        }
-    }
-}
-
 /// Runs the command. `shutdown` is cancelled on SIGINT/SIGTERM.
 pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Exit> {
     let config = Config::load(cli.config.as_deref())?;
@@ -143,133 +118,10 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Exit> 
         Command::Sync(args) => run_pass(&config, Mode::Apply, &args, shutdown).await,
         Command::Plan(args) => run_pass(&config, Mode::Plan, &args, shutdown).await,
         Command::CheckConfig => check_config(&config).await,
-        Command::Serve => crate::daemon::serve(config, shutdown).await,
+        Command::Serve => crate::serve::serve(config, shutdown).await,
         Command::Approve(args) => approve(&config, &args, shutdown).await,
         Command::Reconcile(args) => reconcile(&config, &args, shutdown).await,
     }
-}
-
-/// Builds the pass settings from the configuration.
-pub fn engine_settings(config: &Config) -> Result<EngineSettings, ConfigError> {
-    let rules = Rules::from_config(config)
-        .map_err(|e| ConfigError(format!("groups.include/exclude: {e}")))?;
-    Ok(EngineSettings {
-        rules,
-        policy: Policy {
-            inline_member_limit: config.qbusiness.inline_member_limit,
-            large_groups: match config.qbusiness.large_groups {
-                crate::config::LargeGroups::Chunks => crate::plan::LargeGroups::Chunks,
-                crate::config::LargeGroups::Refuse => crate::plan::LargeGroups::Refuse,
-                crate::config::LargeGroups::S3 => crate::plan::LargeGroups::File,
-            },
-        },
-        read_concurrency: config.okta.max_concurrency * 2,
-        write_concurrency: config.qbusiness.max_concurrency,
-        safety: SafetyPolicy::from_config(&config.safety),
-        verify: Verify {
-            mode: config.qbusiness.verify,
-            sample_percent: config.qbusiness.verify_sample_percent,
-            timeout: config.qbusiness.verify_timeout,
-            ..Verify::default()
-        },
-        full_every: config.sync.full_every,
-        overlap: chrono::TimeDelta::from_std(config.sync.overlap)
-            .map_err(|e| ConfigError(format!("sync.overlap: {e}")))?,
-    })
-}
-
-/// The production engine: Okta over HTTP, Q Business through the SDK, the configured snapshot.
-/// The Okta client is shared (by reference count) with the System Log poller, so both draw on
-/// one rate-limit budget.
-pub type ProductEngine = Engine<Arc<OktaSource>, QBusinessSink, Backend>;
-
-/// The snapshot store as configured (`state.backend`), and this process's leadership.
-pub struct OpenedState {
-    pub store: Backend,
-    pub leadership: Leadership,
-    /// PostgreSQL: what the elector connects with.
-    pub postgres: Option<PgSettings>,
-}
-
-impl OpenedState {
-    /// One-shot commands that write (`sync`, `approve`, `reconcile --adopt`): with PostgreSQL,
-    /// takes the leader lock for the command's duration, or fails naming the replica that
-    /// leads. `None` with SQLite (the process always leads).
-    pub async fn lead_for_command(&self) -> anyhow::Result<Option<CommandLease>> {
-        let Some(settings) = &self.postgres else {
-            return Ok(None);
-        };
-        let lease = Elector::new(settings, self.leadership.clone(), None)
-            .acquire()
-            .await
-            .context("taking the leader lock for this command")?;
-        Ok(Some(lease))
-    }
-
-    /// The token a pass runs under: cancelled on shutdown or when leadership is lost.
-    pub fn pass_token(&self, shutdown: &CancellationToken) -> CancellationToken {
-        self.leadership
-            .current()
-            .map_or_else(|| shutdown.clone(), |t| t.cancel)
-    }
-}
-
-/// Opens the snapshot for `mode` (`plan` opens it read-only and never creates or migrates it).
-/// With PostgreSQL the process starts as a standby; see [`OpenedState::lead_for_command`] and
-/// [`Elector::run`].
-pub async fn open_state(
-    config: &Config,
-    mode: Mode,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<OpenedState> {
-    let replica = config.state.replica_name();
-    match config.state.backend {
-        StateBackend::Sqlite => {
-            let store = match mode {
-                Mode::Plan => SqliteStore::open_read_only(&config.state.path),
-                Mode::Apply => SqliteStore::open(&config.state.path),
-            }
-            .context("opening the snapshot (state.path)")?;
-            Ok(OpenedState {
-                store: Backend::Sqlite(store),
-                leadership: Leadership::always(replica, shutdown),
-                postgres: None,
-            })
-        }
-        StateBackend::Postgres => {
-            let settings = PgSettings::from_config(&config.state)?;
-            let leadership = Leadership::elected("postgres", replica, shutdown);
-            let store = match mode {
-                Mode::Plan => PostgresStore::open_read_only(&settings, leadership.clone()).await,
-                Mode::Apply => PostgresStore::open(&settings, leadership.clone()).await,
-            }
-            .context("opening the snapshot (state.url)")?;
-            Ok(OpenedState {
-                store: Backend::Postgres(store),
-                leadership,
-                postgres: Some(settings),
-            })
-        }
-    }
-}
-
-/// Builds the engine over an opened snapshot store.
-pub fn build_engine(
-    config: &Config,
-    sink: QBusinessSink,
-    store: Backend,
-) -> anyhow::Result<ProductEngine> {
-    let settings = engine_settings(config)?;
-    let source = Arc::new(
-        OktaSource::new(OktaSettings::from_config(config)?).context("starting the Okta client")?,
-    );
-    Ok(Engine::new(
-        source,
-        sink,
-        store,
-        settings,
-        Arc::new(SystemClock),
-    ))
 }
 
 async fn run_pass(

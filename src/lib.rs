@@ -13,22 +13,22 @@
 //! - [`cli`], [`config`], [`telemetry`], [`metrics`], [`progress`], [`trace`]: the operator's surface.
 //! - [`model`], [`clock`]: ids and the Q Business id rules; time as a parameter.
 
+pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod daemon;
 pub mod engine;
 pub mod error;
-pub mod events;
 #[cfg(test)]
 mod fakes;
-pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod model;
 pub mod plan;
 pub mod progress;
+pub mod report;
 pub mod schedule;
+pub mod serve;
 pub mod shutdown;
 pub mod sink;
 pub mod source;

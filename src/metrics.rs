@@ -11,7 +11,7 @@ use metrics::{
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::engine::RunReport;
+use crate::report::RunReport;
 
 pub const PASSES: &str = "q_group_sync_passes_total";
 pub const PASS_FAILURES: &str = "q_group_sync_pass_failures_total";
@@ -177,8 +177,8 @@ pub fn describe() {
 /// Records a finished pass.
 pub fn pass_finished(report: &RunReport, elapsed: Duration) {
     let mode = match report.mode {
-        crate::engine::Mode::Plan => "plan",
-        crate::engine::Mode::Apply => "sync",
+        crate::report::Mode::Plan => "plan",
+        crate::report::Mode::Apply => "sync",
     };
     counter!(PASSES, "outcome" => report.outcome.as_str(), "mode" => mode).increment(1);
     if let Some(kind) = report.error_kind {
@@ -187,7 +187,7 @@ pub fn pass_finished(report: &RunReport, elapsed: Duration) {
     histogram!(PASS_DURATION, "mode" => mode).record(elapsed.as_secs_f64());
     // Gauges describe the org as last synced: a dry run, a failed or a single-group pass leaves
     // them as they were.
-    if report.mode == crate::engine::Mode::Plan
+    if report.mode == crate::report::Mode::Plan
         || report.group.is_some()
         || (report.groups_listed == 0 && report.error.is_some())
     {

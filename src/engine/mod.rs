@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
@@ -27,22 +26,21 @@ use crate::source::{DirectorySource, OktaGroup, SourceError};
 use crate::store::{
     AppliedPut, RunId, RunRecord, RunStart, SnapshotStore, StoreError, UsersMode, UsersWrite,
 };
-use crate::trace::{self, Trace, Tracer};
+use crate::trace::{self, Tracer};
 use sha2::{Digest, Sha256};
 
 mod apply;
 mod approve;
 mod error;
 mod read;
-mod report;
 mod scope;
 mod summary;
 mod traces;
 
 pub use crate::error::error_chain;
+use crate::report::changed_groups_label;
+pub use crate::report::{Failure, Mode, Outcome, PassRequest, RunReport, UserCheck, UserCheckHow};
 pub use error::Error;
-use report::changed_groups_label;
-pub use report::{Failure, Mode, Outcome, PassRequest, RunReport, UserCheck, UserCheckHow};
 use traces::trace_plan;
 
 /// Hooks for a progress display. Every method has a no-op default.
@@ -239,7 +237,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         if let Some(run) = report.run_id
             && let Err(e) = self
                 .store
-                .finish_run(run, report.finished_at, &report.record())
+                .finish_run(run, report.finished_at, &run_record(&report))
                 .await
         {
             warn!(parent: &span, error = %e, "could not close the run log entry");
@@ -384,6 +382,21 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         } else {
             Outcome::Partial
         }
+    }
+}
+
+/// The run-log summary of a report.
+fn run_record(report: &RunReport) -> RunRecord {
+    RunRecord {
+        outcome: report.outcome.as_str().to_owned(),
+        groups_in_scope: report.groups_in_scope,
+        puts: report.puts_applied,
+        deletes: report.deletes_applied,
+        failed: report.failures.len(),
+        unchanged: report.plan.unchanged,
+        users_added: report.users_added,
+        users_removed: report.users_removed,
+        error: report.error.clone(),
     }
 }
 

@@ -1,4 +1,12 @@
-use super::*;
+//! What a pass was asked to do and what it did: the request, the report `sync` prints and
+//! `/status` serves, and the closed sets they are made of. Below the engine, so that metrics
+//! and the serve runtime can read a report without depending on the engine.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::plan::Plan;
+use crate::trace::Trace;
 
 /// Whether a pass writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -105,7 +113,7 @@ pub struct RunReport {
     pub mode: Mode,
     /// The pass id used in logs (the run id when none was given).
     pub pass_id: Option<String>,
-    pub run_id: Option<RunId>,
+    pub run_id: Option<i64>,
     /// The one group the pass was limited to, if any.
     pub group: Option<String>,
     pub started_at: DateTime<Utc>,
@@ -215,25 +223,10 @@ impl RunReport {
             trace: None,
         }
     }
-
-    /// The run-log summary of this report.
-    pub fn record(&self) -> RunRecord {
-        RunRecord {
-            outcome: self.outcome.as_str().to_owned(),
-            groups_in_scope: self.groups_in_scope,
-            puts: self.puts_applied,
-            deletes: self.deletes_applied,
-            failed: self.failures.len(),
-            unchanged: self.plan.unchanged,
-            users_added: self.users_added,
-            users_removed: self.users_removed,
-            error: self.error.clone(),
-        }
-    }
 }
 
 /// How an event-driven pass names its groups in reports and the run log (the first ten ids).
-pub(super) fn changed_groups_label(ids: &[String]) -> String {
+pub(crate) fn changed_groups_label(ids: &[String]) -> String {
     const SHOWN: usize = 10;
     let mut label = format!(
         "{} group(s) changed in Okta: {}",

@@ -1,42 +1,6 @@
-//! `serve`: passes on a cron schedule and on demand, one at a time, plus the HTTP port.
-//!
-//! Every pass request (the schedule, start-up, an admin's POST /sync) goes into one queue. A
-//! single runner takes passes from it one at a time; a request that arrives while an equal one
-//! is queued joins it (one follow-up pass, however many requests). Dry runs wait for the pass
-//! lock too, so Okta never sees two passes at once.
-//!
-//! Only the leader ([`Leadership`]) runs passes. With SQLite the process always leads; with
-//! PostgreSQL a standby drops its scheduled ticks, refuses admin requests (naming the leader),
-//! and runs a `takeover` pass as soon as it becomes leader, which finishes whatever the old
-//! leader left (its intents mark those groups for rewriting). A pass runs under its term's
-//! token, so losing leadership stops it between writes.
+//! The daemon's pass queue: one pass at a time, equal requests coalesced, the leader only.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use anyhow::Context;
-use chrono::{DateTime, Utc};
-use metrics_exporter_prometheus::PrometheusHandle;
-use secrecy::{ExposeSecret, SecretString};
-use serde::Serialize;
-use sha2::{Digest, Sha256};
-use tokio::sync::Notify;
-use tokio_cron_scheduler::{Job, JobScheduler};
-use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, info, warn};
-
-use crate::cli::{Exit, ProductEngine, build_engine, open_state};
-use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
-use crate::engine::{Mode, NoProgress, PassRequest, RunReport};
-use crate::leader::{LeaderInfo, LeaderView, Leadership};
-use crate::metrics;
-use crate::sink::QBusinessSink;
-use crate::source::events::{FeedSettings, OktaChangeFeed};
-use crate::store::SnapshotStore;
-use crate::store::postgres::Elector;
+use super::*;
 
 /// A pass waiting to run or running.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -57,39 +21,6 @@ pub struct PassTicket {
     pub requested_at: DateTime<Utc>,
 }
 
-/// The held plan waiting for approval, as `/status` shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct HeldView {
-    pub plan_id: String,
-    pub hash: String,
-    pub reasons: Vec<String>,
-    pub deletes: usize,
-    pub removals: usize,
-    /// Groups to delete (first 50).
-    pub delete_groups: Vec<String>,
-    /// Since when a pass holds this plan.
-    pub since: DateTime<Utc>,
-}
-
-impl HeldView {
-    fn new(held: &crate::plan::safety::Held, since: DateTime<Utc>) -> HeldView {
-        HeldView {
-            plan_id: held.id.clone(),
-            hash: held.hash.clone(),
-            reasons: held.reasons.clone(),
-            deletes: held.deletes.len(),
-            removals: held.removal_count(),
-            delete_groups: held
-                .deletes
-                .iter()
-                .take(50)
-                .map(|d| d.group.to_string())
-                .collect(),
-            since,
-        }
-    }
-}
-
 /// What an enqueue did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Enqueued {
@@ -103,125 +34,36 @@ pub enum Enqueued {
     Standby(Option<LeaderInfo>),
 }
 
-/// The last finished pass, as `/status` shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct LastPass {
-    pub pass_id: Option<String>,
-    pub run_id: Option<i64>,
-    pub trigger: &'static str,
-    pub group: Option<String>,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: DateTime<Utc>,
-    pub outcome: &'static str,
-    pub error: Option<String>,
-    pub error_kind: Option<&'static str>,
-    pub groups_listed: usize,
-    pub groups_in_scope: usize,
-    pub groups_unread: usize,
-    pub puts_applied: usize,
-    pub deletes_applied: usize,
-    pub unchanged: usize,
-    pub users_added: usize,
-    pub users_removed: usize,
-    pub failed: usize,
-    /// Failures by bounded kind (`throttled`, `unread`, `over_member_limit`, ...).
-    pub errors_by_kind: BTreeMap<String, usize>,
-    /// How the pass checked users' status and id changes.
-    pub users: crate::engine::UserCheck,
-    /// When the next full member read is due.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_full_read_at: Option<DateTime<Utc>>,
-    /// Step by step, for a one-group pass.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub trace: Option<crate::trace::Trace>,
-}
-
-impl LastPass {
-    fn from_report(trigger: &'static str, r: &RunReport) -> LastPass {
-        let mut errors_by_kind = BTreeMap::new();
-        for f in &r.failures {
-            *errors_by_kind.entry(f.kind.clone()).or_insert(0) += 1;
-        }
-        if let Some(kind) = r.error_kind {
-            *errors_by_kind.entry(kind.to_owned()).or_insert(0) += 1;
-        }
-        LastPass {
-            pass_id: r.pass_id.clone(),
-            run_id: r.run_id,
-            trigger,
-            group: r.group.clone(),
-            started_at: r.started_at,
-            finished_at: r.finished_at,
-            outcome: r.outcome.as_str(),
-            error: r.error.clone(),
-            error_kind: r.error_kind,
-            groups_listed: r.groups_listed,
-            groups_in_scope: r.groups_in_scope,
-            groups_unread: r.groups_unread,
-            puts_applied: r.puts_applied,
-            deletes_applied: r.deletes_applied,
-            unchanged: r.plan.unchanged,
-            users_added: r.users_added,
-            users_removed: r.users_removed,
-            failed: r.failures.len(),
-            errors_by_kind,
-            users: r.users.clone(),
-            next_full_read_at: r.next_full_read_at,
-            trace: r.trace.clone(),
-        }
-    }
-}
-
 /// Mutable daemon state behind a std `Mutex`: every critical section is a few field updates,
 /// never held across an `.await`.
 #[derive(Debug, Default)]
-struct State {
-    queue: VecDeque<PassTicket>,
-    running: Option<PassTicket>,
-    last: Option<LastPass>,
-    last_success: Option<DateTime<Utc>>,
-    held: Option<HeldView>,
-    passes_started: u64,
-}
-
-/// `/status` as JSON.
-#[derive(Debug, Clone, Serialize)]
-pub struct Status {
-    pub ready: bool,
-    pub shutting_down: bool,
-    pub pass_running: bool,
-    pub current_pass: Option<PassTicket>,
-    pub queued_passes: Vec<PassTicket>,
-    pub next_scheduled_pass: Option<DateTime<Utc>>,
-    pub schedule: String,
-    pub last_pass: Option<LastPass>,
-    pub last_success_at: Option<DateTime<Utc>>,
-    /// Destructive changes waiting for approval (`q-group-sync approve <plan_id>` or POST /approve).
-    pub held_plan: Option<HeldView>,
-    /// Seconds since the snapshot was last confirmed equal to Okta (last successful full pass).
-    pub snapshot_age_seconds: Option<f64>,
-    /// Who leads, and whether this replica does (always with SQLite).
-    pub leader: LeaderView,
+pub(super) struct State {
+    pub(super) queue: VecDeque<PassTicket>,
+    pub(super) running: Option<PassTicket>,
+    pub(super) last: Option<LastPass>,
+    pub(super) last_success: Option<DateTime<Utc>>,
+    pub(super) held: Option<HeldView>,
+    pub(super) passes_started: u64,
 }
 
 /// What the HTTP handlers and the runner share.
 pub struct Daemon {
-    engine: Arc<ProductEngine>,
-    leadership: Leadership,
-    state: Mutex<State>,
+    pub(super) engine: Arc<ProductEngine>,
+    pub(super) leadership: Leadership,
+    pub(super) state: Mutex<State>,
     /// Held for the whole of any pass, dry runs included.
-    pass_lock: tokio::sync::Mutex<()>,
-    wake: Notify,
-    ready: AtomicBool,
-    scheduler_alive: AtomicBool,
-    runner_alive: AtomicBool,
-    shutdown: CancellationToken,
+    pub(super) pass_lock: tokio::sync::Mutex<()>,
+    pub(super) wake: Notify,
+    pub(super) ready: AtomicBool,
+    pub(super) scheduler_alive: AtomicBool,
+    pub(super) runner_alive: AtomicBool,
+    pub(super) shutdown: CancellationToken,
     /// SHA-256 of the admin token; compared in constant time.
-    admin_token_digest: Option<[u8; 32]>,
-    metrics: Option<PrometheusHandle>,
-    clock: Arc<dyn Clock>,
-    schedule: String,
-    cron: croner::Cron,
+    pub(super) admin_token_digest: Option<[u8; 32]>,
+    pub(super) metrics: Option<PrometheusHandle>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) schedule: String,
+    pub(super) cron: croner::Cron,
 }
 
 impl Daemon {
@@ -259,7 +101,7 @@ impl Daemon {
         &self.engine
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+    pub(super) fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -412,7 +254,7 @@ impl Daemon {
     }
 
     /// The runner: takes queued passes one at a time until shutdown.
-    async fn run(self: Arc<Self>) {
+    pub(super) async fn run(self: Arc<Self>) {
         self.runner_alive.store(true, Ordering::SeqCst);
         loop {
             let next = self.state().queue.front().cloned();
@@ -501,38 +343,12 @@ impl Daemon {
         self.runner_alive.store(false, Ordering::SeqCst);
     }
 
-    fn update_freshness(&self) {
+    pub(super) fn update_freshness(&self) {
         let last = self.state().last_success;
         metrics::freshness(
             last.map(|t| t.timestamp_millis() as f64 / 1000.0),
             self.clock.now().timestamp_millis() as f64 / 1000.0,
         );
-    }
-
-    /// The `/status` document.
-    pub fn status(&self) -> Status {
-        let now = self.clock.now();
-        let state = self.state();
-        Status {
-            ready: self.is_ready(),
-            shutting_down: self.shutdown.is_cancelled(),
-            pass_running: state.running.is_some(),
-            current_pass: state.running.clone(),
-            queued_passes: state.queue.iter().cloned().collect(),
-            next_scheduled_pass: if self.scheduler_alive.load(Ordering::SeqCst) {
-                crate::schedule::next_fire(&self.cron, now)
-            } else {
-                None
-            },
-            schedule: self.schedule.clone(),
-            last_pass: state.last.clone(),
-            last_success_at: state.last_success,
-            held_plan: state.held.clone(),
-            snapshot_age_seconds: state
-                .last_success
-                .map(|t| ((now - t).num_milliseconds().max(0) as f64) / 1000.0),
-            leader: self.leadership.view(),
-        }
     }
 
     /// `/readyz` (latches): config loaded, snapshot open, and first pass attempted (SQLite) or
@@ -558,7 +374,7 @@ impl Daemon {
     }
 
     /// Reloads what the run log and held plans say (another replica may have led).
-    async fn refresh_from_store(&self) {
+    pub(super) async fn refresh_from_store(&self) {
         let store = self.engine.store();
         match (store.last_success().await, store.held_plan(None).await) {
             (Ok(last_success), Ok(held)) => {
@@ -577,7 +393,7 @@ impl Daemon {
 
     /// Follows leadership: on becoming leader, reloads the shared state and queues a
     /// `takeover` pass; while a standby, reloads the shared state every 10 s for /status.
-    async fn follow_leadership(self: Arc<Self>) {
+    pub(super) async fn follow_leadership(self: Arc<Self>) {
         let mut changes = self.leadership.subscribe();
         // The epoch of the term a takeover pass was queued for.
         let mut seen_epoch = None;
@@ -647,173 +463,11 @@ impl Daemon {
     }
 }
 
-fn digest(s: &str) -> [u8; 32] {
+pub(super) fn digest(s: &str) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
 }
 
 /// Pass ids: time-ordered and unique within the process (`20261126T031500Z-3`).
-fn new_pass_id(now: DateTime<Utc>, n: u64) -> String {
+pub(super) fn new_pass_id(now: DateTime<Utc>, n: u64) -> String {
     format!("{}-{n}", now.format("%Y%m%dT%H%M%SZ"))
-}
-
-/// Runs `serve` until `shutdown` is cancelled, then drains within `server.shutdown_grace`.
-pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Result<Exit> {
-    let admin_token = config.admin_token()?;
-    let handle =
-        metrics::install().map_err(|e| anyhow::anyhow!("installing the metrics recorder: {e}"))?;
-    let sink = QBusinessSink::from_config(&config.qbusiness).await;
-    let opened = open_state(&config, Mode::Apply, &shutdown).await?;
-    let leadership = opened.leadership.clone();
-    let engine = build_engine(&config, sink, opened.store)?;
-    let last_success = engine
-        .store()
-        .last_success()
-        .await
-        .context("reading the run log")?;
-    let engine_held = engine
-        .store()
-        .held_plan(None)
-        .await
-        .context("reading held plans")?;
-    let cron = config.schedule.cron_with_seconds();
-    let daemon = Daemon::new(
-        engine,
-        leadership.clone(),
-        admin_token,
-        Some(handle.clone()),
-        cron.clone(),
-        shutdown.clone(),
-    )?;
-    let held = engine_held.map(|r| HeldView::new(&r.held, r.created_at));
-    metrics::held(held.as_ref().map_or((0, 0), |h| (h.deletes, h.removals)));
-    {
-        let mut state = daemon.state();
-        state.last_success = last_success;
-        state.held = held;
-    }
-    daemon.update_freshness();
-    metrics::pass_in_progress(false);
-
-    let listener = tokio::net::TcpListener::bind(config.server.listen)
-        .await
-        .with_context(|| format!("binding server.listen {}", config.server.listen))?;
-    let addr = listener.local_addr().context("reading the bound address")?;
-    info!(addr = %addr, "listening");
-
-    let runner = tokio::spawn(Arc::clone(&daemon).run());
-    let poller = config.okta.events.enabled.then(|| {
-        let feed = OktaChangeFeed::new(
-            Arc::clone(daemon.engine().source()),
-            FeedSettings::from_config(&config),
-            Arc::new(SystemClock),
-        );
-        tokio::spawn(crate::events::run(
-            Arc::clone(&daemon),
-            feed,
-            config.okta.events.clone(),
-            {
-                let d = Arc::clone(&daemon);
-                move || d.is_leader()
-            },
-            shutdown.clone(),
-        ))
-    });
-    let mut scheduler = start_scheduler(&daemon, &cron).await?;
-    // With PostgreSQL, becoming leader queues the first pass (follow_leadership).
-    let elector_stop = CancellationToken::new();
-    let elector = opened.postgres.as_ref().map(|settings| {
-        let elector = Elector::new(settings, leadership.clone(), Some(addr.to_string()));
-        tokio::spawn(elector.run(elector_stop.clone()))
-    });
-    let follower = elector
-        .is_some()
-        .then(|| tokio::spawn(Arc::clone(&daemon).follow_leadership()));
-    if elector.is_none() {
-        if config.schedule.run_on_start {
-            daemon.enqueue("startup", None);
-        } else {
-            daemon.ready.store(true, Ordering::SeqCst);
-        }
-    }
-
-    let upkeep = {
-        let handle = handle.clone();
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => handle.run_upkeep(),
-                    _ = stop.cancelled() => break,
-                }
-            }
-        })
-    };
-
-    let server_stop = CancellationToken::new();
-    let server = {
-        let router = crate::http::router(Arc::clone(&daemon));
-        let stop = server_stop.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await
-        })
-    };
-
-    shutdown.cancelled().await;
-    info!(grace = ?config.server.shutdown_grace, "shutting down: no new passes; letting writes in flight finish");
-    daemon.scheduler_alive.store(false, Ordering::SeqCst);
-    if let Err(e) = scheduler.shutdown().await {
-        warn!(error = %e, "stopping the scheduler");
-    }
-    if let Some(poller) = poller {
-        poller.abort();
-    }
-    let drained = tokio::time::timeout(config.server.shutdown_grace, runner).await;
-    // Only now is the lock released: writes in flight were recorded under the term.
-    elector_stop.cancel();
-    if let Some(elector) = elector {
-        let _ = tokio::time::timeout(Duration::from_secs(5), elector).await;
-    }
-    if let Some(follower) = follower {
-        follower.abort();
-    }
-    upkeep.abort();
-    server_stop.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
-    match drained {
-        Ok(_) => {
-            info!("stopped");
-            Ok(Exit::Success)
-        }
-        Err(_) => {
-            error!(
-                "shutdown grace exceeded with a write still in flight; the next pass repeats it"
-            );
-            Ok(Exit::Failed)
-        }
-    }
-}
-
-/// Starts the cron job that queues scheduled passes.
-async fn start_scheduler(daemon: &Arc<Daemon>, cron: &str) -> anyhow::Result<JobScheduler> {
-    let scheduler = JobScheduler::new()
-        .await
-        .context("creating the scheduler")?;
-    let d = Arc::clone(daemon);
-    let job = Job::new_async(cron, move |_id, _lock| {
-        let d = Arc::clone(&d);
-        Box::pin(async move {
-            d.enqueue("schedule", None);
-        })
-    })
-    .with_context(|| format!("schedule.cron {cron:?}"))?;
-    scheduler
-        .add(job)
-        .await
-        .context("adding the scheduled job")?;
-    scheduler.start().await.context("starting the scheduler")?;
-    daemon.scheduler_alive.store(true, Ordering::SeqCst);
-    info!(cron, next = ?crate::schedule::next_fire(&daemon.cron, daemon.clock.now()), "schedule started");
-    Ok(scheduler)
 }

@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use url::Url;
 
+use super::Daemon;
 use crate::config::EventsConfig;
-use crate::daemon::Daemon;
 use crate::metrics;
 use crate::source::SourceError;
 use crate::source::events::{ChangeFeed, affected, drain};

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::daemon::{Daemon, Enqueued};
+use super::{Daemon, Enqueued};
 
 /// Routes over a running daemon.
 pub fn router(daemon: Arc<Daemon>) -> Router {

@@ -1,0 +1,209 @@
+//! `serve`: passes on a cron schedule and on demand, one at a time, plus the HTTP port.
+//!
+//! Every pass request (the schedule, start-up, an admin's POST /sync) goes into one queue. A
+//! single runner takes passes from it one at a time; a request that arrives while an equal one
+//! is queued joins it (one follow-up pass, however many requests). Dry runs wait for the pass
+//! lock too, so Okta never sees two passes at once.
+//!
+//! Only the leader ([`Leadership`]) runs passes. With SQLite the process always leads; with
+//! PostgreSQL a standby drops its scheduled ticks, refuses admin requests (naming the leader),
+//! and runs a `takeover` pass as soon as it becomes leader, which finishes whatever the old
+//! leader left (its intents mark those groups for rewriting). A pass runs under its term's
+//! token, so losing leadership stops it between writes.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use metrics_exporter_prometheus::PrometheusHandle;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
+use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use crate::app::{Exit, ProductEngine, build_engine, open_state};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::engine::{Mode, NoProgress, PassRequest, RunReport};
+use crate::leader::{LeaderInfo, LeaderView, Leadership};
+use crate::metrics;
+use crate::sink::QBusinessSink;
+use crate::source::events::{FeedSettings, OktaChangeFeed};
+use crate::store::SnapshotStore;
+use crate::store::postgres::Elector;
+
+pub mod feed;
+pub mod http;
+mod queue;
+mod status;
+
+pub use queue::{Daemon, Enqueued, PassTicket};
+pub use status::{HeldView, LastPass, Status};
+
+/// Runs `serve` until `shutdown` is cancelled, then drains within `server.shutdown_grace`.
+pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Result<Exit> {
+    let admin_token = config.admin_token()?;
+    let handle =
+        metrics::install().map_err(|e| anyhow::anyhow!("installing the metrics recorder: {e}"))?;
+    let sink = QBusinessSink::from_config(&config.qbusiness).await;
+    let opened = open_state(&config, Mode::Apply, &shutdown).await?;
+    let leadership = opened.leadership.clone();
+    let engine = build_engine(&config, sink, opened.store)?;
+    let last_success = engine
+        .store()
+        .last_success()
+        .await
+        .context("reading the run log")?;
+    let engine_held = engine
+        .store()
+        .held_plan(None)
+        .await
+        .context("reading held plans")?;
+    let cron = config.schedule.cron_with_seconds();
+    let daemon = Daemon::new(
+        engine,
+        leadership.clone(),
+        admin_token,
+        Some(handle.clone()),
+        cron.clone(),
+        shutdown.clone(),
+    )?;
+    let held = engine_held.map(|r| HeldView::new(&r.held, r.created_at));
+    metrics::held(held.as_ref().map_or((0, 0), |h| (h.deletes, h.removals)));
+    {
+        let mut state = daemon.state();
+        state.last_success = last_success;
+        state.held = held;
+    }
+    daemon.update_freshness();
+    metrics::pass_in_progress(false);
+
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("binding server.listen {}", config.server.listen))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    info!(addr = %addr, "listening");
+
+    let runner = tokio::spawn(Arc::clone(&daemon).run());
+    let poller = config.okta.events.enabled.then(|| {
+        let feed = OktaChangeFeed::new(
+            Arc::clone(daemon.engine().source()),
+            FeedSettings::from_config(&config),
+            Arc::new(SystemClock),
+        );
+        tokio::spawn(feed::run(
+            Arc::clone(&daemon),
+            feed,
+            config.okta.events.clone(),
+            {
+                let d = Arc::clone(&daemon);
+                move || d.is_leader()
+            },
+            shutdown.clone(),
+        ))
+    });
+    let mut scheduler = start_scheduler(&daemon, &cron).await?;
+    // With PostgreSQL, becoming leader queues the first pass (follow_leadership).
+    let elector_stop = CancellationToken::new();
+    let elector = opened.postgres.as_ref().map(|settings| {
+        let elector = Elector::new(settings, leadership.clone(), Some(addr.to_string()));
+        tokio::spawn(elector.run(elector_stop.clone()))
+    });
+    let follower = elector
+        .is_some()
+        .then(|| tokio::spawn(Arc::clone(&daemon).follow_leadership()));
+    if elector.is_none() {
+        if config.schedule.run_on_start {
+            daemon.enqueue("startup", None);
+        } else {
+            daemon.ready.store(true, Ordering::SeqCst);
+        }
+    }
+
+    let upkeep = {
+        let handle = handle.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => handle.run_upkeep(),
+                    _ = stop.cancelled() => break,
+                }
+            }
+        })
+    };
+
+    let server_stop = CancellationToken::new();
+    let server = {
+        let router = http::router(Arc::clone(&daemon));
+        let stop = server_stop.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+        })
+    };
+
+    shutdown.cancelled().await;
+    info!(grace = ?config.server.shutdown_grace, "shutting down: no new passes; letting writes in flight finish");
+    daemon.scheduler_alive.store(false, Ordering::SeqCst);
+    if let Err(e) = scheduler.shutdown().await {
+        warn!(error = %e, "stopping the scheduler");
+    }
+    if let Some(poller) = poller {
+        poller.abort();
+    }
+    let drained = tokio::time::timeout(config.server.shutdown_grace, runner).await;
+    // Only now is the lock released: writes in flight were recorded under the term.
+    elector_stop.cancel();
+    if let Some(elector) = elector {
+        let _ = tokio::time::timeout(Duration::from_secs(5), elector).await;
+    }
+    if let Some(follower) = follower {
+        follower.abort();
+    }
+    upkeep.abort();
+    server_stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    match drained {
+        Ok(_) => {
+            info!("stopped");
+            Ok(Exit::Success)
+        }
+        Err(_) => {
+            error!(
+                "shutdown grace exceeded with a write still in flight; the next pass repeats it"
+            );
+            Ok(Exit::Failed)
+        }
+    }
+}
+
+/// Starts the cron job that queues scheduled passes.
+async fn start_scheduler(daemon: &Arc<Daemon>, cron: &str) -> anyhow::Result<JobScheduler> {
+    let scheduler = JobScheduler::new()
+        .await
+        .context("creating the scheduler")?;
+    let d = Arc::clone(daemon);
+    let job = Job::new_async(cron, move |_id, _lock| {
+        let d = Arc::clone(&d);
+        Box::pin(async move {
+            d.enqueue("schedule", None);
+        })
+    })
+    .with_context(|| format!("schedule.cron {cron:?}"))?;
+    scheduler
+        .add(job)
+        .await
+        .context("adding the scheduled job")?;
+    scheduler.start().await.context("starting the scheduler")?;
+    daemon.scheduler_alive.store(true, Ordering::SeqCst);
+    info!(cron, next = ?crate::schedule::next_fire(&daemon.cron, daemon.clock.now()), "schedule started");
+    Ok(scheduler)
+}
