@@ -3,13 +3,14 @@
 FROM rust:1.95.0-bookworm AS build
 WORKDIR /src
 
-# Dependency layer: build the dependencies against stub sources so that code changes
-# do not rebuild them.
+# Dependency layer: build the dependencies against stub sources (one for every target the
+# manifests declare, from scripts/stub-targets) so that code changes do not rebuild them.
+# RUN steps use paths under WORKDIR only: scripts/check-deploy replays this stage without a
+# container engine (scripts/replay-dockerfile).
 COPY Cargo.toml Cargo.lock rust-toolchain.toml ./
 COPY tests/emulator/Cargo.toml tests/emulator/Cargo.toml
-RUN mkdir -p src tests/emulator/src \
- && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
- && echo 'fn main() {}' > tests/emulator/src/main.rs && touch tests/emulator/src/lib.rs \
+COPY scripts/stub-targets scripts/stub-targets
+RUN sh scripts/stub-targets Cargo.toml tests/emulator/Cargo.toml \
  && cargo build --release --locked -p q-group-sync --bin q-group-sync \
  && rm -rf src
 
@@ -17,18 +18,18 @@ COPY src src
 COPY config config
 RUN touch src/main.rs src/lib.rs \
  && cargo build --release --locked -p q-group-sync --bin q-group-sync \
- && mkdir -p /out/var/lib/q-group-sync /out/etc/q-group-sync \
- && cp target/release/q-group-sync /out/q-group-sync \
- && cp config/example.toml /out/etc/q-group-sync/example.toml \
+ && mkdir -p out/var/lib/q-group-sync out/etc/q-group-sync \
+ && cp target/release/q-group-sync out/q-group-sync \
+ && cp config/example.toml out/etc/q-group-sync/example.toml \
  && printf '%s\n' '# Defaults only: set keys with Q_GROUP_SYNC_<SECTION>__<KEY> variables,' \
       '# or mount your own config.toml over this file (see example.toml).' \
-      > /out/etc/q-group-sync/config.toml
+      > out/etc/q-group-sync/config.toml
 
 # Runtime stage: libc and CA certificates only; no shell; runs as uid 65532.
 FROM gcr.io/distroless/cc-debian12:nonroot
-COPY --from=build /out/q-group-sync /q-group-sync
-COPY --from=build /out/etc/q-group-sync /etc/q-group-sync
-COPY --from=build --chown=65532:65532 /out/var/lib/q-group-sync /var/lib/q-group-sync
+COPY --from=build /src/out/q-group-sync /q-group-sync
+COPY --from=build /src/out/etc/q-group-sync /etc/q-group-sync
+COPY --from=build --chown=65532:65532 /src/out/var/lib/q-group-sync /var/lib/q-group-sync
 USER 65532:65532
 VOLUME ["/var/lib/q-group-sync"]
 ENV Q_GROUP_SYNC_CONFIG=/etc/q-group-sync/config.toml

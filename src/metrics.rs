@@ -11,7 +11,7 @@ use metrics::{
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::report::RunReport;
+use crate::report::{Outcome, RunReport};
 
 pub const PASSES: &str = "q_group_sync_passes_total";
 pub const PASS_FAILURES: &str = "q_group_sync_pass_failures_total";
@@ -69,7 +69,75 @@ pub fn install() -> Result<PrometheusHandle, String> {
         .install_recorder()
         .map_err(|e| e.to_string())?;
     describe();
+    register_known_series();
     Ok(handle)
+}
+
+/// Every `Outcome`, in the order `as_str` lists them.
+const OUTCOMES: [Outcome; 4] = [
+    Outcome::Success,
+    Outcome::Partial,
+    Outcome::Held,
+    Outcome::Failed,
+];
+
+/// The values of `engine::Error::kind`, the `kind` of [`PASS_FAILURES`].
+pub const PASS_FAILURE_KINDS: &[&str] = &[
+    "okta",
+    "fenced",
+    "snapshot",
+    "qbusiness",
+    "cancelled",
+    "unknown_group",
+    "approval",
+];
+
+/// The `kind`s of [`GROUP_ISSUES`].
+const GROUP_ISSUE_KINDS: [&str; 5] = [
+    "unread",
+    "over_member_limit",
+    "name_conflict",
+    "invalid_name",
+    "reserved_name",
+];
+
+/// A new `Outcome` variant stops compiling here, so that [`OUTCOMES`] gets it too.
+fn _every_outcome_listed(outcome: Outcome) {
+    match outcome {
+        Outcome::Success | Outcome::Partial | Outcome::Held | Outcome::Failed => {}
+    }
+}
+
+/// Exports at 0 every labelled counter the alerts and dashboard count with `increase()`, for
+/// each value of its closed label sets, so that the first event is an increase Prometheus
+/// sees (a series that first appears at 1 is not). Also the group-issue gauges, at 0 until the
+/// first pass sets them.
+pub fn register_known_series() {
+    for outcome in OUTCOMES {
+        for mode in ["sync", "plan"] {
+            counter!(PASSES, "outcome" => outcome.as_str(), "mode" => mode).increment(0);
+        }
+    }
+    for kind in PASS_FAILURE_KINDS {
+        counter!(PASS_FAILURES, "kind" => *kind).increment(0);
+    }
+    for service in ["okta", "qbusiness"] {
+        counter!(RATE_LIMITED, "service" => service).increment(0);
+    }
+    for event in ["acquired", "lost"] {
+        counter!(LEADERSHIP_CHANGES, "event" => event).increment(0);
+    }
+    for outcome in ["ok", "error", "reset"] {
+        counter!(EVENT_POLLS, "outcome" => outcome).increment(0);
+    }
+    counter!(EVENTS).increment(0);
+    counter!(EVENT_GROUPS).increment(0);
+    for change in ["added", "removed"] {
+        counter!(MEMBERSHIP_CHANGES, "change" => change).increment(0);
+    }
+    for kind in GROUP_ISSUE_KINDS {
+        gauge!(GROUP_ISSUES, "kind" => kind).set(0.0);
+    }
 }
 
 /// Help text and units of every series.
@@ -195,13 +263,7 @@ pub fn pass_finished(report: &RunReport, elapsed: Duration) {
     }
     gauge!(GROUPS_IN_SCOPE).set(report.groups_in_scope as f64);
     gauge!(GROUPS_UNREAD).set(report.groups_unread as f64);
-    for kind in [
-        "unread",
-        "over_member_limit",
-        "name_conflict",
-        "invalid_name",
-        "reserved_name",
-    ] {
+    for kind in GROUP_ISSUE_KINDS {
         let n = report.plan.issues.iter().filter(|i| i.kind == kind).count();
         gauge!(GROUP_ISSUES, "kind" => kind).set(n as f64);
     }
@@ -301,7 +363,6 @@ pub fn leadership_change(event: &'static str, waited: Option<Duration>) {
     leader(event == "acquired");
 }
 
-/// Records a pass request.
 /// One System Log poll: its outcome, the events read and the groups queued.
 pub fn event_poll(outcome: &'static str, events: usize, groups: usize) {
     counter!(EVENT_POLLS, "outcome" => outcome).increment(1);
@@ -309,6 +370,7 @@ pub fn event_poll(outcome: &'static str, events: usize, groups: usize) {
     counter!(EVENT_GROUPS).increment(groups as u64);
 }
 
+/// Records a pass request.
 pub fn trigger(source: &'static str, result: &'static str) {
     counter!(TRIGGERS, "source" => source, "result" => result).increment(1);
 }

@@ -293,6 +293,68 @@ async fn passes_fire_on_schedule_and_metrics_are_clean() {
     }
 }
 
+/// The counters the alerts count with `increase()` exist at 0 before anything happened, for
+/// every outcome and kind, so that Prometheus sees the first failure as an increase.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_serve_exports_every_alerted_series_at_zero() {
+    let h = Harness::start(org(2, 3)).await;
+    h.add_config("\n[schedule]\ncron = \"0 0 0 1 1 *\"\nrun_on_start = false\n");
+    let s = h.serve(&[]).await;
+    let metrics = s.get("/metrics").await.text().await.unwrap();
+    let mut want = Vec::new();
+    for outcome in ["success", "partial", "held", "failed"] {
+        for mode in ["sync", "plan"] {
+            want.push(format!(
+                "q_group_sync_passes_total{{outcome=\"{outcome}\",mode=\"{mode}\"}} 0"
+            ));
+        }
+    }
+    for kind in q_group_sync::metrics::PASS_FAILURE_KINDS {
+        want.push(format!(
+            "q_group_sync_pass_failures_total{{kind=\"{kind}\"}} 0"
+        ));
+    }
+    for service in ["okta", "qbusiness"] {
+        want.push(format!(
+            "q_group_sync_rate_limited_total{{service=\"{service}\"}} 0"
+        ));
+    }
+    for event in ["acquired", "lost"] {
+        want.push(format!(
+            "q_group_sync_leadership_changes_total{{event=\"{event}\"}} 0"
+        ));
+    }
+    for outcome in ["ok", "error", "reset"] {
+        want.push(format!(
+            "q_group_sync_event_polls_total{{outcome=\"{outcome}\"}} 0"
+        ));
+    }
+    for change in ["added", "removed"] {
+        want.push(format!(
+            "q_group_sync_membership_changes_total{{change=\"{change}\"}} 0"
+        ));
+    }
+    for kind in [
+        "unread",
+        "over_member_limit",
+        "name_conflict",
+        "invalid_name",
+        "reserved_name",
+    ] {
+        want.push(format!("q_group_sync_group_issues{{kind=\"{kind}\"}} 0"));
+    }
+    want.push("q_group_sync_events_total 0".into());
+    want.push("q_group_sync_event_groups_total 0".into());
+    let lines: BTreeSet<&str> = metrics.lines().collect();
+    let missing: Vec<&String> = want
+        .iter()
+        .filter(|w| !lines.contains(w.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "missing {missing:?} in\n{metrics}");
+    let st = s.status().await;
+    assert!(st["last_pass"].is_null(), "no pass ran: {st}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn livez_stays_up_while_okta_is_down_and_status_names_the_failure() {
     let h = Harness::start(org(2, 3)).await;
