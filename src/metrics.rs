@@ -33,6 +33,8 @@ pub const OKTA_RATE_LIMIT_LIMIT: &str = "q_group_sync_okta_rate_limit_limit";
 pub const LAST_SUCCESS: &str = "q_group_sync_last_success_timestamp_seconds";
 pub const SNAPSHOT_AGE: &str = "q_group_sync_snapshot_age_seconds";
 pub const TRIGGERS: &str = "q_group_sync_triggers_total";
+pub const USER_CHECKS: &str = "q_group_sync_user_checks_total";
+pub const USER_CHANGES: &str = "q_group_sync_user_changes_total";
 pub const HELD_CHANGES: &str = "q_group_sync_held_changes";
 pub const EVENT_POLLS: &str = "q_group_sync_event_polls_total";
 pub const EVENTS: &str = "q_group_sync_events_total";
@@ -132,6 +134,10 @@ pub fn register_known_series() {
     }
     counter!(EVENTS).increment(0);
     counter!(EVENT_GROUPS).increment(0);
+    for result in USER_CHECK_RESULTS {
+        counter!(USER_CHECKS, "result" => result).increment(0);
+    }
+    counter!(USER_CHANGES).increment(0);
     for change in ["added", "removed"] {
         counter!(MEMBERSHIP_CHANGES, "change" => change).increment(0);
     }
@@ -140,8 +146,32 @@ pub fn register_known_series() {
     }
 }
 
+/// `result` of [`USER_CHECKS`].
+const USER_CHECK_RESULTS: [&str; 3] = ["listing", "full_read", "failed"];
+
+/// How a pass checked users' status and id changes (passes limited to some groups do not).
+fn user_check(report: &RunReport) {
+    use crate::report::UserCheckHow;
+    let result = match (report.users.how, &report.users.error) {
+        (UserCheckHow::NotChecked, _) => return,
+        (UserCheckHow::FullRead, _) => "full_read",
+        (UserCheckHow::Listing, None) => "listing",
+        (UserCheckHow::Listing, Some(_)) => "failed",
+    };
+    counter!(USER_CHECKS, "result" => result).increment(1);
+    counter!(USER_CHANGES).increment(report.users.users_changed as u64);
+}
+
 /// Help text and units of every series.
 pub fn describe() {
+    describe_counter!(
+        USER_CHECKS,
+        "Passes by how they found users whose status or id attribute changed: listing (Okta's users listing), full_read, failed (the listing or a lookup failed; the next pass retries)."
+    );
+    describe_counter!(
+        USER_CHANGES,
+        "Okta users whose effective Q identity (eligible, id) changed, found by the users listing; their groups are read again."
+    );
     describe_counter!(
         EVENT_POLLS,
         "System Log polls (okta.events), by outcome (ok, error, reset: the saved position was unusable)."
@@ -253,6 +283,9 @@ pub fn pass_finished(report: &RunReport, elapsed: Duration) {
         counter!(PASS_FAILURES, "kind" => kind).increment(1);
     }
     histogram!(PASS_DURATION, "mode" => mode).record(elapsed.as_secs_f64());
+    if report.mode == crate::report::Mode::Apply {
+        user_check(report);
+    }
     // Gauges describe the org as last synced: a dry run, a failed or a single-group pass leaves
     // them as they were.
     if report.mode == crate::report::Mode::Plan

@@ -334,6 +334,11 @@ async fn a_fresh_serve_exports_every_alerted_series_at_zero() {
             "q_group_sync_membership_changes_total{{change=\"{change}\"}} 0"
         ));
     }
+    for result in ["listing", "full_read", "failed"] {
+        want.push(format!(
+            "q_group_sync_user_checks_total{{result=\"{result}\"}} 0"
+        ));
+    }
     for kind in [
         "unread",
         "over_member_limit",
