@@ -12,6 +12,7 @@ use crate::clock::SystemClock;
 use crate::config::{Config, ConfigError, OktaAuthMode, StateBackend};
 use crate::engine::{Mode, NoProgress, Outcome, PassRequest, Progress, RunReport};
 use crate::progress::TerminalProgress;
+use crate::report::FailedStep;
 use crate::sink::{QBusinessSink, SinkErrorKind};
 use crate::source::DirectorySource;
 use crate::source::SourceError;
@@ -145,7 +146,7 @@ async fn approve(
 ) -> anyhow::Result<Exit> {
     run_request(
         config,
-        &PassRequest::approve(args.plan_id.trim(), "cli"),
+        &PassRequest::approve(args.plan_id.trim(), crate::report::Trigger::Cli),
         args.output.output,
         shutdown,
     )
@@ -307,7 +308,7 @@ async fn reconcile_with(
         let now = crate::clock::Clock::now(&SystemClock);
         let start = crate::store::RunStart {
             pass_id: "reconcile".into(),
-            trigger: "reconcile".into(),
+            trigger: crate::report::Trigger::Reconcile.as_str().into(),
             group: None,
         };
         let run = store.begin_run(now, &start).await?;
@@ -317,7 +318,7 @@ async fn reconcile_with(
             }
             let okta_id = crate::model::OktaGroupId::new(okta_id.clone().unwrap_or_default());
             store
-                .record_intent(run, now, name, &okta_id, "adopt")
+                .record_intent(run, now, name, &okta_id, crate::store::IntentOp::Adopt)
                 .await?;
             adopted.push(name.to_string());
         }
@@ -417,7 +418,7 @@ pub fn render_report(report: &RunReport, okta: &OktaStats) -> String {
             let failed: Vec<_> = report
                 .failures
                 .iter()
-                .filter(|f| f.op == "put" || f.op == "delete")
+                .filter(|f| matches!(f.op, FailedStep::Put | FailedStep::Delete))
                 .collect();
             let _ = writeln!(
                 out,
@@ -430,7 +431,14 @@ pub fn render_report(report: &RunReport, okta: &OktaStats) -> String {
                 report.users_removed
             );
             for f in failed {
-                let _ = writeln!(out, "  ! {} ({}, {}): {}", f.group, f.op, f.kind, f.message);
+                let _ = writeln!(
+                    out,
+                    "  ! {} ({}, {}): {}",
+                    f.group,
+                    f.op.as_str(),
+                    f.kind,
+                    f.message
+                );
             }
         }
     }

@@ -16,8 +16,8 @@ use crate::source::{
     OktaMember, SourceError,
 };
 use crate::store::{
-    AppliedPut, HeldRecord, RunId, RunRecord, RunStart, SnapshotStore, StoreError, UsersMode,
-    UsersWrite,
+    AppliedPut, HeldRecord, HoldStatus, IntentOp, RunId, RunRecord, RunStart, SnapshotStore,
+    StoreError, UsersMode, UsersWrite,
 };
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -430,7 +430,7 @@ impl SnapshotStore for MemStore {
         _at: DateTime<Utc>,
         group: &GroupName,
         okta_id: &OktaGroupId,
-        _op: &'static str,
+        _op: IntentOp,
     ) -> Result<(), StoreError> {
         self.writable()?;
         lock(&self.pending).insert(group.clone(), okta_id.clone());
@@ -441,17 +441,17 @@ impl SnapshotStore for MemStore {
         let mut holds = lock(&self.holds);
         for h in holds
             .iter_mut()
-            .filter(|h| h.status == "held" && h.held.id != held.id)
+            .filter(|h| h.status == HoldStatus::Held && h.held.id != held.id)
         {
-            h.status = "superseded".into();
+            h.status = HoldStatus::Superseded;
         }
         match holds.iter_mut().find(|h| h.held.id == held.id) {
             Some(h) => {
-                h.status = "held".into();
+                h.status = HoldStatus::Held;
                 h.last_seen_at = at;
             }
             None => holds.push(HeldRecord {
-                status: "held".into(),
+                status: HoldStatus::Held,
                 created_at: at,
                 last_seen_at: at,
                 held: held.clone(),
@@ -464,14 +464,14 @@ impl SnapshotStore for MemStore {
         &self,
         _at: DateTime<Utc>,
         id: Option<&str>,
-        status: &'static str,
+        status: HoldStatus,
         _by: &str,
     ) -> Result<(), StoreError> {
         for h in lock(&self.holds)
             .iter_mut()
-            .filter(|h| h.status == "held" && id.is_none_or(|id| h.held.id == id))
+            .filter(|h| h.status == HoldStatus::Held && id.is_none_or(|id| h.held.id == id))
         {
-            h.status = status.into();
+            h.status = status;
         }
         Ok(())
     }
@@ -481,7 +481,7 @@ impl SnapshotStore for MemStore {
             .iter()
             .find(|h| match id {
                 Some(id) => h.held.id == id,
-                None => h.status == "held",
+                None => h.status == HoldStatus::Held,
             })
             .cloned())
     }

@@ -11,6 +11,7 @@ use metrics::{
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use crate::plan::IssueKind;
 use crate::report::{Outcome, RunReport};
 
 pub const PASSES: &str = "q_group_sync_passes_total";
@@ -94,15 +95,6 @@ pub const PASS_FAILURE_KINDS: &[&str] = &[
     "approval",
 ];
 
-/// The `kind`s of [`GROUP_ISSUES`].
-const GROUP_ISSUE_KINDS: [&str; 5] = [
-    "unread",
-    "over_member_limit",
-    "name_conflict",
-    "invalid_name",
-    "reserved_name",
-];
-
 /// A new `Outcome` variant stops compiling here, so that [`OUTCOMES`] gets it too.
 fn _every_outcome_listed(outcome: Outcome) {
     match outcome {
@@ -141,8 +133,8 @@ pub fn register_known_series() {
     for change in ["added", "removed"] {
         counter!(MEMBERSHIP_CHANGES, "change" => change).increment(0);
     }
-    for kind in GROUP_ISSUE_KINDS {
-        gauge!(GROUP_ISSUES, "kind" => kind).set(0.0);
+    for kind in IssueKind::ALL {
+        gauge!(GROUP_ISSUES, "kind" => kind.as_str()).set(0.0);
     }
 }
 
@@ -296,9 +288,9 @@ pub fn pass_finished(report: &RunReport, elapsed: Duration) {
     }
     gauge!(GROUPS_IN_SCOPE).set(report.groups_in_scope as f64);
     gauge!(GROUPS_UNREAD).set(report.groups_unread as f64);
-    for kind in GROUP_ISSUE_KINDS {
+    for kind in IssueKind::ALL {
         let n = report.plan.issues.iter().filter(|i| i.kind == kind).count();
-        gauge!(GROUP_ISSUES, "kind" => kind).set(n as f64);
+        gauge!(GROUP_ISSUES, "kind" => kind.as_str()).set(n as f64);
     }
     let s = &report.plan.skipped;
     gauge!(USERS_SKIPPED, "reason" => "status").set(s.by_status.values().sum::<usize>() as f64);

@@ -8,6 +8,57 @@ use serde::Serialize;
 use crate::plan::Plan;
 use crate::trace::Trace;
 
+/// What started a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// A command (`sync`, `plan`, `approve`).
+    Cli,
+    /// The cron schedule of `serve`.
+    Schedule,
+    /// `serve`'s first pass.
+    Startup,
+    /// `POST /sync` or `POST /approve`.
+    Admin,
+    /// Changes seen in Okta's System Log.
+    Events,
+    /// A replica that just became leader.
+    Takeover,
+    /// `reconcile --adopt`.
+    Reconcile,
+}
+
+impl Trigger {
+    pub const ALL: [Trigger; 7] = [
+        Trigger::Cli,
+        Trigger::Schedule,
+        Trigger::Startup,
+        Trigger::Admin,
+        Trigger::Events,
+        Trigger::Takeover,
+        Trigger::Reconcile,
+    ];
+
+    /// Bounded label for logs, metrics and the run log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Cli => "cli",
+            Trigger::Schedule => "schedule",
+            Trigger::Startup => "startup",
+            Trigger::Admin => "admin",
+            Trigger::Events => "events",
+            Trigger::Takeover => "takeover",
+            Trigger::Reconcile => "reconcile",
+        }
+    }
+}
+
+impl std::fmt::Display for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Whether a pass writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -52,7 +103,7 @@ pub struct PassRequest {
     /// The id for logs and the run log; default: the run id (or `plan`).
     pub pass_id: Option<String>,
     /// `cli`, `schedule`, `startup` or `admin`.
-    pub trigger: &'static str,
+    pub trigger: Trigger,
     /// Apply the destructive changes of this held plan (with [`Mode::Apply`]), if Okta still
     /// agrees with them.
     pub approve: Option<String>,
@@ -75,7 +126,7 @@ impl PassRequest {
             mode,
             group: None,
             pass_id: None,
-            trigger: "cli",
+            trigger: Trigger::Cli,
             approve: None,
             full: false,
             groups: Vec::new(),
@@ -83,7 +134,7 @@ impl PassRequest {
     }
 
     /// The approval of held plan `plan_id`.
-    pub fn approve(plan_id: &str, trigger: &'static str) -> PassRequest {
+    pub fn approve(plan_id: &str, trigger: Trigger) -> PassRequest {
         PassRequest {
             mode: Mode::Apply,
             group: None,
@@ -100,11 +151,44 @@ impl PassRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Failure {
     pub group: String,
-    /// `put`, `delete`, `read`, or a plan issue kind.
-    pub op: String,
+    pub op: FailedStep,
     /// Bounded label.
     pub kind: String,
     pub message: String,
+}
+
+/// Where a group failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailedStep {
+    /// Reading its members from Okta.
+    Read,
+    /// Planning (an issue such as a name conflict).
+    Plan,
+    /// PutGroup.
+    Put,
+    /// DeleteGroup.
+    Delete,
+}
+
+impl FailedStep {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailedStep::Read => "read",
+            FailedStep::Plan => "plan",
+            FailedStep::Put => "put",
+            FailedStep::Delete => "delete",
+        }
+    }
+}
+
+impl From<crate::plan::WriteOp> for FailedStep {
+    fn from(op: crate::plan::WriteOp) -> FailedStep {
+        match op {
+            crate::plan::WriteOp::Put => FailedStep::Put,
+            crate::plan::WriteOp::Delete => FailedStep::Delete,
+        }
+    }
 }
 
 /// What a pass did. Printed by `sync`, served by `/status`.

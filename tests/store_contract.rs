@@ -15,8 +15,8 @@ use q_group_sync::plan::safety::{Held, HeldDelete};
 use q_group_sync::plan::{Layout, ReadMark};
 use q_group_sync::store::postgres::{CommandLease, Elector, PgSettings};
 use q_group_sync::store::{
-    AppliedPut, Backend, PostgresStore, RunRecord, RunStart, SnapshotStore, SqliteStore, UsersMode,
-    UsersWrite,
+    AppliedPut, Backend, HoldStatus, IntentOp, PostgresStore, RunRecord, RunStart, SnapshotStore,
+    SqliteStore, UsersMode, UsersWrite,
 };
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
@@ -193,7 +193,7 @@ async fn chunked_groups_and_the_events_position(mut s: Subject) {
     let new = Layout::Chunked { chunks: 2 }.chunk_names(&g);
     for chunk in &new {
         store
-            .record_intent(run, at(1), chunk, &id, "put")
+            .record_intent(run, at(1), chunk, &id, IntentOp::Put)
             .await
             .unwrap();
     }
@@ -370,7 +370,7 @@ async fn records_survive_a_reopen(mut s: Subject) {
         read_at: at(-10),
     };
     store
-        .record_intent(run, at(1), &eng, &id1, "put")
+        .record_intent(run, at(1), &eng, &id1, IntentOp::Put)
         .await
         .unwrap();
     let snap = store.load().await.unwrap();
@@ -423,7 +423,7 @@ async fn records_survive_a_reopen(mut s: Subject) {
     };
     store.record_reads(&[(eng.clone(), newer)]).await.unwrap();
     store
-        .record_intent(run, at(11), &empty_g, &id2, "delete")
+        .record_intent(run, at(11), &empty_g, &id2, IntentOp::Delete)
         .await
         .unwrap();
     store
@@ -463,7 +463,7 @@ async fn intents_without_records_mark_groups_unconfirmed(mut s: Subject) {
     let run = store.begin_run(at(0), &RunStart::default()).await.unwrap();
     let (g, id) = (GroupName::new("crashed"), OktaGroupId::new("00g9"));
     store
-        .record_intent(run, at(1), &g, &id, "put")
+        .record_intent(run, at(1), &g, &id, IntentOp::Put)
         .await
         .unwrap();
     drop(store);
@@ -503,7 +503,7 @@ async fn held_plans_are_kept_and_resolved(mut s: Subject) {
     );
     assert_eq!(open.held, held, "{name}");
     store
-        .resolve_holds(at(6), Some(&held.id), "applied", "admin")
+        .resolve_holds(at(6), Some(&held.id), HoldStatus::Applied, "admin")
         .await
         .unwrap();
     assert!(store.held_plan(None).await.unwrap().is_none(), "{name}");
@@ -512,7 +512,7 @@ async fn held_plans_are_kept_and_resolved(mut s: Subject) {
         .await
         .unwrap()
         .expect("by id");
-    assert_eq!(closed.status, "applied", "{name}");
+    assert_eq!(closed.status, HoldStatus::Applied, "{name}");
     assert!(store.held_plan(Some("nope")).await.unwrap().is_none());
 
     // A tampered plan is corruption, not a plan to apply.
@@ -773,7 +773,7 @@ async fn a_leader_whose_session_is_killed_is_fenced_and_the_standby_takes_over()
         .unwrap();
     let (g, id) = (GroupName::new("g"), OktaGroupId::new("00g1"));
     a.store
-        .record_intent(run, at(1), &g, &id, "put")
+        .record_intent(run, at(1), &g, &id, IntentOp::Put)
         .await
         .unwrap();
 
@@ -790,7 +790,7 @@ async fn a_leader_whose_session_is_killed_is_fenced_and_the_standby_takes_over()
     .await;
     let err = a
         .store
-        .record_intent(run, at(2), &g, &id, "put")
+        .record_intent(run, at(2), &g, &id, IntentOp::Put)
         .await
         .expect_err("fenced");
     assert_eq!(err.kind(), "fenced", "{err}");
@@ -811,7 +811,7 @@ async fn a_leader_whose_session_is_killed_is_fenced_and_the_standby_takes_over()
     let new_epoch = b.leadership.current().unwrap().epoch;
     assert!(new_epoch > old_term.epoch);
     b.store
-        .record_intent(run, at(3), &g, &id, "put")
+        .record_intent(run, at(3), &g, &id, IntentOp::Put)
         .await
         .unwrap();
     // The raw audit trail: the pending intent now carries b's epoch.
@@ -869,7 +869,7 @@ async fn a_stale_term_cannot_write_after_another_replica_raised_the_epoch() {
             at(1),
             &GroupName::new("g"),
             &OktaGroupId::new("1"),
-            "put",
+            IntentOp::Put,
         )
         .await
         .expect_err("stale epoch");

@@ -1,4 +1,5 @@
 use super::*;
+use crate::store::IntentOp;
 
 impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
     /// Applies the plan of a pass that writes and records what it is worth: the held plan, the
@@ -22,7 +23,12 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
             (Some(held), _) => self.store.hold(now, held).await?,
             (None, None) if !request.limited() => {
                 self.store
-                    .resolve_holds(now, None, "superseded", "a later pass needed no approval")
+                    .resolve_holds(
+                        now,
+                        None,
+                        HoldStatus::Superseded,
+                        "a later pass needed no approval",
+                    )
                     .await?
             }
             _ => {}
@@ -70,7 +76,12 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
             && report.failures.is_empty()
         {
             self.store
-                .resolve_holds(self.clock.now(), Some(id), "applied", request.trigger)
+                .resolve_holds(
+                    self.clock.now(),
+                    Some(id),
+                    HoldStatus::Applied,
+                    request.trigger.as_str(),
+                )
                 .await?;
             info!(plan_id = %id, "held plan approved and applied");
         }
@@ -244,13 +255,13 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         // every chunk it touched owned.
         let result = async {
             self.store
-                .record_intent(run, self.clock.now(), group, okta_id, "put")
+                .record_intent(run, self.clock.now(), group, okta_id, IntentOp::Put)
                 .await
                 .map_err(ApplyError::Store)?;
             for w in writes {
                 if w.group != *group {
                     self.store
-                        .record_intent(run, self.clock.now(), &w.group, okta_id, "put")
+                        .record_intent(run, self.clock.now(), &w.group, okta_id, IntentOp::Put)
                         .await
                         .map_err(ApplyError::Store)?;
                 }
@@ -428,7 +439,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         };
         for name in chunks.iter().chain([group]) {
             self.store
-                .record_intent(run, self.clock.now(), name, okta_id, "delete")
+                .record_intent(run, self.clock.now(), name, okta_id, IntentOp::Delete)
                 .await
                 .map_err(ApplyError::Store)?;
         }
@@ -486,24 +497,24 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
     ) -> Option<Error> {
         let (kind, message, fatal) = match err {
             ApplyError::Sink(e) => {
-                warn!(group = %change.group(), op = change.op(), kind = e.kind.as_str(), error = %e, "write failed");
+                warn!(group = %change.group(), op = change.op().as_str(), kind = e.kind.as_str(), error = %e, "write failed");
                 let fatal = e.kind.is_fatal().then(|| Error::QBusiness(e.clone()));
                 (e.kind.as_str(), e.to_string(), fatal)
             }
             ApplyError::Unconfirmed { kind, message } => {
-                warn!(group = %change.group(), op = change.op(), kind, error = %message, "write not confirmed");
+                warn!(group = %change.group(), op = change.op().as_str(), kind, error = %message, "write not confirmed");
                 (kind, message, None)
             }
             ApplyError::Store(e) => {
-                warn!(group = %change.group(), op = change.op(), error = %e,
+                warn!(group = %change.group(), op = change.op().as_str(), error = %e,
                     "written to Q Business but not recorded; the next pass repeats it");
                 ("snapshot", error_chain(&e), Some(Error::Store(e)))
             }
         };
-        metrics::group_write(change.op(), kind, 0, 0);
+        metrics::group_write(change.op().as_str(), kind, 0, 0);
         report.failures.push(Failure {
             group: change.group().to_string(),
-            op: change.op().to_owned(),
+            op: change.op().into(),
             kind: kind.to_owned(),
             message,
         });

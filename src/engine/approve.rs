@@ -10,7 +10,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
             .held_plan(Some(id))
             .await?
             .ok_or_else(|| Error::UnknownPlan { id: id.to_owned() })?;
-        if record.status != "held" {
+        if record.status != HoldStatus::Held {
             return Err(Error::PlanClosed {
                 id: id.to_owned(),
                 status: record.status,
@@ -28,7 +28,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
                 .resolve_holds(
                     self.clock.now(),
                     Some(id),
-                    "superseded",
+                    HoldStatus::Superseded,
                     "Okta changed before approval",
                 )
                 .await?;

@@ -26,7 +26,7 @@ pub enum Error {
     #[error(
         "held plan {id} is {status}, not waiting for approval; run `q-group-sync sync` for a new plan"
     )]
-    PlanClosed { id: String, status: String },
+    PlanClosed { id: String, status: HoldStatus },
     #[error(
         "held plan {id} cannot be checked against Okta now ({reason}); it stays held, try again"
     )]

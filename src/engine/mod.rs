@@ -24,7 +24,8 @@ use crate::sink::{DeleteOutcome, GroupSink, GroupState, SinkError};
 use crate::source::MemberRead;
 use crate::source::{DirectorySource, OktaGroup, SourceError};
 use crate::store::{
-    AppliedPut, RunId, RunRecord, RunStart, SnapshotStore, StoreError, UsersMode, UsersWrite,
+    AppliedPut, HoldStatus, RunId, RunRecord, RunStart, SnapshotStore, StoreError, UsersMode,
+    UsersWrite,
 };
 use crate::trace::{self, Tracer};
 use sha2::{Digest, Sha256};
@@ -39,7 +40,9 @@ mod traces;
 
 pub use crate::error::error_chain;
 use crate::report::changed_groups_label;
-pub use crate::report::{Failure, Mode, Outcome, PassRequest, RunReport, UserCheck, UserCheckHow};
+pub use crate::report::{
+    Failure, Mode, Outcome, PassRequest, RunReport, Trigger, UserCheck, UserCheckHow,
+};
 pub use error::Error;
 use traces::trace_plan;
 
@@ -176,7 +179,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
             if mode == Mode::Apply {
                 let start = RunStart {
                     pass_id: request.pass_id.clone().unwrap_or_default(),
-                    trigger: request.trigger.to_owned(),
+                    trigger: request.trigger.as_str().to_owned(),
                     group: report.group.clone(),
                 };
                 match self.store.begin_run(started, &start).await {
@@ -211,8 +214,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
             );
         }
         let pass_id = report.pass_id.clone().unwrap_or_default();
-        let span =
-            info_span!("pass", pass_id = %pass_id, mode = ?request.mode, trigger = request.trigger);
+        let span = info_span!("pass", pass_id = %pass_id, mode = ?request.mode, trigger = request.trigger.as_str());
         let tracer = request.group.is_some().then(Tracer::default);
         let result = self
             .pass(

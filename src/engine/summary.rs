@@ -1,4 +1,6 @@
 use super::*;
+use crate::plan::IssueKind;
+use crate::report::FailedStep;
 
 impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
     /// Puts what the plan says into the report, the logs and the trace, and notes what this
@@ -18,12 +20,12 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
         for issue in &plan.issues {
             report.failures.push(Failure {
                 group: issue.group.clone(),
-                op: if issue.kind == "unread" {
-                    "read".into()
+                op: if issue.kind == IssueKind::Unread {
+                    FailedStep::Read
                 } else {
-                    "plan".into()
+                    FailedStep::Plan
                 },
-                kind: issue.kind.to_owned(),
+                kind: issue.kind.as_str().to_owned(),
                 message: issue.detail.clone(),
             });
         }

@@ -3,6 +3,7 @@ use crate::fakes::{FixedClock, MemSource, MemStore, ReadFault, RecordingSink};
 use crate::model::Members;
 use crate::plan::safety::SafetyPolicy;
 use crate::sink::SinkErrorKind;
+use crate::store::HoldStatus;
 
 fn settings() -> EngineSettings {
     EngineSettings {
@@ -340,7 +341,7 @@ fn one(mode: Mode, group: &str) -> PassRequest {
         mode,
         group: Some(group.into()),
         pass_id: Some("p1".into()),
-        trigger: "admin",
+        trigger: Trigger::Admin,
         approve: None,
         full: false,
         groups: Vec::new(),
@@ -356,7 +357,7 @@ async fn an_events_pass_syncs_the_changed_groups_only() {
     e.sink.take_calls();
     let request = PassRequest {
         groups: vec!["g2".into(), "gone-and-never-known".into()],
-        trigger: "events",
+        trigger: Trigger::Events,
         ..PassRequest::cli(Mode::Apply)
     };
     let r = e
@@ -492,7 +493,7 @@ async fn mass_deletion_is_held_then_approved_exactly() {
 
     let r = e
         .run_once(
-            &PassRequest::approve(&held.id, "cli"),
+            &PassRequest::approve(&held.id, Trigger::Cli),
             &NoProgress,
             &CancellationToken::new(),
         )
@@ -506,11 +507,11 @@ async fn mass_deletion_is_held_then_approved_exactly() {
     assert_eq!(calls.iter().filter(|(op, _)| op == "PutGroup").count(), 1);
     assert_eq!(e.sink.members("Group 050"), Some(vec!["ana@x.test".into()]));
     let stored = e.store.holds.lock().expect("lock")[0].clone();
-    assert_eq!(stored.status, "applied");
+    assert_eq!(stored.status, HoldStatus::Applied);
     // Approving again is refused.
     let r = e
         .run_once(
-            &PassRequest::approve(&held.id, "cli"),
+            &PassRequest::approve(&held.id, Trigger::Cli),
             &NoProgress,
             &CancellationToken::new(),
         )
@@ -532,7 +533,7 @@ async fn okta_empty_is_held_and_approval_after_recovery_deletes_nothing() {
     *e.source.groups.lock().expect("lock") = saved;
     let r = e
         .run_once(
-            &PassRequest::approve(&id, "cli"),
+            &PassRequest::approve(&id, Trigger::Cli),
             &NoProgress,
             &CancellationToken::new(),
         )
@@ -557,7 +558,7 @@ async fn approval_is_refused_when_okta_asks_for_more() {
     e.sink.take_calls();
     let r = e
         .run_once(
-            &PassRequest::approve(&id, "cli"),
+            &PassRequest::approve(&id, Trigger::Cli),
             &NoProgress,
             &CancellationToken::new(),
         )
@@ -718,18 +719,21 @@ async fn approval_needs_a_complete_read_and_keeps_the_plan_held() {
     e.sink.take_calls();
     let full = PassRequest {
         full: true,
-        ..PassRequest::approve(&id, "cli")
+        ..PassRequest::approve(&id, Trigger::Cli)
     };
     let r = e
         .run_once(&full, &NoProgress, &CancellationToken::new())
         .await;
     assert_eq!(r.error_kind, Some("approval"), "{r:?}");
     assert!(e.sink.take_calls().is_empty());
-    assert_eq!(e.store.holds.lock().expect("lock")[0].status, "held");
+    assert_eq!(
+        e.store.holds.lock().expect("lock")[0].status,
+        HoldStatus::Held
+    );
     e.source.heal();
     let r = e
         .run_once(
-            &PassRequest::approve(&id, "cli"),
+            &PassRequest::approve(&id, Trigger::Cli),
             &NoProgress,
             &CancellationToken::new(),
         )

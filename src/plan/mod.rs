@@ -189,12 +189,72 @@ impl Change {
         }
     }
 
-    /// `put` or `delete`.
-    pub fn op(&self) -> &'static str {
+    pub fn op(&self) -> WriteOp {
         match self {
-            Change::Put { .. } => "put",
-            Change::Delete { .. } => "delete",
+            Change::Put { .. } => WriteOp::Put,
+            Change::Delete { .. } => WriteOp::Delete,
         }
+    }
+}
+
+/// A write to Q Business: PutGroup or DeleteGroup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteOp {
+    Put,
+    Delete,
+}
+
+impl WriteOp {
+    /// Bounded label for metrics, the audit log and write intents.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteOp::Put => "put",
+            WriteOp::Delete => "delete",
+        }
+    }
+}
+
+/// Why an in-scope group is not synced this pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IssueKind {
+    /// Its members could not be read.
+    Unread,
+    /// Its Q name breaks Q's rules.
+    InvalidName,
+    /// More than one Okta group maps to its Q name.
+    NameConflict,
+    /// Too many members for what `qbusiness.large_groups` can carry.
+    OverMemberLimit,
+    /// Its Q name has the shape of q-group-sync's chunk sub-groups.
+    ReservedName,
+}
+
+impl IssueKind {
+    pub const ALL: [IssueKind; 5] = [
+        IssueKind::Unread,
+        IssueKind::InvalidName,
+        IssueKind::NameConflict,
+        IssueKind::OverMemberLimit,
+        IssueKind::ReservedName,
+    ];
+
+    /// Bounded label for metrics, reports and status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IssueKind::Unread => "unread",
+            IssueKind::InvalidName => "invalid_name",
+            IssueKind::NameConflict => "name_conflict",
+            IssueKind::OverMemberLimit => "over_member_limit",
+            IssueKind::ReservedName => "reserved_name",
+        }
+    }
+}
+
+impl std::fmt::Display for IssueKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -204,8 +264,7 @@ pub struct GroupIssue {
     /// The Q name, or the Okta name when no valid Q name exists.
     pub group: String,
     pub okta_id: OktaGroupId,
-    /// Bounded label: `unread`, `invalid_name`, `name_conflict`, `over_member_limit`.
-    pub kind: &'static str,
+    pub kind: IssueKind,
     pub detail: String,
 }
 
@@ -297,8 +356,8 @@ pub fn plan(desired: &Desired, snapshot: &Snapshot, policy: &Policy) -> Plan {
             out.issues.push(GroupIssue {
                 group: name.to_string(),
                 okta_id: want.okta_id.clone(),
-                kind: "reserved_name",
-                detail: "the Q name has the shape of q-group-sync's chunk sub-groups; rename the group or map it with groups.q_name_prefix".to_owned(),
+                kind: IssueKind::ReservedName,
+                detail: "the Q name has the shape of q-group-sync's chunk sub-groups; rename the group or map it with groups.name_prefix".to_owned(),
             });
             continue;
         }
@@ -314,7 +373,7 @@ pub fn plan(desired: &Desired, snapshot: &Snapshot, policy: &Policy) -> Plan {
             out.issues.push(GroupIssue {
                 group: name.to_string(),
                 okta_id: want.okta_id.clone(),
-                kind: "over_member_limit",
+                kind: IssueKind::OverMemberLimit,
                 detail: format!(
                     "{} members exceed the inline limit of {} (and what qbusiness.large_groups can carry); not pushed (never truncated)",
                     want.members.len(),

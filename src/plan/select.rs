@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::Serialize;
 
+use super::IssueKind;
 use crate::config::Config;
 use crate::model::{
     GroupName, IdProblem, Interner, Members, OktaGroupId, UserId, check_q_id, normalise_user_id,
@@ -151,8 +152,7 @@ pub struct DesiredGroup {
 pub struct Blocked {
     pub okta_id: OktaGroupId,
     pub okta_name: String,
-    /// Bounded label: `unread`, `invalid_name`, `name_conflict`.
-    pub kind: &'static str,
+    pub kind: IssueKind,
     pub detail: String,
 }
 
@@ -239,7 +239,7 @@ pub fn desired_with(
                 out.invalid.push(Blocked {
                     okta_id,
                     okta_name: group.name.clone(),
-                    kind: "invalid_name",
+                    kind: IssueKind::InvalidName,
                     detail: format!("Q group name {problem}"),
                 });
                 continue;
@@ -288,7 +288,7 @@ pub fn desired_with(
                     Blocked {
                         okta_id,
                         okta_name: group.name.clone(),
-                        kind: "unread",
+                        kind: IssueKind::Unread,
                         detail: format!("{kind}: {message}"),
                     },
                 );
@@ -300,7 +300,7 @@ pub fn desired_with(
                     Blocked {
                         okta_id,
                         okta_name: group.name.clone(),
-                        kind: "unread",
+                        kind: IssueKind::Unread,
                         detail: "members were not read".to_owned(),
                     },
                 );
@@ -320,11 +320,11 @@ pub fn desired_with(
                 let entry = out.blocked.entry(q_name).or_insert_with(|| Blocked {
                     okta_id: first.okta_id.clone(),
                     okta_name: first.okta_name.clone(),
-                    kind: "name_conflict",
+                    kind: IssueKind::NameConflict,
                     detail: detail.clone(),
                 });
-                if entry.kind != "unread" {
-                    entry.kind = "name_conflict";
+                if entry.kind != IssueKind::Unread {
+                    entry.kind = IssueKind::NameConflict;
                     entry.detail = detail;
                 }
             }
@@ -623,8 +623,11 @@ mod tests {
         let d = desired(&groups, &rules(), reads);
         assert!(d.groups.is_empty());
         assert_eq!(d.out_of_scope, BTreeSet::from([OktaGroupId::new("g1")]));
-        assert_eq!(d.blocked[&GroupName::new("Dup")].kind, "name_conflict");
-        assert_eq!(d.blocked[&GroupName::new("Unread")].kind, "unread");
+        assert_eq!(
+            d.blocked[&GroupName::new("Dup")].kind,
+            IssueKind::NameConflict
+        );
+        assert_eq!(d.blocked[&GroupName::new("Unread")].kind, IssueKind::Unread);
         assert_eq!(d.invalid.len(), 1);
         assert_eq!(d.unread, 1);
         assert_eq!(d.gone, BTreeSet::from([OktaGroupId::new("g6")]));
@@ -636,7 +639,10 @@ mod tests {
             Rules::new(&["Eng*".into()], &[], "okta:", &["ACTIVE".into()], false).expect("rules");
         let groups = [group("g1", "Eng / α"), group("g2", "Sales")];
         let d = desired(&groups, &r, BTreeMap::new());
-        assert_eq!(d.blocked[&GroupName::new("okta:Eng / α")].kind, "unread");
+        assert_eq!(
+            d.blocked[&GroupName::new("okta:Eng / α")].kind,
+            IssueKind::Unread
+        );
         assert_eq!(d.unread, 1);
         assert!(d.out_of_scope.contains(&OktaGroupId::new("g2")));
     }

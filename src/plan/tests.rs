@@ -35,7 +35,7 @@ impl Dir {
             Blocked {
                 okta_id: OktaGroupId::new(okta_id),
                 okta_name: name.into(),
-                kind: "unread",
+                kind: IssueKind::Unread,
                 detail: "server: HTTP 500".into(),
             },
         );
@@ -193,7 +193,7 @@ fn unread_group_is_not_pushed_and_withholds_every_delete() {
     assert_eq!(p.puts().count(), 1);
     assert_eq!(p.deletes().count(), 0);
     assert_eq!(p.withheld_deletes.len(), 1);
-    assert_eq!(p.issues[0].kind, "unread");
+    assert_eq!(p.issues[0].kind, IssueKind::Unread);
     assert!(
         p.to_string()
             .contains("! deletions withheld: 1 group(s) could not be read")
@@ -218,7 +218,7 @@ fn over_limit_is_refused_not_truncated_and_not_deleted() {
     assert_eq!(p.changes.len(), 1);
     assert_eq!(p.changes[0].group().as_str(), "ok");
     assert_eq!(p.issues.len(), 1);
-    assert_eq!(p.issues[0].kind, "over_member_limit");
+    assert_eq!(p.issues[0].kind, IssueKind::OverMemberLimit);
     assert!(p.issues[0].detail.contains("1001 members"));
     // By default the same group is chunked instead.
     let p = run(&d, &s);
@@ -239,7 +239,7 @@ fn a_group_shaped_like_a_chunk_is_refused() {
         .build();
     let p = run(&d, &Snapshot::default());
     assert!(p.changes.is_empty());
-    assert_eq!(p.issues[0].kind, "reserved_name");
+    assert_eq!(p.issues[0].kind, IssueKind::ReservedName);
 }
 
 #[test]
@@ -274,7 +274,7 @@ fn blocked_name_keeps_its_old_group() {
         Blocked {
             okta_id: OktaGroupId::new("g1"),
             okta_name: "dup".into(),
-            kind: "name_conflict",
+            kind: IssueKind::NameConflict,
             detail: "x".into(),
         },
     );

@@ -237,7 +237,7 @@ async fn approve(
         );
     };
     match d.held_status(&plan_id).await {
-        Ok(Some(status)) if status == "held" => {}
+        Ok(Some(crate::store::HoldStatus::Held)) => {}
         Ok(Some(status)) => {
             return error(
                 StatusCode::CONFLICT,
@@ -305,7 +305,7 @@ async fn sync(
         )
             .into_response();
     }
-    match d.enqueue("admin", group.clone()) {
+    match d.enqueue(crate::report::Trigger::Admin, group.clone()) {
         Enqueued::Queued(id) => (
             StatusCode::ACCEPTED,
             axum::Json(json!({ "pass_id": id, "coalesced": false, "group": group })),

@@ -33,6 +33,7 @@ use crate::config::Config;
 use crate::engine::{Mode, NoProgress, PassRequest, RunReport};
 use crate::leader::{LeaderInfo, LeaderView, Leadership};
 use crate::metrics;
+use crate::report::Trigger;
 use crate::sink::QBusinessSink;
 use crate::source::events::{FeedSettings, OktaChangeFeed};
 use crate::store::SnapshotStore;
@@ -120,7 +121,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         .then(|| tokio::spawn(Arc::clone(&daemon).follow_leadership()));
     if elector.is_none() {
         if config.schedule.run_on_start {
-            daemon.enqueue("startup", None);
+            daemon.enqueue(Trigger::Startup, None);
         } else {
             daemon.ready.store(true, Ordering::SeqCst);
         }
@@ -194,7 +195,7 @@ async fn start_scheduler(daemon: &Arc<Daemon>, cron: &str) -> anyhow::Result<Job
     let job = Job::new_async(cron, move |_id, _lock| {
         let d = Arc::clone(&d);
         Box::pin(async move {
-            d.enqueue("schedule", None);
+            d.enqueue(Trigger::Schedule, None);
         })
     })
     .with_context(|| format!("schedule.cron {cron:?}"))?;

@@ -7,7 +7,7 @@ use super::*;
 pub struct PassTicket {
     pub pass_id: String,
     /// `schedule`, `startup` or `admin`.
-    pub trigger: &'static str,
+    pub trigger: Trigger,
     /// The one group it is limited to, if any.
     pub group: Option<String>,
     /// The held plan this pass approves, if it is an approval.
@@ -106,18 +106,18 @@ impl Daemon {
     }
 
     /// Queues a pass, or joins an equal one already queued (a full pass, or the same group).
-    pub fn enqueue(&self, trigger: &'static str, group: Option<String>) -> Enqueued {
+    pub fn enqueue(&self, trigger: Trigger, group: Option<String>) -> Enqueued {
         self.enqueue_ticket(trigger, group, None)
     }
 
     /// Queues the approval of held plan `plan_id` (it runs as a pass, never beside another).
     pub fn enqueue_approval(&self, plan_id: String) -> Enqueued {
-        self.enqueue_ticket("admin", None, Some(plan_id))
+        self.enqueue_ticket(Trigger::Admin, None, Some(plan_id))
     }
 
     fn enqueue_ticket(
         &self,
-        trigger: &'static str,
+        trigger: Trigger,
         group: Option<String>,
         approve: Option<String>,
     ) -> Enqueued {
@@ -125,7 +125,7 @@ impl Daemon {
             return Enqueued::ShuttingDown;
         }
         if !self.leadership.is_leader() {
-            metrics::trigger(trigger, "standby");
+            metrics::trigger(trigger.as_str(), "standby");
             return Enqueued::Standby(self.leadership.view().leader);
         }
         let now = self.clock.now();
@@ -156,13 +156,13 @@ impl Daemon {
         };
         match &result {
             Enqueued::Queued(id) => {
-                info!(pass_id = %id, trigger, "pass queued");
-                metrics::trigger(trigger, "started");
+                info!(pass_id = %id, trigger = trigger.as_str(), "pass queued");
+                metrics::trigger(trigger.as_str(), "started");
                 self.wake.notify_one();
             }
             Enqueued::Coalesced(id) => {
-                info!(pass_id = %id, trigger, "pass request joined the queued pass");
-                metrics::trigger(trigger, "coalesced");
+                info!(pass_id = %id, trigger = trigger.as_str(), "pass request joined the queued pass");
+                metrics::trigger(trigger.as_str(), "coalesced");
             }
             Enqueued::ShuttingDown | Enqueued::Standby(_) => {}
         }
@@ -182,7 +182,11 @@ impl Daemon {
         let now = self.clock.now();
         let result = {
             let mut state = self.state();
-            if let Some(queued) = state.queue.iter_mut().find(|t| t.trigger == "events") {
+            if let Some(queued) = state
+                .queue
+                .iter_mut()
+                .find(|t| t.trigger == Trigger::Events)
+            {
                 let mut all: BTreeSet<String> = queued.groups.drain(..).collect();
                 all.extend(groups);
                 queued.groups = all.into_iter().collect();
@@ -193,7 +197,7 @@ impl Daemon {
                 let pass_id = new_pass_id(now, state.passes_started);
                 state.queue.push_back(PassTicket {
                     pass_id: pass_id.clone(),
-                    trigger: "events",
+                    trigger: Trigger::Events,
                     group: None,
                     approve: None,
                     groups: groups.into_iter().collect(),
@@ -226,7 +230,7 @@ impl Daemon {
             .queue
             .iter()
             .chain(state.running.as_ref())
-            .any(|t| t.trigger == "events")
+            .any(|t| t.trigger == Trigger::Events)
     }
 
     /// Runs a dry run now (after any running pass) and returns its report.
@@ -243,7 +247,7 @@ impl Daemon {
             mode: Mode::Plan,
             group,
             pass_id: Some(pass_id),
-            trigger: "admin",
+            trigger: Trigger::Admin,
             approve: None,
             full: false,
             groups: Vec::new(),
@@ -404,7 +408,7 @@ impl Daemon {
             {
                 seen_epoch = Some(term.epoch);
                 self.refresh_from_store().await;
-                self.enqueue("takeover", None);
+                self.enqueue(Trigger::Takeover, None);
             }
             let leading = term.is_some();
             let wait = async {
@@ -431,8 +435,8 @@ impl Daemon {
         self.runner_alive.load(Ordering::SeqCst) && self.scheduler_alive.load(Ordering::SeqCst)
     }
 
-    /// The status of held plan `id` (`held`, `applied`, `superseded`), if it exists.
-    pub async fn held_status(&self, id: &str) -> Result<Option<String>, String> {
+    /// The status of held plan `id`, if it exists.
+    pub async fn held_status(&self, id: &str) -> Result<Option<crate::store::HoldStatus>, String> {
         match self.engine.store().held_plan(Some(id)).await {
             Ok(found) => Ok(found.map(|r| r.status)),
             Err(e) => Err(crate::error::error_chain(&e)),

@@ -40,7 +40,7 @@ impl HeldView {
 pub struct LastPass {
     pub pass_id: Option<String>,
     pub run_id: Option<i64>,
-    pub trigger: &'static str,
+    pub trigger: Trigger,
     pub group: Option<String>,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
@@ -69,7 +69,7 @@ pub struct LastPass {
 }
 
 impl LastPass {
-    pub(super) fn from_report(trigger: &'static str, r: &RunReport) -> LastPass {
+    pub(super) fn from_report(trigger: Trigger, r: &RunReport) -> LastPass {
         let mut errors_by_kind = BTreeMap::new();
         for f in &r.failures {
             *errors_by_kind.entry(f.kind.clone()).or_insert(0) += 1;

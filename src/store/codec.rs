@@ -8,7 +8,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
 
-use super::{AppliedPut, HeldRecord};
+use super::{AppliedPut, HeldRecord, HoldStatus};
 use crate::model::{GroupName, Interner, Members, OktaGroupId};
 use crate::plan::safety::Held;
 use crate::plan::{Layout, ReadMark, Snapshot, SnapshotGroup};
@@ -239,6 +239,8 @@ pub fn decode_held(
     created_at: DateTime<Utc>,
     last_seen_at: DateTime<Utc>,
 ) -> Result<HeldRecord, String> {
+    let status = HoldStatus::parse(&status)
+        .ok_or_else(|| format!("held plan status {status:?} is not held, applied or superseded"))?;
     let held: Held = serde_json::from_str(body).map_err(|e| format!("held plan: {e}"))?;
     if held.compute_hash() != held.hash {
         return Err(format!("held plan {} does not match its hash", held.id));

@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::model::{GroupName, Members, OktaGroupId};
 use crate::plan::reads::KnownUser;
 use crate::plan::safety::Held;
-use crate::plan::{Layout, ReadMark, Snapshot};
+use crate::plan::{Layout, ReadMark, Snapshot, WriteOp};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -140,7 +140,7 @@ pub trait SnapshotStore: Send + Sync {
         at: DateTime<Utc>,
         group: &GroupName,
         okta_id: &OktaGroupId,
-        op: &'static str,
+        op: IntentOp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Stores a held plan (or refreshes it when the same plan is held again) and supersedes any
@@ -151,13 +151,13 @@ pub trait SnapshotStore: Send + Sync {
         held: &Held,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Closes open held plans (all, or the one with `id`) with `status` (`applied`,
-    /// `superseded`), noting who or what closed them.
+    /// Closes open held plans (all, or the one with `id`) with `status` (applied or
+    /// superseded), noting who or what closed them.
     fn resolve_holds(
         &self,
         at: DateTime<Utc>,
         id: Option<&str>,
-        status: &'static str,
+        status: HoldStatus,
         by: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -278,11 +278,78 @@ pub struct RunStart {
     pub group: Option<String>,
 }
 
+/// The write a recorded intent announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntentOp {
+    Put,
+    Delete,
+    /// `reconcile --adopt` takes over an existing Q group.
+    Adopt,
+}
+
+impl IntentOp {
+    /// As stored in `pending.op`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntentOp::Put => "put",
+            IntentOp::Delete => "delete",
+            IntentOp::Adopt => "adopt",
+        }
+    }
+}
+
+impl From<WriteOp> for IntentOp {
+    fn from(op: WriteOp) -> IntentOp {
+        match op {
+            WriteOp::Put => IntentOp::Put,
+            WriteOp::Delete => IntentOp::Delete,
+        }
+    }
+}
+
+/// Where a held plan stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldStatus {
+    /// Waiting for approval.
+    Held,
+    /// Approved and applied.
+    Applied,
+    /// A later pass needed something else (or nothing) approved.
+    Superseded,
+}
+
+impl HoldStatus {
+    /// As stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldStatus::Held => "held",
+            HoldStatus::Applied => "applied",
+            HoldStatus::Superseded => "superseded",
+        }
+    }
+
+    /// The stored form back; `None` for a value this build does not know.
+    pub fn parse(s: &str) -> Option<HoldStatus> {
+        match s {
+            "held" => Some(HoldStatus::Held),
+            "applied" => Some(HoldStatus::Applied),
+            "superseded" => Some(HoldStatus::Superseded),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for HoldStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A held plan as stored.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HeldRecord {
-    /// `held`, `applied` or `superseded`.
-    pub status: String,
+    pub status: HoldStatus,
     pub created_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
     pub held: Held,
@@ -366,7 +433,7 @@ impl SnapshotStore for Backend {
         at: DateTime<Utc>,
         group: &GroupName,
         okta_id: &OktaGroupId,
-        op: &'static str,
+        op: IntentOp,
     ) -> Result<(), StoreError> {
         delegate!(self, s => s.record_intent(run, at, group, okta_id, op))
     }
@@ -379,7 +446,7 @@ impl SnapshotStore for Backend {
         &self,
         at: DateTime<Utc>,
         id: Option<&str>,
-        status: &'static str,
+        status: HoldStatus,
         by: &str,
     ) -> Result<(), StoreError> {
         delegate!(self, s => s.resolve_holds(at, id, status, by))

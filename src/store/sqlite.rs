@@ -12,8 +12,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::codec::{self, AuditRow, GroupRow, HeldRow, PendingRow, parse_ts, ts};
 use super::{
-    AppliedPut, HeldRecord, RunId, RunRecord, RunStart, SnapshotStore, StoreError, UsersMode,
-    UsersWrite,
+    AppliedPut, HeldRecord, HoldStatus, IntentOp, RunId, RunRecord, RunStart, SnapshotStore,
+    StoreError, UsersMode, UsersWrite,
 };
 use crate::model::{GroupName, Interner, OktaGroupId};
 use crate::plan::reads::KnownUser;
@@ -549,8 +549,9 @@ impl SnapshotStore for SqliteStore {
         at: DateTime<Utc>,
         group: &GroupName,
         okta_id: &OktaGroupId,
-        op: &'static str,
+        op: IntentOp,
     ) -> Result<(), StoreError> {
+        let op = op.as_str();
         self.writable()?;
         let (q_name, okta_id) = (group.as_str().to_owned(), okta_id.as_str().to_owned());
         self.with_conn(move |conn, p| insert_pending(conn, p, &q_name, &okta_id, op, run, at))
@@ -587,11 +588,12 @@ impl SnapshotStore for SqliteStore {
         &self,
         at: DateTime<Utc>,
         id: Option<&str>,
-        status: &'static str,
+        status: HoldStatus,
         by: &str,
     ) -> Result<(), StoreError> {
         self.writable()?;
         let (id, by) = (id.map(str::to_owned), by.to_owned());
+        let status = status.as_str();
         self.with_conn(move |conn, p| {
             conn.execute(
                 "UPDATE held_plans SET status = ?2, resolved_at = ?3, resolved_by = ?4

@@ -22,8 +22,8 @@ pub use election::{CommandLease, Elector, LOCK_NAMESPACE};
 
 use super::codec::{self, AuditRow, GroupRow, HeldRow, PendingRow};
 use super::{
-    AppliedPut, HeldRecord, RunId, RunRecord, RunStart, SnapshotStore, StoreError, UsersMode,
-    UsersWrite,
+    AppliedPut, HeldRecord, HoldStatus, IntentOp, RunId, RunRecord, RunStart, SnapshotStore,
+    StoreError, UsersMode, UsersWrite,
 };
 use crate::leader::{Leadership, Term};
 use crate::model::{GroupName, Interner, OktaGroupId};
@@ -627,8 +627,9 @@ impl SnapshotStore for PostgresStore {
         at: DateTime<Utc>,
         group: &GroupName,
         okta_id: &OktaGroupId,
-        op: &'static str,
+        op: IntentOp,
     ) -> Result<(), StoreError> {
+        let op = op.as_str();
         let mut client = self.client().await?;
         let (tx, term) = self.fenced(&mut client, "record pending write").await?;
         self.insert_pending(
@@ -675,9 +676,10 @@ impl SnapshotStore for PostgresStore {
         &self,
         at: DateTime<Utc>,
         id: Option<&str>,
-        status: &'static str,
+        status: HoldStatus,
         by: &str,
     ) -> Result<(), StoreError> {
+        let status = status.as_str();
         let mut client = self.client().await?;
         let (tx, _) = self.fenced(&mut client, "resolve held plans").await?;
         tx.execute(
