@@ -25,6 +25,7 @@ pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod model;
+pub mod pacing;
 pub mod plan;
 pub mod progress;
 pub mod schedule;
