@@ -634,7 +634,7 @@ async fn check_config(config: &Config) -> anyhow::Result<Exit> {
             println!("okta: FAILED: {}", crate::engine::error_chain(&e));
             if matches!(e, SourceError::OAuth(_))
                 || matches!(
-                    e.kind(),
+                    e.kind().as_str(),
                     "unauthorized" | "forbidden" | "bad_request" | "foreign_link"
                 )
             {
@@ -652,7 +652,10 @@ async fn check_config(config: &Config) -> anyhow::Result<Exit> {
         Err(e) => {
             println!("okta users: FAILED: {}", crate::engine::error_chain(&e));
             if matches!(e, SourceError::OAuth(_))
-                || matches!(e.kind(), "unauthorized" | "forbidden" | "bad_request")
+                || matches!(
+                    e.kind().as_str(),
+                    "unauthorized" | "forbidden" | "bad_request"
+                )
             {
                 misconfigured.push(e.to_string());
             } else {
@@ -677,7 +680,10 @@ async fn check_config(config: &Config) -> anyhow::Result<Exit> {
             ),
             Err(e) => {
                 println!("okta events: FAILED: {}", crate::engine::error_chain(&e));
-                if matches!(e.kind(), "unauthorized" | "forbidden" | "bad_request") {
+                if matches!(
+                    e.kind().as_str(),
+                    "unauthorized" | "forbidden" | "bad_request"
+                ) {
                     misconfigured.push(e.to_string());
                 } else {
                     ok = false;

@@ -11,6 +11,7 @@ pub mod okta;
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 
 pub use crate::plan::input::{GroupType, MemberRead, OktaGroup, OktaMember};
 pub use events::{Affected, ChangeEvent, ChangeFeed, ChangeKind, FeedPage, OktaChangeFeed};
@@ -75,17 +76,17 @@ pub enum SourceError {
 
 impl SourceError {
     /// Bounded label for metrics and status.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> SourceErrorKind {
         match self {
-            SourceError::Unauthorized { .. } => "unauthorized",
-            SourceError::Forbidden { .. } => "forbidden",
-            SourceError::BadRequest { .. } => "bad_request",
-            SourceError::RateLimited { .. } => "rate_limited",
-            SourceError::Server { .. } => "server",
-            SourceError::Transport { .. } => "transport",
-            SourceError::Malformed { .. } => "malformed",
-            SourceError::ForeignLink { .. } => "foreign_link",
-            SourceError::OAuth(e) => e.kind(),
+            SourceError::Unauthorized { .. } => SourceErrorKind::Unauthorized,
+            SourceError::Forbidden { .. } => SourceErrorKind::Forbidden,
+            SourceError::BadRequest { .. } => SourceErrorKind::BadRequest,
+            SourceError::RateLimited { .. } => SourceErrorKind::RateLimited,
+            SourceError::Server { .. } => SourceErrorKind::Server,
+            SourceError::Transport { .. } => SourceErrorKind::Transport,
+            SourceError::Malformed { .. } => SourceErrorKind::Malformed,
+            SourceError::ForeignLink { .. } => SourceErrorKind::ForeignLink,
+            SourceError::OAuth(e) => SourceErrorKind::OAuth(e.kind()),
         }
     }
 
@@ -97,6 +98,66 @@ impl SourceError {
                 | SourceError::Forbidden { .. }
                 | SourceError::OAuth(_)
         )
+    }
+}
+
+/// What kind of [`SourceError`] happened: a fixed set, for metrics labels, `/status` and the
+/// checks that tell a misconfiguration from an outage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceErrorKind {
+    /// `unauthorized`: 401 with an SSWS token.
+    Unauthorized,
+    /// `forbidden`: 403 with an SSWS token.
+    Forbidden,
+    /// `bad_request`: 400, e.g. a bad `okta.group_filter`.
+    BadRequest,
+    /// `rate_limited`: still 429 after the retries.
+    RateLimited,
+    /// `server`: 5xx or another unexpected status after the retries.
+    Server,
+    /// `transport`: connection failure or timeout after the retries.
+    Transport,
+    /// `malformed`: a body that is not the JSON Okta documents.
+    Malformed,
+    /// `foreign_link`: a next link outside `okta.org_url`.
+    ForeignLink,
+    /// OAuth (`okta.auth = "oauth"`); labelled by the OAuth kind (`oauth_client`, ...).
+    OAuth(oauth::OAuthErrorKind),
+}
+
+impl SourceErrorKind {
+    /// The label: snake_case, from a fixed set.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceErrorKind::Unauthorized => "unauthorized",
+            SourceErrorKind::Forbidden => "forbidden",
+            SourceErrorKind::BadRequest => "bad_request",
+            SourceErrorKind::RateLimited => "rate_limited",
+            SourceErrorKind::Server => "server",
+            SourceErrorKind::Transport => "transport",
+            SourceErrorKind::Malformed => "malformed",
+            SourceErrorKind::ForeignLink => "foreign_link",
+            SourceErrorKind::OAuth(k) => k.as_str(),
+        }
+    }
+}
+
+impl std::fmt::Display for SourceErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for SourceErrorKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Compares the label, so `kind() == "server"` reads as it did when kinds were strings.
+impl PartialEq<&str> for SourceErrorKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
     }
 }
 

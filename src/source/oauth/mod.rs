@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::header::HeaderName;
+use serde::Serialize;
 use url::Url;
 
 use crate::clock::Clock;
@@ -96,14 +97,63 @@ pub enum OAuthError {
 
 impl OAuthError {
     /// Bounded label for metrics and status.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> OAuthErrorKind {
         match self {
-            OAuthError::InvalidClient { .. } => "oauth_client",
-            OAuthError::InvalidScope { .. } | OAuthError::Forbidden { .. } => "oauth_scope",
-            OAuthError::DpopRequired { .. } | OAuthError::DpopRejected { .. } => "oauth_dpop",
-            OAuthError::TokenRejected { .. } => "unauthorized",
-            OAuthError::Rejected { .. } | OAuthError::Signing => "oauth",
+            OAuthError::InvalidClient { .. } => OAuthErrorKind::Client,
+            OAuthError::InvalidScope { .. } | OAuthError::Forbidden { .. } => OAuthErrorKind::Scope,
+            OAuthError::DpopRequired { .. } | OAuthError::DpopRejected { .. } => {
+                OAuthErrorKind::Dpop
+            }
+            OAuthError::TokenRejected { .. } => OAuthErrorKind::Unauthorized,
+            OAuthError::Rejected { .. } | OAuthError::Signing => OAuthErrorKind::Other,
         }
+    }
+}
+
+/// What kind of [`OAuthError`] happened: a fixed set of labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuthErrorKind {
+    /// `oauth_client`: the client id or key is wrong.
+    Client,
+    /// `oauth_scope`: a scope is not granted.
+    Scope,
+    /// `oauth_dpop`: DPoP is required or our proof was refused.
+    Dpop,
+    /// `unauthorized`: a fresh token was refused by the API.
+    Unauthorized,
+    /// `oauth`: any other OAuth error.
+    Other,
+}
+
+impl OAuthErrorKind {
+    /// The label: snake_case, from a fixed set.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OAuthErrorKind::Client => "oauth_client",
+            OAuthErrorKind::Scope => "oauth_scope",
+            OAuthErrorKind::Dpop => "oauth_dpop",
+            OAuthErrorKind::Unauthorized => "unauthorized",
+            OAuthErrorKind::Other => "oauth",
+        }
+    }
+}
+
+impl fmt::Display for OAuthErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for OAuthErrorKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Compares the label, so `kind() == "oauth_scope"` reads as it did when kinds were strings.
+impl PartialEq<&str> for OAuthErrorKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
     }
 }
 
