@@ -15,8 +15,8 @@ use crate::progress::TerminalProgress;
 use crate::report::FailedStep;
 use crate::sink::{QBusinessSink, SinkErrorKind};
 use crate::source::DirectorySource;
-use crate::source::SourceError;
 use crate::source::okta::{OktaSettings, OktaSource, OktaStats};
+use crate::source::{SourceError, SourceErrorKind};
 use crate::store::SnapshotStore;
 use crate::store::postgres::PgSettings;
 use crate::telemetry::LogFormat;
@@ -495,7 +495,10 @@ async fn check_config(config: &Config) -> anyhow::Result<Exit> {
             if matches!(e, SourceError::OAuth(_))
                 || matches!(
                     e.kind(),
-                    "unauthorized" | "forbidden" | "bad_request" | "foreign_link"
+                    SourceErrorKind::Unauthorized
+                        | SourceErrorKind::Forbidden
+                        | SourceErrorKind::BadRequest
+                        | SourceErrorKind::ForeignLink
                 )
             {
                 misconfigured.push(e.to_string());
@@ -512,7 +515,12 @@ async fn check_config(config: &Config) -> anyhow::Result<Exit> {
         Err(e) => {
             println!("okta users: FAILED: {}", crate::error::error_chain(&e));
             if matches!(e, SourceError::OAuth(_))
-                || matches!(e.kind(), "unauthorized" | "forbidden" | "bad_request")
+                || matches!(
+                    e.kind(),
+                    SourceErrorKind::Unauthorized
+                        | SourceErrorKind::Forbidden
+                        | SourceErrorKind::BadRequest
+                )
             {
                 misconfigured.push(e.to_string());
             } else {
@@ -537,7 +545,12 @@ async fn check_config(config: &Config) -> anyhow::Result<Exit> {
             ),
             Err(e) => {
                 println!("okta events: FAILED: {}", crate::error::error_chain(&e));
-                if matches!(e.kind(), "unauthorized" | "forbidden" | "bad_request") {
+                if matches!(
+                    e.kind(),
+                    SourceErrorKind::Unauthorized
+                        | SourceErrorKind::Forbidden
+                        | SourceErrorKind::BadRequest
+                ) {
                     misconfigured.push(e.to_string());
                 } else {
                     ok = false;

@@ -24,6 +24,7 @@ mod fakes;
 pub mod leader;
 pub mod metrics;
 pub mod model;
+pub mod pacing;
 pub mod plan;
 pub mod progress;
 pub mod report;

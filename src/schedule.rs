@@ -1,10 +1,12 @@
-//! Cron expressions: parsing (at config load) and the next fire time (for `/status`).
+//! Cron expressions: [`Schedule`], parsed once at config load, and the next fire time (for
+//! `/status`).
 //!
 //! Firing is tokio-cron-scheduler's job; this module only answers "when next?", purely.
 
 use chrono::{DateTime, Utc};
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Parses a 6-field (seconds first) cron expression the way the scheduler does.
 pub fn parse(expr: &str) -> Result<Cron, String> {
@@ -18,6 +20,70 @@ pub fn parse(expr: &str) -> Result<Cron, String> {
 /// The first fire time strictly after `after`.
 pub fn next_fire(cron: &Cron, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
     cron.find_next_occurrence(&after, false).ok()
+}
+
+/// `schedule.cron`, checked: the expression as written, with its seconds field, and parsed.
+///
+/// Deserializes from the string (a bad expression is a config error naming the key) and
+/// serializes back to it as written.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    written: String,
+    with_seconds: String,
+    cron: Cron,
+}
+
+impl Schedule {
+    /// Parses a UTC cron expression with a seconds field; a 5-field expression gets second 0.
+    pub fn parse(expr: &str) -> Result<Schedule, String> {
+        let trimmed = expr.trim();
+        let with_seconds = if trimmed.split_whitespace().count() == 5 {
+            format!("0 {trimmed}")
+        } else {
+            trimmed.to_owned()
+        };
+        let cron = parse(&with_seconds).map_err(|e| {
+            format!("{expr:?} is not a cron expression (sec min hour day month weekday): {e}")
+        })?;
+        Ok(Schedule {
+            written: expr.to_owned(),
+            with_seconds,
+            cron,
+        })
+    }
+
+    /// The expression as configured.
+    pub fn as_str(&self) -> &str {
+        &self.written
+    }
+
+    /// The expression with a seconds field, as the scheduler takes it.
+    pub fn with_seconds(&self) -> &str {
+        &self.with_seconds
+    }
+
+    /// The parsed expression.
+    pub fn cron(&self) -> &Cron {
+        &self.cron
+    }
+
+    /// The first fire time strictly after `after`.
+    pub fn next_fire(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        next_fire(&self.cron, after)
+    }
+}
+
+impl Serialize for Schedule {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.written)
+    }
+}
+
+impl<'de> Deserialize<'de> for Schedule {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let expr = String::deserialize(d)?;
+        Schedule::parse(&expr).map_err(serde::de::Error::custom)
+    }
 }
 
 #[cfg(test)]
@@ -53,5 +119,14 @@ mod tests {
             "the seconds field is required here"
         );
         assert!(parse("0 61 * * * *").is_err());
+    }
+
+    #[test]
+    fn schedule_adds_second_zero_to_five_fields_and_keeps_the_text() {
+        let s = Schedule::parse("*/15 * * * *").expect("five fields");
+        assert_eq!(s.with_seconds(), "0 */15 * * * *");
+        assert_eq!(s.as_str(), "*/15 * * * *");
+        let err = Schedule::parse("0 61 * * * *").expect_err("bad minute");
+        assert!(err.contains("is not a cron expression"), "{err}");
     }
 }

@@ -40,7 +40,7 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Okta(_) => "okta",
-            Error::Store(e) if e.kind() == "fenced" => "fenced",
+            Error::Store(StoreError::Fenced { .. }) => "fenced",
             Error::Store(_) => "snapshot",
             Error::QBusiness(_) => "qbusiness",
             Error::Cancelled { .. } | Error::Interrupted => "cancelled",

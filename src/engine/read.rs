@@ -22,7 +22,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
             Ok(listed) => listed,
             Err(e) if e.is_fatal() => return Err(Error::Okta(e)),
             Err(e) => {
-                warn!(kind = e.kind(), error = %e, "could not list the Okta users updated since the last pass");
+                warn!(kind = e.kind().as_str(), error = %e, "could not list the Okta users updated since the last pass");
                 return Ok((
                     UserCheck::failed(format!(
                         "user status and id changes (Okta's users listing failed: {e}); the next pass retries"
@@ -61,7 +61,7 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
                 }
                 Err(e) if e.is_fatal() => return Err(Error::Okta(e)),
                 Err(e) => {
-                    warn!(okta_user = %user, kind = e.kind(), error = %e, "could not read a user's groups");
+                    warn!(okta_user = %user, kind = e.kind().as_str(), error = %e, "could not read a user's groups");
                     unresolved.insert(user);
                 }
             }
@@ -202,9 +202,9 @@ impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
                 Ok(gone @ MemberRead::GroupGone) => GroupRead::Read(gone),
                 Err(e) if e.is_fatal() => return Err(Error::Okta(e)),
                 Err(e) => {
-                    warn!(okta_group = %group.id, group = %group.name, kind = e.kind(), error = %e, "group unread");
+                    warn!(okta_group = %group.id, group = %group.name, kind = e.kind().as_str(), error = %e, "group unread");
                     GroupRead::Failed {
-                        kind: e.kind(),
+                        kind: e.kind().as_str(),
                         message: e.to_string(),
                     }
                 }

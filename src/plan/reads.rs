@@ -12,9 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use super::input::{OktaGroup, OktaMember};
 use super::{Change, Desired, Plan, ReadMark, Snapshot, select::Rules, select::Scope};
 use crate::model::{GroupName, Members};
-use crate::source::{OktaGroup, OktaMember};
 
 /// A user's effective Q identity as last recorded: the Q id its memberships are written under,
 /// or `None` when the `users.*` rules leave it out (status, no id attribute, unusable id).
@@ -223,8 +223,8 @@ mod tests {
 
     use super::*;
     use crate::model::{OktaGroupId, UserId};
+    use crate::plan::input::GroupType;
     use crate::plan::{ReadMark, SnapshotGroup};
-    use crate::source::GroupType;
 
     fn rules() -> Rules {
         Rules::new(

@@ -8,11 +8,11 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::Serialize;
 
 use super::IssueKind;
+use super::input::{MemberRead, OktaGroup, OktaMember};
 use crate::config::Config;
 use crate::model::{
     GroupName, IdProblem, Interner, Members, OktaGroupId, UserId, check_q_id, normalise_user_id,
 };
-use crate::source::{MemberRead, OktaGroup, OktaMember};
 
 /// Which Okta groups are in scope and how users map to Q ids: the `[groups]` and `[users]` config.
 #[derive(Debug, Clone)]
@@ -470,7 +470,7 @@ impl<'a> Mapper<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::GroupType;
+    use crate::plan::input::GroupType;
 
     fn rules() -> Rules {
         Rules::new(

@@ -138,7 +138,7 @@ pub async fn run<F: ChangeFeed>(
             }
             Err(e) => {
                 metrics::event_poll("error", 0, 0);
-                warn!(kind = e.kind(), error = %e, "polling the System Log failed; retrying at the next poll");
+                warn!(kind = e.kind().as_str(), error = %e, "polling the System Log failed; retrying at the next poll");
             }
         }
     }

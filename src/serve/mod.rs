@@ -72,7 +72,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         leadership.clone(),
         admin_token,
         Some(handle.clone()),
-        cron.clone(),
+        config.schedule.cron.clone(),
         shutdown.clone(),
     )?;
     let held = engine_held.map(|r| HeldView::new(&r.held, r.created_at));

@@ -73,11 +73,10 @@ impl Daemon {
         leadership: Leadership,
         admin_token: Option<SecretString>,
         metrics: Option<PrometheusHandle>,
-        schedule: String,
+        schedule: crate::schedule::Schedule,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Arc<Daemon>> {
-        let cron = crate::schedule::parse(&schedule)
-            .map_err(|e| anyhow::anyhow!("schedule.cron {schedule:?}: {e}"))?;
+        let cron = schedule.cron().clone();
         Ok(Arc::new(Daemon {
             engine: Arc::new(engine),
             leadership,
@@ -91,7 +90,7 @@ impl Daemon {
             admin_token_digest: admin_token.map(|t| digest(t.expose_secret())),
             metrics,
             clock: Arc::new(SystemClock),
-            schedule,
+            schedule: schedule.with_seconds().to_owned(),
             cron,
         }))
     }

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use super::{DeleteOutcome, GroupSink, GroupState, SinkError, SinkErrorKind};
 use crate::config::{LargeGroups, QBusinessConfig};
 use crate::model::{GroupName, Members};
-use crate::source::budget::{Pacer, per_second, until_ready};
+use crate::pacing::{Pacer, per_second, until_ready};
 use sha2::{Digest, Sha256};
 
 /// Where and how to write.

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::okta::{Fetched, OktaSource, encode_query_value};
-use super::{DirectorySource, SourceError, scope_for};
+use super::{DirectorySource, SourceError};
 use crate::clock::Clock;
 use crate::config::{Config, EventsConfig};
 use crate::model::OktaGroupId;
@@ -330,9 +330,10 @@ impl ChangeFeed for OktaChangeFeed {
     }
 }
 
-/// `scope_for` of the feed's two endpoints, for configuration checks.
+/// The OAuth scopes of the feed's two endpoints: [`crate::config::EVENTS_SCOPES`], which the
+/// configuration checks against `okta.scopes`.
 pub fn required_scopes() -> [&'static str; 2] {
-    [scope_for(LOGS_PATH), scope_for("/api/v1/users")]
+    crate::config::EVENTS_SCOPES
 }
 
 // ---------- parsing ----------
@@ -447,6 +448,15 @@ mod tests {
 
     use super::*;
     use crate::fakes::{FakeChangeFeed, FixedClock};
+    use crate::source::scope_for;
+
+    #[test]
+    fn required_scopes_are_those_of_the_feeds_endpoints() {
+        assert_eq!(
+            required_scopes(),
+            [scope_for(LOGS_PATH), scope_for("/api/v1/users")]
+        );
+    }
 
     fn event(uuid: &str, kind: ChangeKind, user: Option<&str>, group: Option<&str>) -> ChangeEvent {
         ChangeEvent {

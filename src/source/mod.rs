@@ -13,6 +13,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+pub use crate::plan::input::{GroupType, MemberRead, OktaGroup, OktaMember};
 pub use events::{Affected, ChangeEvent, ChangeFeed, ChangeKind, FeedPage, OktaChangeFeed};
 pub use okta::OktaSource;
 
@@ -25,61 +26,6 @@ pub fn scope_for(path: &str) -> &'static str {
     } else {
         "okta.groups.read"
     }
-}
-
-/// An Okta group as listed by `GET /api/v1/groups`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct OktaGroup {
-    /// Immutable Okta id.
-    pub id: String,
-    /// `profile.name`.
-    pub name: String,
-    pub kind: GroupType,
-    /// When the group's membership last changed (second granularity).
-    pub last_membership_updated: Option<DateTime<Utc>>,
-    /// When the group's profile last changed.
-    pub last_updated: Option<DateTime<Utc>>,
-}
-
-/// Okta's group `type`, with a fallback for values this version does not know.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub enum GroupType {
-    Okta,
-    App,
-    BuiltIn,
-    Other(String),
-}
-
-impl GroupType {
-    pub fn parse(s: &str) -> GroupType {
-        match s {
-            "OKTA_GROUP" => GroupType::Okta,
-            "APP_GROUP" => GroupType::App,
-            "BUILT_IN" => GroupType::BuiltIn,
-            other => GroupType::Other(other.to_owned()),
-        }
-    }
-}
-
-/// One member of a group, reduced to what the sync needs. Response bodies are not kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OktaMember {
-    /// Immutable Okta user id.
-    pub id: String,
-    /// `status` as Okta sent it (e.g. `ACTIVE`, `DEPROVISIONED`, or a value unknown to us).
-    pub status: String,
-    /// The raw value of the configured `users.id_attribute` (`profile.<attr>`), if it is a
-    /// non-empty string.
-    pub attribute: Option<String>,
-}
-
-/// The result of reading one group's members.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MemberRead {
-    /// Every page was read.
-    Members(Vec<OktaMember>),
-    /// Okta answered 404 (E0000007): the group was deleted after it was listed.
-    GroupGone,
 }
 
 /// Why a read from Okta failed for good (after the retries the client allows).
@@ -130,17 +76,17 @@ pub enum SourceError {
 
 impl SourceError {
     /// Bounded label for metrics and status.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> SourceErrorKind {
         match self {
-            SourceError::Unauthorized { .. } => "unauthorized",
-            SourceError::Forbidden { .. } => "forbidden",
-            SourceError::BadRequest { .. } => "bad_request",
-            SourceError::RateLimited { .. } => "rate_limited",
-            SourceError::Server { .. } => "server",
-            SourceError::Transport { .. } => "transport",
-            SourceError::Malformed { .. } => "malformed",
-            SourceError::ForeignLink { .. } => "foreign_link",
-            SourceError::OAuth(e) => e.kind(),
+            SourceError::Unauthorized { .. } => SourceErrorKind::Unauthorized,
+            SourceError::Forbidden { .. } => SourceErrorKind::Forbidden,
+            SourceError::BadRequest { .. } => SourceErrorKind::BadRequest,
+            SourceError::RateLimited { .. } => SourceErrorKind::RateLimited,
+            SourceError::Server { .. } => SourceErrorKind::Server,
+            SourceError::Transport { .. } => SourceErrorKind::Transport,
+            SourceError::Malformed { .. } => SourceErrorKind::Malformed,
+            SourceError::ForeignLink { .. } => SourceErrorKind::ForeignLink,
+            SourceError::OAuth(e) => SourceErrorKind::OAuth(e.kind()),
         }
     }
 
@@ -152,6 +98,66 @@ impl SourceError {
                 | SourceError::Forbidden { .. }
                 | SourceError::OAuth(_)
         )
+    }
+}
+
+/// What kind of [`SourceError`] happened: a fixed set, for metrics labels, `/status` and the
+/// checks that tell a misconfiguration from an outage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceErrorKind {
+    /// `unauthorized`: 401 with an SSWS token.
+    Unauthorized,
+    /// `forbidden`: 403 with an SSWS token.
+    Forbidden,
+    /// `bad_request`: 400, e.g. a bad `okta.group_filter`.
+    BadRequest,
+    /// `rate_limited`: still 429 after the retries.
+    RateLimited,
+    /// `server`: 5xx or another unexpected status after the retries.
+    Server,
+    /// `transport`: connection failure or timeout after the retries.
+    Transport,
+    /// `malformed`: a body that is not the JSON Okta documents.
+    Malformed,
+    /// `foreign_link`: a next link outside `okta.org_url`.
+    ForeignLink,
+    /// OAuth (`okta.auth = "oauth"`); labelled by the OAuth kind (`oauth_client`, ...).
+    OAuth(oauth::OAuthErrorKind),
+}
+
+impl SourceErrorKind {
+    /// The label: snake_case, from a fixed set.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceErrorKind::Unauthorized => "unauthorized",
+            SourceErrorKind::Forbidden => "forbidden",
+            SourceErrorKind::BadRequest => "bad_request",
+            SourceErrorKind::RateLimited => "rate_limited",
+            SourceErrorKind::Server => "server",
+            SourceErrorKind::Transport => "transport",
+            SourceErrorKind::Malformed => "malformed",
+            SourceErrorKind::ForeignLink => "foreign_link",
+            SourceErrorKind::OAuth(k) => k.as_str(),
+        }
+    }
+}
+
+impl std::fmt::Display for SourceErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for SourceErrorKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Compares the label, so `kind() == "server"` reads as it did when kinds were strings.
+impl PartialEq<&str> for SourceErrorKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
     }
 }
 

@@ -1,0 +1,246 @@
+//! Configuration: typed at start-up, unknown keys rejected, each section checked by its own
+//! `validate` and the whole by [`Config::validate`].
+//!
+//! Sources, lowest precedence first: built-in defaults (each section's `Default`, or its
+//! `default_*` functions where the section has required keys), the TOML file (`--config PATH` or
+//! `Q_GROUP_SYNC_CONFIG`), then environment variables `Q_GROUP_SYNC_<SECTION>__<KEY>`.
+//!
+//! Nothing here reads from Okta or Q Business; the secret files are read on demand.
+
+mod groups;
+mod okta;
+mod qbusiness;
+mod safety;
+mod server;
+mod state;
+mod sync;
+#[cfg(test)]
+mod tests;
+mod users;
+
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+pub use groups::GroupsConfig;
+pub use okta::{
+    EVENTS_SCOPES, EventsConfig, OktaAuthMode, OktaConfig, OktaCredentials,
+    SYSTEM_LOG_LIMIT_PER_MINUTE,
+};
+pub use qbusiness::{LargeGroups, QBusinessConfig, VerifyMode};
+pub use safety::SafetyConfig;
+pub use server::{DEFAULT_CRON, ScheduleConfig, ServerConfig};
+pub use state::{PgTls, StateBackend, StateConfig};
+pub use sync::SyncConfig;
+pub use users::{KNOWN_STATUSES, UsersConfig};
+
+/// Environment variable prefix for overrides; `__` separates nesting levels.
+pub const ENV_PREFIX: &str = "Q_GROUP_SYNC_";
+/// Environment variable naming the config file when `--config` is not given.
+pub const ENV_CONFIG_PATH: &str = "Q_GROUP_SYNC_CONFIG";
+
+/// Environment variables holding secrets, read verbatim, and their config keys.
+const SECRET_ENV: [(&str, &str); 3] = [
+    ("Q_GROUP_SYNC_OKTA__API_TOKEN", "okta.api_token"),
+    ("Q_GROUP_SYNC_SERVER__ADMIN_TOKEN", "server.admin_token"),
+    ("Q_GROUP_SYNC_STATE__URL", "state.url"),
+];
+
+/// A configuration problem: the message names the key and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl ConfigError {
+    fn key(key: &str, reason: impl std::fmt::Display) -> Self {
+        ConfigError(format!("{key}: {reason}"))
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub okta: OktaConfig,
+    #[serde(default)]
+    pub groups: GroupsConfig,
+    #[serde(default)]
+    pub users: UsersConfig,
+    pub qbusiness: QBusinessConfig,
+    #[serde(default)]
+    pub state: StateConfig,
+    #[serde(default)]
+    pub safety: SafetyConfig,
+    #[serde(default)]
+    pub sync: SyncConfig,
+    #[serde(default)]
+    pub schedule: ScheduleConfig,
+    #[serde(default)]
+    pub server: ServerConfig,
+}
+
+impl Config {
+    /// Loads from defaults, the TOML file (if any) and `Q_GROUP_SYNC_*` variables, then validates.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = path {
+            if !path.is_file() {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist or is not a file",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let figment = figment.merge(
+            Env::prefixed(ENV_PREFIX)
+                .split("__")
+                .ignore(&["CONFIG"])
+                .map(|k| k.as_str().to_ascii_lowercase().into()),
+        );
+        // Secrets are taken verbatim: figment would read `00123` as the number 123 or `true`
+        // as a bool.
+        let figment = SECRET_ENV
+            .iter()
+            .fold(figment, |f, (var, key)| match std::env::var(var) {
+                Ok(raw) => f.merge(Serialized::default(key, raw)),
+                Err(_) => f,
+            });
+        Config::from_figment(figment)
+    }
+
+    /// Extracts and validates a config from any figment (tests use in-memory TOML).
+    pub fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
+        let figment = Figment::from(Serialized::defaults(serde_json::json!({
+            "groups": {}, "users": {}, "state": {}, "safety": {}, "sync": {}, "schedule": {}, "server": {}
+        })))
+        .merge(figment);
+        let mut config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError(describe_figment_error(e)))?;
+        // An empty secret (e.g. `VAR=` in an env file) means "not set here".
+        for secret in [
+            &mut config.okta.api_token,
+            &mut config.server.admin_token,
+            &mut config.state.url,
+        ] {
+            if secret
+                .as_ref()
+                .is_some_and(|s| s.expose_secret().trim().is_empty())
+            {
+                *secret = None;
+            }
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Value and cross-field checks that serde alone cannot express: each section's own
+    /// `validate`, in file order. No rule spans two sections; one that spans two keys lives
+    /// with the section holding both.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.okta.validate()?;
+        self.groups.validate()?;
+        self.users.validate()?;
+        self.qbusiness.validate()?;
+        self.safety.validate()?;
+        self.state.validate()?;
+        self.server.validate()
+    }
+
+    /// The PEM text of `okta.private_key_file` (OAuth only); parsed by the Okta client.
+    pub fn okta_private_key_pem(&self) -> Result<SecretString, ConfigError> {
+        self.okta.private_key_pem()
+    }
+
+    /// The admin token for POST /sync, if one is configured.
+    pub fn admin_token(&self) -> Result<Option<SecretString>, ConfigError> {
+        if let Some(t) = &self.server.admin_token {
+            return Ok(Some(SecretString::from(
+                t.expose_secret().trim().to_owned(),
+            )));
+        }
+        let Some(path) = &self.server.admin_token_file else {
+            return Ok(None);
+        };
+        let token = read_secret_file("server.admin_token_file", path)?;
+        if token.expose_secret().len() < 16 {
+            return Err(ConfigError::key(
+                "server.admin_token_file",
+                format!("{} holds fewer than 16 characters", path.display()),
+            ));
+        }
+        Ok(Some(token))
+    }
+
+    /// The Okta token, read from `okta.api_token` or `okta.api_token_file`.
+    pub fn okta_token(&self) -> Result<SecretString, ConfigError> {
+        self.okta.ssws_token()
+    }
+}
+
+/// Reads a one-line secret from a file (a trailing newline is fine).
+fn read_secret_file(key: &str, path: &Path) -> Result<SecretString, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::key(key, format!("cannot read {}: {e}", path.display())))?;
+    let secret = text.trim();
+    if secret.is_empty() {
+        return Err(ConfigError::key(
+            key,
+            format!("{} is empty", path.display()),
+        ));
+    }
+    if secret.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(ConfigError::key(
+            key,
+            format!(
+                "{} holds more than one line or spaces; it must hold only the secret",
+                path.display()
+            ),
+        ));
+    }
+    Ok(SecretString::from(secret.to_owned()))
+}
+
+fn redacted<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(_) => s.serialize_some("[REDACTED]"),
+        None => s.serialize_none(),
+    }
+}
+
+/// True for `localhost`, 127.0.0.0/8 and `[::1]`.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// One line per problem, each naming the key path and where the value came from.
+fn describe_figment_error(err: figment::Error) -> String {
+    err.into_iter()
+        .map(|e| {
+            let key = if e.path.is_empty() {
+                String::new()
+            } else {
+                format!("{}: ", e.path.join("."))
+            };
+            let source = match (&e.metadata, &e.profile) {
+                (Some(md), _) => match &md.source {
+                    Some(src) => format!(" (in {src})"),
+                    None => format!(" (in {})", md.name),
+                },
+                _ => String::new(),
+            };
+            format!("{key}{}{source}", e.kind)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}

@@ -1,0 +1,453 @@
+//! The token client: gets, caches and refreshes the one access token every request shares,
+//! handling DPoP nonces, retries and Okta's OAuth errors.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, WWW_AUTHENTICATE};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+use super::{
+    CLIENT_ASSERTION_TYPE, DEFAULT_LIFETIME, DESCRIPTION_MAX, DPOP, DPOP_NONCE, DpopKey,
+    NONCE_RETRIES, OAuthBuildError, OAuthClient, OAuthError, OAuthSettings, REFRESH_MARGIN_MAX,
+    TOKEN_PATH,
+};
+use crate::clock::Clock;
+use crate::source::SourceError;
+use crate::source::okta::{backoff, rate_limit_wait};
+
+/// When to stop using a token that lives `lifetime` from `sent_at` (when its request left):
+/// `min(5 min, lifetime / 4)` before it expires, so short test lifetimes refresh too.
+pub(crate) fn refresh_at(sent_at: DateTime<Utc>, lifetime: Duration) -> DateTime<Utc> {
+    let margin = REFRESH_MARGIN_MAX.min(lifetime / 4);
+    sent_at + TimeDelta::from_std(lifetime - margin).unwrap_or(TimeDelta::zero())
+}
+
+/// A sensitive header value (never shown by `Debug`, and kept out of HTTP/2 header tables);
+/// `None` if `value` cannot be a header.
+pub(super) fn sensitive(value: &str) -> Option<HeaderValue> {
+    let mut value = HeaderValue::try_from(value).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+// ---------- the client ----------
+
+/// An access token as cached; `Debug` hides the value.
+pub(crate) struct AccessToken {
+    pub(super) value: SecretString,
+    /// `token_type: DPoP`: every call needs a proof.
+    pub(super) dpop_bound: bool,
+    /// Which token this is, so a 401 invalidates only the token it was sent with.
+    pub(super) generation: u64,
+    /// Replace the token from here on.
+    pub(super) refresh_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("dpop_bound", &self.dpop_bound)
+            .field("generation", &self.generation)
+            .field("refresh_at", &self.refresh_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The headers of one API request: fresh for every attempt. `Debug` shows sensitive values as
+/// `Sensitive`.
+#[derive(Debug)]
+pub(crate) struct AuthHeaders {
+    /// `SSWS …`, `Bearer …` or `DPoP …`, marked sensitive.
+    pub authorization: HeaderValue,
+    /// A fresh proof for this request, marked sensitive.
+    pub dpop: Option<HeaderValue>,
+    /// The token generation used (0 for SSWS).
+    pub generation: u64,
+}
+
+impl AuthHeaders {
+    /// Puts the headers on a request.
+    pub fn apply(self, headers: &mut HeaderMap) {
+        headers.insert(reqwest::header::AUTHORIZATION, self.authorization);
+        if let Some(proof) = self.dpop {
+            headers.insert(DPOP, proof);
+        }
+    }
+}
+
+/// One token request's result.
+pub(super) enum TokenStep {
+    Issued(AccessToken),
+    /// `use_dpop_nonce` with a new nonce: send again with it.
+    Nonce(String),
+    /// Worth another try after a wait.
+    Retry(Transient),
+    Failed(SourceError),
+}
+
+/// A token-endpoint failure worth retrying.
+pub(super) enum Transient {
+    RateLimited(Duration),
+    Server(u16),
+    Transport(reqwest::Error),
+    Malformed(String),
+}
+
+impl Transient {
+    fn into_error(self) -> SourceError {
+        let path = TOKEN_PATH.to_owned();
+        match self {
+            Transient::RateLimited(_) => SourceError::RateLimited { path },
+            Transient::Server(status) => SourceError::Server { path, status },
+            Transient::Transport(source) => SourceError::Transport { path, source },
+            Transient::Malformed(detail) => SourceError::Malformed { path, detail },
+        }
+    }
+}
+
+/// A successful token response; unknown fields are ignored.
+#[derive(Deserialize)]
+pub(super) struct TokenResponse {
+    pub(super) token_type: String,
+    #[serde(default)]
+    pub(super) expires_in: Option<u64>,
+    pub(super) access_token: SecretString,
+    #[serde(default)]
+    pub(super) scope: Option<String>,
+}
+
+/// An OAuth error body: `{"error": …, "error_description": …}`.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct OAuthErrorBody {
+    pub(super) error: Option<String>,
+    pub(super) error_description: Option<String>,
+}
+
+impl OAuthClient {
+    /// Builds the client and, with DPoP, this process's DPoP key.
+    pub(crate) fn new(
+        settings: OAuthSettings,
+        org_url: &Url,
+        http: reqwest::Client,
+        clock: Arc<dyn Clock>,
+        max_retries: u32,
+        max_retry_wait: Duration,
+    ) -> Result<OAuthClient, OAuthBuildError> {
+        let mut token_url = org_url.clone();
+        token_url.set_path(TOKEN_PATH);
+        token_url.set_query(None);
+        token_url.set_fragment(None);
+        let dpop = if settings.dpop {
+            Some(DpopKey::generate()?)
+        } else {
+            None
+        };
+        Ok(OAuthClient {
+            http,
+            token_url,
+            client_id: settings.client_id,
+            key: settings.key,
+            key_id: settings.key_id,
+            scope: settings.scopes.join(" "),
+            dpop,
+            clock,
+            max_retries,
+            max_retry_wait,
+            token: tokio::sync::Mutex::new(None),
+            auth_nonce: Mutex::new(None),
+            resource_nonce: Mutex::new(None),
+            generations: AtomicU64::new(0),
+        })
+    }
+
+    /// The headers for one API request: the shared token (refreshed first if due) and, for a
+    /// DPoP-bound token, a fresh proof with a new `jti` and `iat`.
+    pub(crate) async fn headers(&self, htm: &str, url: &Url) -> Result<AuthHeaders, SourceError> {
+        let token = self.token().await?;
+        let value = token.value.expose_secret();
+        let (scheme, proof) = match (&self.dpop, token.dpop_bound) {
+            (Some(dpop), true) => {
+                let nonce = lock(&self.resource_nonce).clone();
+                let proof = self.proof(dpop, htm, url, Some(value), nonce)?;
+                ("DPoP", Some(proof))
+            }
+            _ => ("Bearer", None),
+        };
+        let authorization =
+            sensitive(&format!("{scheme} {value}")).ok_or_else(|| SourceError::Malformed {
+                path: TOKEN_PATH.to_owned(),
+                detail: "the access token holds characters not allowed in a header".to_owned(),
+            })?;
+        Ok(AuthHeaders {
+            authorization,
+            dpop: proof,
+            generation: token.generation,
+        })
+    }
+
+    /// The API answered 401 to a request made with token `generation`: take a new DPoP nonce
+    /// if that is what it asked for, else drop the token so the next request gets a new one.
+    pub(crate) async fn rejected(&self, headers: &HeaderMap, generation: u64) {
+        let challenge = headers
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if challenge.contains("use_dpop_nonce")
+            && let Some(nonce) = header_text(headers, &DPOP_NONCE)
+        {
+            tracing::debug!("Okta asked for a DPoP nonce on an API call; retrying with it");
+            *lock(&self.resource_nonce) = Some(nonce);
+            return;
+        }
+        let mut slot = self.token.lock().await;
+        if slot.as_ref().is_some_and(|t| t.generation == generation) {
+            tracing::debug!(
+                generation,
+                "Okta rejected the access token; getting a new one"
+            );
+            *slot = None;
+        }
+    }
+
+    /// The cached token, or a new one when it is due for refresh. Concurrent callers wait for
+    /// the one refresh in flight and then share its token.
+    pub(super) async fn token(&self) -> Result<Arc<AccessToken>, SourceError> {
+        let mut slot = self.token.lock().await;
+        if let Some(token) = slot.as_ref()
+            && self.clock.now() < token.refresh_at
+        {
+            return Ok(token.clone());
+        }
+        let token = Arc::new(self.fetch().await?);
+        *slot = Some(token.clone());
+        Ok(token)
+    }
+
+    /// A new token: answers `use_dpop_nonce` challenges and retries 429s, 5xx and transport
+    /// errors like API calls do.
+    pub(super) async fn fetch(&self) -> Result<AccessToken, SourceError> {
+        let (mut retries, mut nonces) = (0u32, 0u32);
+        loop {
+            match self.request_token().await {
+                TokenStep::Issued(token) => return Ok(token),
+                TokenStep::Nonce(nonce) if nonces < NONCE_RETRIES => {
+                    nonces += 1;
+                    tracing::debug!("Okta asked for a DPoP nonce; requesting the token again");
+                    *lock(&self.auth_nonce) = Some(nonce);
+                }
+                TokenStep::Nonce(_) => {
+                    return Err(OAuthError::DpopRejected {
+                        error: "use_dpop_nonce".to_owned(),
+                        description: "Okta kept asking for a new DPoP nonce".to_owned(),
+                    }
+                    .into());
+                }
+                TokenStep::Retry(cause) if retries < self.max_retries => {
+                    let wait = match &cause {
+                        Transient::RateLimited(wait) => *wait,
+                        _ => backoff(retries, self.max_retry_wait),
+                    };
+                    retries += 1;
+                    tracing::debug!(
+                        url = TOKEN_PATH,
+                        retry = retries,
+                        wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                        "retrying the Okta token request"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+                TokenStep::Retry(cause) => return Err(cause.into_error()),
+                TokenStep::Failed(err) => return Err(err),
+            }
+        }
+    }
+
+    /// One `POST /oauth2/v1/token` with a fresh client assertion (and proof).
+    pub(super) async fn request_token(&self) -> TokenStep {
+        let sent_at = self.clock.now();
+        let form = match self.token_form(sent_at) {
+            Ok(form) => form,
+            Err(err) => return TokenStep::Failed(err),
+        };
+        let mut request = self
+            .http
+            .post(self.token_url.clone())
+            .header(ACCEPT, "application/json")
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(dpop) = &self.dpop {
+            let nonce = lock(&self.auth_nonce).clone();
+            match self.proof(dpop, "POST", &self.token_url, None, nonce) {
+                Ok(proof) => request = request.header(DPOP, proof),
+                Err(err) => return TokenStep::Failed(err),
+            }
+        }
+        tracing::trace!(method = "POST", url = TOKEN_PATH, "Okta token request");
+        let response = match request.body(form.expose_secret().to_owned()).send().await {
+            Ok(response) => response,
+            Err(source) if source.is_builder() => {
+                return TokenStep::Failed(SourceError::Transport {
+                    path: TOKEN_PATH.to_owned(),
+                    source,
+                });
+            }
+            Err(e) => {
+                crate::metrics::api_request("okta", "other", None);
+                return TokenStep::Retry(Transient::Transport(e));
+            }
+        };
+        drop(form);
+        let status = response.status();
+        crate::metrics::api_request("okta", "other", Some(status.as_u16()));
+        tracing::debug!(
+            method = "POST",
+            url = TOKEN_PATH,
+            status = status.as_u16(),
+            "Okta response"
+        );
+        let headers = response.headers().clone();
+        if let Some(nonce) = header_text(&headers, &DPOP_NONCE)
+            && status.is_success()
+        {
+            *lock(&self.auth_nonce) = Some(nonce);
+        }
+        match status {
+            StatusCode::OK => {}
+            StatusCode::TOO_MANY_REQUESTS => {
+                let wait = rate_limit_wait(&headers, self.max_retry_wait);
+                return TokenStep::Retry(Transient::RateLimited(wait));
+            }
+            StatusCode::INTERNAL_SERVER_ERROR
+            | StatusCode::BAD_GATEWAY
+            | StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::GATEWAY_TIMEOUT => {
+                return TokenStep::Retry(Transient::Server(status.as_u16()));
+            }
+            _ => {
+                let body: OAuthErrorBody = match response.bytes().await {
+                    Ok(body) => serde_json::from_slice(&body).unwrap_or_default(),
+                    Err(_) => OAuthErrorBody::default(),
+                };
+                return self.refused(status, body, header_text(&headers, &DPOP_NONCE));
+            }
+        }
+        let body = match response.bytes().await {
+            Ok(body) => body,
+            Err(e) => return TokenStep::Retry(Transient::Transport(e)),
+        };
+        let parsed: TokenResponse = match serde_json::from_slice(&body) {
+            Ok(parsed) => parsed,
+            // serde_json's message names the field, never the value.
+            Err(e) => return TokenStep::Retry(Transient::Malformed(e.to_string())),
+        };
+        drop(body);
+        let dpop_bound = parsed.token_type.eq_ignore_ascii_case("DPoP");
+        if !dpop_bound && !parsed.token_type.eq_ignore_ascii_case("Bearer") {
+            return TokenStep::Failed(SourceError::Malformed {
+                path: TOKEN_PATH.to_owned(),
+                detail: format!("unknown token_type {:?}", parsed.token_type),
+            });
+        }
+        if dpop_bound && self.dpop.is_none() {
+            return TokenStep::Failed(SourceError::Malformed {
+                path: TOKEN_PATH.to_owned(),
+                detail: "a DPoP token although no DPoP proof was sent".to_owned(),
+            });
+        }
+        let lifetime = parsed
+            .expires_in
+            .map_or(DEFAULT_LIFETIME, Duration::from_secs);
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::debug!(
+            token_type = if dpop_bound { "DPoP" } else { "Bearer" },
+            expires_in = lifetime.as_secs(),
+            scope = parsed.scope.as_deref().unwrap_or_default(),
+            generation,
+            "Okta access token obtained"
+        );
+        TokenStep::Issued(AccessToken {
+            value: parsed.access_token,
+            dpop_bound,
+            generation,
+            refresh_at: refresh_at(sent_at, lifetime),
+        })
+    }
+
+    /// What an OAuth error answer means for us.
+    pub(super) fn refused(
+        &self,
+        status: StatusCode,
+        body: OAuthErrorBody,
+        nonce: Option<String>,
+    ) -> TokenStep {
+        let description: String = body
+            .error_description
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(DESCRIPTION_MAX)
+            .collect();
+        let error = body.error.unwrap_or_default();
+        let code = error.clone();
+        let err = match code.as_str() {
+            "use_dpop_nonce" if self.dpop.is_some() => match nonce {
+                Some(nonce) => return TokenStep::Nonce(nonce),
+                None => OAuthError::DpopRejected { error, description },
+            },
+            "invalid_dpop_proof" | "use_dpop_nonce" if self.dpop.is_none() => {
+                OAuthError::DpopRequired { description }
+            }
+            "invalid_dpop_proof" => OAuthError::DpopRejected { error, description },
+            "invalid_client" => OAuthError::InvalidClient {
+                description,
+                key_id: self.key_id.clone(),
+            },
+            "invalid_scope" => OAuthError::InvalidScope {
+                description,
+                scopes: self.scope.clone(),
+            },
+            "" => OAuthError::Rejected {
+                error: format!("HTTP {}", status.as_u16()),
+                description,
+            },
+            _ => OAuthError::Rejected {
+                error: error.chars().filter(|c| !c.is_control()).take(60).collect(),
+                description,
+            },
+        };
+        TokenStep::Failed(err.into())
+    }
+
+    /// The form body of a token request, with a fresh client assertion.
+    pub(super) fn token_form(&self, now: DateTime<Utc>) -> Result<SecretString, SourceError> {
+        let assertion = self.client_assertion(now)?;
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "client_credentials")
+            .append_pair("scope", &self.scope)
+            .append_pair("client_assertion_type", CLIENT_ASSERTION_TYPE)
+            .append_pair("client_assertion", assertion.expose_secret())
+            .finish();
+        Ok(SecretString::from(form))
+    }
+}
+
+/// A header as text, if present and visible ASCII.
+fn header_text(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+/// Locks a std mutex that only ever holds a nonce (a poisoned one still holds a valid value).
+pub(super) fn lock(m: &Mutex<Option<String>>) -> MutexGuard<'_, Option<String>> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
