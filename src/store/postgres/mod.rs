@@ -11,6 +11,11 @@
 
 mod connect;
 mod election;
+mod rows;
+mod schema;
+
+use schema::MIGRATIONS;
+pub use schema::SCHEMA_VERSION;
 
 use std::collections::BTreeMap;
 
@@ -33,107 +38,6 @@ use crate::plan::{ReadMark, Snapshot};
 
 /// Marks a schema as q-group-sync's (`schema_version.application`).
 const APPLICATION: &str = "q-group-sync";
-
-/// Schema migrations; entry `n` takes the schema from version `n` to `n + 1`. `{s}` is the
-/// quoted schema name.
-const MIGRATIONS: &[&str] = &[
-    r#"
-CREATE TABLE {s}.groups (
-    q_name            text PRIMARY KEY,
-    okta_id           text NOT NULL,
-    members           text NOT NULL,
-    member_count      bigint NOT NULL,
-    members_sha256    text NOT NULL,
-    pushed_at         timestamptz NOT NULL,
-    source_updated_at timestamptz,
-    read_at           timestamptz
-);
-CREATE INDEX groups_okta_id ON {s}.groups (okta_id);
-CREATE TABLE {s}.runs (
-    id              bigserial PRIMARY KEY,
-    pass_id         text,
-    trigger         text,
-    scope           text,
-    replica         text,
-    epoch           bigint,
-    started_at      timestamptz NOT NULL,
-    finished_at     timestamptz,
-    outcome         text,
-    groups_in_scope bigint,
-    puts            bigint,
-    deletes         bigint,
-    failed          bigint,
-    unchanged       bigint,
-    users_added     bigint,
-    users_removed   bigint,
-    error           text
-);
-CREATE INDEX runs_outcome ON {s}.runs (outcome, finished_at);
-CREATE TABLE {s}.audit (
-    id            bigserial PRIMARY KEY,
-    run_id        bigint NOT NULL REFERENCES {s}.runs (id),
-    epoch         bigint NOT NULL,
-    at            timestamptz NOT NULL,
-    q_name        text NOT NULL,
-    okta_id       text NOT NULL,
-    op            text NOT NULL,
-    users_added   bigint NOT NULL,
-    users_removed bigint NOT NULL,
-    added         text NOT NULL,
-    removed       text NOT NULL
-);
-CREATE INDEX audit_run ON {s}.audit (run_id);
-CREATE TABLE {s}.pending (
-    q_name  text PRIMARY KEY,
-    okta_id text NOT NULL,
-    op      text NOT NULL,
-    run_id  bigint,
-    epoch   bigint NOT NULL,
-    at      timestamptz NOT NULL
-);
-CREATE TABLE {s}.held_plans (
-    id           text PRIMARY KEY,
-    hash         text NOT NULL,
-    status       text NOT NULL,
-    body         text NOT NULL,
-    deletes      bigint NOT NULL,
-    removals     bigint NOT NULL,
-    created_at   timestamptz NOT NULL,
-    last_seen_at timestamptz NOT NULL,
-    resolved_at  timestamptz,
-    resolved_by  text
-);
-CREATE INDEX held_plans_status ON {s}.held_plans (status);
-CREATE TABLE {s}.meta (
-    key   text PRIMARY KEY,
-    value text NOT NULL
-);
-CREATE TABLE {s}.leader (
-    id      integer PRIMARY KEY CHECK (id = 1),
-    epoch   bigint NOT NULL,
-    replica text,
-    address text,
-    pid     integer,
-    since   timestamptz
-);
-INSERT INTO {s}.leader (id, epoch) VALUES (1, 0);
-"#,
-    // v2: chunked groups (how many chunk sub-groups carry a group's members; 0 = inline).
-    r#"
-ALTER TABLE {s}.groups ADD COLUMN chunks bigint NOT NULL DEFAULT 0;
-"#,
-    // v3: each Okta user's effective Q identity, to tell a user change that matters (status,
-    // id attribute) from a profile touched. Until a full read fills it, passes read in full.
-    r#"
-CREATE TABLE {s}.users (
-    okta_id text PRIMARY KEY,
-    q_id    text
-);
-"#,
-];
-
-/// Highest schema version this build understands.
-pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
 
 /// The PostgreSQL-backed [`SnapshotStore`].
 #[derive(Clone)]
@@ -402,40 +306,6 @@ impl PostgresStore {
             return Err(StoreError::Fenced { op, reason });
         }
         Ok((tx, term))
-    }
-}
-
-impl PostgresStore {
-    /// A value of the `meta` table.
-    async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        if self.empty {
-            return Ok(None);
-        }
-        let client = self.client().await?;
-        Ok(client
-            .query_opt(
-                &self.sql("SELECT value FROM {s}.meta WHERE key = $1"),
-                &[&key],
-            )
-            .await
-            .map_err(self.db("read meta"))?
-            .map(|r| r.get(0)))
-    }
-
-    /// Writes a `meta` value (fenced, like every write that follows a pass's progress).
-    async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        let mut client = self.client().await?;
-        let (tx, _) = self.fenced(&mut client, "write meta").await?;
-        tx.execute(
-            &self.sql(
-                "INSERT INTO {s}.meta (key, value) VALUES ($1, $2)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            ),
-            &[&key, &value],
-        )
-        .await
-        .map_err(self.db("write meta"))?;
-        tx.commit().await.map_err(self.db("commit meta"))
     }
 }
 
@@ -881,66 +751,6 @@ impl SnapshotStore for PostgresStore {
             )
             .await
             .map_err(self.db("finish run"))?;
-        Ok(())
-    }
-}
-
-impl PostgresStore {
-    /// Records (or replaces) the write intent for `q_name`.
-    #[allow(clippy::too_many_arguments)]
-    async fn insert_pending(
-        &self,
-        tx: &Transaction<'_>,
-        q_name: &str,
-        okta_id: &str,
-        op: &str,
-        run: RunId,
-        epoch: i64,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        tx.execute(
-            &self.sql(
-                "INSERT INTO {s}.pending (q_name, okta_id, op, run_id, epoch, at)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (q_name) DO UPDATE SET okta_id = excluded.okta_id, op = excluded.op,
-                   run_id = excluded.run_id, epoch = excluded.epoch, at = excluded.at",
-            ),
-            &[&q_name, &okta_id, &op, &run, &epoch, &at],
-        )
-        .await
-        .map_err(self.db("record pending write"))?;
-        Ok(())
-    }
-
-    async fn insert_audit(
-        &self,
-        tx: &Transaction<'_>,
-        run: RunId,
-        epoch: i64,
-        at: DateTime<Utc>,
-        a: &AuditRow,
-    ) -> Result<(), StoreError> {
-        tx.execute(
-            &self.sql(
-                "INSERT INTO {s}.audit (run_id, epoch, at, q_name, okta_id, op, users_added,
-                                        users_removed, added, removed)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            ),
-            &[
-                &run,
-                &epoch,
-                &at,
-                &a.q_name,
-                &a.okta_id,
-                &a.op,
-                &a.users_added,
-                &a.users_removed,
-                &a.added,
-                &a.removed,
-            ],
-        )
-        .await
-        .map_err(self.db("audit"))?;
         Ok(())
     }
 }
