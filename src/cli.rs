@@ -17,8 +17,8 @@ use crate::sink::{QBusinessSink, SinkErrorKind};
 use crate::source::DirectorySource;
 use crate::source::okta::{OktaSettings, OktaSource, OktaStats};
 use crate::source::{SourceError, SourceErrorKind};
-use crate::store::SnapshotStore;
 use crate::store::postgres::PgSettings;
+use crate::store::{RunLog, SnapshotStore};
 use crate::telemetry::LogFormat;
 
 /// Keeps Amazon Q Business group membership equal to Okta's.

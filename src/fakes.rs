@@ -1,5 +1,6 @@
 //! In-memory fakes of the three edges, for engine tests.
 
+use crate::store::{HeldPlans, RunLog};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
@@ -437,6 +438,79 @@ impl SnapshotStore for MemStore {
         Ok(())
     }
 
+    async fn record_put(
+        &self,
+        _run: RunId,
+        at: DateTime<Utc>,
+        put: &AppliedPut<'_>,
+    ) -> Result<(), StoreError> {
+        self.writable()?;
+        lock(&self.pending).remove(put.group);
+        lock(&self.snapshot).groups.insert(
+            put.group.clone(),
+            SnapshotGroup {
+                okta_id: put.okta_id.clone(),
+                members: put.members.clone(),
+                pushed_at: at,
+                unconfirmed: false,
+                read: put.read,
+                layout: put.layout,
+            },
+        );
+        let mut pending = lock(&self.pending);
+        for chunk in put.chunks_written {
+            pending.remove(chunk);
+        }
+        for chunk in put.chunks_stale {
+            pending.insert(chunk.clone(), put.okta_id.clone());
+        }
+        Ok(())
+    }
+
+    async fn record_delete(
+        &self,
+        _run: RunId,
+        _at: DateTime<Utc>,
+        group: &GroupName,
+        _okta_id: &OktaGroupId,
+    ) -> Result<(), StoreError> {
+        self.writable()?;
+        lock(&self.pending).remove(group);
+        lock(&self.snapshot).groups.remove(group);
+        Ok(())
+    }
+}
+
+impl RunLog for MemStore {
+    async fn last_success(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(None)
+    }
+
+    async fn begin_run(
+        &self,
+        _started_at: DateTime<Utc>,
+        _start: &RunStart,
+    ) -> Result<RunId, StoreError> {
+        let mut runs = lock(&self.runs);
+        let id = runs.len() as RunId + 1;
+        runs.push((id, None));
+        Ok(id)
+    }
+
+    async fn finish_run(
+        &self,
+        run: RunId,
+        _at: DateTime<Utc>,
+        record: &RunRecord,
+    ) -> Result<(), StoreError> {
+        if let Some(entry) = lock(&self.runs).iter_mut().find(|(id, _)| *id == run) {
+            entry.1 = Some(record.clone());
+        }
+        Ok(())
+    }
+}
+
+impl HeldPlans for MemStore {
     async fn hold(&self, at: DateTime<Utc>, held: &Held) -> Result<(), StoreError> {
         let mut holds = lock(&self.holds);
         for h in holds
@@ -484,75 +558,6 @@ impl SnapshotStore for MemStore {
                 None => h.status == HoldStatus::Held,
             })
             .cloned())
-    }
-
-    async fn last_success(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        Ok(None)
-    }
-
-    async fn begin_run(
-        &self,
-        _started_at: DateTime<Utc>,
-        _start: &RunStart,
-    ) -> Result<RunId, StoreError> {
-        let mut runs = lock(&self.runs);
-        let id = runs.len() as RunId + 1;
-        runs.push((id, None));
-        Ok(id)
-    }
-
-    async fn record_put(
-        &self,
-        _run: RunId,
-        at: DateTime<Utc>,
-        put: &AppliedPut<'_>,
-    ) -> Result<(), StoreError> {
-        self.writable()?;
-        lock(&self.pending).remove(put.group);
-        lock(&self.snapshot).groups.insert(
-            put.group.clone(),
-            SnapshotGroup {
-                okta_id: put.okta_id.clone(),
-                members: put.members.clone(),
-                pushed_at: at,
-                unconfirmed: false,
-                read: put.read,
-                layout: put.layout,
-            },
-        );
-        let mut pending = lock(&self.pending);
-        for chunk in put.chunks_written {
-            pending.remove(chunk);
-        }
-        for chunk in put.chunks_stale {
-            pending.insert(chunk.clone(), put.okta_id.clone());
-        }
-        Ok(())
-    }
-
-    async fn record_delete(
-        &self,
-        _run: RunId,
-        _at: DateTime<Utc>,
-        group: &GroupName,
-        _okta_id: &OktaGroupId,
-    ) -> Result<(), StoreError> {
-        self.writable()?;
-        lock(&self.pending).remove(group);
-        lock(&self.snapshot).groups.remove(group);
-        Ok(())
-    }
-
-    async fn finish_run(
-        &self,
-        run: RunId,
-        _at: DateTime<Utc>,
-        record: &RunRecord,
-    ) -> Result<(), StoreError> {
-        if let Some(entry) = lock(&self.runs).iter_mut().find(|(id, _)| *id == run) {
-            entry.1 = Some(record.clone());
-        }
-        Ok(())
     }
 }
 

@@ -15,8 +15,8 @@ use q_group_sync::plan::safety::{Held, HeldDelete};
 use q_group_sync::plan::{Layout, ReadMark};
 use q_group_sync::store::postgres::{CommandLease, Elector, PgSettings};
 use q_group_sync::store::{
-    AppliedPut, Backend, HoldStatus, IntentOp, PostgresStore, RunRecord, RunStart, SnapshotStore,
-    SqliteStore, UsersMode, UsersWrite,
+    AppliedPut, Backend, HeldPlans, HoldStatus, IntentOp, PostgresStore, RunLog, RunRecord,
+    RunStart, SnapshotStore, SqliteStore, UsersMode, UsersWrite,
 };
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;

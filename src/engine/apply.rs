@@ -1,7 +1,7 @@
 use super::*;
 use crate::store::IntentOp;
 
-impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
+impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
     /// Applies the plan of a pass that writes and records what it is worth: the held plan, the
     /// read marks of groups whose members did not change, the completed full read, and the
     /// approval of a held plan.

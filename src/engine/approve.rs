@@ -1,6 +1,6 @@
 use super::*;
 
-impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
+impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
     /// The plan of an approval: the fresh plan's destructive changes, if the held plan `id`
     /// covers every one of them (Okta still agrees, or asks for less). Additions are left to
     /// the next pass, so an approval applies exactly what was approved.

@@ -24,8 +24,7 @@ use crate::sink::{DeleteOutcome, GroupSink, GroupState, SinkError};
 use crate::source::MemberRead;
 use crate::source::{DirectorySource, OktaGroup, SourceError};
 use crate::store::{
-    AppliedPut, HoldStatus, RunId, RunRecord, RunStart, SnapshotStore, StoreError, UsersMode,
-    UsersWrite,
+    AppliedPut, HoldStatus, RunId, RunRecord, RunStart, Store, StoreError, UsersMode, UsersWrite,
 };
 use crate::trace::{self, Tracer};
 use sha2::{Digest, Sha256};
@@ -127,7 +126,7 @@ pub struct Engine<S, K, T> {
     clock: Arc<dyn Clock>,
 }
 
-impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
+impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
     pub fn new(
         source: S,
         sink: K,

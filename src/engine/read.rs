@@ -1,6 +1,6 @@
 use super::*;
 
-impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
+impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
     /// Finds the users whose status or id attribute changed since `since` in a way that matters
     /// to Q (see [`plan::reads`]) and the groups that must be read again because of them. In
     /// [`Mode::Apply`] it records, in one transaction, the users' new identities, those groups'

@@ -1,6 +1,6 @@
 use super::*;
 
-impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
+impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
     /// The groups and snapshot entries a pass covers: everything, or what `request` limits it
     /// to (one group by Okta id, Okta name or Q name, or the groups of an events pass).
     pub(super) fn narrow(

@@ -2,7 +2,7 @@ use super::*;
 use crate::plan::IssueKind;
 use crate::report::FailedStep;
 
-impl<S: DirectorySource, K: GroupSink, T: SnapshotStore> Engine<S, K, T> {
+impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
     /// Puts what the plan says into the report, the logs and the trace, and notes what this
     /// pass did not check (so "Q Business matches Okta" is only said when it read what it
     /// needed to say so).

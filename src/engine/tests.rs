@@ -3,7 +3,7 @@ use crate::fakes::{FixedClock, MemSource, MemStore, ReadFault, RecordingSink};
 use crate::model::Members;
 use crate::plan::safety::SafetyPolicy;
 use crate::sink::SinkErrorKind;
-use crate::store::HoldStatus;
+use crate::store::{HoldStatus, SnapshotStore};
 
 fn settings() -> EngineSettings {
     EngineSettings {

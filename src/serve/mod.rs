@@ -36,8 +36,8 @@ use crate::metrics;
 use crate::report::Trigger;
 use crate::sink::QBusinessSink;
 use crate::source::events::{FeedSettings, OktaChangeFeed};
-use crate::store::SnapshotStore;
 use crate::store::postgres::Elector;
+use crate::store::{HeldPlans, RunLog, SnapshotStore};
 
 pub mod feed;
 pub mod http;

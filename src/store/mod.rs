@@ -97,22 +97,11 @@ pub struct RunRecord {
     pub error: Option<String>,
 }
 
-/// The only way q-group-sync reads and records what it applied.
+/// What q-group-sync has applied to Q Business and read from Okta: the groups it owns, write
+/// intents, read marks, users' identities and the System Log position.
 pub trait SnapshotStore: Send + Sync {
     /// Everything applied so far. An unreadable or corrupt snapshot is an error, never empty.
     fn load(&self) -> impl Future<Output = Result<Snapshot, StoreError>> + Send;
-
-    /// Starts the run log entry of a pass that may write.
-    fn begin_run(
-        &self,
-        started_at: DateTime<Utc>,
-        start: &RunStart,
-    ) -> impl Future<Output = Result<RunId, StoreError>> + Send;
-
-    /// When the last successful full pass finished (restores freshness across restarts).
-    fn last_success(
-        &self,
-    ) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;
 
     /// Records a successful PutGroup: the group's full member list, plus an audit entry.
     fn record_put(
@@ -142,30 +131,6 @@ pub trait SnapshotStore: Send + Sync {
         okta_id: &OktaGroupId,
         op: IntentOp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Stores a held plan (or refreshes it when the same plan is held again) and supersedes any
-    /// other open one.
-    fn hold(
-        &self,
-        at: DateTime<Utc>,
-        held: &Held,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Closes open held plans (all, or the one with `id`) with `status` (applied or
-    /// superseded), noting who or what closed them.
-    fn resolve_holds(
-        &self,
-        at: DateTime<Utc>,
-        id: Option<&str>,
-        status: HoldStatus,
-        by: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// A held plan by id, or the open one when `id` is `None`.
-    fn held_plan(
-        &self,
-        id: Option<&str>,
-    ) -> impl Future<Output = Result<Option<HeldRecord>, StoreError>> + Send;
 
     /// Records new reads of groups whose members did not change (no write needed).
     fn record_reads(
@@ -213,6 +178,21 @@ pub trait SnapshotStore: Send + Sync {
         &self,
         cursor: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The run log: one entry per pass that may write.
+pub trait RunLog: Send + Sync {
+    /// Starts the run log entry of a pass that may write.
+    fn begin_run(
+        &self,
+        started_at: DateTime<Utc>,
+        start: &RunStart,
+    ) -> impl Future<Output = Result<RunId, StoreError>> + Send;
+
+    /// When the last successful full pass finished (restores freshness across restarts).
+    fn last_success(
+        &self,
+    ) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;
 
     /// Closes the run log entry.
     fn finish_run(
@@ -221,6 +201,33 @@ pub trait SnapshotStore: Send + Sync {
         finished_at: DateTime<Utc>,
         record: &RunRecord,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Destructive changes the circuit breaker holds for approval.
+pub trait HeldPlans: Send + Sync {
+    /// Stores a held plan (or refreshes it when the same plan is held again) and supersedes any
+    /// other open one.
+    fn hold(
+        &self,
+        at: DateTime<Utc>,
+        held: &Held,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Closes open held plans (all, or the one with `id`) with `status` (applied or
+    /// superseded), noting who or what closed them.
+    fn resolve_holds(
+        &self,
+        at: DateTime<Utc>,
+        id: Option<&str>,
+        status: HoldStatus,
+        by: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A held plan by id, or the open one when `id` is `None`.
+    fn held_plan(
+        &self,
+        id: Option<&str>,
+    ) -> impl Future<Output = Result<Option<HeldRecord>, StoreError>> + Send;
 }
 
 /// How [`SnapshotStore::record_users`] treats the users it is given.
@@ -266,6 +273,12 @@ impl UsersWrite<'_> {
             && self.mode != UsersMode::Replace
     }
 }
+
+/// Everything a pass needs of a store: its snapshot, run log and held plans. A fake for a part
+/// of the product implements only the traits that part uses.
+pub trait Store: SnapshotStore + RunLog + HeldPlans {}
+
+impl<T: SnapshotStore + RunLog + HeldPlans> Store for T {}
 
 /// How a pass came about, for the run log.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -396,18 +409,6 @@ impl SnapshotStore for Backend {
         delegate!(self, s => s.load())
     }
 
-    async fn begin_run(
-        &self,
-        started_at: DateTime<Utc>,
-        start: &RunStart,
-    ) -> Result<RunId, StoreError> {
-        delegate!(self, s => s.begin_run(started_at, start))
-    }
-
-    async fn last_success(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        delegate!(self, s => s.last_success())
-    }
-
     async fn record_put(
         &self,
         run: RunId,
@@ -436,24 +437,6 @@ impl SnapshotStore for Backend {
         op: IntentOp,
     ) -> Result<(), StoreError> {
         delegate!(self, s => s.record_intent(run, at, group, okta_id, op))
-    }
-
-    async fn hold(&self, at: DateTime<Utc>, held: &Held) -> Result<(), StoreError> {
-        delegate!(self, s => s.hold(at, held))
-    }
-
-    async fn resolve_holds(
-        &self,
-        at: DateTime<Utc>,
-        id: Option<&str>,
-        status: HoldStatus,
-        by: &str,
-    ) -> Result<(), StoreError> {
-        delegate!(self, s => s.resolve_holds(at, id, status, by))
-    }
-
-    async fn held_plan(&self, id: Option<&str>) -> Result<Option<HeldRecord>, StoreError> {
-        delegate!(self, s => s.held_plan(id))
     }
 
     async fn record_reads(&self, marks: &[(GroupName, ReadMark)]) -> Result<(), StoreError> {
@@ -490,6 +473,20 @@ impl SnapshotStore for Backend {
     async fn set_events_cursor(&self, cursor: &str) -> Result<(), StoreError> {
         delegate!(self, s => s.set_events_cursor(cursor))
     }
+}
+
+impl RunLog for Backend {
+    async fn begin_run(
+        &self,
+        started_at: DateTime<Utc>,
+        start: &RunStart,
+    ) -> Result<RunId, StoreError> {
+        delegate!(self, s => s.begin_run(started_at, start))
+    }
+
+    async fn last_success(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        delegate!(self, s => s.last_success())
+    }
 
     async fn finish_run(
         &self,
@@ -498,5 +495,25 @@ impl SnapshotStore for Backend {
         record: &RunRecord,
     ) -> Result<(), StoreError> {
         delegate!(self, s => s.finish_run(run, finished_at, record))
+    }
+}
+
+impl HeldPlans for Backend {
+    async fn hold(&self, at: DateTime<Utc>, held: &Held) -> Result<(), StoreError> {
+        delegate!(self, s => s.hold(at, held))
+    }
+
+    async fn resolve_holds(
+        &self,
+        at: DateTime<Utc>,
+        id: Option<&str>,
+        status: HoldStatus,
+        by: &str,
+    ) -> Result<(), StoreError> {
+        delegate!(self, s => s.resolve_holds(at, id, status, by))
+    }
+
+    async fn held_plan(&self, id: Option<&str>) -> Result<Option<HeldRecord>, StoreError> {
+        delegate!(self, s => s.held_plan(id))
     }
 }

@@ -14,6 +14,7 @@ mod election;
 mod rows;
 mod schema;
 
+use crate::store::{HeldPlans, RunLog};
 use schema::MIGRATIONS;
 pub use schema::SCHEMA_VERSION;
 
@@ -364,52 +365,6 @@ impl SnapshotStore for PostgresStore {
         Ok(snapshot)
     }
 
-    async fn begin_run(
-        &self,
-        started_at: DateTime<Utc>,
-        start: &RunStart,
-    ) -> Result<RunId, StoreError> {
-        let mut client = self.client().await?;
-        let (tx, term) = self.fenced(&mut client, "begin run").await?;
-        let id: i64 = tx
-            .query_one(
-                &self.sql(
-                    "INSERT INTO {s}.runs (started_at, pass_id, trigger, scope, replica, epoch)
-                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-                ),
-                &[
-                    &started_at,
-                    &start.pass_id,
-                    &start.trigger,
-                    &start.group,
-                    &self.leadership.replica(),
-                    &term.epoch,
-                ],
-            )
-            .await
-            .map_err(self.db("begin run"))?
-            .get(0);
-        tx.commit().await.map_err(self.db("commit run"))?;
-        Ok(id)
-    }
-
-    async fn last_success(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        if self.empty {
-            return Ok(None);
-        }
-        let client = self.client().await?;
-        Ok(client
-            .query_one(
-                &self.sql(
-                    "SELECT max(finished_at) FROM {s}.runs WHERE outcome = 'success' AND scope IS NULL",
-                ),
-                &[],
-            )
-            .await
-            .map_err(self.db("read runs"))?
-            .get(0))
-    }
-
     async fn record_put(
         &self,
         run: RunId,
@@ -513,82 +468,6 @@ impl SnapshotStore for PostgresStore {
         )
         .await?;
         tx.commit().await.map_err(self.db("commit pending write"))
-    }
-
-    async fn hold(&self, at: DateTime<Utc>, held: &Held) -> Result<(), StoreError> {
-        let row = HeldRow::encode(held).map_err(StoreError::Task)?;
-        let mut client = self.client().await?;
-        let (tx, _) = self.fenced(&mut client, "record held plan").await?;
-        tx.execute(
-            &self.sql(
-                "UPDATE {s}.held_plans SET status = 'superseded', resolved_at = $2,
-                   resolved_by = 'newer plan' WHERE status = 'held' AND id <> $1",
-            ),
-            &[&row.id, &at],
-        )
-        .await
-        .map_err(self.db("supersede held plans"))?;
-        tx.execute(
-            &self.sql(
-                "INSERT INTO {s}.held_plans (id, hash, status, body, deletes, removals, created_at, last_seen_at)
-                 VALUES ($1, $2, 'held', $3, $4, $5, $6, $6)
-                 ON CONFLICT (id) DO UPDATE SET status = 'held', body = excluded.body,
-                   last_seen_at = excluded.last_seen_at, resolved_at = NULL, resolved_by = NULL",
-            ),
-            &[&row.id, &row.hash, &row.body, &row.deletes, &row.removals, &at],
-        )
-        .await
-        .map_err(self.db("record held plan"))?;
-        tx.commit().await.map_err(self.db("commit held plan"))
-    }
-
-    async fn resolve_holds(
-        &self,
-        at: DateTime<Utc>,
-        id: Option<&str>,
-        status: HoldStatus,
-        by: &str,
-    ) -> Result<(), StoreError> {
-        let status = status.as_str();
-        let mut client = self.client().await?;
-        let (tx, _) = self.fenced(&mut client, "resolve held plans").await?;
-        tx.execute(
-            &self.sql(
-                "UPDATE {s}.held_plans SET status = $2, resolved_at = $3, resolved_by = $4
-                 WHERE status = 'held' AND ($1::text IS NULL OR id = $1)",
-            ),
-            &[&id, &status, &at, &by],
-        )
-        .await
-        .map_err(self.db("resolve held plans"))?;
-        tx.commit().await.map_err(self.db("commit held plans"))
-    }
-
-    async fn held_plan(&self, id: Option<&str>) -> Result<Option<HeldRecord>, StoreError> {
-        if self.empty {
-            return Ok(None);
-        }
-        let client = self.client().await?;
-        let row = client
-            .query_opt(
-                &self.sql(
-                    "SELECT status, body, created_at, last_seen_at FROM {s}.held_plans
-                     WHERE ($1::text IS NULL AND status = 'held') OR id = $1
-                     ORDER BY last_seen_at DESC LIMIT 1",
-                ),
-                &[&id],
-            )
-            .await
-            .map_err(self.db("read held plan"))?;
-        let Some(r) = row else {
-            return Ok(None);
-        };
-        codec::decode_held(r.get(0), r.get(1), r.get(2), r.get(3))
-            .map(Some)
-            .map_err(|detail| StoreError::Corrupt {
-                path: self.target.clone(),
-                detail,
-            })
     }
 
     async fn record_reads(&self, marks: &[(GroupName, ReadMark)]) -> Result<(), StoreError> {
@@ -714,6 +593,54 @@ impl SnapshotStore for PostgresStore {
     async fn set_events_cursor(&self, cursor: &str) -> Result<(), StoreError> {
         self.set_meta("events_cursor", cursor).await
     }
+}
+
+impl RunLog for PostgresStore {
+    async fn begin_run(
+        &self,
+        started_at: DateTime<Utc>,
+        start: &RunStart,
+    ) -> Result<RunId, StoreError> {
+        let mut client = self.client().await?;
+        let (tx, term) = self.fenced(&mut client, "begin run").await?;
+        let id: i64 = tx
+            .query_one(
+                &self.sql(
+                    "INSERT INTO {s}.runs (started_at, pass_id, trigger, scope, replica, epoch)
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                ),
+                &[
+                    &started_at,
+                    &start.pass_id,
+                    &start.trigger,
+                    &start.group,
+                    &self.leadership.replica(),
+                    &term.epoch,
+                ],
+            )
+            .await
+            .map_err(self.db("begin run"))?
+            .get(0);
+        tx.commit().await.map_err(self.db("commit run"))?;
+        Ok(id)
+    }
+
+    async fn last_success(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        if self.empty {
+            return Ok(None);
+        }
+        let client = self.client().await?;
+        Ok(client
+            .query_one(
+                &self.sql(
+                    "SELECT max(finished_at) FROM {s}.runs WHERE outcome = 'success' AND scope IS NULL",
+                ),
+                &[],
+            )
+            .await
+            .map_err(self.db("read runs"))?
+            .get(0))
+    }
 
     /// Not fenced: it closes this replica's own run log entry, also after leadership was lost
     /// (the entry then says why the pass stopped).
@@ -752,5 +679,83 @@ impl SnapshotStore for PostgresStore {
             .await
             .map_err(self.db("finish run"))?;
         Ok(())
+    }
+}
+
+impl HeldPlans for PostgresStore {
+    async fn hold(&self, at: DateTime<Utc>, held: &Held) -> Result<(), StoreError> {
+        let row = HeldRow::encode(held).map_err(StoreError::Task)?;
+        let mut client = self.client().await?;
+        let (tx, _) = self.fenced(&mut client, "record held plan").await?;
+        tx.execute(
+            &self.sql(
+                "UPDATE {s}.held_plans SET status = 'superseded', resolved_at = $2,
+                   resolved_by = 'newer plan' WHERE status = 'held' AND id <> $1",
+            ),
+            &[&row.id, &at],
+        )
+        .await
+        .map_err(self.db("supersede held plans"))?;
+        tx.execute(
+            &self.sql(
+                "INSERT INTO {s}.held_plans (id, hash, status, body, deletes, removals, created_at, last_seen_at)
+                 VALUES ($1, $2, 'held', $3, $4, $5, $6, $6)
+                 ON CONFLICT (id) DO UPDATE SET status = 'held', body = excluded.body,
+                   last_seen_at = excluded.last_seen_at, resolved_at = NULL, resolved_by = NULL",
+            ),
+            &[&row.id, &row.hash, &row.body, &row.deletes, &row.removals, &at],
+        )
+        .await
+        .map_err(self.db("record held plan"))?;
+        tx.commit().await.map_err(self.db("commit held plan"))
+    }
+
+    async fn resolve_holds(
+        &self,
+        at: DateTime<Utc>,
+        id: Option<&str>,
+        status: HoldStatus,
+        by: &str,
+    ) -> Result<(), StoreError> {
+        let status = status.as_str();
+        let mut client = self.client().await?;
+        let (tx, _) = self.fenced(&mut client, "resolve held plans").await?;
+        tx.execute(
+            &self.sql(
+                "UPDATE {s}.held_plans SET status = $2, resolved_at = $3, resolved_by = $4
+                 WHERE status = 'held' AND ($1::text IS NULL OR id = $1)",
+            ),
+            &[&id, &status, &at, &by],
+        )
+        .await
+        .map_err(self.db("resolve held plans"))?;
+        tx.commit().await.map_err(self.db("commit held plans"))
+    }
+
+    async fn held_plan(&self, id: Option<&str>) -> Result<Option<HeldRecord>, StoreError> {
+        if self.empty {
+            return Ok(None);
+        }
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &self.sql(
+                    "SELECT status, body, created_at, last_seen_at FROM {s}.held_plans
+                     WHERE ($1::text IS NULL AND status = 'held') OR id = $1
+                     ORDER BY last_seen_at DESC LIMIT 1",
+                ),
+                &[&id],
+            )
+            .await
+            .map_err(self.db("read held plan"))?;
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        codec::decode_held(r.get(0), r.get(1), r.get(2), r.get(3))
+            .map(Some)
+            .map_err(|detail| StoreError::Corrupt {
+                path: self.target.clone(),
+                detail,
+            })
     }
 }

@@ -3,6 +3,7 @@
 //! Member lists are stored sorted and `\n`-joined (Q ids cannot contain control characters),
 //! with their count and SHA-256, so a damaged row is detected at load instead of being diffed.
 
+use crate::store::{HeldPlans, RunLog};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -185,48 +186,6 @@ impl SqliteStore {
 impl SnapshotStore for SqliteStore {
     async fn load(&self) -> Result<Snapshot, StoreError> {
         Ok(self.with_conn(load).await?.unwrap_or_default())
-    }
-
-    async fn begin_run(
-        &self,
-        started_at: DateTime<Utc>,
-        start: &RunStart,
-    ) -> Result<RunId, StoreError> {
-        self.writable()?;
-        let start = start.clone();
-        let id = self
-            .with_conn(move |conn, p| {
-                conn.execute(
-                    "INSERT INTO runs (started_at, pass_id, trigger, scope) VALUES (?1, ?2, ?3, ?4)",
-                    params![ts(started_at), start.pass_id, start.trigger, start.group],
-                )
-                .map_err(|e| classify(p, "begin run", e))?;
-                Ok(conn.last_insert_rowid())
-            })
-            .await?;
-        id.ok_or_else(|| StoreError::Task("snapshot opened read-only".into()))
-    }
-
-    async fn last_success(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let found = self
-            .with_conn(|conn, p| {
-                let at: Option<String> = conn
-                    .query_row(
-                        "SELECT max(finished_at) FROM runs WHERE outcome = 'success' AND scope IS NULL",
-                        [],
-                        |r| r.get(0),
-                    )
-                    .map_err(|e| classify(p, "read runs", e))?;
-                at.map(|t| {
-                    DateTime::parse_from_rfc3339(&t).map(|t| t.with_timezone(&Utc)).map_err(|e| StoreError::Corrupt {
-                        path: p.to_owned(),
-                        detail: format!("bad run time {t:?}: {e}"),
-                    })
-                })
-                .transpose()
-            })
-            .await?;
-        Ok(found.flatten())
     }
 
     async fn record_put(
@@ -470,7 +429,86 @@ impl SnapshotStore for SqliteStore {
             .await?;
         Ok(())
     }
+}
 
+impl RunLog for SqliteStore {
+    async fn begin_run(
+        &self,
+        started_at: DateTime<Utc>,
+        start: &RunStart,
+    ) -> Result<RunId, StoreError> {
+        self.writable()?;
+        let start = start.clone();
+        let id = self
+            .with_conn(move |conn, p| {
+                conn.execute(
+                    "INSERT INTO runs (started_at, pass_id, trigger, scope) VALUES (?1, ?2, ?3, ?4)",
+                    params![ts(started_at), start.pass_id, start.trigger, start.group],
+                )
+                .map_err(|e| classify(p, "begin run", e))?;
+                Ok(conn.last_insert_rowid())
+            })
+            .await?;
+        id.ok_or_else(|| StoreError::Task("snapshot opened read-only".into()))
+    }
+
+    async fn last_success(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let found = self
+            .with_conn(|conn, p| {
+                let at: Option<String> = conn
+                    .query_row(
+                        "SELECT max(finished_at) FROM runs WHERE outcome = 'success' AND scope IS NULL",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .map_err(|e| classify(p, "read runs", e))?;
+                at.map(|t| {
+                    DateTime::parse_from_rfc3339(&t).map(|t| t.with_timezone(&Utc)).map_err(|e| StoreError::Corrupt {
+                        path: p.to_owned(),
+                        detail: format!("bad run time {t:?}: {e}"),
+                    })
+                })
+                .transpose()
+            })
+            .await?;
+        Ok(found.flatten())
+    }
+
+    async fn finish_run(
+        &self,
+        run: RunId,
+        finished_at: DateTime<Utc>,
+        r: &RunRecord,
+    ) -> Result<(), StoreError> {
+        self.writable()?;
+        let r = r.clone();
+        self.with_conn(move |conn, p| {
+            conn.execute(
+                "UPDATE runs SET finished_at = ?2, outcome = ?3, groups_in_scope = ?4, puts = ?5, deletes = ?6,
+                   failed = ?7, unchanged = ?8, users_added = ?9, users_removed = ?10, error = ?11 WHERE id = ?1",
+                params![
+                    run,
+                    ts(finished_at),
+                    r.outcome,
+                    r.groups_in_scope as i64,
+                    r.puts as i64,
+                    r.deletes as i64,
+                    r.failed as i64,
+                    r.unchanged as i64,
+                    r.users_added as i64,
+                    r.users_removed as i64,
+                    r.error
+                ],
+            )
+            .map_err(|e| classify(p, "finish run", e))?;
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+impl HeldPlans for SqliteStore {
     async fn hold(&self, at: DateTime<Utc>, held: &Held) -> Result<(), StoreError> {
         self.writable()?;
         let row = HeldRow::encode(held).map_err(StoreError::Task)?;
@@ -550,39 +588,6 @@ impl SnapshotStore for SqliteStore {
             })
             .await?;
         Ok(found.flatten())
-    }
-
-    async fn finish_run(
-        &self,
-        run: RunId,
-        finished_at: DateTime<Utc>,
-        r: &RunRecord,
-    ) -> Result<(), StoreError> {
-        self.writable()?;
-        let r = r.clone();
-        self.with_conn(move |conn, p| {
-            conn.execute(
-                "UPDATE runs SET finished_at = ?2, outcome = ?3, groups_in_scope = ?4, puts = ?5, deletes = ?6,
-                   failed = ?7, unchanged = ?8, users_added = ?9, users_removed = ?10, error = ?11 WHERE id = ?1",
-                params![
-                    run,
-                    ts(finished_at),
-                    r.outcome,
-                    r.groups_in_scope as i64,
-                    r.puts as i64,
-                    r.deletes as i64,
-                    r.failed as i64,
-                    r.unchanged as i64,
-                    r.users_added as i64,
-                    r.users_removed as i64,
-                    r.error
-                ],
-            )
-            .map_err(|e| classify(p, "finish run", e))?;
-            Ok(())
-        })
-        .await?;
-        Ok(())
     }
 }
 
