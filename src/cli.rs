@@ -11,6 +11,7 @@ use crate::app::{Exit, ProductEngine, build_engine, engine_settings, open_state}
 use crate::clock::SystemClock;
 use crate::config::{Config, ConfigError, OktaAuthMode, StateBackend};
 use crate::engine::{Mode, NoProgress, Outcome, PassRequest, Progress, RunReport};
+use crate::plan::reconcile::LooksManaged;
 use crate::progress::TerminalProgress;
 use crate::report::FailedStep;
 use crate::sink::{QBusinessSink, SinkErrorKind};
@@ -258,52 +259,15 @@ async fn reconcile_with(
         .await
         .context("listing Okta groups")?;
     let rules = &engine_settings(config)?.rules;
-    let okta_names: std::collections::BTreeMap<String, String> = groups
-        .iter()
-        .filter_map(|g| match rules.scope(g) {
-            crate::plan::select::Scope::In(name) => Some((name.to_string(), g.id.clone())),
-            _ => None,
-        })
-        .collect();
-    let prefix = config
-        .groups
-        .name_prefix
-        .as_deref()
-        .filter(|p| !p.is_empty());
-    // Chunk sub-groups of recorded large groups are recorded with their group.
-    let recorded_chunks: std::collections::BTreeSet<crate::model::GroupName> = snapshot
-        .families()
-        .flat_map(|(name, g)| g.layout.chunk_names(name))
-        .collect();
-    let mut found = Vec::new();
-    for name in &in_q {
-        if snapshot.groups.contains_key(name) || recorded_chunks.contains(name) {
-            continue;
-        }
-        let why = if let Some(okta_id) = okta_names.get(name.as_str()) {
-            Some(("okta_name", Some(okta_id.clone())))
-        } else if crate::plan::chunks::is_chunk_name(name.as_str()) {
-            let parent = crate::plan::chunks::chunk_parent(name.as_str());
-            Some(("chunk", parent.and_then(|p| okta_names.get(p)).cloned()))
-        } else if prefix.is_some_and(|p| name.as_str().starts_with(p)) {
-            Some(("name_prefix", None))
-        } else {
-            None
-        };
-        if let Some((why, okta_id)) = why {
-            found.push((name.clone(), why, okta_id));
-        }
-    }
-    let in_q_set: std::collections::BTreeSet<&crate::model::GroupName> = in_q.iter().collect();
-    let missing_in_q: Vec<String> = snapshot
-        .groups
-        .keys()
-        .filter(|n| !in_q_set.contains(n))
-        .map(|n| n.to_string())
-        .collect();
-
+    let found = crate::plan::reconcile::reconcile(
+        &in_q,
+        &snapshot,
+        &groups,
+        rules,
+        config.groups.name_prefix.as_deref(),
+    );
     let mut adopted = Vec::new();
-    if args.adopt && !found.is_empty() {
+    if args.adopt && !found.look_managed_but_unrecorded.is_empty() {
         let store = engine.store();
         let now = crate::clock::Clock::now(&SystemClock);
         let start = crate::store::RunStart {
@@ -312,15 +276,15 @@ async fn reconcile_with(
             group: None,
         };
         let run = store.begin_run(now, &start).await?;
-        for (name, why, okta_id) in &found {
-            if *why == "name_prefix" && !config.groups.adopt_prefixed {
+        for u in &found.look_managed_but_unrecorded {
+            if u.why == LooksManaged::NamePrefix && !config.groups.adopt_prefixed {
                 continue;
             }
-            let okta_id = crate::model::OktaGroupId::new(okta_id.clone().unwrap_or_default());
+            let okta_id = crate::model::OktaGroupId::new(u.okta_id.clone().unwrap_or_default());
             store
-                .record_intent(run, now, name, &okta_id, crate::store::IntentOp::Adopt)
+                .record_intent(run, now, &u.group, &okta_id, crate::store::IntentOp::Adopt)
                 .await?;
-            adopted.push(name.to_string());
+            adopted.push(u.group.to_string());
         }
         let record = crate::store::RunRecord {
             outcome: "success".into(),
@@ -332,32 +296,28 @@ async fn reconcile_with(
     }
     match args.output {
         Output::Json => {
-            let v = serde_json::json!({
-                "q_groups": in_q.len(),
-                "managed": snapshot.groups.len(),
-                "look_managed_but_unrecorded": found.iter().map(|(n, why, id)| serde_json::json!({"group": n, "why": why, "okta_id": id})).collect::<Vec<_>>(),
-                "recorded_but_missing_in_q": missing_in_q,
-                "adopted": adopted,
-            });
+            #[derive(serde::Serialize)]
+            struct Json<'a> {
+                #[serde(flatten)]
+                found: &'a crate::plan::reconcile::Reconciliation,
+                adopted: &'a [String],
+            }
+            let v = Json {
+                found: &found,
+                adopted: &adopted,
+            };
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
         Output::Text => {
             println!(
                 "Q Business lists {} groups; the snapshot records {} as managed.",
-                in_q.len(),
-                snapshot.groups.len()
+                found.q_groups, found.managed
             );
-            if found.is_empty() {
+            if found.look_managed_but_unrecorded.is_empty() {
                 println!("No unrecorded group looks managed.");
             }
-            for (name, why, _) in &found {
-                let why = match *why {
-                    "okta_name" => "same name as an in-scope Okta group",
-                    "chunk" => {
-                        "a q-group-sync chunk sub-group (adopting it lets the next sync delete or rewrite it)"
-                    }
-                    _ => "matches groups.name_prefix",
-                };
+            for u in &found.look_managed_but_unrecorded {
+                let (name, why) = (&u.group, u.why.describe());
                 let mark = if adopted.iter().any(|a| a == name.as_str()) {
                     " (adopted)"
                 } else {
@@ -365,23 +325,27 @@ async fn reconcile_with(
                 };
                 println!("? {name}: not in the snapshot, {why}{mark}");
             }
-            for name in &missing_in_q {
+            for name in &found.recorded_but_missing_in_q {
                 println!(
                     "! {name}: recorded as managed but Q Business does not list it; the next sync writes it again only if its members change"
                 );
             }
-            if !found.is_empty() && !args.adopt {
+            if !found.look_managed_but_unrecorded.is_empty() && !args.adopt {
                 println!(
                     "Run `q-group-sync reconcile --adopt` to record them as managed; the next sync then rewrites or deletes them."
                 );
             }
         }
     }
-    Ok(if found.len() == adopted.len() && missing_in_q.is_empty() {
-        Exit::Success
-    } else {
-        Exit::Failed
-    })
+    Ok(
+        if found.look_managed_but_unrecorded.len() == adopted.len()
+            && found.recorded_but_missing_in_q.is_empty()
+        {
+            Exit::Success
+        } else {
+            Exit::Failed
+        },
+    )
 }
 
 /// `sync --output json`: the run report plus the Okta request counters.

@@ -14,6 +14,7 @@
 pub mod chunks;
 pub mod input;
 pub mod reads;
+pub mod reconcile;
 mod render;
 pub mod safety;
 pub mod select;
