@@ -1,4 +1,5 @@
-//! The command line: `sync`, `plan` and `check-config`. clap's `///` comments are `--help`.
+//! The command line: `sync`, `plan`, `check-config`, `serve`, `approve` and `reconcile`. clap's `///`
+//! comments are `--help`; the wiring the commands share is in [`crate::app`].
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -2,16 +2,27 @@
 //!
 //! # Layout
 //!
-//! - [`plan`]: the pure core. Scope and mapping ([`plan::select`]), the diff ([`plan::plan`]),
-//!   the deletion circuit breaker ([`plan::safety`]). No I/O, no clock.
-//! - [`engine`]: one pass: load the snapshot, read Okta (incrementally), plan, guard, apply with
-//!   intents and confirmations, record per group.
-//! - [`source`] (Okta: client, OAuth/DPoP, rate-limit budget), [`sink`] (Q Business) and
-//!   [`store`] (SQLite snapshot): the I/O edges, each behind a trait with an in-memory fake.
-//! - [`daemon`], [`http`], [`schedule`], [`shutdown`]: `serve`: the pass queue, the HTTP port,
-//!   the cron schedule, signals.
-//! - [`cli`], [`config`], [`telemetry`], [`metrics`], [`progress`], [`trace`]: the operator's surface.
-//! - [`model`], [`clock`]: ids and the Q Business id rules; time as a parameter.
+//! The data path of a pass is list -> select -> read -> desired -> plan -> guard -> apply ->
+//! record; `ARCHITECTURE.md` walks through it and says who owns what.
+//!
+//! - [`plan`]: the pure core, no I/O and no clock. Its input types ([`plan::input`]), which
+//!   groups a pass reads and which users changed ([`plan::reads`]), scope and mapping
+//!   ([`plan::select`]), the diff ([`plan::plan`]), large groups ([`plan::chunks`]), the circuit
+//!   breaker ([`plan::safety`]), `reconcile`'s comparison ([`plan::reconcile`]).
+//! - [`engine`]: one pass over the three edges: narrow, read (incrementally, with user
+//!   changes), plan and guard, apply with intents and confirmations, record per group.
+//! - [`report`]: what a pass was asked ([`report::PassRequest`], [`report::Trigger`]) and what
+//!   it did ([`report::RunReport`]).
+//! - The edges, each behind a trait with an in-memory fake: [`source`] (Okta: client,
+//!   OAuth/DPoP, rate-limit budget, System Log), [`sink`] (Q Business), [`store`] (the
+//!   snapshot, run log and held plans in SQLite or PostgreSQL); [`pacing`] paces both clients;
+//!   [`leader`] is the leadership the PostgreSQL store fences writes with.
+//! - [`app`]: the wiring: config in, engine, clients and stores out.
+//! - [`serve`]: the daemon: pass queue, `/status`, HTTP port, System Log feed; [`schedule`] and
+//!   [`shutdown`] beside it.
+//! - [`cli`]: the commands; [`config`] (by section), [`telemetry`], [`metrics`], [`progress`],
+//!   [`trace`]: the operator's surface.
+//! - [`model`], [`clock`], [`error`]: ids and Q's id rules; time as a parameter; error chains.
 
 pub mod app;
 pub mod cli;

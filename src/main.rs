@@ -1,6 +1,7 @@
 //! `q-group-sync`: parse the command line, start logging, run, map the result to an exit code.
 //!
-//! Exit codes: 0 done, 1 a pass (or a check) failed, 2 bad configuration or usage.
+//! Exit codes: 0 done, 1 a pass (or a check) failed, 2 bad configuration or usage, 3 changes
+//! held for approval, 130 a second interrupt during shutdown.
 
 use std::process::ExitCode;
 
