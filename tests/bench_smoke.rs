@@ -56,6 +56,13 @@ fn role(name: &str) -> Program {
     }
 }
 
+fn churn_oracle_equal(report: &harness::Report) -> bool {
+    report
+        .row(Strategy::Product, Pass::Churn)
+        .and_then(|r| r.oracle.as_ref())
+        .is_some_and(|m| m.equal())
+}
+
 fn smoke() -> ExitCode {
     print!("test bench_smoke ... ");
     let started = Instant::now();
@@ -90,8 +97,8 @@ fn smoke() -> ExitCode {
         }
     };
     expect(
-        report.rows.len() == 7,
-        format!("7 runs, got {}", report.rows.len()),
+        report.rows.len() == 11,
+        format!("11 runs, got {}", report.rows.len()),
     );
     expect(
         report.memberships > 1000,
@@ -122,6 +129,8 @@ fn smoke() -> ExitCode {
         (Strategy::Naive, Pass::Initial),
         (Strategy::Naive, Pass::NoChange),
         (Strategy::Naive, Pass::Churn),
+        (Strategy::Naive, Pass::Deactivated),
+        (Strategy::Naive, Pass::Touch),
     ] {
         let row = get(strategy, pass);
         expect(
@@ -138,6 +147,52 @@ fn smoke() -> ExitCode {
     expect(
         no_change.q_writes() == 0,
         "no-change pass wrote to Q".to_owned(),
+    );
+    expect(
+        no_change.list_users_requests == 1 && no_change.list_members_requests == 0,
+        format!(
+            "no change: {} users-listing pages, {} member pages",
+            no_change.list_users_requests, no_change.list_members_requests
+        ),
+    );
+    let touch = get(Strategy::Product, Pass::Touch);
+    let listed = touch
+        .users
+        .as_ref()
+        .map(|u| (u.users_listed, u.users_changed));
+    expect(
+        touch.list_members_requests == 0
+            && touch.groups_read.is_empty()
+            && touch.q_writes() == 0
+            && listed == Some((opts.users, 0))
+            && touch.touched == Some(opts.users),
+        format!(
+            "profile touch: {} member pages, {} writes, users (listed, changed) {listed:?}",
+            touch.list_members_requests,
+            touch.q_writes()
+        ),
+    );
+    let deactivated = get(Strategy::Product, Pass::Deactivated);
+    let affected = deactivated
+        .deactivated
+        .as_ref()
+        .map(|d| d.in_scope.clone())
+        .unwrap_or_default();
+    expect(
+        !affected.is_empty() && deactivated.groups_read == affected,
+        format!(
+            "deactivation: read {} groups, {} were affected",
+            deactivated.groups_read.len(),
+            affected.len()
+        ),
+    );
+    expect(
+        deactivated.oracle.as_ref().is_some_and(|m| m.equal()) && churn_oracle_equal(&report),
+        "Q differs from the oracle after the churn or the deactivation".to_owned(),
+    );
+    expect(
+        report.same_deactivation == Some(true),
+        "strategies saw different deactivations".to_owned(),
     );
     let churn = get(Strategy::Product, Pass::Churn);
     let churned = churn.churned.clone().unwrap_or_default();
@@ -166,7 +221,10 @@ fn smoke() -> ExitCode {
             plan.churn_puts, plan.churned_groups
         ),
     );
-    expect(checks.len() >= 9, format!("{} target checks", checks.len()));
+    expect(
+        checks.len() >= 16,
+        format!("{} target checks", checks.len()),
+    );
     expect(
         started.elapsed() < Duration::from_secs(120),
         format!("took {:?}", started.elapsed()),

@@ -5,13 +5,14 @@
 //! logic at a tiny size), so the harness cannot rot unnoticed. Every child process is bounded by
 //! a timeout, and the emulator process also stops when its stdin closes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use q_group_sync_emulator::OktaOrg;
 use q_group_sync_emulator::generate::{self, ChurnSpec, OrgSpec, Sizes};
 use q_group_sync_emulator::measure::{self, Measured};
 use serde::Deserialize;
@@ -45,6 +46,16 @@ pub struct Options {
     pub churn_percent: f64,
     /// Churn seed.
     pub churn_seed: u64,
+    /// Share of the ACTIVE group members deactivated before the deactivation passes, percent.
+    pub deactivate_percent: f64,
+    /// Deactivation seed.
+    pub deactivate_seed: u64,
+    /// `sync.overlap` written to the config, seconds. The harness waits this long, and one
+    /// second more, after each change it makes, before the pass that should see it.
+    pub overlap_secs: u64,
+    /// Requests per window in the emulated `/api/v1/users*` bucket (the users listing and a
+    /// user's groups); the same window as the groups bucket.
+    pub users_rate_limit: u32,
     /// The shared-budget run's background client spends this fraction of the bucket.
     pub background_fraction: f64,
     /// Run the naive strategy too.
@@ -81,6 +92,10 @@ impl Options {
             page_size: 200,
             churn_percent: 1.0,
             churn_seed: 7,
+            deactivate_percent: 1.0,
+            deactivate_seed: 11,
+            users_rate_limit: 10_000,
+            overlap_secs: 2,
             background_fraction: 0.4,
             naive: true,
             shared: true,
@@ -118,6 +133,17 @@ impl Options {
     /// Requests per second the sync client may use: share × limit / window.
     pub fn allowed_rate(&self) -> f64 {
         self.share * f64::from(self.rate_limit) / self.rate_window_secs
+    }
+
+    /// The same, in the `/api/v1/users*` bucket.
+    pub fn allowed_users_rate(&self) -> f64 {
+        self.share * f64::from(self.users_rate_limit) / self.rate_window_secs
+    }
+
+    /// Users per page of the product's users listing: Okta's 200, or less with a smaller
+    /// `okta.page_size`.
+    pub fn users_page_size(&self) -> usize {
+        self.page_size.clamp(1, 200) as usize
     }
 
     fn spec(&self) -> OrgSpec {
@@ -239,6 +265,8 @@ impl Emulator {
                 opts.rate_window_secs.to_string(),
                 "--okta-background-rps".to_owned(),
                 background_rps.to_string(),
+                "--okta-users-rate-limit".to_owned(),
+                opts.users_rate_limit.to_string(),
             ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -344,6 +372,68 @@ impl Emulator {
         })
     }
 
+    /// `POST /_emulator/touch-users`: every user's `lastUpdated` moves, nothing else.
+    async fn touch_users(&self) -> anyhow::Result<usize> {
+        let touched = self
+            .post(
+                format!("{}/_emulator/touch-users", self.info.okta_url),
+                json!({}),
+            )
+            .await
+            .context("touching every Okta user")?;
+        Ok(count(&touched["touched"]))
+    }
+
+    /// `POST /_emulator/deactivate`: the deactivated users and the number of their groups.
+    async fn deactivate(&self, opts: &Options) -> anyhow::Result<Deactivated> {
+        let body = json!({ "percent": opts.deactivate_percent, "seed": opts.deactivate_seed });
+        let done = self
+            .post(format!("{}/_emulator/deactivate", self.info.okta_url), body)
+            .await
+            .context("deactivating Okta users")?;
+        Ok(Deactivated {
+            users: done["users"]
+                .as_array()
+                .map(|users| {
+                    users
+                        .iter()
+                        .filter_map(|u| u.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            groups: count(&done["groups"]),
+            in_scope: BTreeSet::new(),
+        })
+    }
+
+    /// What the Q Business index holds: group name to member user ids.
+    async fn q_groups(&self) -> anyhow::Result<BTreeMap<String, BTreeSet<String>>> {
+        let groups = self
+            .get(format!("{}/_emulator/groups", self.info.qbusiness_url))
+            .await
+            .context("reading the Q Business groups")?;
+        Ok(groups
+            .as_object()
+            .map(|groups| {
+                groups
+                    .iter()
+                    .map(|(name, g)| {
+                        let users = g["users"]
+                            .as_array()
+                            .map(|users| {
+                                users
+                                    .iter()
+                                    .filter_map(|u| u.as_str().map(str::to_owned))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        (name.clone(), users)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     /// Closes stdin (the emulator exits), then kills it if it lingers.
     async fn stop(mut self) {
         drop(self.child.stdin.take());
@@ -371,6 +461,89 @@ struct Churned {
     ids: BTreeSet<String>,
 }
 
+/// What a deactivation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deactivated {
+    /// The deactivated users, by id.
+    pub users: Vec<String>,
+    /// Distinct groups of any type they are in, as the emulator answered.
+    pub groups: usize,
+    /// Of those, the in-scope (OKTA_GROUP) groups, by Okta id: the groups a pass must read
+    /// again.
+    pub in_scope: BTreeSet<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The oracle
+// ---------------------------------------------------------------------------------------------
+
+/// What Q should hold for `org` under the benchmark's config (the product's defaults),
+/// computed independently of the product: OKTA_GROUP groups by name; members ACTIVE,
+/// PASSWORD_EXPIRED, LOCKED_OUT or RECOVERY with a non-empty email; ids lowercased with
+/// `+tag` dropped.
+pub fn oracle(org: &OktaOrg) -> BTreeMap<String, BTreeSet<String>> {
+    let entitled = ["ACTIVE", "PASSWORD_EXPIRED", "LOCKED_OUT", "RECOVERY"];
+    let mut out = BTreeMap::new();
+    for g in org.groups.values().filter(|g| g.group_type == "OKTA_GROUP") {
+        let mut members = BTreeSet::new();
+        for uid in &g.members {
+            let Some(u) = org.users.get(uid) else {
+                continue;
+            };
+            if !entitled.contains(&u.status.as_str()) {
+                continue;
+            }
+            let Some(email) = u.profile.get("email").and_then(Value::as_str) else {
+                continue;
+            };
+            let email = email.trim().to_lowercase();
+            if email.is_empty() {
+                continue;
+            }
+            let email = match email.split_once('@') {
+                Some((local, domain)) => match local.split('+').next() {
+                    Some(base) if !base.is_empty() => format!("{base}@{domain}"),
+                    _ => email.clone(),
+                },
+                None => email.clone(),
+            };
+            members.insert(email);
+        }
+        out.insert(g.name.clone(), members);
+    }
+    out
+}
+
+/// How the Q index compares with the oracle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OracleMatch {
+    /// Groups the oracle expects.
+    pub expected: usize,
+    /// Groups whose members differ, missing or extra.
+    pub differing: usize,
+}
+
+impl OracleMatch {
+    fn of(
+        q: &BTreeMap<String, BTreeSet<String>>,
+        expected: &BTreeMap<String, BTreeSet<String>>,
+    ) -> Self {
+        let names: BTreeSet<&String> = q.keys().chain(expected.keys()).collect();
+        let differing = names
+            .into_iter()
+            .filter(|name| q.get(*name) != expected.get(*name))
+            .count();
+        OracleMatch {
+            expected: expected.len(),
+            differing,
+        }
+    }
+
+    pub fn equal(&self) -> bool {
+        self.differing == 0
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Runs
 // ---------------------------------------------------------------------------------------------
@@ -388,6 +561,10 @@ pub enum Pass {
     Initial,
     NoChange,
     Churn,
+    /// After 1% of the users in a group were deactivated.
+    Deactivated,
+    /// After every user's `lastUpdated` moved, with nothing else changed (a nightly HR job).
+    Touch,
     /// Initial, with the background client spending part of the bucket.
     SharedInitial,
 }
@@ -403,6 +580,12 @@ pub struct Row {
     /// `/api/v1` requests the emulator answered to the sync process, and of those 429s.
     pub okta_requests: usize,
     pub okta_429: usize,
+    /// Okta requests by kind: groups listing pages, users listing pages, a user's groups,
+    /// one user, member pages.
+    pub list_groups_requests: usize,
+    pub list_users_requests: usize,
+    pub user_groups_requests: usize,
+    pub get_user_requests: usize,
     pub list_members_requests: usize,
     /// Distinct groups whose members were read.
     pub groups_read: BTreeSet<String>,
@@ -426,6 +609,15 @@ pub struct Row {
     pub background: Option<(u64, u64)>,
     /// Groups the churn changed (churn runs).
     pub churned: Option<BTreeSet<String>>,
+    /// What the deactivation did (deactivation runs).
+    pub deactivated: Option<Deactivated>,
+    /// Users whose `lastUpdated` moved (touch runs).
+    pub touched: Option<usize>,
+    /// The report's `groups_read` and `users` (q-group-sync with `--output json`).
+    pub reported_groups_read: Option<usize>,
+    pub users: Option<UsersCheck>,
+    /// The Q index against the oracle after the run, when compared.
+    pub oracle: Option<OracleMatch>,
 }
 
 impl Row {
@@ -438,6 +630,8 @@ impl Row {
             Pass::Initial => "initial",
             Pass::NoChange => "no change",
             Pass::Churn => "1% churn",
+            Pass::Deactivated => "1% deactivated",
+            Pass::Touch => "profile touch",
             Pass::SharedInitial => "initial, shared budget",
         };
         format!("{strategy}: {pass}")
@@ -457,6 +651,25 @@ impl Row {
 struct SyncReport {
     #[serde(default)]
     okta: Option<ClientStats>,
+    #[serde(default)]
+    groups_read: Option<usize>,
+    #[serde(default)]
+    users: Option<UsersCheck>,
+}
+
+/// The report's `users` object: how the pass checked users' status and id changes.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct UsersCheck {
+    #[serde(default)]
+    pub how: String,
+    #[serde(default)]
+    pub users_listed: usize,
+    #[serde(default)]
+    pub users_changed: usize,
+    #[serde(default)]
+    pub groups_affected: usize,
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -537,6 +750,12 @@ impl Setup {
         })
     }
 
+    /// The Q index against the oracle of `org`.
+    async fn oracle(&self, org: &OktaOrg) -> anyhow::Result<OracleMatch> {
+        let q = self.emulator.q_groups().await?;
+        Ok(OracleMatch::of(&q, &oracle(org)))
+    }
+
     /// One sync process (`args` after `--config`), measured, with the emulators' counters.
     async fn run(
         &self,
@@ -562,7 +781,13 @@ impl Setup {
         let q = self.emulator.q_stats().await?;
         let report: SyncReport = serde_json::from_slice(&m.stdout).unwrap_or_default();
         let okta_requests = count(&okta["requests"]);
-        let floor = Duration::from_secs_f64(okta_requests as f64 / opts.allowed_rate());
+        let kind = |name: &str| count(&okta[name]["requests"]);
+        let users_bucket = kind("list_users") + kind("user_groups") + kind("get_user");
+        // Each bucket at the allowed rate; the users listing comes before the member reads.
+        let floor = Duration::from_secs_f64(
+            okta_requests.saturating_sub(users_bucket) as f64 / opts.allowed_rate()
+                + users_bucket as f64 / opts.allowed_users_rate(),
+        );
         let row = Row {
             strategy,
             pass,
@@ -570,6 +795,10 @@ impl Setup {
             exit: m.status.code(),
             okta_requests,
             okta_429: count(&okta["rate_limited"]),
+            list_groups_requests: kind("list_groups"),
+            list_users_requests: kind("list_users"),
+            user_groups_requests: kind("user_groups"),
+            get_user_requests: kind("get_user"),
             list_members_requests: count(&okta["list_members"]["requests"]),
             groups_read: okta["list_members_group_ids"]
                 .as_array()
@@ -601,6 +830,11 @@ impl Setup {
                 )
             }),
             churned: None,
+            deactivated: None,
+            touched: None,
+            reported_groups_read: report.groups_read,
+            users: report.users,
+            oracle: None,
         };
         if !row.ok {
             let stderr = String::from_utf8_lossy(&m.stderr);
@@ -646,7 +880,11 @@ max_writes_per_second = {writes}
 
 [state]
 path = "{state}"
+
+[sync]
+overlap = "{overlap}s"
 "#,
+        overlap = opts.overlap_secs,
         okta = info.okta_url,
         page_size = opts.page_size,
         share = opts.share,
@@ -657,6 +895,25 @@ path = "{state}"
         state = dir.join("snapshot.db").display(),
     );
     std::fs::write(path, toml).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Waits `sync.overlap` and one second more after a change in Okta, so that the next pass's
+/// reads count as current for it (a read counts as current for a group only if it started at
+/// least `sync.overlap` after the group's `lastMembershipUpdated`, which has one-second
+/// resolution) and the pass after it does not list the same users again.
+async fn settle(opts: &Options) {
+    tokio::time::sleep(Duration::from_secs(opts.overlap_secs + 1)).await;
+}
+
+/// The in-scope (OKTA_GROUP) groups, by id, that hold any of `users`.
+fn groups_of(org: &OktaOrg, users: &[String]) -> BTreeSet<String> {
+    let users: BTreeSet<&str> = users.iter().map(String::as_str).collect();
+    org.groups
+        .values()
+        .filter(|g| g.group_type == "OKTA_GROUP")
+        .filter(|g| g.members.iter().any(|m| users.contains(m.as_str())))
+        .map(|g| g.id.clone())
+        .collect()
 }
 
 /// `q-group-sync check-config` against the emulators: the config is valid and both answer.
@@ -710,6 +967,8 @@ pub struct Report {
     pub plan: Option<PlanTiming>,
     /// Both strategies saw the same churn.
     pub same_churn: Option<bool>,
+    /// Both strategies saw the same deactivation.
+    pub same_deactivation: Option<bool>,
 }
 
 impl Report {
@@ -755,7 +1014,22 @@ pub async fn run(
                 .await?,
         );
     }
+    // The oracle's copy of the org: the same generator, churn and deactivation, in this process.
+    let mut model = generate::org_with_sizes(&opts.spec(), Sizes::Heavy);
     let product_churn = product.emulator.churn(opts).await?;
+    let model_churn = generate::churn(
+        &mut model,
+        &ChurnSpec {
+            percent: opts.churn_percent,
+            seed: opts.churn_seed,
+            max_group_size: opts.max_group_size,
+        },
+    );
+    let model_churned: BTreeSet<String> = model_churn.groups.iter().map(|g| g.id.clone()).collect();
+    if model_churned != product_churn.ids {
+        bail!("the oracle's churn differs from the emulator's: the oracle cannot follow the org");
+    }
+    settle(opts).await;
     progress(&format!(
         "churn: +{} -{} memberships in {} groups; q-group-sync: churn sync",
         product_churn.added,
@@ -766,10 +1040,52 @@ pub async fn run(
         .run(&bins.product, &sync, opts, Strategy::Product, Pass::Churn)
         .await?;
     row.churned = Some(product_churn.ids.clone());
+    row.oracle = Some(product.oracle(&model).await?);
     rows.push(row);
+
+    let touched = product.emulator.touch_users().await?;
+    model.touch_all_users();
+    settle(opts).await;
+    progress(&format!(
+        "touched {touched} users; q-group-sync: profile touch sync"
+    ));
+    let mut row = product
+        .run(&bins.product, &sync, opts, Strategy::Product, Pass::Touch)
+        .await?;
+    row.touched = Some(touched);
+    row.oracle = Some(product.oracle(&model).await?);
+    rows.push(row);
+    let mut product_deactivated = product.emulator.deactivate(opts).await?;
+    let model_deactivated =
+        generate::deactivate_share(&mut model, opts.deactivate_percent, opts.deactivate_seed);
+    if model_deactivated.users != product_deactivated.users {
+        bail!("the oracle's deactivation differs from the emulator's");
+    }
+    product_deactivated.in_scope = groups_of(&model, &product_deactivated.users);
+    settle(opts).await;
+    progress(&format!(
+        "deactivated {} users in {} groups ({} in scope); q-group-sync: deactivation sync",
+        product_deactivated.users.len(),
+        product_deactivated.groups,
+        product_deactivated.in_scope.len()
+    ));
+    let mut row = product
+        .run(
+            &bins.product,
+            &sync,
+            opts,
+            Strategy::Product,
+            Pass::Deactivated,
+        )
+        .await?;
+    row.deactivated = Some(product_deactivated.clone());
+    row.oracle = Some(product.oracle(&model).await?);
+    rows.push(row);
+
     product.emulator.stop().await;
 
     let mut same_churn = None;
+    let mut same_deactivation = None;
     if opts.naive {
         let naive = Setup::start(bins, opts, "naive", 0.0).await?;
         for (pass, label) in [(Pass::Initial, "initial"), (Pass::NoChange, "no-change")] {
@@ -788,8 +1104,28 @@ pub async fn run(
             .await?;
         row.churned = Some(churn.ids);
         rows.push(row);
+
+        let touched = naive.emulator.touch_users().await?;
+        progress("naive: profile touch pass");
+        let mut row = naive
+            .run(&bins.naive, &[], opts, Strategy::Naive, Pass::Touch)
+            .await?;
+        row.touched = Some(touched);
+        rows.push(row);
+        let mut deactivated = naive.emulator.deactivate(opts).await?;
+        deactivated.in_scope = product_deactivated.in_scope.clone();
+        same_deactivation = Some(deactivated == product_deactivated);
+        progress("naive: deactivation pass");
+        let mut row = naive
+            .run(&bins.naive, &[], opts, Strategy::Naive, Pass::Deactivated)
+            .await?;
+        row.deactivated = Some(deactivated);
+        row.oracle = Some(naive.oracle(&model).await?);
+        rows.push(row);
+
         naive.emulator.stop().await;
     }
+    drop(model);
 
     if opts.shared {
         let rps = opts.background_fraction * f64::from(opts.rate_limit) / opts.rate_window_secs;
@@ -825,6 +1161,7 @@ pub async fn run(
         rows,
         plan,
         same_churn,
+        same_deactivation,
     })
 }
 
@@ -1007,6 +1344,53 @@ pub fn render(report: &Report) -> String {
         );
     }
     let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "| run | groups listing pages | users listing pages | user-group lookups | member pages | groups read | Q writes | wall s | users: how | listed | changed | groups affected | Q = oracle |"
+    );
+    let _ = writeln!(
+        out,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|"
+    );
+    for r in &report.rows {
+        let users = r.users.as_ref();
+        let field = |f: fn(&UsersCheck) -> usize| {
+            users.map_or_else(|| "-".to_owned(), |u| f(u).to_string())
+        };
+        let how = users.map_or_else(
+            || "-".to_owned(),
+            |u| match &u.error {
+                Some(error) => format!("{} ({error})", u.how),
+                None => u.how.clone(),
+            },
+        );
+        let oracle = r.oracle.as_ref().map_or_else(
+            || "-".to_owned(),
+            |o| {
+                if o.equal() {
+                    format!("yes ({} groups)", o.expected)
+                } else {
+                    format!("**no** ({} of {} groups differ)", o.differing, o.expected)
+                }
+            },
+        );
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {how} | {} | {} | {} | {oracle} |",
+            r.name(),
+            r.list_groups_requests,
+            r.list_users_requests,
+            r.user_groups_requests + r.get_user_requests,
+            r.list_members_requests,
+            r.groups_read.len(),
+            r.q_writes(),
+            r.wall.as_secs_f64(),
+            field(|u| u.users_listed),
+            field(|u| u.users_changed),
+            field(|u| u.groups_affected),
+        );
+    }
+    let _ = writeln!(out);
     for r in &report.rows {
         let mut notes = vec![format!(
             "member reads {} requests for {} groups",
@@ -1015,6 +1399,30 @@ pub fn render(report: &Report) -> String {
         )];
         if let Some(churned) = &r.churned {
             notes.push(format!("churn changed {} groups", churned.len()));
+        }
+        if let Some(d) = &r.deactivated {
+            notes.push(format!(
+                "{} users deactivated, in {} groups ({} in scope)",
+                d.users.len(),
+                d.groups,
+                d.in_scope.len()
+            ));
+        }
+        if let Some(touched) = r.touched {
+            notes.push(format!("{touched} users touched"));
+        }
+        if let Some(read) = r.reported_groups_read {
+            notes.push(format!("the report says {read} groups read"));
+        }
+        if r.strategy == Strategy::Product
+            && let Some(n) = report.row(Strategy::Naive, r.pass)
+        {
+            notes.push(format!(
+                "{:.1}x fewer Okta requests than the naive pass ({} vs {})",
+                n.okta_requests as f64 / r.okta_requests.max(1) as f64,
+                n.okta_requests,
+                r.okta_requests
+            ));
         }
         if let (Some(limited), Some(wait)) = (r.client_rate_limited, r.client_wait_secs) {
             notes.push(format!(
@@ -1079,16 +1487,26 @@ pub fn checks(report: &Report) -> Vec<Check> {
     let product = |pass| report.row(Strategy::Product, pass);
     let naive = |pass| report.row(Strategy::Naive, pass);
 
+    let pages = o.groups.div_ceil(o.page_size.max(1) as usize);
+    let users_page = o.users_page_size();
     if let Some(r) = product(Pass::NoChange) {
-        let pages = o.groups.div_ceil(o.page_size.max(1) as usize);
-        let expected = pages + r.token_requests;
+        // The groups listing, and one users-listing page: nobody's lastUpdated moved, so
+        // Okta answers one empty page.
+        let expected = pages + 1 + r.token_requests;
         check(
-            "no-change: Okta requests = ceil(groups / page size) (+ auth)",
+            "no-change: Okta requests = ceil(groups / page size) + 1 users-listing page (+ auth), 0 member reads",
             format!(
-                "{} (expected {pages} + {} auth)",
-                r.okta_requests, r.token_requests
+                "{} = {} groups-listing + {} users-listing + {} member pages + {} lookups (expected {pages} + 1 + {} auth)",
+                r.okta_requests,
+                r.list_groups_requests,
+                r.list_users_requests,
+                r.list_members_requests,
+                r.user_groups_requests + r.get_user_requests,
+                r.token_requests
             ),
-            r.ok && r.okta_requests == expected,
+            r.ok && r.okta_requests == expected
+                && r.list_users_requests == 1
+                && r.list_members_requests == 0,
         );
         check(
             "no-change: zero Q writes",
@@ -1128,6 +1546,82 @@ pub fn checks(report: &Report) -> Vec<Check> {
             ),
             r.ok && extra == 0,
         );
+    }
+    if let Some(r) = product(Pass::Touch) {
+        let touched = r.touched.unwrap_or(0);
+        let expected = touched.div_ceil(users_page).max(1);
+        check(
+            "profile touch: 0 member reads, 0 Q writes; users-listing pages = ceil(users / 200)",
+            format!(
+                "{} member pages, {} writes; {} users-listing pages for {touched} touched users (expected {expected}); {} users changed",
+                r.list_members_requests,
+                r.q_writes(),
+                r.list_users_requests,
+                r.users.as_ref().map_or(0, |u| u.users_changed)
+            ),
+            r.ok && r.list_members_requests == 0
+                && r.q_writes() == 0
+                && r.list_users_requests == expected,
+        );
+    }
+    if let Some(r) = product(Pass::Deactivated) {
+        let d = r.deactivated.clone().unwrap_or(Deactivated {
+            users: Vec::new(),
+            groups: 0,
+            in_scope: BTreeSet::new(),
+        });
+        let extra = r.groups_read.difference(&d.in_scope).count();
+        let missing = d.in_scope.difference(&r.groups_read).count();
+        check(
+            "1% deactivated: members read again for exactly the deactivated users' groups",
+            format!(
+                "{} groups read ({} member pages): {} of the {} in-scope groups of the {} deactivated users, {extra} others",
+                r.groups_read.len(),
+                r.list_members_requests,
+                d.in_scope.len() - missing,
+                d.in_scope.len(),
+                d.users.len()
+            ),
+            r.ok && extra == 0 && missing == 0 && !d.in_scope.is_empty(),
+        );
+        let changed = r.users.as_ref().map_or(0, |u| u.users_changed);
+        let limit = changed.div_ceil(users_page) + 1;
+        check(
+            "1% deactivated: users-listing pages <= ceil(changed users / 200) + 1",
+            format!(
+                "{} pages for {} listed, {changed} changed users (at most {limit})",
+                r.list_users_requests,
+                r.users.as_ref().map_or(0, |u| u.users_listed),
+            ),
+            r.ok && changed == d.users.len() && r.list_users_requests <= limit,
+        );
+        check(
+            "1% deactivated: Q Business equals the oracle",
+            r.oracle.as_ref().map_or_else(
+                || "not compared".to_owned(),
+                |m| {
+                    format!(
+                        "{} of {} groups differ; {} puts + {} deletes",
+                        m.differing, m.expected, r.q_puts, r.q_deletes
+                    )
+                },
+            ),
+            r.ok && r.oracle.as_ref().is_some_and(OracleMatch::equal),
+        );
+    }
+    for pass in [Pass::Churn, Pass::Touch] {
+        if let Some(r) = product(pass)
+            && let Some(m) = &r.oracle
+        {
+            check(
+                &format!(
+                    "{}: Q Business equals the oracle",
+                    r.name().trim_start_matches("q-group-sync: ")
+                ),
+                format!("{} of {} groups differ", m.differing, m.expected),
+                r.ok && m.equal(),
+            );
+        }
     }
     if let Some(r) = product(Pass::Initial) {
         let ratio = r.wall_over_floor().unwrap_or(f64::INFINITY);
@@ -1195,6 +1689,18 @@ pub fn checks(report: &Report) -> Vec<Check> {
                 "same groups"
             } else {
                 "different groups"
+            }
+            .to_owned(),
+            same,
+        );
+    }
+    if let Some(same) = report.same_deactivation {
+        check(
+            "both strategies saw the same deactivation",
+            if same {
+                "same users"
+            } else {
+                "different users"
             }
             .to_owned(),
             same,

@@ -19,8 +19,9 @@ use std::time::Duration;
 
 use clap::Parser;
 
-/// Benchmark q-group-sync (initial, no-change and 1% churn syncs, and an initial sync sharing the
-/// Okta budget) against a naive read-everything, put-everything sync.
+/// Benchmark q-group-sync (initial, no-change, 1% churn, 1% deactivated and profile-touch syncs,
+/// and an initial sync sharing the Okta budget) against a naive read-everything, put-everything
+/// sync.
 #[derive(Debug, Parser)]
 #[command(name = "bench")]
 struct Cli {
@@ -63,6 +64,17 @@ struct Cli {
     /// Membership churn before the churn passes, percent.
     #[arg(long, default_value_t = 1.0)]
     churn: f64,
+    /// Share of the ACTIVE group members deactivated before the deactivation passes, percent.
+    #[arg(long, default_value_t = 1.0)]
+    deactivate: f64,
+    /// sync.overlap written to the config, seconds (the product's default is 120; the emulator
+    /// has no lag, and a smaller overlap lets passes run seconds apart).
+    #[arg(long, default_value_t = 2)]
+    overlap: u64,
+    /// Emulated /api/v1/users bucket (the users listing and a user's groups), requests per
+    /// window.
+    #[arg(long, default_value_t = 10_000)]
+    users_rate_limit: u32,
     /// Share of the bucket the background client takes in the shared-budget run.
     #[arg(long, default_value_t = 0.4)]
     background: f64,
@@ -117,6 +129,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     opts.share = cli.share;
     opts.page_size = cli.page_size;
     opts.churn_percent = cli.churn;
+    opts.deactivate_percent = cli.deactivate;
+    opts.users_rate_limit = cli.users_rate_limit;
+    opts.overlap_secs = cli.overlap;
     opts.background_fraction = cli.background;
     opts.naive = !cli.no_naive;
     opts.shared = !cli.no_shared;
