@@ -387,17 +387,17 @@ impl SnapshotStore for MemStore {
             .collect())
     }
 
-    async fn record_users(&self, write: &UsersWrite<'_>) -> Result<(), StoreError> {
+    async fn record_users(&self, write: UsersWrite<'_>) -> Result<(), StoreError> {
         self.writable()?;
         let mut users = lock(&self.users);
         if write.mode == UsersMode::Replace {
             users.clear();
         }
-        for (id, q) in write.users {
-            if write.mode == UsersMode::InsertNew && users.contains_key(id) {
+        for (id, q) in &write.users {
+            if write.mode == UsersMode::InsertNew && users.contains_key(&**id) {
                 continue;
             }
-            users.insert(id.clone(), q.clone());
+            users.insert(id.to_string(), q.as_ref().map(|q| q.as_str().to_owned()));
         }
         let mut snapshot = lock(&self.snapshot);
         for name in write.invalidate {

@@ -16,7 +16,7 @@ use q_group_sync::plan::{Layout, ReadMark};
 use q_group_sync::store::postgres::{CommandLease, Elector, PgSettings};
 use q_group_sync::store::{
     AppliedPut, Backend, HeldPlans, HoldStatus, IntentOp, PostgresStore, RunLog, RunRecord,
-    RunStart, SnapshotStore, SqliteStore, UsersMode, UsersWrite,
+    RunStart, SnapshotStore, SqliteStore, UserRecord, UsersMode, UsersWrite,
 };
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
@@ -258,7 +258,13 @@ async fn users_and_their_marks(mut s: Subject) {
         )
         .await
         .unwrap();
-    let users = |pairs: &[(&str, Option<&str>)]| -> Vec<(String, Option<String>)> {
+    let users = |pairs: &[(&str, Option<&str>)]| -> Vec<UserRecord> {
+        pairs
+            .iter()
+            .map(|(i, q)| ((*i).into(), q.map(UserId::from_normalised)))
+            .collect()
+    };
+    let known_of = |pairs: &[(&str, Option<&str>)]| -> Vec<(String, Option<String>)> {
         pairs
             .iter()
             .map(|(i, q)| ((*i).to_owned(), q.map(str::to_owned)))
@@ -266,9 +272,9 @@ async fn users_and_their_marks(mut s: Subject) {
     };
     let ids = |list: &[&str]| -> Vec<String> { list.iter().map(|i| (*i).to_owned()).collect() };
     store
-        .record_users(&UsersWrite {
+        .record_users(UsersWrite {
             mode: UsersMode::InsertNew,
-            users: &users(&[("00ua", Some("a@x.test")), ("00ub", None)]),
+            users: users(&[("00ua", Some("a@x.test")), ("00ub", None)]),
             invalidate: &[],
             checked_at: None,
         })
@@ -276,9 +282,9 @@ async fn users_and_their_marks(mut s: Subject) {
         .unwrap();
     // Insert-only keeps a known user's record.
     store
-        .record_users(&UsersWrite {
+        .record_users(UsersWrite {
             mode: UsersMode::InsertNew,
-            users: &users(&[("00ua", None), ("00uc", Some("c@x.test"))]),
+            users: users(&[("00ua", None), ("00uc", Some("c@x.test"))]),
             invalidate: &[],
             checked_at: None,
         })
@@ -290,7 +296,7 @@ async fn users_and_their_marks(mut s: Subject) {
         .unwrap();
     assert_eq!(
         known.into_iter().collect::<Vec<_>>(),
-        users(&[
+        known_of(&[
             ("00ua", Some("a@x.test")),
             ("00ub", None),
             ("00uc", Some("c@x.test"))
@@ -304,9 +310,9 @@ async fn users_and_their_marks(mut s: Subject) {
     );
     // An upsert with the group's mark cleared and the check time, in one write.
     store
-        .record_users(&UsersWrite {
+        .record_users(UsersWrite {
             mode: UsersMode::Upsert,
-            users: &users(&[("00ua", None)]),
+            users: users(&[("00ua", None)]),
             invalidate: std::slice::from_ref(&g),
             checked_at: Some(at(5)),
         })
@@ -324,9 +330,9 @@ async fn users_and_their_marks(mut s: Subject) {
     assert_eq!(known.get("00ua"), Some(&None), "{name}");
     // Replace drops the users not given.
     store
-        .record_users(&UsersWrite {
+        .record_users(UsersWrite {
             mode: UsersMode::Replace,
-            users: &users(&[("00ub", Some("b@x.test"))]),
+            users: users(&[("00ub", Some("b@x.test"))]),
             invalidate: &[],
             checked_at: Some(at(9)),
         })
@@ -338,7 +344,7 @@ async fn users_and_their_marks(mut s: Subject) {
         .unwrap();
     assert_eq!(
         known.into_iter().collect::<Vec<_>>(),
-        users(&[("00ub", Some("b@x.test"))]),
+        known_of(&[("00ub", Some("b@x.test"))]),
         "{name}"
     );
     assert_eq!(

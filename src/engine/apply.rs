@@ -59,7 +59,7 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
             .filter(|name| snapshot.groups.get(name).is_some_and(|g| g.read.is_some()))
             .collect();
         self.store
-            .record_users(&UsersWrite::invalidate(&pending))
+            .record_users(UsersWrite::invalidate(&pending))
             .await?;
         let apply_timer = Instant::now();
         let stopped = self.apply(report, progress, cancel, &marks, tracer).await;

@@ -1,4 +1,6 @@
 use super::*;
+use crate::model::UserId;
+use crate::store::UserRecord;
 
 impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
     /// Finds the users whose status or id attribute changed since `since` in a way that matters
@@ -66,10 +68,15 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
                 }
             }
         }
-        let resolved: Vec<(String, plan::reads::KnownUser)> = changes
+        let resolved: Vec<UserRecord> = changes
             .iter()
             .filter(|c| !unresolved.contains(c.okta_id.as_str()))
-            .map(|c| (c.okta_id.clone(), c.after.clone()))
+            .map(|c| {
+                (
+                    c.okta_id.as_str().into(),
+                    c.after.as_deref().map(UserId::from_normalised),
+                )
+            })
             .collect();
         if mode == Mode::Apply {
             let invalidate: Vec<GroupName> = stale
@@ -78,9 +85,9 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
                 .cloned()
                 .collect();
             self.store
-                .record_users(&UsersWrite {
+                .record_users(UsersWrite {
                     mode: UsersMode::Upsert,
-                    users: &resolved,
+                    users: resolved,
                     invalidate: &invalidate,
                     checked_at: unresolved.is_empty().then_some(started_at),
                 })
@@ -131,29 +138,39 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
     /// read every group reflects these decisions, so they replace the record (and user changes
     /// up to this pass are reflected); otherwise only users not known yet are added, because
     /// the groups not read this pass were written with the recorded identity, and a change the
-    /// next users listing must still find would otherwise be recorded as already seen.
+    /// next users listing must still find would otherwise be recorded as already seen. Added
+    /// users go in batches, so a large read does not hold a second copy of every id.
     pub(super) async fn record_seen_users(
         &self,
         mapper: &Mapper<'_>,
         complete: bool,
         started_at: DateTime<Utc>,
     ) -> Result<(), Error> {
-        let users: Vec<(String, plan::reads::KnownUser)> = mapper
-            .decisions()
-            .map(|(id, q)| (id.to_owned(), q.map(|q| q.as_str().to_owned())))
-            .collect();
-        self.store
-            .record_users(&UsersWrite {
-                mode: if complete {
-                    UsersMode::Replace
-                } else {
-                    UsersMode::InsertNew
-                },
-                users: &users,
-                invalidate: &[],
-                checked_at: complete.then_some(started_at),
-            })
-            .await?;
+        const BATCH: usize = 10_000;
+        let record = |(id, q): (&str, Option<&UserId>)| -> UserRecord { (id.into(), q.cloned()) };
+        if complete {
+            self.store
+                .record_users(UsersWrite {
+                    mode: UsersMode::Replace,
+                    users: mapper.decisions().map(record).collect(),
+                    invalidate: &[],
+                    checked_at: Some(started_at),
+                })
+                .await?;
+            return Ok(());
+        }
+        let mut decisions = mapper.decisions().peekable();
+        while decisions.peek().is_some() {
+            let users: Vec<UserRecord> = decisions.by_ref().take(BATCH).map(record).collect();
+            self.store
+                .record_users(UsersWrite {
+                    mode: UsersMode::InsertNew,
+                    users,
+                    invalidate: &[],
+                    checked_at: None,
+                })
+                .await?;
+        }
         Ok(())
     }
 

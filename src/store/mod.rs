@@ -15,7 +15,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::model::{GroupName, Members, OktaGroupId};
+use crate::model::{GroupName, Members, OktaGroupId, UserId};
 use crate::plan::reads::KnownUser;
 use crate::plan::safety::Held;
 use crate::plan::{Layout, ReadMark, Snapshot, WriteOp};
@@ -161,7 +161,7 @@ pub trait SnapshotStore: Send + Sync {
     /// one transaction.
     fn record_users(
         &self,
-        write: &UsersWrite<'_>,
+        write: UsersWrite<'_>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Up to when user changes (status, id attribute) are reflected in the snapshot: the next
@@ -242,12 +242,15 @@ pub enum UsersMode {
     Replace,
 }
 
+/// An Okta user id and its effective Q id (`None`: left out by the `users.*` rules). The Q id
+/// is the shared one of the member lists, so a batch of these costs little beyond the Okta ids.
+pub type UserRecord = (Box<str>, Option<UserId>);
+
 /// A batch for [`SnapshotStore::record_users`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct UsersWrite<'a> {
     pub mode: UsersMode,
-    /// Okta user id and its effective Q id (`None`: left out by the `users.*` rules).
-    pub users: &'a [(String, KnownUser)],
+    pub users: Vec<UserRecord>,
     /// Groups whose read marks are cleared: the next pass reads them again whatever Okta's
     /// `lastMembershipUpdated` says.
     pub invalidate: &'a [GroupName],
@@ -260,7 +263,7 @@ impl UsersWrite<'_> {
     pub fn invalidate(groups: &[GroupName]) -> UsersWrite<'_> {
         UsersWrite {
             mode: UsersMode::InsertNew,
-            users: &[],
+            users: Vec::new(),
             invalidate: groups,
             checked_at: None,
         }
@@ -458,7 +461,7 @@ impl SnapshotStore for Backend {
         delegate!(self, s => s.known_users(okta_ids))
     }
 
-    async fn record_users(&self, write: &UsersWrite<'_>) -> Result<(), StoreError> {
+    async fn record_users(&self, write: UsersWrite<'_>) -> Result<(), StoreError> {
         delegate!(self, s => s.record_users(write))
     }
 

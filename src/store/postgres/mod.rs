@@ -32,7 +32,7 @@ use super::{
     StoreError, UsersMode, UsersWrite,
 };
 use crate::leader::{Leadership, Term};
-use crate::model::{GroupName, Interner, OktaGroupId};
+use crate::model::{GroupName, Interner, OktaGroupId, UserId};
 use crate::plan::reads::KnownUser;
 use crate::plan::safety::Held;
 use crate::plan::{ReadMark, Snapshot};
@@ -523,7 +523,7 @@ impl SnapshotStore for PostgresStore {
         Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
-    async fn record_users(&self, write: &UsersWrite<'_>) -> Result<(), StoreError> {
+    async fn record_users(&self, write: UsersWrite<'_>) -> Result<(), StoreError> {
         if write.is_empty() {
             return Ok(());
         }
@@ -535,8 +535,12 @@ impl SnapshotStore for PostgresStore {
                 .map_err(self.db("record users"))?;
         }
         if !write.users.is_empty() {
-            let ids: Vec<&str> = write.users.iter().map(|(id, _)| id.as_str()).collect();
-            let q_ids: Vec<Option<&str>> = write.users.iter().map(|(_, q)| q.as_deref()).collect();
+            let ids: Vec<&str> = write.users.iter().map(|(id, _)| &**id).collect();
+            let q_ids: Vec<Option<&str>> = write
+                .users
+                .iter()
+                .map(|(_, q)| q.as_ref().map(UserId::as_str))
+                .collect();
             let conflict = match write.mode {
                 UsersMode::InsertNew => "DO NOTHING",
                 UsersMode::Upsert | UsersMode::Replace => "DO UPDATE SET q_id = excluded.q_id",

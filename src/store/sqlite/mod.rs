@@ -16,7 +16,7 @@ use super::{
     AppliedPut, HeldRecord, HoldStatus, IntentOp, RunId, RunRecord, RunStart, SnapshotStore,
     StoreError, UsersMode, UsersWrite,
 };
-use crate::model::{GroupName, Interner, OktaGroupId};
+use crate::model::{GroupName, Interner, OktaGroupId, UserId};
 use crate::plan::reads::KnownUser;
 use crate::plan::safety::Held;
 use crate::plan::{ReadMark, Snapshot};
@@ -340,13 +340,13 @@ impl SnapshotStore for SqliteStore {
             .unwrap_or_default())
     }
 
-    async fn record_users(&self, write: &UsersWrite<'_>) -> Result<(), StoreError> {
+    async fn record_users(&self, write: UsersWrite<'_>) -> Result<(), StoreError> {
         self.writable()?;
         if write.is_empty() {
             return Ok(());
         }
         let mode = write.mode;
-        let users = write.users.to_vec();
+        let users = write.users;
         let invalidate: Vec<String> = write
             .invalidate
             .iter()
@@ -373,7 +373,8 @@ impl SnapshotStore for SqliteStore {
                 };
                 let mut stmt = tx.prepare(sql).map_err(err)?;
                 for (okta_id, q_id) in &users {
-                    stmt.execute(params![okta_id, q_id]).map_err(err)?;
+                    stmt.execute(params![&**okta_id, q_id.as_ref().map(UserId::as_str)])
+                        .map_err(err)?;
                 }
                 let mut stmt = tx
                     .prepare(
