@@ -63,12 +63,21 @@ pub struct Write {
     /// `memberGroups` sent (the chunks, for a chunked group).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub member_groups: Vec<GroupName>,
-    /// `group` or `chunk`.
-    pub role: &'static str,
+    pub role: WriteRole,
+}
+
+/// Which group a [`Write`] puts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteRole {
+    /// The group that stands for the Okta group.
+    Group,
+    /// One of its chunk sub-groups.
+    Chunk,
 }
 
 impl Write {
-    fn users(group: GroupName, users: Members, role: &'static str) -> Write {
+    fn users(group: GroupName, users: Members, role: WriteRole) -> Write {
         Write {
             group,
             user_count: users.len(),
@@ -216,9 +225,11 @@ pub fn expand(plan: &mut Plan, snapshot: &Snapshot, policy: &Policy) {
                 let new_names: BTreeSet<GroupName> = next.chunk_names(group).into_iter().collect();
                 writes.clear();
                 match next {
-                    Layout::Inline => {
-                        writes.push(Write::users(group.clone(), members.clone(), "group"))
-                    }
+                    Layout::Inline => writes.push(Write::users(
+                        group.clone(),
+                        members.clone(),
+                        WriteRole::Group,
+                    )),
                     Layout::Chunked { chunks } => {
                         let parts = split(members, chunks);
                         // The old contents of each chunk, when the group keeps its chunks and
@@ -231,7 +242,7 @@ pub fn expand(plan: &mut Plan, snapshot: &Snapshot, policy: &Policy) {
                             let unfinished = mine.is_some_and(|o| o.contains(name));
                             let same = before.as_ref().is_some_and(|b| b[i] == part);
                             if !same || unfinished {
-                                writes.push(Write::users(name.clone(), part, "chunk"));
+                                writes.push(Write::users(name.clone(), part, WriteRole::Chunk));
                             }
                         }
                         if current != next || have.is_none_or(|h| h.unconfirmed) {
@@ -240,7 +251,7 @@ pub fn expand(plan: &mut Plan, snapshot: &Snapshot, policy: &Policy) {
                                 users: Members::new(),
                                 user_count: 0,
                                 member_groups: names,
-                                role: "group",
+                                role: WriteRole::Group,
                             });
                         }
                     }
@@ -413,7 +424,7 @@ mod tests {
         s
     }
 
-    fn writes(p: &Plan) -> Vec<(String, &'static str, usize)> {
+    fn writes(p: &Plan) -> Vec<(String, WriteRole, usize)> {
         p.changes
             .iter()
             .flat_map(|c| match c {
@@ -442,9 +453,9 @@ mod tests {
         assert!(
             w[..6]
                 .iter()
-                .all(|(_, role, n)| *role == "chunk" && *n <= 1000)
+                .all(|(_, role, n)| *role == WriteRole::Chunk && *n <= 1000)
         );
-        assert_eq!(w[6], ("All".to_owned(), "group", 6));
+        assert_eq!(w[6], ("All".to_owned(), WriteRole::Group, 6));
         let s = applied(&p, Snapshot::default());
 
         // One newcomer: one chunk rewritten, the group itself untouched.
@@ -456,7 +467,7 @@ mod tests {
         let p = plan(&desired("All", more), &s, &policy);
         let w = writes(&p);
         assert_eq!(w.len(), 1, "{w:?}");
-        assert_eq!(w[0].1, "chunk");
+        assert_eq!(w[0].1, WriteRole::Chunk);
 
         // 4,000 leave: back inline, all six chunks deleted after the group stops using them.
         let fewer: Members = big.iter().take(500).collect();
@@ -471,7 +482,10 @@ mod tests {
             panic!("a put")
         };
         assert_eq!(writes.len(), 1);
-        assert_eq!((writes[0].role, writes[0].user_count), ("group", 500));
+        assert_eq!(
+            (writes[0].role, writes[0].user_count),
+            (WriteRole::Group, 500)
+        );
         assert_eq!(
             stale_chunks,
             &Layout::Chunked { chunks: 6 }.chunk_names(&GroupName::new("All"))

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use super::chunks::WriteRole;
 use super::{Change, DeleteReason, Plan, PutReason};
 use crate::model::Members;
 
@@ -143,10 +144,10 @@ fn write_change(f: &mut fmt::Formatter<'_>, change: &Change, tag: &str) -> fmt::
             if let super::Layout::Chunked { chunks } = layout {
                 let written: Vec<String> = writes
                     .iter()
-                    .filter(|w| w.role == "chunk")
+                    .filter(|w| w.role == WriteRole::Chunk)
                     .map(|w| format!("{} ({} users)", w.group, w.user_count))
                     .collect();
-                let parent = writes.iter().any(|w| w.role == "group");
+                let parent = writes.iter().any(|w| w.role == WriteRole::Group);
                 writeln!(
                     f,
                     "    in {chunks} chunk sub-groups; writes {} of them{}",
