@@ -127,14 +127,15 @@ pub(crate) fn same_origin(a: &Url, b: &Url) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     #![allow(clippy::unwrap_used)]
 
     use reqwest::header::{HeaderName, HeaderValue};
 
     use super::*;
 
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    /// A header map with `pairs` appended in order (names may repeat).
+    pub(in crate::source::okta) fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (name, value) in pairs {
             map.append(

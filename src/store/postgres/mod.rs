@@ -494,11 +494,7 @@ impl SnapshotStore for PostgresStore {
     }
 
     async fn full_read_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        Ok(self
-            .meta("full_read_at")
-            .await?
-            .as_deref()
-            .and_then(codec::parse_ts))
+        self.meta_time("full_read_at").await
     }
 
     async fn set_full_read_at(&self, at: DateTime<Utc>) -> Result<(), StoreError> {
@@ -583,11 +579,7 @@ impl SnapshotStore for PostgresStore {
     }
 
     async fn users_checked_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        Ok(self
-            .meta("users_checked_at")
-            .await?
-            .as_deref()
-            .and_then(codec::parse_ts))
+        self.meta_time("users_checked_at").await
     }
 
     async fn events_cursor(&self) -> Result<Option<String>, StoreError> {

@@ -4,6 +4,11 @@ use super::*;
 
 impl PostgresStore {
     /// A value of the `meta` table.
+    /// A time kept in the `meta` table.
+    pub(super) async fn meta_time(&self, key: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self.meta(key).await?.as_deref().and_then(codec::parse_ts))
+    }
+
     pub(super) async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         if self.empty {
             return Ok(None);

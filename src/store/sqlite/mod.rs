@@ -42,6 +42,11 @@ use schema::{check_ours, migrate};
 
 impl SqliteStore {
     /// A value of the `meta` table.
+    /// A time kept in the `meta` table.
+    async fn meta_time(&self, key: &'static str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self.meta(key).await?.as_deref().and_then(parse_ts))
+    }
+
     async fn meta(&self, key: &'static str) -> Result<Option<String>, StoreError> {
         let found = self
             .with_conn(move |conn, p| {
@@ -300,11 +305,7 @@ impl SnapshotStore for SqliteStore {
     }
 
     async fn full_read_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        Ok(self
-            .meta("full_read_at")
-            .await?
-            .as_deref()
-            .and_then(parse_ts))
+        self.meta_time("full_read_at").await
     }
 
     async fn set_full_read_at(&self, at: DateTime<Utc>) -> Result<(), StoreError> {
@@ -400,11 +401,7 @@ impl SnapshotStore for SqliteStore {
     }
 
     async fn users_checked_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        Ok(self
-            .meta("users_checked_at")
-            .await?
-            .as_deref()
-            .and_then(parse_ts))
+        self.meta_time("users_checked_at").await
     }
 
     async fn events_cursor(&self) -> Result<Option<String>, StoreError> {

@@ -149,6 +149,17 @@ fn user_target(id: &str, user: Option<&OktaUser>) -> Value {
     system_log::target(id, "User", &text("login"), display.trim())
 }
 
+/// Logs `user.account.update_profile` for `user`.
+fn log_profile_update(log: &mut SystemLog, user_id: &str, user: &OktaUser) {
+    let uri = format!("/api/v1/users/{user_id}");
+    log.record(
+        "user.account.update_profile",
+        "Update user profile for Okta",
+        vec![user_target(user_id, Some(user))],
+        &uri,
+    );
+}
+
 /// A `UserGroup` event target.
 fn group_target(group: &OktaGroup) -> Value {
     system_log::target(&group.id, "UserGroup", "unknown", &group.name)
@@ -418,14 +429,7 @@ impl OktaOrg {
             return false;
         }
         user.last_updated = now_secs();
-        let target = user_target(user_id, Some(user));
-        let uri = format!("/api/v1/users/{user_id}");
-        self.log.record(
-            "user.account.update_profile",
-            "Update user profile for Okta",
-            vec![target],
-            &uri,
-        );
+        log_profile_update(&mut self.log, user_id, user);
         true
     }
 
@@ -442,14 +446,7 @@ impl OktaOrg {
             return false;
         };
         user.last_updated = now_secs();
-        let target = user_target(user_id, Some(user));
-        let uri = format!("/api/v1/users/{user_id}");
-        self.log.record(
-            "user.account.update_profile",
-            "Update user profile for Okta",
-            vec![target],
-            &uri,
-        );
+        log_profile_update(&mut self.log, user_id, user);
         true
     }
 
