@@ -7,6 +7,7 @@
 //!
 //! Nothing here reads from Okta or Q Business; the secret files are read on demand.
 
+mod env;
 mod groups;
 mod okta;
 mod qbusiness;
@@ -21,11 +22,12 @@ mod users;
 use std::path::Path;
 
 use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Format, Serialized, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+pub use env::variable_of;
 pub use groups::GroupsConfig;
 pub use okta::{
     EVENTS_SCOPES, EventsConfig, OktaAuthMode, OktaConfig, OktaCredentials,
@@ -42,13 +44,6 @@ pub use users::{KNOWN_STATUSES, UsersConfig};
 pub const ENV_PREFIX: &str = "Q_GROUP_SYNC_";
 /// Environment variable naming the config file when `--config` is not given.
 pub const ENV_CONFIG_PATH: &str = "Q_GROUP_SYNC_CONFIG";
-
-/// Environment variables holding secrets, read verbatim, and their config keys.
-const SECRET_ENV: [(&str, &str); 3] = [
-    ("Q_GROUP_SYNC_OKTA__API_TOKEN", "okta.api_token"),
-    ("Q_GROUP_SYNC_SERVER__ADMIN_TOKEN", "server.admin_token"),
-    ("Q_GROUP_SYNC_STATE__URL", "state.url"),
-];
 
 /// A configuration problem: the message names the key and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +81,14 @@ pub struct Config {
 impl Config {
     /// Loads from defaults, the TOML file (if any) and `Q_GROUP_SYNC_*` variables, then validates.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::load_with_env(path, std::env::vars())
+    }
+
+    /// [`Config::load`] with the environment given (tests).
+    pub fn load_with_env(
+        path: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
         let mut figment = Figment::new();
         if let Some(path) = path {
             if !path.is_file() {
@@ -96,21 +99,21 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        let figment = figment.merge(
-            Env::prefixed(ENV_PREFIX)
-                .split("__")
-                .ignore(&["CONFIG"])
-                .map(|k| k.as_str().to_ascii_lowercase().into()),
-        );
-        // Secrets are taken verbatim: figment would read `00123` as the number 123 or `true`
-        // as a bool.
-        let figment = SECRET_ENV
-            .iter()
-            .fold(figment, |f, (var, key)| match std::env::var(var) {
-                Ok(raw) => f.merge(Serialized::default(key, raw)),
-                Err(_) => f,
-            });
-        Config::from_figment(figment)
+        let overrides = env::overrides(vars)?;
+        let from_env = !overrides.is_empty();
+        let figment = overrides.into_iter().fold(figment, Figment::merge);
+        Config::from_figment(figment).map_err(|e| match (path, e) {
+            (None, ConfigError(msg)) if msg.contains("missing field") => ConfigError(format!(
+                "no configuration file given: pass --config PATH or set {ENV_CONFIG_PATH}=PATH \
+                 (config/example.toml lists every key){}; {msg}",
+                if from_env {
+                    ", or set every required key as an environment variable"
+                } else {
+                    ""
+                }
+            )),
+            (_, e) => e,
+        })
     }
 
     /// Extracts and validates a config from any figment (tests use in-memory TOML).
@@ -213,6 +216,33 @@ fn redacted<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::O
     }
 }
 
+/// The rules of every URL key: http(s) with a host, plain http only to a loopback host, and no
+/// user name or password (the URL is shown in logs and /status; credentials have their own
+/// keys). The URL itself is never part of the message.
+fn check_endpoint(key: &str, url: &Url) -> Result<(), ConfigError> {
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ConfigError::key(
+            key,
+            "must not hold a user name or password (user:password@); remove them from the URL",
+        ));
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(url) => {}
+        "http" => {
+            return Err(ConfigError::key(
+                key,
+                "plain http is accepted only for loopback hosts; use https",
+            ));
+        }
+        _ => return Err(ConfigError::key(key, "must be an http(s) URL")),
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(ConfigError::key(key, "has no host"));
+    }
+    Ok(())
+}
+
 /// True for `localhost`, 127.0.0.0/8 and `[::1]`.
 pub fn is_loopback(url: &Url) -> bool {
     match url.host() {
@@ -223,14 +253,16 @@ pub fn is_loopback(url: &Url) -> bool {
     }
 }
 
-/// One line per problem, each naming the key path and where the value came from.
+/// One line per problem, each naming the key path and where the value came from. The value
+/// of a secret key is never shown, nor that of a URL key (it may hold a password).
 fn describe_figment_error(err: figment::Error) -> String {
     err.into_iter()
         .map(|e| {
-            let key = if e.path.is_empty() {
+            let path = e.path.join(".");
+            let key = if path.is_empty() {
                 String::new()
             } else {
-                format!("{}: ", e.path.join("."))
+                format!("{path}: ")
             };
             let source = match (&e.metadata, &e.profile) {
                 (Some(md), _) => match &md.source {
@@ -239,8 +271,44 @@ fn describe_figment_error(err: figment::Error) -> String {
                 },
                 _ => String::new(),
             };
-            format!("{key}{}{source}", e.kind)
+            let what = if env::is_secret(&path) || URL_KEYS.contains(&path.as_str()) {
+                without_value(&e.kind)
+            } else {
+                e.kind.to_string()
+            };
+            format!("{key}{what}{source}")
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// The config keys that hold a URL; none may carry a user name or password.
+const URL_KEYS: [&str; 3] = [
+    "okta.org_url",
+    "qbusiness.endpoint_url",
+    "qbusiness.s3_endpoint_url",
+];
+
+/// A figment error's text without the offending value.
+fn without_value(kind: &figment::error::Kind) -> String {
+    use figment::error::{Actual, Kind};
+    let type_of = |a: &Actual| match a {
+        Actual::Bool(_) => "a boolean".to_owned(),
+        Actual::Unsigned(_) | Actual::Signed(_) => "an integer (quote it as a string)".to_owned(),
+        Actual::Float(_) => "a number (quote it as a string)".to_owned(),
+        Actual::Str(_) | Actual::Char(_) => "a string".to_owned(),
+        Actual::Bytes(_) => "bytes".to_owned(),
+        other => other.to_string(),
+    };
+    match kind {
+        Kind::InvalidType(actual, expected) => format!(
+            "invalid type: found {}, expected {expected} (value not shown)",
+            type_of(actual)
+        ),
+        Kind::InvalidValue(_, expected) => {
+            format!("invalid value (not shown): expected {expected}")
+        }
+        Kind::Message(_) => "invalid value (not shown)".to_owned(),
+        other => other.to_string(),
+    }
 }

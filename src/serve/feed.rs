@@ -87,7 +87,7 @@ pub async fn run<F: ChangeFeed>(
     let mut leading = false;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(settings.poll_interval) => {}
+            _ = tokio::time::sleep(settings.poll_interval()) => {}
             _ = shutdown.cancelled() => break,
         }
         if !may_sync() {
@@ -99,7 +99,7 @@ pub async fn run<F: ChangeFeed>(
             leading = true;
             cursor = saved_position(store).await;
             saved = cursor.clone();
-            info!(interval = ?settings.poll_interval, resume = cursor.is_some(), "polling the Okta System Log");
+            info!(interval = ?settings.poll_interval(), resume = cursor.is_some(), "polling the Okta System Log");
         }
         match poll_once(&feed, cursor.as_ref()).await {
             Ok(polled) => {
