@@ -25,7 +25,7 @@ use crate::telemetry::LogFormat;
 
 /// Keeps Amazon Q Business group membership equal to Okta's.
 #[derive(Debug, Parser)]
-#[command(name = "q-group-sync", version, about, long_about = None)]
+#[command(name = "q-group-sync", version, about, long_about = None, after_help = EXIT_CODES)]
 pub struct Cli {
     /// Configuration file (TOML). Environment variables Q_GROUP_SYNC_<SECTION>__<KEY> override it.
     #[arg(
@@ -49,6 +49,15 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// The exit codes, as the README's table lists them.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0    done: every change applied or nothing to do (plan: no issues; check-config: every check passed)
+  1    something failed: a write, a read or a check; what succeeded was applied and recorded
+  2    bad configuration or usage (check-config: credentials or permissions refused)
+  3    held: the circuit breaker held deletions or removals for `approve <plan-id>`
+  130  a second SIGINT/SIGTERM during shutdown";
 
 /// What to do.
 #[derive(Debug, Subcommand)]
@@ -74,8 +83,9 @@ pub enum Command {
 pub struct ApproveArgs {
     /// The held plan's id (printed by `sync` and `plan`, shown in GET /status).
     pub plan_id: String,
-    #[command(flatten)]
-    pub output: OutputArgs,
+    /// Result format on stdout.
+    #[arg(long, short, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
 }
 
 /// Arguments of `reconcile`.
@@ -149,7 +159,7 @@ async fn approve(
     run_request(
         config,
         &PassRequest::approve(args.plan_id.trim(), crate::report::Trigger::Cli),
-        args.output.output,
+        args.output,
         shutdown,
     )
     .await

@@ -76,6 +76,11 @@ async fn a_membership_change_reaches_q_within_the_delay_without_a_scheduled_pass
         metrics.contains("q_group_sync_triggers_total{source=\"events\",result=\"started\"}"),
         "{metrics}"
     );
+    // max_delay is checked at run time: the events pass says it met it.
+    assert!(
+        metrics.contains("q_group_sync_event_deadlines_total{outcome=\"met\"} 1"),
+        "{metrics}"
+    );
     println!("change to Q: {:.2} s", delay.as_secs_f64());
 
     // The position is recorded: after a restart the same events do not trigger a pass again.
