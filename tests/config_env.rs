@@ -137,10 +137,18 @@ async fn s3_endpoint_over_plain_http_to_another_host_is_refused() {
     let out = h
         .run_env(
             &["check-config"],
-            &[(
-                "Q_GROUP_SYNC_QBUSINESS__S3_ENDPOINT_URL",
-                "http://s3.example.com",
-            )],
+            &[
+                ("Q_GROUP_SYNC_QBUSINESS__LARGE_GROUPS", "s3"),
+                ("Q_GROUP_SYNC_QBUSINESS__S3_BUCKET", "member-files"),
+                (
+                    "Q_GROUP_SYNC_QBUSINESS__ROLE_ARN",
+                    "arn:aws:iam::123456789012:role/q-group-sync-members",
+                ),
+                (
+                    "Q_GROUP_SYNC_QBUSINESS__S3_ENDPOINT_URL",
+                    "http://s3.example.com",
+                ),
+            ],
         )
         .await;
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));

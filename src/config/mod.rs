@@ -125,6 +125,7 @@ impl Config {
         let mut config: Config = figment
             .extract()
             .map_err(|e| ConfigError(describe_figment_error(e)))?;
+        check_unchosen_alternatives(&config, |key| figment.find_value(key).is_ok())?;
         // An empty secret (e.g. `VAR=` in an env file) means "not set here".
         for secret in [
             &mut config.okta.api_token,
@@ -184,6 +185,127 @@ impl Config {
     pub fn okta_token(&self) -> Result<SecretString, ConfigError> {
         self.okta.ssws_token()
     }
+}
+
+/// A key that belongs to one alternative of a choice: `(key, selector, the alternative, whether
+/// the config chose it)`.
+type AlternativeKey = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&Config) -> bool,
+);
+
+/// The keys of each alternative of a choice (`okta.auth`, `state.backend`,
+/// `qbusiness.large_groups`, `qbusiness.verify`) other than the default one. Setting one while
+/// it is not chosen is an error naming the selector: it is almost always a forgotten selector
+/// (two replicas on local SQLite files instead of PostgreSQL, an OAuth app never used). The
+/// default alternative's keys ([`DEFAULT_ALTERNATIVE_KEYS`]) are only warned about: they are
+/// what a config had before the switch, and harmless. On/off switches (`okta.events.enabled`)
+/// are not choices: their settings stay, checked, while off.
+const ALTERNATIVE_KEYS: &[AlternativeKey] = &[
+    ("okta.client_id", "okta.auth", "oauth", |c| {
+        c.okta.auth == OktaAuthMode::OAuth
+    }),
+    ("okta.private_key_file", "okta.auth", "oauth", |c| {
+        c.okta.auth == OktaAuthMode::OAuth
+    }),
+    ("okta.key_id", "okta.auth", "oauth", |c| {
+        c.okta.auth == OktaAuthMode::OAuth
+    }),
+    ("okta.scopes", "okta.auth", "oauth", |c| {
+        c.okta.auth == OktaAuthMode::OAuth
+    }),
+    ("okta.dpop", "okta.auth", "oauth", |c| {
+        c.okta.auth == OktaAuthMode::OAuth
+    }),
+    ("state.url", "state.backend", "postgres", |c| {
+        c.state.backend == StateBackend::Postgres
+    }),
+    ("state.url_file", "state.backend", "postgres", |c| {
+        c.state.backend == StateBackend::Postgres
+    }),
+    ("state.tls", "state.backend", "postgres", |c| {
+        c.state.backend == StateBackend::Postgres
+    }),
+    ("state.tls_ca_file", "state.backend", "postgres", |c| {
+        c.state.backend == StateBackend::Postgres
+    }),
+    ("state.pool_size", "state.backend", "postgres", |c| {
+        c.state.backend == StateBackend::Postgres
+    }),
+    ("state.schema", "state.backend", "postgres", |c| {
+        c.state.backend == StateBackend::Postgres
+    }),
+    ("state.leader_takeover", "state.backend", "postgres", |c| {
+        c.state.backend == StateBackend::Postgres
+    }),
+    ("qbusiness.s3_bucket", "qbusiness.large_groups", "s3", |c| {
+        c.qbusiness.large_groups == LargeGroups::S3
+    }),
+    ("qbusiness.s3_prefix", "qbusiness.large_groups", "s3", |c| {
+        c.qbusiness.large_groups == LargeGroups::S3
+    }),
+    ("qbusiness.role_arn", "qbusiness.large_groups", "s3", |c| {
+        c.qbusiness.large_groups == LargeGroups::S3
+    }),
+    (
+        "qbusiness.s3_endpoint_url",
+        "qbusiness.large_groups",
+        "s3",
+        |c| c.qbusiness.large_groups == LargeGroups::S3,
+    ),
+    (
+        "qbusiness.verify_sample_percent",
+        "qbusiness.verify",
+        "sample",
+        |c| c.qbusiness.verify == VerifyMode::Sample,
+    ),
+];
+
+/// The default alternatives' own keys: ignored, with a warning, when another is chosen.
+const DEFAULT_ALTERNATIVE_KEYS: &[AlternativeKey] = &[
+    ("okta.api_token", "okta.auth", "ssws", |c| {
+        c.okta.auth == OktaAuthMode::Ssws
+    }),
+    ("okta.api_token_file", "okta.auth", "ssws", |c| {
+        c.okta.auth == OktaAuthMode::Ssws
+    }),
+    ("state.path", "state.backend", "sqlite", |c| {
+        c.state.backend == StateBackend::Sqlite
+    }),
+];
+
+/// Refuses a key of an alternative the config did not choose; `is_set(key)` says whether a
+/// source (file or environment) set it. An empty secret counts as unset.
+fn check_unchosen_alternatives(
+    config: &Config,
+    is_set: impl Fn(&str) -> bool,
+) -> Result<(), ConfigError> {
+    let empty_secret = |key: &str| match key {
+        "okta.api_token" => config.okta.api_token.is_none(),
+        "state.url" => config.state.url.is_none(),
+        _ => false,
+    };
+    for (key, selector, alternative, chosen) in ALTERNATIVE_KEYS {
+        if !chosen(config) && is_set(key) && !empty_secret(key) {
+            return Err(ConfigError::key(
+                key,
+                format!(
+                    "is a setting of {selector} = \"{alternative}\", which is not chosen; set {selector} = \"{alternative}\" or remove it"
+                ),
+            ));
+        }
+    }
+    for (key, selector, alternative, chosen) in DEFAULT_ALTERNATIVE_KEYS {
+        if !chosen(config) && is_set(key) && !empty_secret(key) {
+            tracing::warn!(
+                key,
+                "{key} is ignored: it is a setting of {selector} = \"{alternative}\", which is not chosen"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Reads a one-line secret from a file (a trailing newline is fine).

@@ -243,20 +243,7 @@ impl OktaConfig {
         }
         // --- OAuth service app (okta.auth = "oauth"): its keys are required with it and refused
         // without it. The key file itself is read and parsed at start-up by the Okta client.
-        if o.auth == OktaAuthMode::Ssws {
-            for (key, set) in [
-                ("okta.client_id", o.client_id.is_some()),
-                ("okta.private_key_file", o.private_key_file.is_some()),
-                ("okta.key_id", o.key_id.is_some()),
-            ] {
-                if set {
-                    return Err(ConfigError::key(
-                        key,
-                        "is an OAuth setting but okta.auth is \"ssws\"; set okta.auth = \"oauth\"",
-                    ));
-                }
-            }
-        } else {
+        if o.auth == OktaAuthMode::OAuth {
             let printable = |v: &str| !v.is_empty() && v.chars().all(|c| c.is_ascii_graphic());
             match &o.client_id {
                 None => {

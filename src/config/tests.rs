@@ -463,7 +463,7 @@ fn userinfo_is_refused_in_every_url_key_and_not_echoed() {
             "qbusiness.s3_endpoint_url",
             MINIMAL.replace(
                 "region = \"us-east-1\"",
-                "region = \"us-east-1\"\ns3_endpoint_url = \"https://hunter2pw@s3.example.com\"",
+                "region = \"us-east-1\"\nlarge_groups = \"s3\"\ns3_bucket = \"member-files\"\nrole_arn = \"arn:aws:iam::123456789012:role/q\"\ns3_endpoint_url = \"https://hunter2pw@s3.example.com\"",
             ),
         ),
         (
@@ -477,6 +477,10 @@ fn userinfo_is_refused_in_every_url_key_and_not_echoed() {
     ] {
         let err = parse(&toml).expect_err("userinfo refused").to_string();
         assert!(err.contains(key), "{err}");
+        assert!(
+            err.contains("user name or password") || err.contains("not shown"),
+            "{err}"
+        );
         assert!(!err.contains("hunter2pw"), "{err}");
     }
 }
@@ -486,7 +490,7 @@ fn s3_endpoint_url_takes_plain_http_only_to_loopback() {
     let with = |url: &str| {
         MINIMAL.replace(
             "region = \"us-east-1\"",
-            &format!("region = \"us-east-1\"\ns3_endpoint_url = \"{url}\""),
+            &format!("region = \"us-east-1\"\nlarge_groups = \"s3\"\ns3_bucket = \"member-files\"\nrole_arn = \"arn:aws:iam::123456789012:role/q\"\ns3_endpoint_url = \"{url}\""),
         )
     };
     let err = parse(&with("http://s3.example.com")).expect_err("plain http refused");
@@ -600,4 +604,128 @@ fn the_environment_key_table_matches_the_config() {
         };
         assert!(fits, "{key}: table says {ty:?}, config serialises {v}");
     }
+}
+
+/// Every grace period the deployment files give the process (Kubernetes
+/// terminationGracePeriodSeconds, ECS stopTimeout, compose stop_grace_period) leaves at least
+/// 10 s beyond the `server.shutdown_grace` of every config under deploy/, so a shutdown that
+/// takes its whole grace still records what it wrote before SIGKILL.
+#[test]
+fn deployment_grace_periods_leave_room_for_shutdown_grace() {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("deploy/ is readable") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy"),
+        &mut files,
+    );
+    files.sort();
+    let number = |line: &str, key: &str| -> Option<u64> {
+        let rest = line.trim().trim_start_matches('"').strip_prefix(key)?;
+        let digits: String = rest
+            .trim_start_matches(['"', ':', ' '])
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    };
+    let mut graces = Vec::new();
+    let mut graces_needed = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
+            for key in [
+                "terminationGracePeriodSeconds",
+                "stopTimeout",
+                "stop_grace_period",
+            ] {
+                if let Some(secs) = number(line, key) {
+                    graces.push((file.clone(), secs));
+                }
+            }
+        }
+        if file.extension().is_some_and(|e| e == "toml") {
+            let grace: Option<String> = Figment::from(Toml::string(&text))
+                .extract_inner("server.shutdown_grace")
+                .ok();
+            let grace = grace.map_or(Duration::from_secs(30), |g| {
+                humantime::parse_duration(&g).expect("a duration")
+            });
+            graces_needed.push((file.clone(), grace));
+        }
+    }
+    assert!(!graces.is_empty(), "deploy/ sets grace periods");
+    assert!(!graces_needed.is_empty(), "deploy/ has configs");
+    for (config, need) in &graces_needed {
+        for (file, secs) in &graces {
+            assert!(
+                need.as_secs() + 10 <= *secs,
+                "{}: server.shutdown_grace {} leaves less than 10 s before {} kills the process ({secs} s)",
+                config.display(),
+                humantime::format_duration(*need),
+                file.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_setting_of_an_alternative_not_chosen_names_the_selector() {
+    for (extra, key, selector) in [
+        (
+            "[okta]\nclient_id = \"0oa1\"\n",
+            "okta.client_id",
+            "okta.auth",
+        ),
+        ("[okta]\ndpop = false\n", "okta.dpop", "okta.auth"),
+        (
+            "[state]\nurl_file = \"/run/pg\"\n",
+            "state.url_file",
+            "state.backend",
+        ),
+        (
+            "[state]\npool_size = 2\n",
+            "state.pool_size",
+            "state.backend",
+        ),
+        (
+            "[qbusiness]\ns3_bucket = \"b-1\"\n",
+            "qbusiness.s3_bucket",
+            "qbusiness.large_groups",
+        ),
+        (
+            "[qbusiness]\nverify_sample_percent = 5\n",
+            "qbusiness.verify_sample_percent",
+            "qbusiness.verify",
+        ),
+    ] {
+        let (section, rest) = extra.split_once('\n').expect("a table");
+        let toml = MINIMAL.replacen(&format!("{section}\n"), &format!("{section}\n{rest}"), 1);
+        let toml = if toml == MINIMAL {
+            format!("{MINIMAL}\n{extra}")
+        } else {
+            toml
+        };
+        let err = parse(&toml).expect_err(key).to_string();
+        assert!(err.contains(key) && err.contains(selector), "{key}: {err}");
+    }
+    // The default alternative's keys are ignored when another is chosen (a leftover token).
+    let oauth = MINIMAL.replace(
+        "api_token = \"00secret\"",
+        "api_token = \"00secret\"\nauth = \"oauth\"\nclient_id = \"0oa1\"\nprivate_key_file = \"/k.pem\"",
+    );
+    parse(&oauth).expect("a leftover SSWS token is only warned about");
+    // An on/off switch keeps its settings while off.
+    parse(&format!(
+        "{MINIMAL}\n[okta.events]\nenabled = false\nmax_delay = \"5s\"\n"
+    ))
+    .expect("events settings stay while events are off");
 }
