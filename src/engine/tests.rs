@@ -26,6 +26,7 @@ fn settings() -> EngineSettings {
         safety: SafetyPolicy::off(),
         full_every: std::time::Duration::from_secs(24 * 3600),
         overlap: chrono::TimeDelta::seconds(120),
+        take_over: Default::default(),
         verify: Verify {
             first_poll: std::time::Duration::from_millis(1),
             ..Verify::default()
