@@ -81,6 +81,12 @@ impl MemSource {
         self
     }
 
+    /// Adds a group to a running directory (its members changed now, as for `set_members`).
+    pub fn add_group(&self, id: &str, name: &str, members: &[&str]) {
+        lock(&self.groups).insert(id.into(), (name.into(), BTreeSet::new()));
+        self.set_members(id, members);
+    }
+
     pub fn set_members(&self, id: &str, members: &[&str]) {
         // An hour before the fixed clock: a read in the next pass counts as current.
         lock(&self.updated).insert(id.into(), FixedClock.now() - chrono::TimeDelta::hours(1));
@@ -226,10 +232,7 @@ impl RecordingSink {
 
     /// A group someone else made in Q Business (not by q-group-sync), with these users.
     pub fn seed(&self, group: &str, users: &[&str]) {
-        let members: Members = users
-            .iter()
-            .map(|u| UserId::from_normalised(*u))
-            .collect();
+        let members: Members = users.iter().map(|u| UserId::from_normalised(*u)).collect();
         lock(&self.groups).insert(GroupName::new(group), members);
     }
 

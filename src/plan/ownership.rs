@@ -96,7 +96,12 @@ enum Blocker<'a> {
 /// group's old name) and reported, unless `take_over` covers the group; so are puts with a name
 /// whose check failed. Groups written over with `take_over` are listed in
 /// [`Plan::taken_over`].
-pub fn settle(plan: &mut Plan, owned: &BTreeSet<GroupName>, found: &Existence, take_over: &TakeOver) {
+pub fn settle(
+    plan: &mut Plan,
+    owned: &BTreeSet<GroupName>,
+    found: &Existence,
+    take_over: &TakeOver,
+) {
     let mut dropped: BTreeSet<GroupName> = BTreeSet::new();
     let mut issues = Vec::new();
     let mut taken_over = Vec::new();
@@ -117,10 +122,16 @@ pub fn settle(plan: &mut Plan, owned: &BTreeSet<GroupName>, found: &Existence, t
             .find(|n| found.exists.contains(**n))
             .map(|n| Blocker::Exists(n))
             .or_else(|| {
-                unowned.iter().find(|n| !found.absent.contains(**n)).map(|n| {
-                    let why = found.unchecked.get(*n).map_or("not checked", String::as_str);
-                    Blocker::Unknown(n, why)
-                })
+                unowned
+                    .iter()
+                    .find(|n| !found.absent.contains(**n))
+                    .map(|n| {
+                        let why = found
+                            .unchecked
+                            .get(*n)
+                            .map_or("not checked", String::as_str);
+                        Blocker::Unknown(n, why)
+                    })
             });
         let Some(blocker) = blocker else { continue };
         let Change::Put {
@@ -294,8 +305,11 @@ mod tests {
         };
         let p = settled(&d, &Snapshot::default(), &found, &TakeOver::default());
         assert_eq!(put_groups(&p), ["put A"]);
-        let kinds: Vec<(&str, IssueKind)> =
-            p.issues.iter().map(|i| (i.group.as_str(), i.kind)).collect();
+        let kinds: Vec<(&str, IssueKind)> = p
+            .issues
+            .iter()
+            .map(|i| (i.group.as_str(), i.kind))
+            .collect();
         assert_eq!(
             kinds,
             [
@@ -345,7 +359,11 @@ mod tests {
         let p = settled(&d, &s, &found, &TakeOver::default());
         assert!(p.changes.is_empty(), "{:?}", put_groups(&p));
         assert_eq!(p.issues[0].kind, IssueKind::NotOwned);
-        assert!(p.issues[0].detail.contains("keeps its old Q name \"Sales\""));
+        assert!(
+            p.issues[0]
+                .detail
+                .contains("keeps its old Q name \"Sales\"")
+        );
     }
 
     #[test]
