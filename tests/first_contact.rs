@@ -115,6 +115,13 @@ async fn a_hand_made_group_keeps_its_members_until_it_is_adopted() {
             text(&out)
         );
         untouched(&h);
+        if args.len() == 3 {
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                stdout.contains("ownership Q Business has {\"Sales & Marketing\"}"),
+                "the trace says what Q answered: {stdout}"
+            );
+        }
     }
 
     // serve: the start-up pass and scheduled passes leave it too, and say so in /status and
