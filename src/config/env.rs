@@ -58,6 +58,7 @@ pub(crate) const KEYS: &[(&str, EnvType)] = &[
     ("groups.exclude", List),
     ("groups.name_prefix", Str),
     ("groups.adopt_prefixed", Bool),
+    ("groups.take_over", List),
     ("users.id_attribute", Str),
     ("users.statuses", List),
     ("users.fold_subaddress", Bool),

@@ -729,3 +729,19 @@ fn a_setting_of_an_alternative_not_chosen_names_the_selector() {
     ))
     .expect("events settings stay while events are off");
 }
+
+#[test]
+fn take_over_takes_names_and_prefixes_and_names_a_bad_entry() {
+    let c = parse(&format!(
+        "{MINIMAL}\n[groups]\ntake_over = [\"Sales & Marketing\", \"legacy-*\", \"*\"]\n"
+    ))
+    .expect("valid");
+    assert_eq!(c.groups.take_over.len(), 3);
+    assert!(parse(MINIMAL).expect("minimal").groups.take_over.is_empty());
+    for bad in ["\"\"", "\"tab\\there\""] {
+        let err = parse(&format!("{MINIMAL}\n[groups]\ntake_over = [{bad}]\n"))
+            .expect_err(bad)
+            .to_string();
+        assert!(err.contains("groups.take_over"), "{err}");
+    }
+}
