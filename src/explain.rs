@@ -48,7 +48,9 @@ pub enum ExplainError {
     },
     #[error("reading the user from Okta")]
     Okta(#[from] SourceError),
-    #[error("asking Q Business (CheckDocumentAccess)")]
+    #[error(
+        "asking Q Business (CheckDocumentAccess, which needs IAM qbusiness:CheckDocumentAccess)"
+    )]
     QBusiness(#[from] SinkError),
     #[error("reading the snapshot")]
     Store(#[from] StoreError),

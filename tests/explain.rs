@@ -9,7 +9,7 @@ use common::{Harness, text};
 use q_group_sync_emulator::document_acl::{
     AclCondition, AclGroup, AclMembership, AclUser, MemberRelation,
 };
-use q_group_sync_emulator::{DocumentAcl, OktaOrg};
+use q_group_sync_emulator::{DocumentAcl, OktaOrg, QFault, QFaultAction};
 
 const ADMIN: &str = "admin-token-for-explain-tests";
 
@@ -187,6 +187,16 @@ async fn explain_tells_consistent_from_not_yet_synced_and_skipped() {
     let (code, json) = explain_json(&h, "alice@example.test", "no-such-doc").await;
     assert_eq!(code, 2);
     assert_eq!(json["kind"], "unknown_document");
+
+    // Without qbusiness:CheckDocumentAccess: exit 2, naming the permission.
+    h.q.add_fault(QFault::always(QFaultAction::AccessDenied).on_op("CheckDocumentAccess"));
+    let (code, out) = explain(&h, "alice@example.test", "q3-plan", false).await;
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("needs IAM qbusiness:CheckDocumentAccess") && out.contains("access_denied"),
+        "{out}"
+    );
+    h.q.clear_faults();
 
     // explain wrote nothing: no PutGroup or DeleteGroup from it.
     h.q.reset_calls();
