@@ -19,8 +19,10 @@ const CAROL: &str = "00ucarol000000000003";
 const ENG: &str = "00geng00000000000001";
 const FIN: &str = "00gfin00000000000002";
 const STAFF: &str = "00gstaff000000000003";
+/// Frank's login is not his email.
+const FRANK: &str = "00ufrank000000000006";
 
-/// Alice and Bob in Engineering, Carol in Finance, all three (and two more) in All Staff.
+/// Alice and Bob in Engineering, Carol in Finance, all six users in All Staff.
 fn org() -> OktaOrg {
     let mut o = OktaOrg::default();
     for (id, name) in [
@@ -33,6 +35,12 @@ fn org() -> OktaOrg {
         let email = format!("{name}@example.test");
         o.add_user(id, "ACTIVE", Some(&email), &email);
     }
+    o.add_user(
+        FRANK,
+        "ACTIVE",
+        Some("frank@example.test"),
+        "frank.l@corp.example",
+    );
     o.add_group(ENG, "Engineering", "OKTA_GROUP");
     o.add_group(FIN, "Finance", "OKTA_GROUP");
     o.add_group(STAFF, "All Staff", "OKTA_GROUP");
@@ -238,6 +246,12 @@ async fn deny_lists_and_direct_entries_come_from_the_document() {
         }),
     };
     h.q.put_document("roadmap", all_staff_but_finance);
+    // Found by email (not his login), whatever its case.
+    let (code, json) = explain_json(&h, "Frank@Example.test", "roadmap").await;
+    assert_eq!(code, 0, "{json:#}");
+    assert_eq!(json["user"]["okta_id"], FRANK);
+    assert_eq!(json["user"]["q_user_id"], "frank@example.test");
+    assert_eq!(json["has_access"], true);
     let (code, json) = explain_json(&h, "alice@example.test", "roadmap").await;
     assert_eq!(code, 0, "{json:#}");
     assert_eq!(json["has_access"], true);

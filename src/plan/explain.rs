@@ -432,8 +432,8 @@ pub fn explain(f: &Facts<'_>) -> Explanation {
         {
             let (cause, why) = ctx.missing(g);
             let verdict = format!(
-                "Okta puts {who} in deny-list group \"{g}\", but Q does not: {why}",
-                g = g
+                "Okta puts {who} in deny-list group \"{g}\", but Q does not; {}",
+                lower_first(&why)
             );
             (cause, verdict)
         } else {
@@ -672,7 +672,8 @@ impl Ctx<'_> {
             return (
                 Cause::DenyList,
                 format!(
-                    "A deny list entry: the document's deny list names \"{g}\", and Q Business has {who} in it while Okta does not. {why}"
+                    "A deny list entry: the document's deny list names \"{g}\", and Q Business has {who} in it while Okta does not; {}",
+                    lower_first(&why)
                 ),
             );
         }
@@ -751,6 +752,15 @@ impl Ctx<'_> {
                 )
             ),
         )
+    }
+}
+
+/// `why` after a semicolon: its first letter in lower case.
+fn lower_first(why: &str) -> String {
+    let mut chars = why.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 

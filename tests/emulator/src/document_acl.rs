@@ -112,7 +112,7 @@ impl DocumentAcl {
     }
 }
 
-fn combine(relation: Option<MemberRelation>, items: impl Iterator<Item = bool>) -> bool {
+fn combine(relation: Option<MemberRelation>, mut items: impl Iterator<Item = bool>) -> bool {
     match relation {
         Some(MemberRelation::And) => {
             let mut any = false;
@@ -124,7 +124,7 @@ fn combine(relation: Option<MemberRelation>, items: impl Iterator<Item = bool>) 
             }
             any
         }
-        Some(MemberRelation::Or) | None => items.fold(false, |a, b| a || b),
+        Some(MemberRelation::Or) | None => items.any(|b| b),
     }
 }
 

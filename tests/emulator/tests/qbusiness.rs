@@ -681,9 +681,9 @@ async fn check_document_access_resolves_nested_groups_and_deny_lists() {
     assert_eq!(body["hasAccess"], true);
     let groups: BTreeSet<String> = body["userGroups"]
         .as_array()
-        .unwrap()
+        .expect("userGroups is a list")
         .iter()
-        .map(|g| g["name"].as_str().unwrap().to_owned())
+        .map(|g| g["name"].as_str().expect("a group name").to_owned())
         .collect();
     assert_eq!(groups, set(&["Staff", "Staff (q-group-sync chunk 1 of 1)"]));
     assert_eq!(body["userGroups"][0]["type"], "INDEX");
