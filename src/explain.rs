@@ -7,7 +7,7 @@
 use std::fmt::Write;
 
 use crate::plan::Rules;
-use crate::plan::explain::{Cause, Explanation, Facts};
+use crate::plan::explain::{Explanation, Facts};
 use crate::sink::{DocumentAccess, SinkError, SinkErrorKind};
 use crate::source::{SourceError, UserDirectory, UserLookup};
 use crate::store::{HeldPlans, HoldStatus, SnapshotStore, StoreError};
@@ -242,17 +242,10 @@ pub fn render_text(e: &Explanation) -> String {
         }
     );
     let _ = writeln!(out, "Verdict:    {}", e.verdict);
-    if e.cause != Cause::Consistent && !e.consistent {
-        let _ = writeln!(out, "Cause:      {}", cause_str(e.cause));
+    if !e.consistent {
+        let _ = writeln!(out, "Cause:      {}", e.cause.as_str());
     }
     out
-}
-
-fn cause_str(c: Cause) -> String {
-    serde_json::to_value(c)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -261,7 +254,7 @@ mod tests {
 
     use super::*;
     use crate::fakes::{MemAccess, MemSource, MemStore};
-    use crate::plan::explain::{AccessAnswer, AclCondition, AclList, DocumentAcl, Relation};
+    use crate::plan::explain::{AccessAnswer, AclCondition, AclList, Cause, DocumentAcl, Relation};
 
     fn rules() -> Rules {
         Rules::new(&["*".to_owned()], &[], "", &["ACTIVE".to_owned()], true).unwrap()

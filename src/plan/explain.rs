@@ -137,6 +137,26 @@ pub enum Cause {
     Unexplained,
 }
 
+impl Cause {
+    /// The label, as in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::Consistent => "consistent",
+            Cause::NotYetSynced => "not_yet_synced",
+            Cause::Held => "held",
+            Cause::UnconfirmedWrite => "unconfirmed_write",
+            Cause::FailedWrite => "failed_write",
+            Cause::NotOwned => "not_owned",
+            Cause::OutOfScope => "out_of_scope",
+            Cause::UserSkipped => "user_skipped",
+            Cause::IdMismatch => "id_mismatch",
+            Cause::DenyList => "deny_list",
+            Cause::ChangedInQ => "changed_in_q",
+            Cause::Unexplained => "unexplained",
+        }
+    }
+}
+
 /// Where one of the user's Okta groups stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OktaGroupView {

@@ -570,3 +570,23 @@ fn a_difference_no_group_explains_is_unexplained() {
     assert_eq!(e.cause, Cause::Unexplained);
     assert!(!e.consistent);
 }
+
+#[test]
+fn cause_labels_are_the_json_ones() {
+    for c in [
+        Cause::Consistent,
+        Cause::NotYetSynced,
+        Cause::Held,
+        Cause::UnconfirmedWrite,
+        Cause::FailedWrite,
+        Cause::NotOwned,
+        Cause::OutOfScope,
+        Cause::UserSkipped,
+        Cause::IdMismatch,
+        Cause::DenyList,
+        Cause::ChangedInQ,
+        Cause::Unexplained,
+    ] {
+        assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
+    }
+}
