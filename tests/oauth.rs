@@ -773,7 +773,10 @@ async fn the_ecs_task_definitions_configure_a_working_daemon() {
                 client_id,
                 ..app(&key, get(&env, "Q_GROUP_SYNC_OKTA__KEY_ID").as_deref())
             }),
-            None => OktaOptions::default(),
+            None => OktaOptions {
+                token: common::TOKEN.into(),
+                ..OktaOptions::default()
+            },
         };
         let org = org(4, 6);
         let h = Harness::start_with_okta(org.clone(), options, |_| String::new(), "").await;

@@ -298,11 +298,15 @@ fn oauth_key_inline_as_pem_text_instead_of_a_file() {
         &format!("auth = \"oauth\"\nclient_id = \"0oa1\"\n{inline}"),
     );
     let c = parse(&oauth).expect("an inline key replaces the key file");
-    assert_eq!(c.okta.private_key_pem().unwrap().expose_secret(), pem);
+    assert_eq!(c.okta.private_key_pem().expect("key").expose_secret(), pem);
     // Never shown: not in Debug, not when serialised.
     assert!(!format!("{c:?}").contains("MIGHAgEA"));
-    assert!(!serde_json::to_string(&c).unwrap().contains("MIGHAgEA"));
-    match c.okta.credentials().unwrap() {
+    assert!(
+        !serde_json::to_string(&c)
+            .expect("serialises")
+            .contains("MIGHAgEA")
+    );
+    match c.okta.credentials().expect("credentials") {
         OktaCredentials::OAuth {
             private_key_source, ..
         } => assert_eq!(private_key_source, "okta.private_key:"),
@@ -314,7 +318,7 @@ fn oauth_key_inline_as_pem_text_instead_of_a_file() {
         &format!("private_key = '{}'", pem.replace('\n', "\\n")),
     );
     let c = parse(&one_line).expect("one line");
-    assert_eq!(c.okta.private_key_pem().unwrap().expose_secret(), pem);
+    assert_eq!(c.okta.private_key_pem().expect("key").expose_secret(), pem);
     // Exactly one of the two; empty is refused; and it is an OAuth key only.
     for (toml, needle) in [
         (
