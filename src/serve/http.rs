@@ -1,4 +1,5 @@
-//! The one HTTP port of `serve`: /metrics, /livez, /readyz, /status, POST /sync and /approve.
+//! The one HTTP port of `serve`: /metrics, /livez, /readyz, /status, POST /sync and /approve,
+//! GET /explain.
 //! On a standby (PostgreSQL), the admin endpoints answer 503 naming the leader.
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/status", get(status))
         .route("/sync", post(sync))
         .route("/approve", post(approve))
+        .route("/explain", get(explain))
         .with_state(daemon)
 }
 
@@ -319,5 +321,62 @@ async fn sync(
         Enqueued::ShuttingDown => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
         Enqueued::Standby(_) => refuse_on_standby(&d)
             .unwrap_or_else(|| error(StatusCode::SERVICE_UNAVAILABLE, "leadership changed; retry")),
+    }
+}
+
+/// Parameters of GET /explain.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExplainParams {
+    user: Option<String>,
+    document: Option<String>,
+    data_source: Option<String>,
+}
+
+/// `GET /explain?user=&document=[&data_source=]`: `explain` for a helpdesk tool. Admin token
+/// required (it reveals group memberships); reads only, so a standby answers too.
+async fn explain(
+    State(d): State<Arc<Daemon>>,
+    query: Result<Query<ExplainParams>, QueryRejection>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorize(&d, &headers) {
+        return *r;
+    }
+    let Query(params) = match query {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("query: {e}")),
+    };
+    let nonempty = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    let (Some(user), Some(document)) = (nonempty(params.user), nonempty(params.document)) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "user and document are required: GET /explain?user=<email, login or Okta id>&document=<id>",
+        );
+    };
+    let data_source = nonempty(params.data_source);
+    let question = crate::explain::Question {
+        user: &user,
+        document: &document,
+        data_source: data_source.as_deref(),
+    };
+    match d.explain(&question).await {
+        Ok(e) => axum::Json(e).into_response(),
+        Err(e) => {
+            use crate::explain::ExplainError;
+            let status = match &e {
+                ExplainError::UnknownUser(_) | ExplainError::UnknownDocument { .. } => {
+                    StatusCode::NOT_FOUND
+                }
+                ExplainError::AmbiguousUser { .. } => StatusCode::CONFLICT,
+                _ => StatusCode::BAD_GATEWAY,
+            };
+            let message = crate::error::error_chain(&e);
+            (
+                status,
+                axum::Json(json!({ "error": message, "kind": e.kind() })),
+            )
+                .into_response()
+        }
     }
 }
