@@ -1,6 +1,12 @@
 # syntax=docker/dockerfile:1
+# Base images are pinned by digest, so a rebuild gets the same bytes until the digest is changed
+# here on purpose (scripts/check-deploy requires it, and the tag in a comment above each FROM).
+# To update: look up the tag's current digest (`docker buildx imagetools inspect TAG`, `crane
+# digest TAG` or `skopeo inspect docker://TAG`), replace it, rebuild and test.
+
 # Build stage: the same toolchain as rust-toolchain.toml (scripts/ci checks they agree).
-FROM rust:1.95.0-bookworm AS build
+# Tag: rust:1.95.0-bookworm
+FROM rust:1.95.0-bookworm@sha256:6258907abe69656e41cd992e0b705cdcfabcbbe3db374f92ed2d47121282d4a1 AS build
 WORKDIR /src
 
 # Dependency layer: build the dependencies against stub sources (one for every target the
@@ -26,7 +32,8 @@ RUN touch src/main.rs src/lib.rs \
       > out/etc/q-group-sync/config.toml
 
 # Runtime stage: libc and CA certificates only; no shell; runs as uid 65532.
-FROM gcr.io/distroless/cc-debian12:nonroot
+# Tag: gcr.io/distroless/cc-debian12:nonroot
+FROM gcr.io/distroless/cc-debian12:nonroot@sha256:9dac0a79194e45a7da0158a9c6da57b217585af0786db3845d1f0ec1a0dd182f
 COPY --from=build /src/out/q-group-sync /q-group-sync
 COPY --from=build /src/out/etc/q-group-sync /etc/q-group-sync
 COPY --from=build --chown=65532:65532 /src/out/var/lib/q-group-sync /var/lib/q-group-sync

@@ -1,6 +1,6 @@
 //! A guided demo against the built-in emulators: no Okta org or AWS account needed.
 //!
-//! `cargo run --release --example demo` starts an emulated Okta org and an emulated Q Business
+//! `cargo run --example demo` starts an emulated Okta org and an emulated Q Business
 //! index on 127.0.0.1, then runs the real q-group-sync engine: plan, sync, a few membership
 //! changes in Okta, plan and sync again (only those changes), and a final no-op pass.
 

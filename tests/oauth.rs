@@ -679,3 +679,139 @@ async fn the_emulator_enforces_assertions_proofs_replays_and_binding() {
     let seen: BTreeSet<String> = emu.received_jwts().into_iter().collect();
     assert!(seen.contains(&first));
 }
+
+/// The key as PEM text in `Q_GROUP_SYNC_OKTA__PRIVATE_KEY`, the OAuth settings in the
+/// environment too: how the ECS task definition (Secrets Manager) and Compose hand them over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_can_come_from_the_environment_as_pem_text() {
+    let key = TestKey::ec();
+    let org = org(3, 4);
+    let app = app(&key, None);
+    let client_id = app.client_id.clone();
+    let h = Harness::start_with_okta(org.clone(), options(app), |_| String::new(), "").await;
+    let escaped = key.private_pem.trim_end().replace('\n', "\\n");
+    for (name, pem) in [
+        ("multi-line", key.private_pem.as_str()),
+        ("one line with \\n escapes", escaped.as_str()),
+    ] {
+        let env = [
+            ("Q_GROUP_SYNC_OKTA__AUTH", "oauth"),
+            ("Q_GROUP_SYNC_OKTA__CLIENT_ID", client_id.as_str()),
+            ("Q_GROUP_SYNC_OKTA__PRIVATE_KEY", pem),
+        ];
+        let out = h.run_env(&["check-config"], &env).await;
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", text(&out));
+        assert!(
+            text(&out).contains("OAuth token issued (DPoP) and accepted"),
+            "{name}: {}",
+            text(&out)
+        );
+        let out = h.run_env(&["sync"], &env).await;
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", text(&out));
+        assert_eq!(h.q_state(), expected(&org), "{name}");
+        for secret in key.private_body_lines() {
+            assert!(!text(&out).contains(&secret), "{name}: {}", text(&out));
+        }
+    }
+    // A key that is not one: one line naming the variable's key, the key never echoed.
+    let out = h
+        .run_env(
+            &["check-config"],
+            &[
+                ("Q_GROUP_SYNC_OKTA__AUTH", "oauth"),
+                ("Q_GROUP_SYNC_OKTA__CLIENT_ID", client_id.as_str()),
+                ("Q_GROUP_SYNC_OKTA__PRIVATE_KEY", key.public_pem.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("okta.private_key: holds a PUBLIC KEY, not a private key"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// Each ECS task definition configures a working daemon through its environment alone: its
+/// `environment`, and its `secrets` as ECS injects them from Secrets Manager. Only where Okta,
+/// Q Business and the snapshot are is changed (to the emulators and a scratch directory), and
+/// those variables must already be in the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ecs_task_definitions_configure_a_working_daemon() {
+    for file in ["task-definition.json", "task-definition-oauth.json"] {
+        let path = format!("{}/deploy/ecs/{file}", env!("CARGO_MANIFEST_DIR"));
+        let td: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let c = &td["containerDefinitions"][0];
+        let pairs = |list: &str, value: &str| -> Vec<(String, String)> {
+            c[list]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    (
+                        e["name"].as_str().unwrap().to_owned(),
+                        e[value].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect()
+        };
+        let mut env = pairs("environment", "value");
+        let get = |env: &[(String, String)], k: &str| {
+            env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        };
+        let wants_oauth = get(&env, "Q_GROUP_SYNC_OKTA__AUTH").as_deref() == Some("oauth");
+        let key = TestKey::rsa();
+        let options = match get(&env, "Q_GROUP_SYNC_OKTA__CLIENT_ID") {
+            Some(client_id) => options(OAuthApp {
+                client_id,
+                ..app(&key, get(&env, "Q_GROUP_SYNC_OKTA__KEY_ID").as_deref())
+            }),
+            None => OktaOptions {
+                token: common::TOKEN.into(),
+                ..OktaOptions::default()
+            },
+        };
+        let org = org(4, 6);
+        let h = Harness::start_with_okta(org.clone(), options, |_| String::new(), "").await;
+        // No config file settings: the environment is the whole configuration.
+        std::fs::write(&h.config, "").unwrap();
+        for (name, value) in [
+            ("Q_GROUP_SYNC_OKTA__ORG_URL", h.okta.url()),
+            (
+                "Q_GROUP_SYNC_QBUSINESS__APPLICATION_ID",
+                h.q.application_id(),
+            ),
+            ("Q_GROUP_SYNC_QBUSINESS__INDEX_ID", h.q.index_id()),
+            (
+                "Q_GROUP_SYNC_STATE__PATH",
+                h.snapshot_path().display().to_string(),
+            ),
+            ("Q_GROUP_SYNC_SERVER__LISTEN", "127.0.0.1:0".to_owned()),
+        ] {
+            let slot = env.iter_mut().find(|(n, _)| n == name);
+            slot.unwrap_or_else(|| panic!("{file}: no {name}")).1 = value;
+        }
+        env.push(("Q_GROUP_SYNC_QBUSINESS__ENDPOINT_URL".to_owned(), h.q.url()));
+        for (name, _arn) in pairs("secrets", "valueFrom") {
+            let value = match name.as_str() {
+                "Q_GROUP_SYNC_OKTA__API_TOKEN" => common::TOKEN.to_owned(),
+                "Q_GROUP_SYNC_OKTA__PRIVATE_KEY" => key.private_pem.clone(),
+                "Q_GROUP_SYNC_SERVER__ADMIN_TOKEN" => "an-admin-token-of-32-characters!".to_owned(),
+                other => panic!("{file}: a secret this test does not know: {other}"),
+            };
+            env.push((name, value));
+        }
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let out = h.run_env(&["check-config"], &env).await;
+        assert_eq!(out.status.code(), Some(0), "{file}: {}", text(&out));
+        let out = h.run_env(&["sync"], &env).await;
+        assert_eq!(out.status.code(), Some(0), "{file}: {}", text(&out));
+        assert_eq!(h.q_state(), expected(&org), "{file}");
+        assert_eq!(
+            successes(&h.okta.token_requests()) > 0,
+            wants_oauth,
+            "{file}: OAuth used exactly when the task definition asks for it"
+        );
+    }
+}

@@ -46,6 +46,7 @@ pub(crate) const KEYS: &[(&str, EnvType)] = &[
     ("okta.auth", Str),
     ("okta.client_id", Str),
     ("okta.private_key_file", Str),
+    ("okta.private_key", Secret),
     ("okta.key_id", Str),
     ("okta.scopes", List),
     ("okta.dpop", Bool),

@@ -156,7 +156,8 @@ impl Config {
         self.server.validate()
     }
 
-    /// The PEM text of `okta.private_key_file` (OAuth only); parsed by the Okta client.
+    /// The PEM text of `okta.private_key` or `okta.private_key_file` (OAuth only); parsed by the
+    /// Okta client.
     pub fn okta_private_key_pem(&self) -> Result<SecretString, ConfigError> {
         self.okta.private_key_pem()
     }
@@ -208,6 +209,9 @@ const ALTERNATIVE_KEYS: &[AlternativeKey] = &[
         c.okta.auth == OktaAuthMode::OAuth
     }),
     ("okta.private_key_file", "okta.auth", "oauth", |c| {
+        c.okta.auth == OktaAuthMode::OAuth
+    }),
+    ("okta.private_key", "okta.auth", "oauth", |c| {
         c.okta.auth == OktaAuthMode::OAuth
     }),
     ("okta.key_id", "okta.auth", "oauth", |c| {
@@ -285,6 +289,7 @@ fn check_unchosen_alternatives(
     let empty_secret = |key: &str| match key {
         "okta.api_token" => config.okta.api_token.is_none(),
         "state.url" => config.state.url.is_none(),
+        "okta.private_key" => config.okta.private_key.is_none(),
         _ => false,
     };
     for (key, selector, alternative, chosen) in ALTERNATIVE_KEYS {

@@ -52,6 +52,11 @@ pub struct OktaConfig {
     /// OAuth: PEM file with the app's private key (RSA 2048+ or EC P-256), read at start-up.
     #[serde(default)]
     pub private_key_file: Option<PathBuf>,
+    /// OAuth: the app's private key as PEM text, for platforms that hand secrets over as
+    /// environment variables (`Q_GROUP_SYNC_OKTA__PRIVATE_KEY` from ECS and Secrets Manager).
+    /// Exactly one of this and `private_key_file`.
+    #[serde(default, serialize_with = "redacted")]
+    pub private_key: Option<SecretString>,
     /// OAuth: `kid` of that key in the app's Public keys (required by Okta when it has several).
     #[serde(default)]
     pub key_id: Option<String>,
@@ -87,8 +92,9 @@ pub enum OktaCredentials {
     /// `auth = "oauth"`: the service app.
     OAuth {
         client_id: String,
-        /// Where the key came from, for error messages.
-        private_key_file: PathBuf,
+        /// Where the key came from, for error messages: `okta.private_key_file <path>` or
+        /// `okta.private_key`.
+        private_key_source: String,
         /// The PEM text of the key; parsed by the Okta client.
         private_key_pem: SecretString,
         key_id: Option<String>,
@@ -260,17 +266,27 @@ impl OktaConfig {
                 }
                 Some(_) => {}
             }
-            match &o.private_key_file {
-                None => {
+            match (&o.private_key_file, &o.private_key) {
+                (None, None) => {
                     return Err(ConfigError::key(
                         "okta.private_key_file",
-                        "missing: a PEM file with the app's private key (required with okta.auth = \"oauth\")",
+                        "missing: a PEM file with the app's private key (required with okta.auth = \"oauth\"; \
+                         or the PEM text itself in okta.private_key / Q_GROUP_SYNC_OKTA__PRIVATE_KEY)",
                     ));
                 }
-                Some(path) if path.as_os_str().is_empty() => {
+                (Some(_), Some(_)) => {
+                    return Err(ConfigError::key(
+                        "okta.private_key",
+                        "set either private_key_file or private_key, not both",
+                    ));
+                }
+                (Some(path), None) if path.as_os_str().is_empty() => {
                     return Err(ConfigError::key("okta.private_key_file", "is empty"));
                 }
-                Some(_) => {}
+                (None, Some(pem)) if pem.expose_secret().trim().is_empty() => {
+                    return Err(ConfigError::key("okta.private_key", "is empty"));
+                }
+                _ => {}
             }
             if let Some(kid) = &o.key_id
                 && !printable(kid)
@@ -315,7 +331,10 @@ impl OktaConfig {
             },
             OktaAuthMode::OAuth => OktaCredentials::OAuth {
                 private_key_pem: self.private_key_pem()?,
-                private_key_file: self.private_key_file.clone().unwrap_or_default(),
+                private_key_source: match &self.private_key_file {
+                    Some(path) => format!("okta.private_key_file: {}", path.display()),
+                    None => "okta.private_key:".to_owned(),
+                },
                 client_id: self.client_id.clone().unwrap_or_default(),
                 key_id: self.key_id.clone(),
                 scopes: self.scopes.clone(),
@@ -324,8 +343,18 @@ impl OktaConfig {
         })
     }
 
-    /// The PEM text of `okta.private_key_file` (OAuth only); parsed by the Okta client.
+    /// The PEM text of `okta.private_key`, or of the file `okta.private_key_file` (OAuth only);
+    /// parsed by the Okta client.
     pub fn private_key_pem(&self) -> Result<SecretString, ConfigError> {
+        if let Some(pem) = &self.private_key {
+            // A one-line value with `\n` escapes (env files cannot hold line breaks) is the
+            // same PEM text with its line breaks written out.
+            let text = pem.expose_secret();
+            if !text.contains('\n') && text.contains("\\n") {
+                return Ok(SecretString::from(text.replace("\\n", "\n")));
+            }
+            return Ok(pem.clone());
+        }
         let path = self
             .private_key_file
             .as_ref()

@@ -63,8 +63,16 @@ fn deployment_configs_parse() {
             include_str!("../../deploy/kubernetes/config.toml"),
         ),
         (
-            "kubernetes ha component",
-            include_str!("../../deploy/kubernetes/components/ha/config.toml"),
+            "kubernetes overlay example",
+            include_str!("../../deploy/examples/kubernetes-overlay/config.toml"),
+        ),
+        (
+            "kubernetes ha overlay example",
+            include_str!("../../deploy/examples/kubernetes-ha-overlay/config.toml"),
+        ),
+        (
+            "kubernetes oauth overlay example",
+            include_str!("../../deploy/examples/kubernetes-oauth-overlay/config.toml"),
         ),
     ] {
         let c = Config::from_figment(Figment::from(Toml::string(text)))
@@ -72,6 +80,11 @@ fn deployment_configs_parse() {
         assert_eq!(
             c.state.backend == StateBackend::Postgres,
             name.contains("ha"),
+            "{name}"
+        );
+        assert_eq!(
+            c.okta.auth == OktaAuthMode::OAuth,
+            name.contains("oauth"),
             "{name}"
         );
     }
@@ -274,6 +287,68 @@ fn oauth_needs_client_id_and_key_file_but_no_api_token() {
     // The key file is read on demand, and a missing one names the key.
     let err = c.okta_private_key_pem().expect_err("no such file");
     assert!(err.to_string().contains("okta.private_key_file"), "{err}");
+}
+
+#[test]
+fn oauth_key_inline_as_pem_text_instead_of_a_file() {
+    let pem = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n";
+    let inline = format!("private_key = '''{pem}'''");
+    let oauth = MINIMAL.replace(
+        "api_token = \"00secret\"",
+        &format!("auth = \"oauth\"\nclient_id = \"0oa1\"\n{inline}"),
+    );
+    let c = parse(&oauth).expect("an inline key replaces the key file");
+    assert_eq!(c.okta.private_key_pem().expect("key").expose_secret(), pem);
+    // Never shown: not in Debug, not when serialised.
+    assert!(!format!("{c:?}").contains("MIGHAgEA"));
+    assert!(
+        !serde_json::to_string(&c)
+            .expect("serialises")
+            .contains("MIGHAgEA")
+    );
+    match c.okta.credentials().expect("credentials") {
+        OktaCredentials::OAuth {
+            private_key_source, ..
+        } => assert_eq!(private_key_source, "okta.private_key:"),
+        other => panic!("{other:?}"),
+    }
+    // One line with `\n` escapes, as an env file carries it, is the same key.
+    let one_line = oauth.replace(
+        &inline,
+        &format!("private_key = '{}'", pem.replace('\n', "\\n")),
+    );
+    let c = parse(&one_line).expect("one line");
+    assert_eq!(c.okta.private_key_pem().expect("key").expose_secret(), pem);
+    // Exactly one of the two; empty is refused; and it is an OAuth key only.
+    for (toml, needle) in [
+        (
+            oauth.replace(
+                "auth = \"oauth\"",
+                "auth = \"oauth\"\nprivate_key_file = \"/k.pem\"",
+            ),
+            "not both",
+        ),
+        (oauth.replace(&inline, "private_key = \"  \""), "is empty"),
+        (
+            MINIMAL.replace("[qbusiness]", "private_key = \"x\"\n[qbusiness]"),
+            "okta.auth = \"oauth\"",
+        ),
+    ] {
+        let err = parse(&toml).expect_err(needle).to_string();
+        assert!(
+            err.contains("okta.private_key") && err.contains(needle),
+            "{err}"
+        );
+        assert!(!err.contains("MIGHAgEA"), "{err}");
+    }
+    // Neither: the message names both ways of giving the key.
+    let err = parse(&oauth.replace(&inline, ""))
+        .expect_err("no key")
+        .to_string();
+    assert!(
+        err.contains("okta.private_key_file") && err.contains("Q_GROUP_SYNC_OKTA__PRIVATE_KEY"),
+        "{err}"
+    );
 }
 
 #[test]

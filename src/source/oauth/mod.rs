@@ -184,7 +184,7 @@ impl fmt::Display for OAuthError {
                     f,
                     "Okta rejected the client assertion {}: check that okta.client_id is the \
                      service app's Client ID and that the app's \"Public keys\" hold the public \
-                     key of okta.private_key_file{kid}",
+                     key of okta.private_key_file (or okta.private_key){kid}",
                     quoted("invalid_client", description)
                 )
             }
@@ -230,7 +230,7 @@ impl fmt::Display for OAuthError {
                 quoted(error, description)
             ),
             OAuthError::Signing => {
-                f.write_str("could not sign a JWT for Okta with okta.private_key_file")
+                f.write_str("could not sign a JWT for Okta with the app's private key (okta.private_key_file or okta.private_key)")
             }
         }
     }

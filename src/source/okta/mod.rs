@@ -81,18 +81,14 @@ impl OktaSettings {
             OktaCredentials::Ssws { token } => OktaAuth::Ssws(token),
             OktaCredentials::OAuth {
                 client_id,
-                private_key_file,
+                private_key_source,
                 private_key_pem,
                 key_id,
                 scopes,
                 dpop,
             } => {
-                let key = ClientKey::from_pem(private_key_pem.expose_secret()).map_err(|e| {
-                    ConfigError(format!(
-                        "okta.private_key_file: {} {e}",
-                        private_key_file.display()
-                    ))
-                })?;
+                let key = ClientKey::from_pem(private_key_pem.expose_secret())
+                    .map_err(|e| ConfigError(format!("{private_key_source} {e}")))?;
                 OktaAuth::OAuth(OAuthSettings {
                     client_id,
                     key,
