@@ -8,6 +8,7 @@ use std::process::Output;
 
 use q_group_sync_emulator::{OktaEmulator, OktaOptions, OktaOrg, QEmulator, QOptions};
 
+pub mod messy_org;
 pub mod postgres;
 
 pub const TOKEN: &str = "00TopSecretOktaTokenValue-never-log-me";
