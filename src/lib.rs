@@ -32,6 +32,7 @@ pub mod engine;
 pub mod error;
 #[cfg(test)]
 mod fakes;
+pub mod files;
 pub mod leader;
 pub mod metrics;
 pub mod model;

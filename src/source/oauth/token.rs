@@ -39,7 +39,7 @@ pub(crate) fn refresh_at(sent_at: DateTime<Utc>, lifetime: Duration) -> DateTime
 
 /// `expires_in` as a duration: whole seconds, at most [`MAX_LIFETIME`]; a negative or
 /// non-finite number is no lifetime at all.
-fn lifetime_of(expires_in: &serde_json::Number) -> Duration {
+pub(super) fn lifetime_of(expires_in: &serde_json::Number) -> Duration {
     let secs = expires_in.as_u64().unwrap_or_else(|| {
         expires_in
             .as_f64()
