@@ -66,14 +66,14 @@ fn directives(level: Option<&str>, filter: Option<&str>, rust_log: Option<&str>)
     let level = level.map(str::trim).filter(|l| !l.is_empty());
     match (level, explicit) {
         // A directive given as the level (`--log-level hyper=debug`) is an explicit filter.
-        (Some(l), explicit) if !is_level(l) => match explicit {
-            Some(e) => format!("{},{l},{e}", for_level("info")),
-            None => format!("{},{l}", for_level("info")),
-        },
-        (Some(l), Some(e)) => format!("{},{e}", for_level(l)),
-        (Some(l), None) => for_level(l),
+        (Some(l), explicit) if !is_level(l) => {
+            let e = explicit.map_or_else(|| l.to_owned(), |e| format!("{l},{e}"));
+            format!("{},{e}", for_level("info", &e))
+        }
+        (Some(l), Some(e)) => format!("{},{e}", for_level(l, e)),
+        (Some(l), None) => for_level(l, ""),
         (None, Some(e)) => e.to_owned(),
-        (None, None) => for_level("info"),
+        (None, None) => for_level("info", ""),
     }
 }
 
@@ -84,12 +84,22 @@ fn is_level(level: &str) -> bool {
     )
 }
 
-/// `level` for q-group-sync; dependencies at `info` or quieter, whatever the level.
-fn for_level(level: &str) -> String {
+/// `level` for q-group-sync; dependencies at `info` or quieter, whatever the level. The quiet
+/// directives for targets that `explicit` names are left out, so the explicit ones apply.
+fn for_level(level: &str, explicit: &str) -> String {
+    let named: Vec<&str> = explicit
+        .split(',')
+        .filter_map(|d| d.split_once('=').map(|(target, _)| target.trim()))
+        .collect();
+    let quiet: Vec<&str> = QUIET_DEPENDENCIES
+        .split(',')
+        .filter(|d| d.split_once('=').is_none_or(|(t, _)| !named.contains(&t)))
+        .collect();
+    let quiet = quiet.join(",");
     let level = level.to_ascii_lowercase();
     match level.as_str() {
-        "debug" | "trace" => format!("info,{QUIET_DEPENDENCIES},q_group_sync={level}"),
-        _ => format!("{level},{QUIET_DEPENDENCIES}"),
+        "debug" | "trace" => format!("info,{quiet},q_group_sync={level}"),
+        _ => format!("{level},{quiet}"),
     }
 }
 
@@ -112,7 +122,11 @@ mod tests {
         // --log-filter wins over RUST_LOG.
         let d = directives(None, Some("hyper=debug"), Some("trace"));
         assert_eq!(d, "hyper=debug");
-        assert_eq!(directives(None, None, Some("  ")), for_level("info"));
+        assert_eq!(directives(None, None, Some("  ")), for_level("info", ""));
+        // An explicit directive replaces the quiet one for its target.
+        let d = directives(Some("debug"), Some("hyper=debug"), None);
+        assert!(!d.contains("hyper=warn") && d.ends_with(",hyper=debug"), "{d}");
+        assert!(d.contains("reqwest=warn"), "{d}");
         let d = directives(Some("q_group_sync::source=trace"), None, None);
         assert!(
             d.starts_with("info,") && d.ends_with(",q_group_sync::source=trace"),

@@ -53,7 +53,7 @@ pub struct QBusinessConfig {
     /// `large_groups = "s3"`: the AWS account (12 digits) that must own `s3_bucket`; every
     /// PutObject and DeleteObject sends it as the expected bucket owner. Default: the account
     /// of `role_arn`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "account_id")]
     pub s3_bucket_owner: Option<String>,
     /// Whether a put is confirmed with GetGroup before it is recorded: `always`, `sample`, `never`.
     #[serde(default)]
@@ -251,4 +251,19 @@ fn check_aws_id(key: &str, value: &str) -> Result<(), ConfigError> {
             format!("{value:?} is not a 36-character Q Business id"),
         ))
     }
+}
+
+/// An AWS account id, quoted or not: an environment variable's `012345678901` arrives as a
+/// number, and account ids are 12 digits, so the leading zeros are put back.
+fn account_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Text(String),
+        Number(u64),
+    }
+    Ok(Option::<Id>::deserialize(d)?.map(|id| match id {
+        Id::Text(text) => text,
+        Id::Number(n) => format!("{n:012}"),
+    }))
 }
