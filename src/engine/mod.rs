@@ -32,6 +32,7 @@ use sha2::{Digest, Sha256};
 mod apply;
 mod approve;
 mod error;
+mod ownership;
 mod read;
 mod scope;
 mod summary;
@@ -79,6 +80,8 @@ pub struct EngineSettings {
     pub full_every: Duration,
     /// How long after a group's lastMembershipUpdated a read must start to count as current.
     pub overlap: chrono::TimeDelta,
+    /// Q groups made outside q-group-sync that it may write over (`groups.take_over`).
+    pub take_over: plan::ownership::TakeOver,
 }
 
 /// How puts are confirmed (PutGroup is asynchronous).
@@ -280,6 +283,8 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
             _ = cancel.cancelled() => return Err(Error::Interrupted),
         };
         let managed = Managed::of(&snapshot);
+        // Every name q-group-sync owns, before a limited pass narrows the snapshot.
+        let owned = plan::ownership::owned(&snapshot);
         let (groups, snapshot) = self.narrow(request, groups, snapshot, tracer)?;
         let (full, stale) = self
             .read_scope(request, &groups, &snapshot, report, cancel, tracer)
@@ -350,10 +355,15 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
         let plan_timer = Instant::now();
         let desired = plan::select::desired_with(&groups, &self.settings.rules, reads, mapper);
         let plan = plan::plan(&desired, &snapshot, &self.settings.policy);
+        // First contact: no group Q Business already has and q-group-sync did not create is
+        // written, whatever the plan says; asked once, before any write.
         let plan = match &request.approve {
-            Some(id) => self.approved(id, plan).await?,
+            Some(id) => {
+                let approved = self.approved(id, plan).await?;
+                self.first_contact(approved, &owned, cancel, tracer).await?
+            }
             None => safety::guard(
-                plan,
+                self.first_contact(plan, &owned, cancel, tracer).await?,
                 managed,
                 !request.limited(),
                 &self.settings.safety,
