@@ -125,7 +125,10 @@ mod tests {
         assert_eq!(directives(None, None, Some("  ")), for_level("info", ""));
         // An explicit directive replaces the quiet one for its target.
         let d = directives(Some("debug"), Some("hyper=debug"), None);
-        assert!(!d.contains("hyper=warn") && d.ends_with(",hyper=debug"), "{d}");
+        assert!(
+            !d.contains("hyper=warn") && d.ends_with(",hyper=debug"),
+            "{d}"
+        );
         assert!(d.contains("reqwest=warn"), "{d}");
         let d = directives(Some("q_group_sync::source=trace"), None, None);
         assert!(
