@@ -27,6 +27,9 @@ pub enum Exit {
     Failed,
     /// 3: deletions or removals are held for approval (`approve <plan-id>`).
     Held,
+    /// 2: what the command was asked about does not exist (`explain`: an unknown user or
+    /// document), or Okta or Q Business refused the credentials; the message names which.
+    Usage,
 }
 
 impl Exit {
@@ -35,6 +38,7 @@ impl Exit {
             Exit::Success => 0,
             Exit::Failed => 1,
             Exit::Held => 3,
+            Exit::Usage => 2,
         }
     }
 }

@@ -73,6 +73,27 @@ pub enum Command {
     /// Compare Q Business with the snapshot: report groups that look managed but are not
     /// recorded (e.g. after a lost snapshot). Deletes nothing by itself.
     Reconcile(ReconcileArgs),
+    /// Why can (or can't) a user see a document? Puts Okta (the user, status, groups), the
+    /// snapshot (last writes) and Q Business (CheckDocumentAccess) side by side. Reads only.
+    /// Exit 0 when Okta and Q agree, 1 when not, 2 for an unknown user or document.
+    Explain(ExplainArgs),
+}
+
+/// Arguments of `explain`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExplainArgs {
+    /// The user: an Okta user id, an Okta login or an email.
+    #[arg(long, value_name = "USER")]
+    pub user: String,
+    /// The Q Business document id.
+    #[arg(long, value_name = "ID")]
+    pub document: String,
+    /// The document's data source (default: qbusiness.data_source_id).
+    #[arg(long, value_name = "ID")]
+    pub data_source: Option<String>,
+    /// Result format on stdout.
+    #[arg(long, short, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
 }
 
 /// Arguments of `approve`.
@@ -131,6 +152,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Exit> 
         Command::Serve => crate::serve::serve(config, shutdown).await,
         Command::Approve(args) => approve(&config, &args, shutdown).await,
         Command::Reconcile(args) => reconcile(&config, &args, shutdown).await,
+        Command::Explain(args) => explain(&config, &args, shutdown).await,
     }
 }
 
@@ -354,6 +376,54 @@ async fn reconcile_with(
             Exit::Failed
         },
     )
+}
+
+/// `explain`: reads Okta, the snapshot (read-only) and CheckDocumentAccess; writes nothing.
+async fn explain(
+    config: &Config,
+    args: &ExplainArgs,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Exit> {
+    let settings = engine_settings(config)?;
+    let state = open_state(config, Mode::Plan, &shutdown).await?;
+    let source =
+        OktaSource::new(OktaSettings::from_config(config)?).context("starting the Okta client")?;
+    let sink = QBusinessSink::from_config(&config.qbusiness).await;
+    let question = crate::explain::Question {
+        user: args.user.trim(),
+        document: &args.document,
+        data_source: args.data_source.as_deref(),
+    };
+    let settings = crate::explain::Settings {
+        rules: &settings.rules,
+        id_attribute: &config.users.id_attribute,
+    };
+    match crate::explain::explain(&source, &sink, &state.store, settings, &question).await {
+        Ok(e) => {
+            match args.output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&e)?),
+                Output::Text => print!("{}", crate::explain::render_text(&e)),
+            }
+            Ok(if e.consistent {
+                Exit::Success
+            } else {
+                Exit::Failed
+            })
+        }
+        Err(e) if e.is_caller_error() => {
+            let message = crate::error::error_chain(&e);
+            if args.output == Output::Json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "error": message, "kind": e.kind() })
+                );
+            }
+            tracing::error!(error = %message, kind = e.kind(), "explain");
+            eprintln!("error: {message}");
+            Ok(Exit::Usage)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `sync --output json`: the run report plus the Okta request counters.

@@ -206,6 +206,75 @@ impl DirectorySource for MemSource {
     }
 }
 
+impl crate::source::UserDirectory for MemSource {
+    async fn find_user(&self, key: &str) -> Result<crate::source::UserLookup, SourceError> {
+        use crate::source::{OktaUser, UserLookup};
+        let users = lock(&self.users);
+        let found = users.iter().find(|(id, (_, email))| {
+            id.as_str() == key
+                || email
+                    .as_deref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(key))
+        });
+        Ok(match found {
+            Some((id, (status, email))) => UserLookup::Found(OktaUser {
+                id: id.clone(),
+                status: status.clone(),
+                login: email.clone(),
+                email: email.clone(),
+                attribute: email.clone(),
+            }),
+            None => UserLookup::NotFound,
+        })
+    }
+
+    async fn user_groups(&self, user_id: &str) -> Result<Vec<OktaGroup>, SourceError> {
+        Ok(lock(&self.groups)
+            .iter()
+            .filter(|(_, (_, members))| members.contains(user_id))
+            .map(|(id, (name, _))| OktaGroup {
+                id: id.clone(),
+                name: name.clone(),
+                kind: GroupType::Okta,
+                last_membership_updated: None,
+                last_updated: None,
+            })
+            .collect())
+    }
+}
+
+/// Q Business's CheckDocumentAccess in memory: a fixed answer per document (whoever asks), and
+/// the questions asked.
+#[derive(Default)]
+pub struct MemAccess {
+    pub documents: Mutex<BTreeMap<String, crate::plan::explain::AccessAnswer>>,
+    /// (user id, document id) of each call.
+    pub calls: Mutex<Vec<(String, String)>>,
+}
+
+impl MemAccess {
+    pub fn document(self, id: &str, answer: crate::plan::explain::AccessAnswer) -> Self {
+        lock(&self.documents).insert(id.into(), answer);
+        self
+    }
+
+    pub fn asked(&self) -> Vec<(String, String)> {
+        lock(&self.calls).clone()
+    }
+}
+
+impl crate::sink::DocumentAccess for MemAccess {
+    async fn check_document_access(
+        &self,
+        user_id: &str,
+        document_id: &str,
+        _data_source_id: Option<&str>,
+    ) -> Result<Option<crate::plan::explain::AccessAnswer>, SinkError> {
+        lock(&self.calls).push((user_id.into(), document_id.into()));
+        Ok(lock(&self.documents).get(document_id).cloned())
+    }
+}
+
 /// A Q Business index in memory that records calls and fails on demand.
 #[derive(Default)]
 pub struct RecordingSink {

@@ -8,7 +8,8 @@
 //! - [`plan`]: the pure core, no I/O and no clock. Its input types ([`plan::input`]), which
 //!   groups a pass reads and which users changed ([`plan::reads`]), scope and mapping
 //!   ([`plan::select`]), the diff ([`plan::plan`]), large groups ([`plan::chunks`]), the circuit
-//!   breaker ([`plan::safety`]), `reconcile`'s comparison ([`plan::reconcile`]).
+//!   breaker ([`plan::safety`]), `reconcile`'s comparison ([`plan::reconcile`]), `explain`'s
+//!   verdict ([`plan::explain`]).
 //! - [`engine`]: one pass over the three edges: narrow, read (incrementally, with user
 //!   changes), plan and guard, apply with intents and confirmations, record per group.
 //! - [`report`]: what a pass was asked ([`report::PassRequest`], [`report::Trigger`]) and what
@@ -17,6 +18,8 @@
 //!   OAuth/DPoP, rate-limit budget, System Log), [`sink`] (Q Business), [`store`] (the
 //!   snapshot, run log and held plans in SQLite or PostgreSQL); [`pacing`] paces both clients;
 //!   [`leader`] is the leadership the PostgreSQL store fences writes with.
+//! - [`explain`]: why a user can or cannot see a document: Okta, the snapshot and Q's
+//!   CheckDocumentAccess read side by side (`explain`, `GET /explain`).
 //! - [`app`]: the wiring: config in, engine, clients and stores out.
 //! - [`serve`]: the daemon: pass queue, `/status`, HTTP port, System Log feed; [`schedule`] and
 //!   [`shutdown`] beside it.
@@ -30,6 +33,7 @@ pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod explain;
 #[cfg(test)]
 mod fakes;
 pub mod files;

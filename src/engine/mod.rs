@@ -154,6 +154,16 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
         &self.store
     }
 
+    /// The Q Business client (`explain` asks it CheckDocumentAccess).
+    pub fn sink(&self) -> &K {
+        &self.sink
+    }
+
+    /// Scope and user mapping rules (`groups.*`, `users.*`).
+    pub fn rules(&self) -> &crate::plan::Rules {
+        &self.settings.rules
+    }
+
     /// One pass. `cancel` stops it between writes: what succeeded so far stays recorded.
     pub async fn run_once(
         &self,

@@ -51,6 +51,21 @@ pub struct OktaMember {
     pub attribute: Option<String>,
 }
 
+/// One Okta user as `GET /api/v1/users/{id}` reports it, for `explain`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OktaUser {
+    /// Immutable Okta user id.
+    pub id: String,
+    /// `status` as Okta sent it.
+    pub status: String,
+    /// `profile.login`.
+    pub login: Option<String>,
+    /// `profile.email`.
+    pub email: Option<String>,
+    /// The raw value of the configured `users.id_attribute`, if it is a non-empty string.
+    pub attribute: Option<String>,
+}
+
 /// The result of reading one group's members.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MemberRead {

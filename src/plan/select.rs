@@ -76,17 +76,37 @@ impl Rules {
 
     /// The Q id of an Okta user under the `users.*` rules, or why the user is left out.
     pub fn q_id(&self, user: &OktaMember) -> Result<String, Skip> {
-        if !self.statuses.contains(&user.status) {
+        if !self.eligible(&user.status) {
             return Err(Skip::Status);
         }
-        let Some(raw) = user.attribute.as_deref().filter(|v| !v.trim().is_empty()) else {
+        self.id_of(user.attribute.as_deref())
+    }
+
+    /// Whether a user with this Okta status counts as a member (`users.statuses`).
+    pub fn eligible(&self, status: &str) -> bool {
+        self.statuses.contains(status)
+    }
+
+    /// The Q id a raw `users.id_attribute` value becomes, whatever the user's status.
+    pub fn id_of(&self, attribute: Option<&str>) -> Result<String, Skip> {
+        let Some(raw) = attribute.filter(|v| !v.trim().is_empty()) else {
             return Err(Skip::MissingAttribute);
         };
-        let normalised = normalise_user_id(raw, self.fold_subaddress);
+        let normalised = self.normalise(raw);
         if check_q_id(&normalised).is_err() {
             return Err(Skip::InvalidId);
         }
         Ok(normalised)
+    }
+
+    /// A user id as Q Business compares it (trimmed, lowercased, `+tag` folded when configured).
+    pub fn normalise(&self, raw: &str) -> String {
+        normalise_user_id(raw, self.fold_subaddress)
+    }
+
+    /// `groups.name_prefix`.
+    pub fn name_prefix(&self) -> &str {
+        &self.name_prefix
     }
 }
 

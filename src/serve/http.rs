@@ -1,4 +1,5 @@
-//! The one HTTP port of `serve`: /metrics, /livez, /readyz, /status, POST /sync and /approve.
+//! The one HTTP port of `serve`: /metrics, /livez, /readyz, /status, POST /sync and /approve,
+//! GET /explain.
 //! On a standby (PostgreSQL), the admin endpoints answer 503 naming the leader.
 //!
 //! Admin routes live in [`admin_routes`]: every route there gets the bearer-token check before
@@ -42,6 +43,7 @@ fn admin_routes(daemon: Arc<Daemon>) -> Router<Arc<Daemon>> {
     Router::new()
         .route("/sync", post(sync))
         .route("/approve", post(approve))
+        .route("/explain", get(explain))
         .route_layer(DefaultBodyLimit::max(ADMIN_BODY_MAX))
         .route_layer(middleware::from_fn_with_state(daemon, require_admin))
 }
@@ -472,6 +474,63 @@ async fn request_deadline(timeout: std::time::Duration, request: Request, next: 
                 header::HeaderValue::from_static("close"),
             );
             r
+        }
+    }
+}
+
+/// Parameters of GET /explain.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExplainParams {
+    user: Option<String>,
+    document: Option<String>,
+    data_source: Option<String>,
+}
+
+/// `GET /explain?user=&document=[&data_source=]`: `explain` for a helpdesk tool. Admin token
+/// required (it reveals group memberships); reads only, so a standby answers too.
+async fn explain(
+    State(d): State<Arc<Daemon>>,
+    query: Result<Query<ExplainParams>, QueryRejection>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorize(&d, &headers) {
+        return *r;
+    }
+    let Query(params) = match query {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("query: {e}")),
+    };
+    let nonempty = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    let (Some(user), Some(document)) = (nonempty(params.user), nonempty(params.document)) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "user and document are required: GET /explain?user=<email, login or Okta id>&document=<id>",
+        );
+    };
+    let data_source = nonempty(params.data_source);
+    let question = crate::explain::Question {
+        user: &user,
+        document: &document,
+        data_source: data_source.as_deref(),
+    };
+    match d.explain(&question).await {
+        Ok(e) => axum::Json(e).into_response(),
+        Err(e) => {
+            use crate::explain::ExplainError;
+            let status = match &e {
+                ExplainError::UnknownUser(_) | ExplainError::UnknownDocument { .. } => {
+                    StatusCode::NOT_FOUND
+                }
+                ExplainError::AmbiguousUser { .. } => StatusCode::CONFLICT,
+                _ => StatusCode::BAD_GATEWAY,
+            };
+            let message = crate::error::error_chain(&e);
+            (
+                status,
+                axum::Json(json!({ "error": message, "kind": e.kind() })),
+            )
+                .into_response()
         }
     }
 }

@@ -443,6 +443,27 @@ impl Daemon {
         }
     }
 
+    /// `GET /explain`: why a user can or cannot see a document. Reads Okta, the snapshot and
+    /// CheckDocumentAccess; never writes, never waits for a pass.
+    pub async fn explain(
+        &self,
+        question: &crate::explain::Question<'_>,
+    ) -> Result<crate::plan::explain::Explanation, crate::explain::ExplainError> {
+        let engine = &self.engine;
+        let settings = crate::explain::Settings {
+            rules: engine.rules(),
+            id_attribute: engine.source().id_attribute(),
+        };
+        crate::explain::explain(
+            engine.source(),
+            engine.sink(),
+            engine.store(),
+            settings,
+            question,
+        )
+        .await
+    }
+
     /// Whether POST /sync is enabled.
     pub fn admin_enabled(&self) -> bool {
         self.admin_token_digest.is_some()

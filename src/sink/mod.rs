@@ -8,6 +8,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 
 use crate::model::{GroupName, Members};
+use crate::plan::explain::AccessAnswer;
 pub use qbusiness::QBusinessSink;
 
 /// What a delete found.
@@ -143,4 +144,17 @@ pub trait GroupSink: Send + Sync {
         updated_before: DateTime<Utc>,
         token: Option<String>,
     ) -> impl Future<Output = Result<GroupPage, SinkError>> + Send;
+}
+
+/// Q Business's own view of one user and one document, for `explain` (read-only; IAM
+/// `qbusiness:CheckDocumentAccess`).
+pub trait DocumentAccess: Send + Sync {
+    /// CheckDocumentAccess for `user_id` and `document_id` (in `data_source_id`, or the
+    /// configured one). `Ok(None)`: Q Business has no such document.
+    fn check_document_access(
+        &self,
+        user_id: &str,
+        document_id: &str,
+        data_source_id: Option<&str>,
+    ) -> impl Future<Output = Result<Option<AccessAnswer>, SinkError>> + Send;
 }

@@ -28,10 +28,13 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::{DeleteOutcome, GroupPage, GroupSink, GroupState, SinkError, SinkErrorKind};
+use super::{
+    DeleteOutcome, DocumentAccess, GroupPage, GroupSink, GroupState, SinkError, SinkErrorKind,
+};
 use crate::config::{LargeGroups, QBusinessConfig};
 use crate::model::{GroupName, Members};
 use crate::pacing::{Pacer, per_second, until_ready};
+use crate::plan::explain::{AccessAnswer, AclCondition, AclList, DocumentAcl, Relation};
 use sha2::{Digest, Sha256};
 
 /// Where and how to write.
@@ -473,6 +476,111 @@ impl GroupSink for QBusinessSink {
 /// covers a clock behind Q Business's.
 pub fn list_cutoff(now: DateTime<Utc>) -> DateTime<Utc> {
     now + chrono::TimeDelta::hours(1)
+}
+
+impl DocumentAccess for QBusinessSink {
+    async fn check_document_access(
+        &self,
+        user_id: &str,
+        document_id: &str,
+        data_source_id: Option<&str>,
+    ) -> Result<Option<AccessAnswer>, SinkError> {
+        use aws_sdk_qbusiness::operation::check_document_access::CheckDocumentAccessError;
+        let mut req = self
+            .client
+            .check_document_access()
+            .application_id(&self.target.application_id)
+            .index_id(&self.target.index_id)
+            .user_id(user_id)
+            .document_id(document_id);
+        let data_source = data_source_id.or(self.target.data_source_id.as_deref());
+        if let Some(ds) = data_source {
+            req = req.data_source_id(ds);
+        }
+        let configured = [
+            Some(self.target.application_id.as_str()),
+            Some(self.target.index_id.as_str()),
+            data_source,
+        ];
+        match req.send().await {
+            Ok(out) => Ok(Some(AccessAnswer {
+                has_access: out.has_access().unwrap_or(false),
+                user_groups: out
+                    .user_groups()
+                    .iter()
+                    .filter_map(|g| g.name().map(str::to_owned))
+                    .collect(),
+                user_aliases: out
+                    .user_aliases()
+                    .iter()
+                    .filter_map(|u| u.id().map(str::to_owned))
+                    .collect(),
+                document_acl: out.document_acl().map(acl_of).unwrap_or_default(),
+            })),
+            Err(SdkError::ServiceError(e)) if matches!(e.err(), CheckDocumentAccessError::ResourceNotFoundException(nf) if names_document(nf, &configured, document_id)) => {
+                Ok(None)
+            }
+            Err(e) => Err(classify("CheckDocumentAccess", e)),
+        }
+    }
+}
+
+/// The SDK's ACL as the pure core reads it.
+fn acl_of(acl: &aws_sdk_qbusiness::types::DocumentAcl) -> DocumentAcl {
+    use aws_sdk_qbusiness::types::{DocumentAclMembership, MemberRelation};
+    fn relation(r: Option<&MemberRelation>) -> Option<Relation> {
+        match r? {
+            MemberRelation::And => Some(Relation::And),
+            _ => Some(Relation::Or),
+        }
+    }
+    fn list(m: &DocumentAclMembership) -> AclList {
+        AclList {
+            relation: relation(m.member_relation()),
+            conditions: m
+                .conditions()
+                .iter()
+                .map(|c| AclCondition {
+                    relation: relation(c.member_relation()),
+                    users: c
+                        .users()
+                        .iter()
+                        .filter_map(|u| u.id().map(str::to_owned))
+                        .collect(),
+                    groups: c
+                        .groups()
+                        .iter()
+                        .filter_map(|g| g.name().map(str::to_owned))
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+    DocumentAcl {
+        allowlist: acl.allowlist().map(list),
+        deny_list: acl.deny_list().map(list),
+    }
+}
+
+/// Whether a CheckDocumentAccess 404 is about the document (not the application, index or
+/// data source, which are configuration errors).
+fn names_document(
+    nf: &ResourceNotFoundException,
+    configured: &[Option<&str>],
+    document: &str,
+) -> bool {
+    let id = nf.resource_id().trim();
+    let resource_type = nf.resource_type().to_ascii_lowercase();
+    if resource_type.contains("document") || (!id.is_empty() && id == document) {
+        return true;
+    }
+    if !id.is_empty() && configured.contains(&Some(id)) {
+        return false;
+    }
+    let message = nf.message().replace(document, "").to_ascii_lowercase();
+    !(message.contains("application")
+        || message.contains("index")
+        || message.contains("data source"))
 }
 
 /// Maps GetGroup's status onto [`GroupState`].

@@ -13,7 +13,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-pub use crate::plan::input::{GroupType, MemberRead, OktaGroup, OktaMember};
+pub use crate::plan::input::{GroupType, MemberRead, OktaGroup, OktaMember, OktaUser};
 pub use events::{Affected, ChangeEvent, ChangeFeed, ChangeKind, FeedPage, OktaChangeFeed};
 pub use okta::OktaSource;
 
@@ -229,5 +229,41 @@ impl<T: DirectorySource + ?Sized> DirectorySource for std::sync::Arc<T> {
         user_id: &str,
     ) -> impl Future<Output = Result<Vec<String>, SourceError>> + Send {
         (**self).groups_of_user(user_id)
+    }
+}
+
+/// What `explain` finds for a `--user` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserLookup {
+    Found(OktaUser),
+    /// No user has that id, login or email.
+    NotFound,
+    /// Several users have that email (their Okta ids).
+    Ambiguous(Vec<String>),
+}
+
+/// One user's facts, for `explain` (read-only, one user at a time).
+pub trait UserDirectory: Send + Sync {
+    /// The user whose Okta id or login is `key` (`GET /api/v1/users/{key}`), else the one whose
+    /// `profile.email` is `key`.
+    fn find_user(&self, key: &str) -> impl Future<Output = Result<UserLookup, SourceError>> + Send;
+
+    /// The groups Okta lists for the user (`GET /api/v1/users/{id}/groups`), all pages.
+    fn user_groups(
+        &self,
+        user_id: &str,
+    ) -> impl Future<Output = Result<Vec<OktaGroup>, SourceError>> + Send;
+}
+
+impl<T: UserDirectory + ?Sized> UserDirectory for std::sync::Arc<T> {
+    fn find_user(&self, key: &str) -> impl Future<Output = Result<UserLookup, SourceError>> + Send {
+        (**self).find_user(key)
+    }
+
+    fn user_groups(
+        &self,
+        user_id: &str,
+    ) -> impl Future<Output = Result<Vec<OktaGroup>, SourceError>> + Send {
+        (**self).user_groups(user_id)
     }
 }

@@ -24,14 +24,17 @@ use url::Url;
 
 use super::budget::Budget;
 use super::oauth::{ClientKey, OAuthClient, OAuthSettings};
-use super::{DirectorySource, MemberRead, OktaGroup, OktaMember, SourceError};
+use super::{
+    DirectorySource, MemberRead, OktaGroup, OktaMember, OktaUser, SourceError, UserDirectory,
+    UserLookup,
+};
 use crate::clock::SystemClock;
 use crate::config::{Config, ConfigError, OktaCredentials};
 pub(crate) use links::same_origin;
 use request::Credentials;
 pub(crate) use request::{Capped, backoff, rate_limit_wait, read_capped};
 pub use request::{MAX_BODY_BYTES, MAX_PAGES};
-use wire::{parse_groups, parse_members};
+use wire::{parse_groups, parse_members, parse_user, parse_users};
 
 /// Sent as `User-Agent` on every request.
 const USER_AGENT: &str = concat!("q-group-sync/", env!("CARGO_PKG_VERSION"));
@@ -394,6 +397,73 @@ impl DirectorySource for OktaSource {
             .into_iter()
             .map(|id| id.as_str().to_owned())
             .collect())
+    }
+}
+
+impl OktaSource {
+    /// `users.id_attribute`.
+    pub fn id_attribute(&self) -> &str {
+        &self.id_attribute
+    }
+
+    /// Users whose `profile.email` is exactly `email`, DEPROVISIONED ones included.
+    async fn users_by_email(&self, email: &str) -> Result<Vec<OktaUser>, SourceError> {
+        let value = email.replace('\\', "\\\\").replace('"', "\\\"");
+        let filter = format!(
+            r#"profile.email eq "{value}" or (status eq "DEPROVISIONED" and profile.email eq "{value}")"#
+        );
+        let mut url = self.endpoint(&["api", "v1", "users"]);
+        url.set_query(Some(&format!(
+            "limit={USERS_PAGE_SIZE}&filter={}",
+            encode_query_value(&filter)
+        )));
+        let path = url.path().to_owned();
+        let attr = self.id_attribute.as_str();
+        let parse = |body: &[u8]| parse_users(body, attr);
+        match self.paginate(url, &parse).await? {
+            Some(users) => Ok(users),
+            None => Err(SourceError::Server { path, status: 404 }),
+        }
+    }
+}
+
+impl UserDirectory for OktaSource {
+    async fn find_user(&self, key: &str) -> Result<UserLookup, SourceError> {
+        let key = key.trim();
+        if key.is_empty() || key == "." || key == ".." {
+            return Ok(UserLookup::NotFound);
+        }
+        let url = self.endpoint(&["api", "v1", "users", key]);
+        let attr = self.id_attribute.as_str();
+        let parse = |body: &[u8]| parse_user(body, attr);
+        if let Fetched::Page { items, .. } = self.fetch_page(&url, &parse).await? {
+            return Ok(UserLookup::Found(items));
+        }
+        if !key.contains('@') {
+            return Ok(UserLookup::NotFound);
+        }
+        // Okta compares filter values exactly: try the address as given, then lowercased.
+        let mut found = self.users_by_email(key).await?;
+        if found.is_empty() && key.to_lowercase() != key {
+            found = self.users_by_email(&key.to_lowercase()).await?;
+        }
+        Ok(match found.len() {
+            0 => UserLookup::NotFound,
+            1 => UserLookup::Found(found.remove(0)),
+            _ => UserLookup::Ambiguous(found.into_iter().map(|u| u.id).collect()),
+        })
+    }
+
+    async fn user_groups(&self, user_id: &str) -> Result<Vec<OktaGroup>, SourceError> {
+        if user_id.is_empty() || user_id == "." || user_id == ".." {
+            return Err(SourceError::Malformed {
+                path: "/api/v1/users/{id}/groups".to_owned(),
+                detail: format!("user id {user_id:?} cannot be used in a URL"),
+            });
+        }
+        let mut url = self.endpoint(&["api", "v1", "users", user_id, "groups"]);
+        url.set_query(Some(&format!("limit={}", self.page_size)));
+        Ok(self.paginate(url, &parse_groups).await?.unwrap_or_default())
     }
 }
 

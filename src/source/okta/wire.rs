@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use crate::source::{GroupType, OktaGroup, OktaMember};
+use crate::source::{GroupType, OktaGroup, OktaMember, OktaUser};
 
 /// A group as Okta sends it; unknown fields (`_links`, `objectClass`, …) are skipped.
 #[derive(Deserialize)]
@@ -59,6 +59,43 @@ pub(super) fn parse_members(body: &[u8], attr: &str) -> Result<Vec<OktaMember>, 
     let members = MembersSeed { attr }.deserialize(&mut de)?;
     de.end()?;
     Ok(members)
+}
+
+/// One user object (`GET /api/v1/users/{id}`), for `explain`: `id`, `status`, `profile.login`,
+/// `profile.email` and `profile.<attr>`.
+pub(super) fn parse_user(body: &[u8], attr: &str) -> Result<OktaUser, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let member = MemberSeed { attr }.deserialize(&mut de)?;
+    de.end()?;
+    #[derive(Deserialize)]
+    struct Wire {
+        #[serde(default)]
+        profile: serde_json::Map<String, serde_json::Value>,
+    }
+    let wire: Wire = serde_json::from_slice(body)?;
+    let text = |key: &str| {
+        wire.profile
+            .get(key)
+            .and_then(serde_json::Value::as_str)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    Ok(OktaUser {
+        id: member.id,
+        status: member.status,
+        login: text("login"),
+        email: text("email"),
+        attribute: member.attribute,
+    })
+}
+
+/// A page of `GET /api/v1/users` as full [`OktaUser`]s (a search finds a handful).
+pub(super) fn parse_users(body: &[u8], attr: &str) -> Result<Vec<OktaUser>, serde_json::Error> {
+    let items: Vec<serde_json::Value> = serde_json::from_slice(body)?;
+    items
+        .iter()
+        .map(|item| parse_user(&serde_json::to_vec(item)?, attr))
+        .collect()
 }
 
 /// Seed for a JSON array of users.

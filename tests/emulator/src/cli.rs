@@ -28,7 +28,9 @@ use crate::{OktaEmulator, OktaOptions, QEmulator, QOptions};
 /// number of their groups); on the Q Business URL:
 /// `GET /_emulator/stats` (`?detail=true` for calls by operation), `POST /_emulator/reset-stats`,
 /// `GET /_emulator/groups`, `POST /_emulator/groups` (`{"name": "Sales", "users": ["ana@x"]}`:
-/// a group made by hand, which q-group-sync must leave alone).
+/// a group made by hand, which q-group-sync must leave alone), `PUT /_emulator/documents/{id}`
+/// (`{"dataSourceId": null, "documentAcl": {"allowlist": ..., "denyList": ...}}`, for
+/// CheckDocumentAccess) and `DELETE`.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "q-group-sync-emulator", version, about)]
 pub struct Cli {

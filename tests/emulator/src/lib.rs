@@ -15,7 +15,9 @@
 //! - [`system_log`]: the org's System Log ([`SystemLog`]), appended by [`OktaOrg`]'s mutators,
 //!   and the polling/bounded query semantics of `GET /api/v1/logs`.
 //! - [`qbusiness`]: [`QEmulator`]: PutGroup / GetGroup / DeleteGroup / ListGroups with async
-//!   status, AWS validation, [`QFault`] injection, a call log.
+//!   status, AWS validation, [`QFault`] injection, a call log; CheckDocumentAccess.
+//! - [`document_acl`]: document ACLs (wire shape, nested group resolution, evaluation) for
+//!   CheckDocumentAccess.
 //! - [`generate`]: a deterministic org generator ([`generate::org`]), membership churn
 //!   ([`generate::churn`]) and user deactivations ([`generate::deactivate_share`]).
 //! - [`cli`]: the `q-group-sync-emulator` binary (both emulators in one process).
@@ -28,6 +30,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod document_acl;
 pub mod generate;
 pub mod measure;
 pub mod oauth;
@@ -38,6 +41,7 @@ mod server;
 pub mod system_log;
 mod timefmt;
 
+pub use document_acl::DocumentAcl;
 pub use oauth::{OAuthApp, OAuthKey, TokenRequest};
 pub use okta::*;
 pub use qbusiness::*;

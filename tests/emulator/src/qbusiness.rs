@@ -1,7 +1,8 @@
 //! Amazon Q Business group API emulator (restJson1, as `aws-sdk-qbusiness` 1.136 sends it):
 //! PutGroup, GetGroup, DeleteGroup and ListGroups, with asynchronous PROCESSING status, AWS
 //! validation rules, `x-amzn-errortype` errors, injectable faults, a call log, and
-//! `/_emulator/*` control endpoints.
+//! `/_emulator/*` control endpoints; CheckDocumentAccess over documents with ACLs a test sets
+//! up ([`QEmulator::put_document`] or `PUT /_emulator/documents/{id}`), see [`crate::document_acl`].
 //!
 //! The raw path is split on `/` first and each segment percent-decoded afterwards, so an encoded
 //! `%2F` stays inside a group name. Signatures are not verified.
@@ -22,6 +23,7 @@ use regex::Regex;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::document_acl::{DocumentAcl, Resolvable, fold_user, groups_of, has_access};
 use crate::server::{Bound, Server};
 use crate::timefmt::{epoch_f64, epoch_millis, parse_iso_millis};
 
@@ -253,6 +255,19 @@ struct QState {
     /// under `/_s3/`).
     objects: BTreeMap<(String, String), Vec<u8>>,
     s3_calls: Vec<S3Call>,
+    /// Documents by id, for CheckDocumentAccess.
+    documents: BTreeMap<String, Document>,
+}
+
+/// A document CheckDocumentAccess knows: its data source (none: uploaded with
+/// BatchPutDocument) and its ACL.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Document {
+    #[serde(default)]
+    data_source_id: Option<String>,
+    #[serde(default)]
+    document_acl: DocumentAcl,
 }
 
 /// Most members an S3 member file may list (the documented S3 limit).
@@ -456,6 +471,20 @@ impl QEmulator {
         );
     }
 
+    /// Creates (or replaces) document `id` with `acl`, in no data source, for CheckDocumentAccess.
+    pub fn put_document(&self, id: &str, acl: DocumentAcl) {
+        self.put_document_in(id, None, acl);
+    }
+
+    /// Creates (or replaces) document `id` of data source `data_source_id` with `acl`.
+    pub fn put_document_in(&self, id: &str, data_source_id: Option<&str>, acl: DocumentAcl) {
+        let document = Document {
+            data_source_id: data_source_id.map(str::to_owned),
+            document_acl: acl,
+        };
+        self.shared.lock().documents.insert(id.to_owned(), document);
+    }
+
     /// Adds a fault; faults are tried in the order added, and the first match applies.
     pub fn add_fault(&self, fault: QFault) {
         self.shared.lock().faults.push(fault);
@@ -634,6 +663,7 @@ enum Op {
     Get(String),
     Delete(String),
     List,
+    CheckAccess { user: String, document: String },
 }
 
 impl Op {
@@ -643,6 +673,7 @@ impl Op {
             Op::Get(_) => "GetGroup",
             Op::Delete(_) => "DeleteGroup",
             Op::List => "ListGroups",
+            Op::CheckAccess { .. } => "CheckDocumentAccess",
         }
     }
 }
@@ -669,6 +700,29 @@ fn route(method: &Method, raw_path: &str) -> Result<(Op, String, String), QError
         (&Method::DELETE, ["", "applications", app, "indices", index, "groups", name]) => {
             (app, index, Op::Delete((*name).to_owned()))
         }
+        // NB: this one operation says `index`, not `indices`.
+        (
+            &Method::GET,
+            [
+                "",
+                "applications",
+                app,
+                "index",
+                index,
+                "users",
+                user,
+                "documents",
+                document,
+                "check-document-access",
+            ],
+        ) => (
+            app,
+            index,
+            Op::CheckAccess {
+                user: (*user).to_owned(),
+                document: (*document).to_owned(),
+            },
+        ),
         _ => {
             let message = format!("No operation matches {method} {raw_path}");
             return Err(QError::simple(404, "UnknownOperationException", &message));
@@ -740,6 +794,12 @@ fn proxy_page(status: u16, html: &str) -> Response {
 
 async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
+    if let Some(id) = path.strip_prefix("/_emulator/documents/") {
+        let id = percent_decode_str(id).decode_utf8_lossy().into_owned();
+        let method = req.method().clone();
+        let body = axum::body::to_bytes(req.into_body(), BODY_LIMIT).await;
+        return document_control(&shared, &method, &id, body.as_deref().unwrap_or_default());
+    }
     if req.method() == Method::POST && path == "/_emulator/groups" {
         let body = axum::body::to_bytes(req.into_body(), BODY_LIMIT).await;
         return seed_control(&shared, body.ok().as_deref());
@@ -986,7 +1046,7 @@ async fn process(
                 .sum();
             put_body = Some(value);
         }
-        Op::List => {}
+        Op::List | Op::CheckAccess { .. } => {}
     }
 
     // Faults apply before anything else, like a throttling or failing front end.
@@ -1023,6 +1083,24 @@ async fn process(
     if let Op::Get(name) | Op::Delete(name) = &op {
         errors.name("groupName", Some(name));
     }
+    if let Op::CheckAccess { user, document } = &op {
+        let (u, d) = (user.chars().count(), document.chars().count());
+        errors.require(
+            (1..=2048).contains(&u),
+            "userId",
+            "Member must have length between 1 and 2048",
+        );
+        errors.require(
+            (1..=1825).contains(&d),
+            "documentId",
+            "Member must have length between 1 and 1825",
+        );
+        errors.require(
+            !OTHER_CHARS.is_match(document),
+            "documentId",
+            "Member must satisfy regular expression pattern: \\P{C}*",
+        );
+    }
     errors.into_result()?;
     match op {
         Op::Put => {
@@ -1035,7 +1113,67 @@ async fn process(
             None => Err(QError::not_found(&name, "GROUP")),
         },
         Op::List => list_groups(shared, &params),
+        Op::CheckAccess { user, document } => check_document_access(
+            shared,
+            &user,
+            &document,
+            params.get("dataSourceId").map(String::as_str),
+        ),
     }
+}
+
+/// CheckDocumentAccess: the user's groups (nested groups resolved, in the data source asked
+/// about or in none), the document's ACL as stored, and the evaluation
+/// ([`crate::document_acl`] states the assumptions). An unknown document is a 404
+/// ResourceNotFoundException; an unknown user is not an error (no groups, no aliases).
+fn check_document_access(
+    shared: &Shared,
+    user: &str,
+    document: &str,
+    data_source: Option<&str>,
+) -> Result<Value, QError> {
+    let state = shared.lock();
+    let doc = state
+        .documents
+        .get(document)
+        .filter(|d| data_source.is_none_or(|ds| d.data_source_id.as_deref() == Some(ds)))
+        .ok_or_else(|| QError::not_found(document, "DOCUMENT"))?;
+    let visible: BTreeMap<&str, Resolvable<'_>> = state
+        .groups
+        .iter()
+        .filter(|(_, g)| g.data_source_id.is_none() || g.data_source_id.as_deref() == data_source)
+        .map(|(name, g)| {
+            (
+                name.as_str(),
+                Resolvable {
+                    users: &g.users,
+                    groups: &g.groups,
+                },
+            )
+        })
+        .collect();
+    let user = fold_user(user);
+    let groups = groups_of(&user, &visible);
+    let user_groups: Vec<Value> = groups
+        .iter()
+        .map(|name| {
+            let kind = match state
+                .groups
+                .get(name)
+                .and_then(|g| g.data_source_id.as_ref())
+            {
+                Some(_) => "DATASOURCE",
+                None => "INDEX",
+            };
+            json!({ "name": name, "type": kind })
+        })
+        .collect();
+    Ok(json!({
+        "userGroups": user_groups,
+        "userAliases": [],
+        "hasAccess": has_access(&doc.document_acl, &user, &groups),
+        "documentAcl": doc.document_acl,
+    }))
 }
 
 /// The first matching fault's action; uses up one of its `times`.
@@ -1413,6 +1551,28 @@ fn stats(shared: &Shared) -> QStats {
         out.throttled += usize::from(call.status == 429);
     }
     out
+}
+
+/// `PUT /_emulator/documents/{id}` with `{"dataSourceId": ..., "documentAcl": {...}}` creates
+/// or replaces a document; `DELETE` removes it.
+fn document_control(shared: &Shared, method: &Method, id: &str, body: &[u8]) -> Response {
+    if id.is_empty() {
+        return respond(400, &json!({ "error": "document id missing" }), None);
+    }
+    match *method {
+        Method::PUT => match serde_json::from_slice::<Document>(body) {
+            Ok(document) => {
+                shared.lock().documents.insert(id.to_owned(), document);
+                respond(200, &json!({ "document": id }), None)
+            }
+            Err(e) => respond(400, &json!({ "error": e.to_string() }), None),
+        },
+        Method::DELETE => match shared.lock().documents.remove(id) {
+            Some(_) => respond(200, &json!({ "deleted": id }), None),
+            None => respond(404, &json!({ "error": "no such document" }), None),
+        },
+        _ => respond(404, &json!({ "error": "unknown control endpoint" }), None),
+    }
 }
 
 /// A group made outside the product, as [`QEmulator::seed_group`] makes it.

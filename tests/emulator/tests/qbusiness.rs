@@ -616,3 +616,159 @@ async fn binary_prints_urls_and_stops_when_stdin_closes() {
         .expect("wait");
     assert!(status.success());
 }
+
+fn check_url(emu: &QEmulator, user: &str, document: &str, query: &str) -> String {
+    format!(
+        "{}/applications/{APP}/index/{INDEX}/users/{user}/documents/{document}/check-document-access{query}",
+        emu.url()
+    )
+}
+
+#[tokio::test]
+async fn check_document_access_resolves_nested_groups_and_deny_lists() {
+    let emu = start(QOptions::default()).await;
+    // A chunked group: the parent names the chunk, the chunk holds the user.
+    assert_eq!(
+        put(
+            &emu,
+            "Staff (q-group-sync chunk 1 of 1)",
+            &["Ana@Example.test"],
+            &[]
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        put(&emu, "Staff", &[], &["Staff (q-group-sync chunk 1 of 1)"])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        put(&emu, "Leavers", &["bo@example.test"], &[]).await.status,
+        200
+    );
+    let acl = json!({
+        "dataSourceId": null,
+        "documentAcl": {
+            "allowlist": {"memberRelation": "OR", "conditions": [
+                {"memberRelation": "OR", "groups": [{"name": "Staff", "type": "INDEX"}],
+                 "users": [{"id": "bo@example.test", "type": "INDEX"}]}
+            ]},
+            "denyList": {"conditions": [{"groups": [{"name": "Leavers", "type": "INDEX"}]}]}
+        }
+    });
+    let r = send(
+        "PUT",
+        &format!("{}/_emulator/documents/handbook%2Fv1", emu.url()),
+        &[("content-type", "application/json")],
+        Some(acl.to_string().as_bytes()),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+
+    // Through the chunk, case-insensitively (Q compares emails so).
+    let r = send(
+        "GET",
+        &check_url(&emu, "ana%2Bwork%40example.test", "handbook%2Fv1", ""),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let body = r.json();
+    assert_eq!(body["hasAccess"], true);
+    let groups: BTreeSet<String> = body["userGroups"]
+        .as_array()
+        .expect("userGroups is a list")
+        .iter()
+        .map(|g| g["name"].as_str().expect("a group name").to_owned())
+        .collect();
+    assert_eq!(groups, set(&["Staff", "Staff (q-group-sync chunk 1 of 1)"]));
+    assert_eq!(body["userGroups"][0]["type"], "INDEX");
+    assert_eq!(
+        body["documentAcl"]["allowlist"]["conditions"][0]["groups"][0]["name"],
+        "Staff"
+    );
+    assert_eq!(body["userAliases"], json!([]));
+
+    // Named directly, but in the deny list's group: denied.
+    let r = send(
+        "GET",
+        &check_url(&emu, "bo%40example.test", "handbook%2Fv1", ""),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(r.json()["hasAccess"], false);
+
+    // A user Q has never seen: no groups, no access, not an error.
+    let r = send(
+        "GET",
+        &check_url(&emu, "zed%40example.test", "handbook%2Fv1", ""),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["userGroups"], json!([]));
+    assert_eq!(r.json()["hasAccess"], false);
+
+    // An unknown document, or one of another data source: ResourceNotFoundException.
+    let r = send(
+        "GET",
+        &check_url(&emu, "ana%40example.test", "nope", ""),
+        &[],
+        None,
+    )
+    .await;
+    let body = assert_error(&r, 404, "ResourceNotFoundException");
+    assert_eq!(body["resourceType"], "DOCUMENT");
+    assert_eq!(body["resourceId"], "nope");
+    let ds = "cccccccc-cccc-cccc-cccc-cccccccccccc";
+    let r = send(
+        "GET",
+        &check_url(
+            &emu,
+            "ana%40example.test",
+            "handbook%2Fv1",
+            &format!("?dataSourceId={ds}"),
+        ),
+        &[],
+        None,
+    )
+    .await;
+    assert_error(&r, 404, "ResourceNotFoundException");
+    let r = send(
+        "GET",
+        &check_url(
+            &emu,
+            "ana%40example.test",
+            "handbook%2Fv1",
+            "?dataSourceId=bad",
+        ),
+        &[],
+        None,
+    )
+    .await;
+    assert_error(&r, 400, "ValidationException");
+
+    // Removed through the control endpoint.
+    let r = send(
+        "DELETE",
+        &format!("{}/_emulator/documents/handbook%2Fv1", emu.url()),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let r = send(
+        "GET",
+        &check_url(&emu, "ana%40example.test", "handbook%2Fv1", ""),
+        &[],
+        None,
+    )
+    .await;
+    assert_error(&r, 404, "ResourceNotFoundException");
+}
