@@ -25,7 +25,7 @@ use crate::telemetry::LogFormat;
 
 /// Keeps Amazon Q Business group membership equal to Okta's.
 #[derive(Debug, Parser)]
-#[command(name = "q-group-sync", version, about, long_about = None)]
+#[command(name = "q-group-sync", version, about, long_about = None, after_help = EXIT_CODES)]
 pub struct Cli {
     /// Configuration file (TOML). Environment variables Q_GROUP_SYNC_<SECTION>__<KEY> override it.
     #[arg(
@@ -56,6 +56,15 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The exit codes, as the README's table lists them.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0    done: every change applied or nothing to do (plan: no issues; check-config: every check passed)
+  1    something failed: a write, a read or a check; what succeeded was applied and recorded
+  2    bad configuration or usage (check-config: credentials or permissions refused)
+  3    held: the circuit breaker held deletions or removals for `approve <plan-id>`
+  130  a second SIGINT/SIGTERM during shutdown";
+
 /// What to do.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -63,8 +72,9 @@ pub enum Command {
     Sync(OutputArgs),
     /// Show what `sync` would change. Writes nothing: not to Q Business, not to the snapshot.
     Plan(OutputArgs),
-    /// Validate the configuration and reach Okta and Q Business read-only.
-    CheckConfig,
+    /// Validate the configuration, the snapshot location, and Okta's and Q Business's answers
+    /// and permissions (read-only unless --write-probe).
+    CheckConfig(CheckArgs),
     /// Run as a service: passes on the schedule and on demand, HTTP for metrics, health,
     /// status and the admin trigger. Stops on SIGTERM/SIGINT after writes in flight finish.
     Serve,
@@ -101,8 +111,19 @@ pub struct ExplainArgs {
 pub struct ApproveArgs {
     /// The held plan's id (printed by `sync` and `plan`, shown in GET /status).
     pub plan_id: String,
-    #[command(flatten)]
-    pub output: OutputArgs,
+    /// Result format on stdout.
+    #[arg(long, short, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+/// Arguments of `check-config`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckArgs {
+    /// Also prove the Q Business write permissions: put a canary group
+    /// (q-group-sync-write-probe-<host>-<pid>-<time>, one .invalid member), confirm it with
+    /// GetGroup, and delete it.
+    #[arg(long)]
+    pub write_probe: bool,
 }
 
 /// Arguments of `reconcile`.
@@ -148,7 +169,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Exit> 
     match cli.command {
         Command::Sync(args) => run_pass(&config, Mode::Apply, &args, shutdown).await,
         Command::Plan(args) => run_pass(&config, Mode::Plan, &args, shutdown).await,
-        Command::CheckConfig => check_config(&config).await,
+        Command::CheckConfig(args) => check_config(&config, &args).await,
         Command::Serve => crate::serve::serve(config, shutdown).await,
         Command::Approve(args) => approve(&config, &args, shutdown).await,
         Command::Reconcile(args) => reconcile(&config, &args, shutdown).await,
@@ -178,7 +199,7 @@ async fn approve(
     run_request(
         config,
         &PassRequest::approve(args.plan_id.trim(), crate::report::Trigger::Cli),
-        args.output.output,
+        args.output,
         shutdown,
     )
     .await
@@ -495,7 +516,88 @@ pub fn render_report(report: &RunReport, okta: &OktaStats) -> String {
     out
 }
 
-async fn check_config(config: &Config) -> anyhow::Result<Exit> {
+/// Whether SQLite can create or write `state.path`: the directory exists and takes a new file,
+/// or the file opens for writing. `Err` is the line to print, with what to do.
+fn snapshot_writable(path: &std::path::Path) -> Result<(), String> {
+    let fix = "create it, writable by the user q-group-sync runs as, or set state.path";
+    if path.exists() {
+        return std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map(drop)
+            .map_err(|e| {
+                format!(
+                    "{} cannot be opened for writing: {e}; make it writable by the user q-group-sync runs as",
+                    path.display()
+                )
+            });
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(format!(
+            "directory {} does not exist (state.path = {}); {fix}",
+            dir.display(),
+            path.display()
+        ));
+    }
+    let probe = dir.join(format!(".q-group-sync-check-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "directory {} does not take new files ({e}), so {} cannot be created; {fix}",
+            dir.display(),
+            path.display()
+        )),
+    }
+}
+
+/// Whether a check's failure is fixed by configuration or permissions (exit 2) rather than by
+/// waiting for a service (exit 1).
+fn misconfigured_source(e: &SourceError) -> bool {
+    matches!(e, SourceError::OAuth(_))
+        || matches!(
+            e.kind(),
+            SourceErrorKind::Unauthorized
+                | SourceErrorKind::Forbidden
+                | SourceErrorKind::BadRequest
+                | SourceErrorKind::ForeignLink
+        )
+}
+
+/// What an Okta refusal asks the admin to do.
+fn okta_fix(e: &SourceError, what: &str) -> &'static str {
+    match e.kind() {
+        SourceErrorKind::Unauthorized => {
+            "check the token (okta.api_token_file) or the service app (okta.client_id, key), and that it is active"
+        }
+        SourceErrorKind::Forbidden => match what {
+            "events" => {
+                "give the token's admin a role that reads the System Log (Read-only Administrator), or grant okta.logs.read to the service app"
+            }
+            "users" => {
+                "give the token's admin a role that reads users (Read-only Administrator), or grant okta.users.read to the service app"
+            }
+            _ => {
+                "give the token's admin a role that reads groups and members (Read-only Administrator), or grant okta.groups.read to the service app"
+            }
+        },
+        SourceErrorKind::BadRequest => "check okta.group_filter and the other [okta] settings",
+        _ => "check that okta.org_url is reachable from here; the next run retries",
+    }
+}
+
+async fn check_config(config: &Config, args: &CheckArgs) -> anyhow::Result<Exit> {
     engine_settings(config)?;
     let okta_settings = OktaSettings::from_config(config)?;
     println!("config: ok");
@@ -505,48 +607,73 @@ async fn check_config(config: &Config) -> anyhow::Result<Exit> {
         StateBackend::Sqlite => config.state.path.display().to_string(),
         StateBackend::Postgres => PgSettings::from_config(&config.state)?.target().to_owned(),
     };
-    match open_state(config, Mode::Plan, &CancellationToken::new()).await {
-        Ok(state) => match state.store.load().await {
-            Ok(s) => println!("snapshot: ok ({where_}, {} groups)", s.groups.len()),
+    let writable = match config.state.backend {
+        StateBackend::Sqlite => snapshot_writable(&config.state.path),
+        StateBackend::Postgres => Ok(()),
+    };
+    match writable {
+        Err(why) => {
+            ok = false;
+            println!("snapshot: FAILED: {why}");
+        }
+        Ok(()) => match open_state(config, Mode::Plan, &CancellationToken::new()).await {
+            Ok(state) => match state.store.load().await {
+                Ok(s) => println!("snapshot: ok ({where_}, {} groups)", s.groups.len()),
+                Err(e) => {
+                    ok = false;
+                    println!(
+                        "snapshot: FAILED: {}; restore it from a backup or move it away (the next sync starts a new one, see `reconcile`)",
+                        crate::error::error_chain(&e)
+                    );
+                }
+            },
             Err(e) => {
                 ok = false;
-                println!("snapshot: FAILED: {}", crate::error::error_chain(&e));
+                println!("snapshot: FAILED: {e:#}");
             }
         },
-        Err(e) => {
-            ok = false;
-            println!("snapshot: FAILED: {e:#}");
-        }
     }
 
     let source = Arc::new(OktaSource::new(okta_settings).context("starting the Okta client")?);
     let mut misconfigured = Vec::new();
+    let mut okta_failed = |name: &str, what: &str, e: SourceError, ok: &mut bool| {
+        println!(
+            "{name}: FAILED: {}; {}",
+            crate::error::error_chain(&e),
+            okta_fix(&e, what)
+        );
+        if misconfigured_source(&e) {
+            misconfigured.push(e.to_string());
+        } else {
+            *ok = false;
+        }
+    };
     // With OAuth this first gets a token (client assertion, scopes, DPoP), then lists groups.
     let credentials = match config.okta.auth {
         OktaAuthMode::Ssws => "token accepted",
         OktaAuthMode::OAuth if config.okta.dpop => "OAuth token issued (DPoP) and accepted",
         OktaAuthMode::OAuth => "OAuth token issued and accepted",
     };
-    match source.check().await {
-        Ok(_) => println!(
-            "okta: ok ({} reachable, {credentials}, filter accepted)",
-            config.okta.org_url
-        ),
+    let groups_ok = match source.check().await {
+        Ok(_) => {
+            println!(
+                "okta: ok ({} reachable, {credentials}, filter accepted)",
+                config.okta.org_url
+            );
+            true
+        }
         Err(e) => {
-            println!("okta: FAILED: {}", crate::error::error_chain(&e));
-            if matches!(e, SourceError::OAuth(_))
-                || matches!(
-                    e.kind(),
-                    SourceErrorKind::Unauthorized
-                        | SourceErrorKind::Forbidden
-                        | SourceErrorKind::BadRequest
-                        | SourceErrorKind::ForeignLink
-                )
-            {
-                misconfigured.push(e.to_string());
-            } else {
-                ok = false;
-            }
+            okta_failed("okta", "groups", e, &mut ok);
+            false
+        }
+    };
+    if groups_ok {
+        match source.check_members().await {
+            Ok(Some(_)) => println!("okta members: ok (a group's members readable)"),
+            Ok(None) => println!(
+                "okta members: not checked: okta.group_filter selects no group (check the filter if groups are expected)"
+            ),
+            Err(e) => okta_failed("okta members", "groups", e, &mut ok),
         }
     }
 
@@ -554,21 +681,7 @@ async fn check_config(config: &Config) -> anyhow::Result<Exit> {
     // changes do not show as membership changes).
     match source.check_users().await {
         Ok(_) => println!("okta users: ok (users listing readable)"),
-        Err(e) => {
-            println!("okta users: FAILED: {}", crate::error::error_chain(&e));
-            if matches!(e, SourceError::OAuth(_))
-                || matches!(
-                    e.kind(),
-                    SourceErrorKind::Unauthorized
-                        | SourceErrorKind::Forbidden
-                        | SourceErrorKind::BadRequest
-                )
-            {
-                misconfigured.push(e.to_string());
-            } else {
-                ok = false;
-            }
-        }
+        Err(e) => okta_failed("okta users", "users", e, &mut ok),
     }
 
     if config.okta.events.enabled {
@@ -585,37 +698,85 @@ async fn check_config(config: &Config) -> anyhow::Result<Exit> {
                 page.events.len(),
                 humantime::format_duration(config.okta.events.lookback)
             ),
+            Err(e) => okta_failed("okta events", "events", e, &mut ok),
+        }
+    }
+
+    let q = &config.qbusiness;
+    if let Err(chain) = crate::sink::probe::find_credentials(&q.region).await {
+        println!("aws credentials: FAILED: {chain}");
+        println!("qbusiness: not checked (no AWS credentials)");
+        misconfigured.push(chain.to_owned());
+    } else {
+        println!("aws credentials: ok (found by the default chain)");
+        let sink = QBusinessSink::from_config(q).await;
+        let reachable = match sink.check().await {
+            Ok(_) => {
+                println!(
+                    "qbusiness: ok (application {}, index {} reachable, ListGroups allowed)",
+                    q.application_id, q.index_id
+                );
+                true
+            }
             Err(e) => {
-                println!("okta events: FAILED: {}", crate::error::error_chain(&e));
+                let fix = match e.kind {
+                    SinkErrorKind::AccessDenied => {
+                        "allow qbusiness:ListGroups, GetGroup, PutGroup and DeleteGroup on the application in the IAM policy of the role q-group-sync runs with"
+                    }
+                    SinkErrorKind::NotFound => {
+                        "check qbusiness.application_id, index_id and region (aws qbusiness list-applications, list-indices)"
+                    }
+                    SinkErrorKind::Validation => "check the [qbusiness] ids and data_source_id",
+                    _ => "check that Q Business is reachable from here; the next run retries",
+                };
+                println!("qbusiness: FAILED: {e}; {fix}");
                 if matches!(
-                    e.kind(),
-                    SourceErrorKind::Unauthorized
-                        | SourceErrorKind::Forbidden
-                        | SourceErrorKind::BadRequest
+                    e.kind,
+                    SinkErrorKind::AccessDenied
+                        | SinkErrorKind::NotFound
+                        | SinkErrorKind::Validation
                 ) {
                     misconfigured.push(e.to_string());
                 } else {
                     ok = false;
                 }
+                false
             }
-        }
-    }
-
-    let sink = QBusinessSink::from_config(&config.qbusiness).await;
-    match sink.check().await {
-        Ok(_) => println!(
-            "qbusiness: ok (application {}, index {} reachable)",
-            config.qbusiness.application_id, config.qbusiness.index_id
-        ),
-        Err(e) => {
-            println!("qbusiness: FAILED: {e}");
-            if matches!(
-                e.kind,
-                SinkErrorKind::AccessDenied | SinkErrorKind::NotFound | SinkErrorKind::Validation
-            ) {
-                misconfigured.push(e.to_string());
+        };
+        if args.write_probe {
+            if reachable {
+                let canary = crate::sink::probe::canary_name(
+                    config.groups.name_prefix.as_deref(),
+                    &config.state.replica_name(),
+                    std::process::id(),
+                    crate::clock::Clock::now(&SystemClock).timestamp(),
+                );
+                let hint = format!(
+                    "aws qbusiness delete-group --region {} --application-id {} --index-id {} --group-name '{canary}'{}",
+                    q.region,
+                    q.application_id,
+                    q.index_id,
+                    q.data_source_id
+                        .as_ref()
+                        .map(|d| format!(" --data-source-id {d}"))
+                        .unwrap_or_default()
+                );
+                let probe =
+                    crate::sink::probe::write_probe(&sink, &canary, q.verify_timeout, &hint).await;
+                for (_, line) in &probe.lines {
+                    println!("{line}");
+                }
+                if probe.passed() {
+                    println!("write probe: ok (PutGroup, GetGroup and DeleteGroup allowed)");
+                } else if probe.misconfigured {
+                    misconfigured.push(
+                        "the Q Business write probe was refused (see its lines above)".to_owned(),
+                    );
+                } else {
+                    ok = false;
+                }
             } else {
-                ok = false;
+                println!("write probe: not run (Q Business is not reachable)");
             }
         }
     }

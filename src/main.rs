@@ -40,8 +40,8 @@ fn main() -> ExitCode {
             Err(err) => {
                 let config = err.downcast_ref::<ConfigError>().is_some();
                 let message = error_chain(err.as_ref());
+                // Once, through the log: one JSON line, or one text line.
                 tracing::error!(error = %message, "{}", if config { "configuration error" } else { "failed" });
-                eprintln!("error: {message}");
                 ExitCode::from(if config { 2 } else { 1 })
             }
         }

@@ -40,6 +40,7 @@ pub const HELD_CHANGES: &str = "q_group_sync_held_changes";
 pub const EVENT_POLLS: &str = "q_group_sync_event_polls_total";
 pub const EVENTS: &str = "q_group_sync_events_total";
 pub const EVENT_GROUPS: &str = "q_group_sync_event_groups_total";
+pub const EVENT_DEADLINES: &str = "q_group_sync_event_deadlines_total";
 pub const LEADER: &str = "q_group_sync_leader";
 pub const LEADERSHIP_CHANGES: &str = "q_group_sync_leadership_changes_total";
 pub const LEADER_LOCK_WAIT: &str = "q_group_sync_leader_lock_wait_seconds";
@@ -126,6 +127,9 @@ pub fn register_known_series() {
     }
     counter!(EVENTS).increment(0);
     counter!(EVENT_GROUPS).increment(0);
+    for outcome in ["met", "missed"] {
+        counter!(EVENT_DEADLINES, "outcome" => outcome).increment(0);
+    }
     for result in USER_CHECK_RESULTS {
         counter!(USER_CHECKS, "result" => result).increment(0);
     }
@@ -175,6 +179,10 @@ pub fn describe() {
     describe_counter!(
         EVENT_GROUPS,
         "Okta groups queued for a pass because the System Log reported them changed."
+    );
+    describe_counter!(
+        EVENT_DEADLINES,
+        "Events passes by whether they synced the System Log changes within okta.events.max_delay of the oldest change (met, missed)."
     );
     describe_gauge!(
         LEADER,
@@ -393,6 +401,11 @@ pub fn event_poll(outcome: &'static str, events: usize, groups: usize) {
     counter!(EVENT_POLLS, "outcome" => outcome).increment(1);
     counter!(EVENTS).increment(events as u64);
     counter!(EVENT_GROUPS).increment(groups as u64);
+}
+
+/// An events pass finished: whether it synced its changes within `okta.events.max_delay`.
+pub fn event_deadline(met: bool) {
+    counter!(EVENT_DEADLINES, "outcome" => if met { "met" } else { "missed" }).increment(1);
 }
 
 /// Records a pass request.

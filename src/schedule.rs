@@ -45,6 +45,17 @@ impl Schedule {
         let cron = parse(&with_seconds).map_err(|e| {
             format!("{expr:?} is not a cron expression (sec min hour day month weekday): {e}")
         })?;
+        // A date that never exists (30 February) parses but never fires. Any expression that
+        // fires at all does so within 8 years (29 February comes every 4, with a skip in 2100),
+        // counted from a fixed date: the check is the same on every run.
+        let from = DateTime::<Utc>::from_timestamp(946_684_800, 0).unwrap_or_default(); // 2000-01-01
+        let fires =
+            next_fire(&cron, from).is_some_and(|t| t - from < chrono::TimeDelta::days(8 * 366));
+        if !fires {
+            return Err(format!(
+                "{expr:?} never fires (no such date, e.g. 30 February); check the day and month fields"
+            ));
+        }
         Ok(Schedule {
             written: expr.to_owned(),
             with_seconds,
@@ -90,6 +101,14 @@ impl<'de> Deserialize<'de> for Schedule {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn an_expression_that_never_fires_is_refused() {
+        let err = Schedule::parse("0 0 0 30 2 *").expect_err("30 February");
+        assert!(err.contains("never fires"), "{err}");
+        Schedule::parse("0 0 0 29 2 *").expect("29 February comes in leap years");
+        Schedule::parse("0 0 0 1 1 *").expect("once a year");
+    }
 
     #[test]
     fn next_fire_of_every_15_minutes() {

@@ -76,6 +76,11 @@ async fn a_membership_change_reaches_q_within_the_delay_without_a_scheduled_pass
         metrics.contains("q_group_sync_triggers_total{source=\"events\",result=\"started\"}"),
         "{metrics}"
     );
+    // max_delay is checked at run time: the events pass says it met it.
+    assert!(
+        metrics.contains("q_group_sync_event_deadlines_total{outcome=\"met\"} 1"),
+        "{metrics}"
+    );
     println!("change to Q: {:.2} s", delay.as_secs_f64());
 
     // The position is recorded: after a restart the same events do not trigger a pass again.
@@ -117,5 +122,45 @@ async fn check_config_reads_the_system_log_when_events_are_on() {
         common::text(&out).contains("okta events: FAILED"),
         "{}",
         common::text(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_synced_after_max_delay_is_reported_in_logs_and_metrics() {
+    use q_group_sync_emulator::OktaOptions;
+    let org = org_with(4, 8, |g| format!("team-{g}"), |u, g| u % 4 == g);
+    // The System Log shows each event 3 s after it happened: more than max_delay.
+    let h = Harness::start_with(
+        org,
+        OktaOptions {
+            token: common::TOKEN.into(),
+            log_lag: Duration::from_secs(3),
+            ..OktaOptions::default()
+        },
+        "\n[schedule]\ncron = \"0 0 0 1 1 *\"\n\n[okta.events]\nenabled = true\nmax_delay = \"2s\"\n",
+    )
+    .await;
+    let s = h.serve(&[]).await;
+    s.wait_status(30, "start-up pass", |st| {
+        st["last_pass"]["outcome"] == "success"
+    })
+    .await;
+    h.okta
+        .update(|o| o.add_member(&OktaOrg::group_id(1), &OktaOrg::user_id(0)));
+    s.wait_status(20, "the events pass", |st| {
+        st["last_pass"]["trigger"] == "events"
+    })
+    .await;
+    assert_eq!(h.q_state(), expected(&h.okta.org()), "synced, late");
+    let metrics = s.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("q_group_sync_event_deadlines_total{outcome=\"missed\"} 1"),
+        "{metrics}"
+    );
+    let logs = s.logs();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("\"WARN\"") && l.contains("okta.events.max_delay missed")),
+        "{logs}"
     );
 }

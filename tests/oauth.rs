@@ -150,17 +150,11 @@ async fn tokens_are_refreshed_across_a_pass_longer_than_their_lifetime() {
     assert_eq!(tokens.iter().filter(|t| t.status != 200).count(), 1);
 }
 
-/// Runs `check-config` and returns its one-line `error:` message, after checking exit 2.
+/// Runs `check-config` and returns its one error message, after checking exit 2.
 async fn config_error(h: &Harness) -> String {
     let out = h.run(&["check-config"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("error: "))
-        .collect();
-    assert_eq!(errors.len(), 1, "one error line: {}", text(&out));
-    errors[0].to_owned()
+    common::the_error(&out)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -259,15 +259,8 @@ async fn bad_local_input_is_one_line_with_the_cause() {
         )
         .await;
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let last = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .to_owned();
-    assert!(
-        last.starts_with("error: ") && last.contains("no-such-token"),
-        "{last}"
-    );
+    let error = common::the_error(&out);
+    assert!(error.contains("no-such-token"), "{error}");
 
     // A snapshot written by a newer q-group-sync.
     let out = h.run(&["sync"]).await;

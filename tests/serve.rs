@@ -329,6 +329,11 @@ async fn a_fresh_serve_exports_every_alerted_series_at_zero() {
             "q_group_sync_event_polls_total{{outcome=\"{outcome}\"}} 0"
         ));
     }
+    for outcome in ["met", "missed"] {
+        want.push(format!(
+            "q_group_sync_event_deadlines_total{{outcome=\"{outcome}\"}} 0"
+        ));
+    }
     for change in ["added", "removed"] {
         want.push(format!(
             "q_group_sync_membership_changes_total{{change=\"{change}\"}} 0"

@@ -7,6 +7,7 @@
 //!
 //! Nothing here reads from Okta or Q Business; the secret files are read on demand.
 
+mod env;
 mod groups;
 mod okta;
 mod qbusiness;
@@ -21,11 +22,12 @@ mod users;
 use std::path::Path;
 
 use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Format, Serialized, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+pub use env::variable_of;
 pub use groups::GroupsConfig;
 pub use okta::{
     EVENTS_SCOPES, EventsConfig, OktaAuthMode, OktaConfig, OktaCredentials,
@@ -42,13 +44,6 @@ pub use users::{KNOWN_STATUSES, UsersConfig};
 pub const ENV_PREFIX: &str = "Q_GROUP_SYNC_";
 /// Environment variable naming the config file when `--config` is not given.
 pub const ENV_CONFIG_PATH: &str = "Q_GROUP_SYNC_CONFIG";
-
-/// Environment variables holding secrets, read verbatim, and their config keys.
-const SECRET_ENV: [(&str, &str); 3] = [
-    ("Q_GROUP_SYNC_OKTA__API_TOKEN", "okta.api_token"),
-    ("Q_GROUP_SYNC_SERVER__ADMIN_TOKEN", "server.admin_token"),
-    ("Q_GROUP_SYNC_STATE__URL", "state.url"),
-];
 
 /// A configuration problem: the message names the key and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +81,14 @@ pub struct Config {
 impl Config {
     /// Loads from defaults, the TOML file (if any) and `Q_GROUP_SYNC_*` variables, then validates.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::load_with_env(path, std::env::vars())
+    }
+
+    /// [`Config::load`] with the environment given (tests).
+    pub fn load_with_env(
+        path: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
         let mut figment = Figment::new();
         if let Some(path) = path {
             if !path.is_file() {
@@ -96,21 +99,21 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        let figment = figment.merge(
-            Env::prefixed(ENV_PREFIX)
-                .split("__")
-                .ignore(&["CONFIG"])
-                .map(|k| k.as_str().to_ascii_lowercase().into()),
-        );
-        // Secrets are taken verbatim: figment would read `00123` as the number 123 or `true`
-        // as a bool.
-        let figment = SECRET_ENV
-            .iter()
-            .fold(figment, |f, (var, key)| match std::env::var(var) {
-                Ok(raw) => f.merge(Serialized::default(key, raw)),
-                Err(_) => f,
-            });
-        Config::from_figment(figment)
+        let overrides = env::overrides(vars)?;
+        let from_env = !overrides.is_empty();
+        let figment = overrides.into_iter().fold(figment, Figment::merge);
+        Config::from_figment(figment).map_err(|e| match (path, e) {
+            (None, ConfigError(msg)) if msg.contains("missing field") => ConfigError(format!(
+                "no configuration file given: pass --config PATH or set {ENV_CONFIG_PATH}=PATH \
+                 (config/example.toml lists every key){}; {msg}",
+                if from_env {
+                    ", or set every required key as an environment variable"
+                } else {
+                    ""
+                }
+            )),
+            (_, e) => e,
+        })
     }
 
     /// Extracts and validates a config from any figment (tests use in-memory TOML).
@@ -122,6 +125,7 @@ impl Config {
         let mut config: Config = figment
             .extract()
             .map_err(|e| ConfigError(describe_figment_error(e)))?;
+        check_unchosen_alternatives(&config, |key| figment.find_value(key).is_ok())?;
         // An empty secret (e.g. `VAR=` in an env file) means "not set here".
         for secret in [
             &mut config.okta.api_token,
@@ -183,6 +187,127 @@ impl Config {
     }
 }
 
+/// A key that belongs to one alternative of a choice: `(key, selector, the alternative, whether
+/// the config chose it)`.
+type AlternativeKey = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&Config) -> bool,
+);
+
+/// The keys of each alternative of a choice (`okta.auth`, `state.backend`,
+/// `qbusiness.large_groups`, `qbusiness.verify`) other than the default one. Setting one while
+/// it is not chosen is an error naming the selector: it is almost always a forgotten selector
+/// (two replicas on local SQLite files instead of PostgreSQL, an OAuth app never used). The
+/// default alternative's keys ([`DEFAULT_ALTERNATIVE_KEYS`]) are only warned about: they are
+/// what a config had before the switch, and harmless. On/off switches (`okta.events.enabled`)
+/// are not choices: their settings stay, checked, while off.
+const ALTERNATIVE_KEYS: &[AlternativeKey] = &[
+    ("okta.client_id", "okta.auth", "oauth", |c| {
+        c.okta.auth == OktaAuthMode::OAuth
+    }),
+    ("okta.private_key_file", "okta.auth", "oauth", |c| {
+        c.okta.auth == OktaAuthMode::OAuth
+    }),
+    ("okta.key_id", "okta.auth", "oauth", |c| {
+        c.okta.auth == OktaAuthMode::OAuth
+    }),
+    ("okta.scopes", "okta.auth", "oauth", |c| {
+        c.okta.auth == OktaAuthMode::OAuth
+    }),
+    ("okta.dpop", "okta.auth", "oauth", |c| {
+        c.okta.auth == OktaAuthMode::OAuth
+    }),
+    ("state.url", "state.backend", "postgres", |c| {
+        c.state.backend == StateBackend::Postgres
+    }),
+    ("state.url_file", "state.backend", "postgres", |c| {
+        c.state.backend == StateBackend::Postgres
+    }),
+    ("state.tls", "state.backend", "postgres", |c| {
+        c.state.backend == StateBackend::Postgres
+    }),
+    ("state.tls_ca_file", "state.backend", "postgres", |c| {
+        c.state.backend == StateBackend::Postgres
+    }),
+    ("state.pool_size", "state.backend", "postgres", |c| {
+        c.state.backend == StateBackend::Postgres
+    }),
+    ("state.schema", "state.backend", "postgres", |c| {
+        c.state.backend == StateBackend::Postgres
+    }),
+    ("state.leader_takeover", "state.backend", "postgres", |c| {
+        c.state.backend == StateBackend::Postgres
+    }),
+    ("qbusiness.s3_bucket", "qbusiness.large_groups", "s3", |c| {
+        c.qbusiness.large_groups == LargeGroups::S3
+    }),
+    ("qbusiness.s3_prefix", "qbusiness.large_groups", "s3", |c| {
+        c.qbusiness.large_groups == LargeGroups::S3
+    }),
+    ("qbusiness.role_arn", "qbusiness.large_groups", "s3", |c| {
+        c.qbusiness.large_groups == LargeGroups::S3
+    }),
+    (
+        "qbusiness.s3_endpoint_url",
+        "qbusiness.large_groups",
+        "s3",
+        |c| c.qbusiness.large_groups == LargeGroups::S3,
+    ),
+    (
+        "qbusiness.verify_sample_percent",
+        "qbusiness.verify",
+        "sample",
+        |c| c.qbusiness.verify == VerifyMode::Sample,
+    ),
+];
+
+/// The default alternatives' own keys: ignored, with a warning, when another is chosen.
+const DEFAULT_ALTERNATIVE_KEYS: &[AlternativeKey] = &[
+    ("okta.api_token", "okta.auth", "ssws", |c| {
+        c.okta.auth == OktaAuthMode::Ssws
+    }),
+    ("okta.api_token_file", "okta.auth", "ssws", |c| {
+        c.okta.auth == OktaAuthMode::Ssws
+    }),
+    ("state.path", "state.backend", "sqlite", |c| {
+        c.state.backend == StateBackend::Sqlite
+    }),
+];
+
+/// Refuses a key of an alternative the config did not choose; `is_set(key)` says whether a
+/// source (file or environment) set it. An empty secret counts as unset.
+fn check_unchosen_alternatives(
+    config: &Config,
+    is_set: impl Fn(&str) -> bool,
+) -> Result<(), ConfigError> {
+    let empty_secret = |key: &str| match key {
+        "okta.api_token" => config.okta.api_token.is_none(),
+        "state.url" => config.state.url.is_none(),
+        _ => false,
+    };
+    for (key, selector, alternative, chosen) in ALTERNATIVE_KEYS {
+        if !chosen(config) && is_set(key) && !empty_secret(key) {
+            return Err(ConfigError::key(
+                key,
+                format!(
+                    "is a setting of {selector} = \"{alternative}\", which is not chosen; set {selector} = \"{alternative}\" or remove it"
+                ),
+            ));
+        }
+    }
+    for (key, selector, alternative, chosen) in DEFAULT_ALTERNATIVE_KEYS {
+        if !chosen(config) && is_set(key) && !empty_secret(key) {
+            tracing::warn!(
+                key,
+                "{key} is ignored: it is a setting of {selector} = \"{alternative}\", which is not chosen"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Reads a one-line secret from a file (a trailing newline is fine).
 fn read_secret_file(key: &str, path: &Path) -> Result<SecretString, ConfigError> {
     let text = std::fs::read_to_string(path)
@@ -213,6 +338,33 @@ fn redacted<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::O
     }
 }
 
+/// The rules of every URL key: http(s) with a host, plain http only to a loopback host, and no
+/// user name or password (the URL is shown in logs and /status; credentials have their own
+/// keys). The URL itself is never part of the message.
+fn check_endpoint(key: &str, url: &Url) -> Result<(), ConfigError> {
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ConfigError::key(
+            key,
+            "must not hold a user name or password (user:password@); remove them from the URL",
+        ));
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(url) => {}
+        "http" => {
+            return Err(ConfigError::key(
+                key,
+                "plain http is accepted only for loopback hosts; use https",
+            ));
+        }
+        _ => return Err(ConfigError::key(key, "must be an http(s) URL")),
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(ConfigError::key(key, "has no host"));
+    }
+    Ok(())
+}
+
 /// True for `localhost`, 127.0.0.0/8 and `[::1]`.
 pub fn is_loopback(url: &Url) -> bool {
     match url.host() {
@@ -223,14 +375,16 @@ pub fn is_loopback(url: &Url) -> bool {
     }
 }
 
-/// One line per problem, each naming the key path and where the value came from.
+/// One line per problem, each naming the key path and where the value came from. The value
+/// of a secret key is never shown, nor that of a URL key (it may hold a password).
 fn describe_figment_error(err: figment::Error) -> String {
     err.into_iter()
         .map(|e| {
-            let key = if e.path.is_empty() {
+            let path = e.path.join(".");
+            let key = if path.is_empty() {
                 String::new()
             } else {
-                format!("{}: ", e.path.join("."))
+                format!("{path}: ")
             };
             let source = match (&e.metadata, &e.profile) {
                 (Some(md), _) => match &md.source {
@@ -239,8 +393,44 @@ fn describe_figment_error(err: figment::Error) -> String {
                 },
                 _ => String::new(),
             };
-            format!("{key}{}{source}", e.kind)
+            let what = if env::is_secret(&path) || URL_KEYS.contains(&path.as_str()) {
+                without_value(&e.kind)
+            } else {
+                e.kind.to_string()
+            };
+            format!("{key}{what}{source}")
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// The config keys that hold a URL; none may carry a user name or password.
+const URL_KEYS: [&str; 3] = [
+    "okta.org_url",
+    "qbusiness.endpoint_url",
+    "qbusiness.s3_endpoint_url",
+];
+
+/// A figment error's text without the offending value.
+fn without_value(kind: &figment::error::Kind) -> String {
+    use figment::error::{Actual, Kind};
+    let type_of = |a: &Actual| match a {
+        Actual::Bool(_) => "a boolean".to_owned(),
+        Actual::Unsigned(_) | Actual::Signed(_) => "an integer (quote it as a string)".to_owned(),
+        Actual::Float(_) => "a number (quote it as a string)".to_owned(),
+        Actual::Str(_) | Actual::Char(_) => "a string".to_owned(),
+        Actual::Bytes(_) => "bytes".to_owned(),
+        other => other.to_string(),
+    };
+    match kind {
+        Kind::InvalidType(actual, expected) => format!(
+            "invalid type: found {}, expected {expected} (value not shown)",
+            type_of(actual)
+        ),
+        Kind::InvalidValue(_, expected) => {
+            format!("invalid value (not shown): expected {expected}")
+        }
+        Kind::Message(_) => "invalid value (not shown)".to_owned(),
+        other => other.to_string(),
+    }
 }

@@ -7,7 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::{ConfigError, is_loopback, read_secret_file, redacted};
+use super::{ConfigError, check_endpoint, read_secret_file, redacted};
 
 /// `[okta]`: where and how to read groups.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -103,9 +103,10 @@ pub enum OktaCredentials {
 pub struct EventsConfig {
     /// Poll the System Log (needs okta.logs.read and okta.users.read with OAuth).
     pub enabled: bool,
-    /// How often the System Log is polled (when caught up).
-    #[serde(with = "humantime_serde")]
-    pub poll_interval: Duration,
+    /// How often the System Log is polled (when caught up). Default: 15 s, or `max_delay` when
+    /// that is shorter; read it with [`EventsConfig::poll_interval`].
+    #[serde(with = "humantime_serde::option")]
+    pub poll_interval: Option<Duration>,
     /// Longest time from a change in Okta to its sync into Q Business.
     #[serde(with = "humantime_serde")]
     pub max_delay: Duration,
@@ -120,11 +121,22 @@ impl Default for EventsConfig {
     fn default() -> Self {
         EventsConfig {
             enabled: false,
-            poll_interval: Duration::from_secs(15),
+            poll_interval: None,
             max_delay: Duration::from_secs(60),
             lookback: Duration::from_secs(300),
             page_size: 1000,
         }
+    }
+}
+
+/// `okta.events.poll_interval` when not set, unless `max_delay` is shorter.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(15);
+
+impl EventsConfig {
+    /// `poll_interval` as set, else `min(15 s, max_delay)`.
+    pub fn poll_interval(&self) -> Duration {
+        self.poll_interval
+            .unwrap_or_else(|| DEFAULT_POLL_INTERVAL.min(self.max_delay))
     }
 }
 
@@ -169,25 +181,7 @@ impl OktaConfig {
     /// `[okta]` on its own: the org URL, credentials for the chosen `auth`, ranges, events.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let o = self;
-        match o.org_url.scheme() {
-            "https" => {}
-            "http" if is_loopback(&o.org_url) => {}
-            "http" => {
-                return Err(ConfigError::key(
-                    "okta.org_url",
-                    "plain http is accepted only for loopback hosts; use https",
-                ));
-            }
-            other => {
-                return Err(ConfigError::key(
-                    "okta.org_url",
-                    format!("unsupported scheme {other:?}"),
-                ));
-            }
-        }
-        if o.org_url.host_str().is_none() {
-            return Err(ConfigError::key("okta.org_url", "has no host"));
-        }
+        check_endpoint("okta.org_url", &o.org_url)?;
         if o.org_url.path() != "/" || o.org_url.query().is_some() {
             return Err(ConfigError::key(
                 "okta.org_url",
@@ -249,20 +243,7 @@ impl OktaConfig {
         }
         // --- OAuth service app (okta.auth = "oauth"): its keys are required with it and refused
         // without it. The key file itself is read and parsed at start-up by the Okta client.
-        if o.auth == OktaAuthMode::Ssws {
-            for (key, set) in [
-                ("okta.client_id", o.client_id.is_some()),
-                ("okta.private_key_file", o.private_key_file.is_some()),
-                ("okta.key_id", o.key_id.is_some()),
-            ] {
-                if set {
-                    return Err(ConfigError::key(
-                        key,
-                        "is an OAuth setting but okta.auth is \"ssws\"; set okta.auth = \"oauth\"",
-                    ));
-                }
-            }
-        } else {
+        if o.auth == OktaAuthMode::OAuth {
             let printable = |v: &str| !v.is_empty() && v.chars().all(|c| c.is_ascii_graphic());
             match &o.client_id {
                 None => {
@@ -389,19 +370,20 @@ impl OktaConfig {
                 "must be more than zero",
             ));
         }
-        if e.poll_interval.is_zero() || e.poll_interval > e.max_delay {
+        let poll_interval = e.poll_interval();
+        if poll_interval.is_zero() || poll_interval > e.max_delay {
             return Err(ConfigError::key(
                 "okta.events.poll_interval",
                 format!(
                     "{} must be more than zero and at most okta.events.max_delay ({})",
-                    humantime::format_duration(e.poll_interval),
+                    humantime::format_duration(poll_interval),
                     humantime::format_duration(e.max_delay)
                 ),
             ));
         }
         // Polls per minute must fit this process's share of the System Log bucket.
         let allowance = SYSTEM_LOG_LIMIT_PER_MINUTE * o.rate_limit_share;
-        let per_minute = 60.0 / e.poll_interval.as_secs_f64();
+        let per_minute = 60.0 / poll_interval.as_secs_f64();
         if per_minute > allowance {
             let min = Duration::from_millis((60_000.0 / allowance).ceil() as u64);
             return Err(ConfigError::key(
@@ -410,7 +392,7 @@ impl OktaConfig {
                     "{} polls {per_minute:.0} times a minute, more than okta.rate_limit_share \
                      ({}) of the System Log's {SYSTEM_LOG_LIMIT_PER_MINUTE}/min bucket allows \
                      ({allowance:.0}/min); use at least {}",
-                    humantime::format_duration(e.poll_interval),
+                    humantime::format_duration(poll_interval),
                     o.rate_limit_share,
                     humantime::format_duration(min)
                 ),

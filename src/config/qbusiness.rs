@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::{ConfigError, is_loopback};
+use super::{ConfigError, check_endpoint};
 
 /// `[qbusiness]`: the target application and index.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -149,18 +149,12 @@ impl QBusinessConfig {
                 format!("{:?} is not an AWS region name", q.region),
             ));
         }
-        if let Some(u) = &q.endpoint_url {
-            if !matches!(u.scheme(), "http" | "https") {
-                return Err(ConfigError::key(
-                    "qbusiness.endpoint_url",
-                    "must be an http(s) URL",
-                ));
-            }
-            if u.scheme() == "http" && !is_loopback(u) {
-                return Err(ConfigError::key(
-                    "qbusiness.endpoint_url",
-                    "plain http is accepted only for loopback hosts; use https",
-                ));
+        for (key, url) in [
+            ("qbusiness.endpoint_url", &q.endpoint_url),
+            ("qbusiness.s3_endpoint_url", &q.s3_endpoint_url),
+        ] {
+            if let Some(url) = url {
+                check_endpoint(key, url)?;
             }
         }
         if !(1..=32).contains(&q.max_concurrency) {

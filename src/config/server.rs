@@ -40,6 +40,9 @@ impl ScheduleConfig {
     }
 }
 
+/// The longest `server.shutdown_grace`; orchestrators need their own grace period above it.
+pub const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(600);
+
 /// `[server]`: the one HTTP port of `serve`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -110,10 +113,12 @@ impl ServerConfig {
                 "must be at least 1",
             ));
         }
-        if s.shutdown_grace.is_zero() {
+        if s.shutdown_grace.is_zero() || s.shutdown_grace > MAX_SHUTDOWN_GRACE {
             return Err(ConfigError::key(
                 "server.shutdown_grace",
-                "must be more than zero",
+                "must be between 1s and 10m, and below the orchestrator's grace period \
+                 (terminationGracePeriodSeconds, ECS stopTimeout, compose stop_grace_period) \
+                 by at least 10s",
             ));
         }
         Ok(())

@@ -132,18 +132,6 @@ impl StateConfig {
             return Err(ConfigError::key("state.path", "is empty"));
         }
         if st.backend == StateBackend::Sqlite {
-            for (key, set) in [
-                ("state.url", st.url.is_some()),
-                ("state.url_file", st.url_file.is_some()),
-                ("state.tls_ca_file", st.tls_ca_file.is_some()),
-            ] {
-                if set {
-                    return Err(ConfigError::key(
-                        key,
-                        "is a PostgreSQL setting but state.backend is \"sqlite\"; set state.backend = \"postgres\"",
-                    ));
-                }
-            }
             return Ok(());
         }
         match (&st.url, &st.url_file) {

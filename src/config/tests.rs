@@ -39,14 +39,14 @@ fn example_config_parses() {
     assert_eq!(
         (
             example.enabled,
-            example.poll_interval,
+            example.poll_interval(),
             example.max_delay,
             example.lookback,
             example.page_size
         ),
         (
             default.enabled,
-            default.poll_interval,
+            default.poll_interval(),
             default.max_delay,
             default.lookback,
             default.page_size
@@ -281,7 +281,7 @@ fn events_default_off_with_documented_defaults() {
     let c = parse(MINIMAL).expect("parses");
     let e = &c.okta.events;
     assert!(!e.enabled);
-    assert_eq!(e.poll_interval, Duration::from_secs(15));
+    assert_eq!(e.poll_interval(), Duration::from_secs(15));
     assert_eq!(e.max_delay, Duration::from_secs(60));
     assert_eq!(e.lookback, Duration::from_secs(300));
     assert_eq!(e.page_size, 1000);
@@ -399,6 +399,335 @@ fn schedule_is_parsed_at_load_and_a_bad_one_names_the_key() {
         err.contains("schedule.cron") && err.contains("is not a cron expression"),
         "{err}"
     );
+}
+
+#[test]
+fn max_delay_alone_is_accepted_and_the_poll_interval_follows_it() {
+    let c = parse(&format!(
+        "{MINIMAL}\n[okta.events]\nenabled = true\nmax_delay = \"5s\"\n"
+    ))
+    .expect("max_delay alone parses");
+    assert_eq!(c.okta.events.poll_interval(), Duration::from_secs(5));
+    let c = parse(&format!("{MINIMAL}\n[okta.events]\nmax_delay = \"10m\"\n")).expect("parses");
+    assert_eq!(c.okta.events.poll_interval(), Duration::from_secs(15));
+    // Set explicitly, a poll interval over max_delay is still an error.
+    let err = parse(&format!(
+        "{MINIMAL}\n[okta.events]\nmax_delay = \"5s\"\npoll_interval = \"10s\"\n"
+    ))
+    .expect_err("over max_delay");
+    assert!(
+        err.to_string().contains("okta.events.poll_interval"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unquoted_secret_is_not_echoed() {
+    for (key, toml) in [
+        (
+            "okta.api_token",
+            MINIMAL.replace("api_token = \"00secret\"", "api_token = 98765432101234"),
+        ),
+        (
+            "server.admin_token",
+            format!("{MINIMAL}\n[server]\nadmin_token = 98765432101234\n"),
+        ),
+    ] {
+        let err = parse(&toml)
+            .expect_err("a number is not a token")
+            .to_string();
+        assert!(err.contains(key), "{err}");
+        assert!(!err.contains("98765432101234"), "{err}");
+        assert!(err.contains("quote it"), "{err}");
+    }
+}
+
+#[test]
+fn userinfo_is_refused_in_every_url_key_and_not_echoed() {
+    for (key, toml) in [
+        (
+            "okta.org_url",
+            MINIMAL.replace(
+                "https://acme.okta.com",
+                "https://admin:hunter2pw@acme.okta.com",
+            ),
+        ),
+        (
+            "qbusiness.endpoint_url",
+            MINIMAL.replace(
+                "region = \"us-east-1\"",
+                "region = \"us-east-1\"\nendpoint_url = \"https://admin:hunter2pw@q.example.com\"",
+            ),
+        ),
+        (
+            "qbusiness.s3_endpoint_url",
+            MINIMAL.replace(
+                "region = \"us-east-1\"",
+                "region = \"us-east-1\"\nlarge_groups = \"s3\"\ns3_bucket = \"member-files\"\nrole_arn = \"arn:aws:iam::123456789012:role/q\"\ns3_endpoint_url = \"https://hunter2pw@s3.example.com\"",
+            ),
+        ),
+        (
+            "okta.org_url",
+            // Not even a URL: the parse error must not show it either.
+            MINIMAL.replace(
+                "https://acme.okta.com",
+                "https://admin:hunter2pw@acme okta.com",
+            ),
+        ),
+    ] {
+        let err = parse(&toml).expect_err("userinfo refused").to_string();
+        assert!(err.contains(key), "{err}");
+        assert!(
+            err.contains("user name or password") || err.contains("not shown"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2pw"), "{err}");
+    }
+}
+
+#[test]
+fn s3_endpoint_url_takes_plain_http_only_to_loopback() {
+    let with = |url: &str| {
+        MINIMAL.replace(
+            "region = \"us-east-1\"",
+            &format!("region = \"us-east-1\"\nlarge_groups = \"s3\"\ns3_bucket = \"member-files\"\nrole_arn = \"arn:aws:iam::123456789012:role/q\"\ns3_endpoint_url = \"{url}\""),
+        )
+    };
+    let err = parse(&with("http://s3.example.com")).expect_err("plain http refused");
+    assert!(
+        err.to_string().contains("qbusiness.s3_endpoint_url"),
+        "{err}"
+    );
+    parse(&with("http://127.0.0.1:9000")).expect("loopback is fine");
+    parse(&with("https://s3.example.com")).expect("https is fine");
+}
+
+#[test]
+fn environment_values_are_typed_by_key_and_name_their_variable() {
+    let dir = std::env::temp_dir().join(format!("q-group-sync-env-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("config.toml");
+    std::fs::write(&path, MINIMAL).expect("write");
+    let vars = |list: &[(&str, &str)]| {
+        list.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect::<Vec<_>>()
+    };
+    let c = Config::load_with_env(
+        Some(&path),
+        vars(&[
+            ("Q_GROUP_SYNC_GROUPS__NAME_PREFIX", "0123"),
+            ("Q_GROUP_SYNC_GROUPS__EXCLUDE", "Everyone,Temp *"),
+            ("Q_GROUP_SYNC_OKTA__EVENTS__MAX_DELAY", "5s"),
+            ("Q_GROUP_SYNC_OKTA__API_TOKEN", "00123"),
+            ("Q_GROUP_SYNC_PORT", "tcp://10.0.0.1:9090"),
+            ("Q_GROUP_SYNC_SERVICE_HOST", "10.0.0.1"),
+        ]),
+    )
+    .expect("loads");
+    assert_eq!(c.groups.name_prefix.as_deref(), Some("0123"));
+    assert_eq!(c.groups.exclude, ["Everyone", "Temp *"]);
+    assert_eq!(c.okta.events.poll_interval(), Duration::from_secs(5));
+    assert_eq!(c.okta_token().expect("token").expose_secret(), "00123");
+    // A duration's own parser names the variable.
+    let err = Config::load_with_env(
+        Some(&path),
+        vars(&[("Q_GROUP_SYNC_SYNC__OVERLAP", "two minutes")]),
+    )
+    .expect_err("bad duration")
+    .to_string();
+    assert!(
+        err.contains("sync.overlap") && err.contains("Q_GROUP_SYNC_SYNC__OVERLAP"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn no_config_at_all_says_how_to_give_one() {
+    let err = Config::load_with_env(None, Vec::new())
+        .expect_err("no config")
+        .to_string();
+    assert!(
+        err.contains("--config") && err.contains("Q_GROUP_SYNC_CONFIG"),
+        "{err}"
+    );
+}
+
+/// Every leaf of the config, as the serialised form shows it, is in the environment key
+/// table with a matching type, and the table names no other key.
+#[test]
+fn the_environment_key_table_matches_the_config() {
+    let toml = format!(
+        "{MINIMAL}\n[okta.events]\npoll_interval = \"5s\"\n[groups]\nname_prefix = \"x\"\n"
+    );
+    let value = serde_json::to_value(parse(&toml).expect("parses")).expect("serialises");
+    let mut leaves = Vec::new();
+    fn walk(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, serde_json::Value)>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, v, out);
+                }
+            }
+            _ => out.push((prefix.to_owned(), v.clone())),
+        }
+    }
+    walk("", &value, &mut leaves);
+    let table: Vec<&str> = env::KEYS.iter().map(|(k, _)| *k).collect();
+    let mut serialised: Vec<&str> = leaves.iter().map(|(k, _)| k.as_str()).collect();
+    serialised.sort_unstable();
+    let mut sorted = table.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, serialised, "env::KEYS and Config differ");
+    for (key, v) in &leaves {
+        let ty = env::KEYS
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, t)| *t)
+            .expect("in the table");
+        let fits = match v {
+            serde_json::Value::Null => true,
+            serde_json::Value::String(_) => {
+                matches!(ty, env::EnvType::Str | env::EnvType::Secret)
+            }
+            serde_json::Value::Bool(_) => ty == env::EnvType::Bool,
+            serde_json::Value::Number(n) if n.is_f64() => ty == env::EnvType::Float,
+            serde_json::Value::Number(_) => ty == env::EnvType::Int,
+            serde_json::Value::Array(_) => ty == env::EnvType::List,
+            serde_json::Value::Object(_) => ty == env::EnvType::Str,
+        };
+        assert!(fits, "{key}: table says {ty:?}, config serialises {v}");
+    }
+}
+
+/// Every grace period the deployment files give the process (Kubernetes
+/// terminationGracePeriodSeconds, ECS stopTimeout, compose stop_grace_period) leaves at least
+/// 10 s beyond the `server.shutdown_grace` of every config under deploy/, so a shutdown that
+/// takes its whole grace still records what it wrote before SIGKILL.
+#[test]
+fn deployment_grace_periods_leave_room_for_shutdown_grace() {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("deploy/ is readable") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy"),
+        &mut files,
+    );
+    files.sort();
+    let number = |line: &str, key: &str| -> Option<u64> {
+        let rest = line.trim().trim_start_matches('"').strip_prefix(key)?;
+        let digits: String = rest
+            .trim_start_matches(['"', ':', ' '])
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    };
+    let mut graces = Vec::new();
+    let mut graces_needed = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
+            for key in [
+                "terminationGracePeriodSeconds",
+                "stopTimeout",
+                "stop_grace_period",
+            ] {
+                if let Some(secs) = number(line, key) {
+                    graces.push((file.clone(), secs));
+                }
+            }
+        }
+        if file.extension().is_some_and(|e| e == "toml") {
+            let grace: Option<String> = Figment::from(Toml::string(&text))
+                .extract_inner("server.shutdown_grace")
+                .ok();
+            let grace = grace.map_or(Duration::from_secs(30), |g| {
+                humantime::parse_duration(&g).expect("a duration")
+            });
+            graces_needed.push((file.clone(), grace));
+        }
+    }
+    assert!(!graces.is_empty(), "deploy/ sets grace periods");
+    assert!(!graces_needed.is_empty(), "deploy/ has configs");
+    for (config, need) in &graces_needed {
+        for (file, secs) in &graces {
+            assert!(
+                need.as_secs() + 10 <= *secs,
+                "{}: server.shutdown_grace {} leaves less than 10 s before {} kills the process ({secs} s)",
+                config.display(),
+                humantime::format_duration(*need),
+                file.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_setting_of_an_alternative_not_chosen_names_the_selector() {
+    for (extra, key, selector) in [
+        (
+            "[okta]\nclient_id = \"0oa1\"\n",
+            "okta.client_id",
+            "okta.auth",
+        ),
+        ("[okta]\ndpop = false\n", "okta.dpop", "okta.auth"),
+        (
+            "[state]\nurl_file = \"/run/pg\"\n",
+            "state.url_file",
+            "state.backend",
+        ),
+        (
+            "[state]\npool_size = 2\n",
+            "state.pool_size",
+            "state.backend",
+        ),
+        (
+            "[qbusiness]\ns3_bucket = \"b-1\"\n",
+            "qbusiness.s3_bucket",
+            "qbusiness.large_groups",
+        ),
+        (
+            "[qbusiness]\nverify_sample_percent = 5\n",
+            "qbusiness.verify_sample_percent",
+            "qbusiness.verify",
+        ),
+    ] {
+        let (section, rest) = extra.split_once('\n').expect("a table");
+        let toml = MINIMAL.replacen(&format!("{section}\n"), &format!("{section}\n{rest}"), 1);
+        let toml = if toml == MINIMAL {
+            format!("{MINIMAL}\n{extra}")
+        } else {
+            toml
+        };
+        let err = parse(&toml).expect_err(key).to_string();
+        assert!(err.contains(key) && err.contains(selector), "{key}: {err}");
+    }
+    // The default alternative's keys are ignored when another is chosen (a leftover token).
+    let oauth = MINIMAL.replace(
+        "api_token = \"00secret\"",
+        "api_token = \"00secret\"\nauth = \"oauth\"\nclient_id = \"0oa1\"\nprivate_key_file = \"/k.pem\"",
+    );
+    parse(&oauth).expect("a leftover SSWS token is only warned about");
+    // An on/off switch keeps its settings while off.
+    parse(&format!(
+        "{MINIMAL}\n[okta.events]\nenabled = false\nmax_delay = \"5s\"\n"
+    ))
+    .expect("events settings stay while events are off");
 }
 
 #[test]

@@ -28,6 +28,8 @@ const MAX_PAGES_PER_POLL: usize = 20;
 pub struct Polled {
     pub groups: BTreeSet<String>,
     pub events: usize,
+    /// When the oldest relevant event read happened (its `published`).
+    pub oldest: Option<chrono::DateTime<chrono::Utc>>,
     pub next: Option<Url>,
 }
 
@@ -68,6 +70,7 @@ pub async fn poll_once<F: ChangeFeed>(
     Ok(Polled {
         groups,
         events: events.len(),
+        oldest: events.iter().map(|e| e.published).min(),
         next,
     })
 }
@@ -87,7 +90,7 @@ pub async fn run<F: ChangeFeed>(
     let mut leading = false;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(settings.poll_interval) => {}
+            _ = tokio::time::sleep(settings.poll_interval()) => {}
             _ = shutdown.cancelled() => break,
         }
         if !may_sync() {
@@ -99,7 +102,7 @@ pub async fn run<F: ChangeFeed>(
             leading = true;
             cursor = saved_position(store).await;
             saved = cursor.clone();
-            info!(interval = ?settings.poll_interval, resume = cursor.is_some(), "polling the Okta System Log");
+            info!(interval = ?settings.poll_interval(), resume = cursor.is_some(), "polling the Okta System Log");
         }
         match poll_once(&feed, cursor.as_ref()).await {
             Ok(polled) => {
@@ -120,7 +123,13 @@ pub async fn run<F: ChangeFeed>(
                         events = polled.events,
                         "groups changed in Okta"
                     );
-                    daemon.enqueue_changed(polled.groups, next.as_str().to_owned());
+                    // max_delay counts from the change in Okta, not from when it was read.
+                    let deadline = polled.oldest.and_then(|t| {
+                        chrono::TimeDelta::from_std(settings.max_delay)
+                            .ok()
+                            .and_then(|d| t.checked_add_signed(d))
+                    });
+                    daemon.enqueue_changed(polled.groups, next.as_str().to_owned(), deadline);
                     saved = Some(next.clone());
                 }
                 cursor = Some(next);

@@ -18,6 +18,10 @@ pub struct PassTicket {
     /// The System Log position recorded once this pass has synced the changes before it.
     #[serde(skip)]
     pub events_cursor: Option<String>,
+    /// The oldest change this events pass syncs plus `okta.events.max_delay`: when it must
+    /// have finished.
+    #[serde(skip)]
+    pub events_deadline: Option<DateTime<Utc>>,
     pub requested_at: DateTime<Utc>,
 }
 
@@ -148,6 +152,7 @@ impl Daemon {
                     approve,
                     groups: Vec::new(),
                     events_cursor: None,
+                    events_deadline: None,
                     requested_at: now,
                 });
                 Enqueued::Queued(pass_id)
@@ -169,8 +174,14 @@ impl Daemon {
     }
 
     /// Queues a pass over the Okta groups the System Log reports changed (joining a queued one),
-    /// to record `cursor` once it has synced them.
-    pub fn enqueue_changed(&self, groups: BTreeSet<String>, cursor: String) -> Enqueued {
+    /// to record `cursor` once it has synced them, by `deadline` (the oldest change plus
+    /// `okta.events.max_delay`).
+    pub fn enqueue_changed(
+        &self,
+        groups: BTreeSet<String>,
+        cursor: String,
+        deadline: Option<DateTime<Utc>>,
+    ) -> Enqueued {
         if self.shutdown.is_cancelled() {
             return Enqueued::ShuttingDown;
         }
@@ -190,6 +201,10 @@ impl Daemon {
                 all.extend(groups);
                 queued.groups = all.into_iter().collect();
                 queued.events_cursor = Some(cursor);
+                queued.events_deadline = match (queued.events_deadline, deadline) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
                 Enqueued::Coalesced(queued.pass_id.clone())
             } else {
                 state.passes_started += 1;
@@ -201,6 +216,7 @@ impl Daemon {
                     approve: None,
                     groups: groups.into_iter().collect(),
                     events_cursor: Some(cursor),
+                    events_deadline: deadline,
                     requested_at: now,
                 });
                 Enqueued::Queued(pass_id)
@@ -311,6 +327,9 @@ impl Daemon {
                 if report.outcome != crate::engine::Outcome::Failed {
                     report.outcome = crate::engine::Outcome::Failed;
                 }
+            }
+            if let Some(deadline) = ticket.events_deadline {
+                report_deadline(&report, deadline);
             }
             if let Some(cursor) = &ticket.events_cursor
                 && report.error.is_none()
@@ -506,5 +525,32 @@ impl Drop for AliveGuard {
         if std::thread::panicking() {
             error!("the pass runner stopped on a panic; /livez fails so the process is restarted");
         }
+    }
+}
+
+/// Says whether an events pass synced its changes by `deadline` (`okta.events.max_delay` after
+/// the oldest of them): a metric always, a warning when it did not.
+fn report_deadline(report: &RunReport, deadline: DateTime<Utc>) {
+    let synced = report.outcome == crate::engine::Outcome::Success;
+    let met = synced && report.finished_at <= deadline;
+    metrics::event_deadline(met);
+    if !met {
+        let late = (report.finished_at - deadline)
+            .to_std()
+            .map(|d| {
+                humantime::format_duration(std::time::Duration::from_secs(d.as_secs())).to_string()
+            })
+            .unwrap_or_else(|_| "0s".to_owned());
+        warn!(
+            pass_id = report.pass_id.as_deref().unwrap_or_default(),
+            outcome = report.outcome.as_str(),
+            late_by = %late,
+            "okta.events.max_delay missed: the changes this events pass was queued for were not synced in time{}",
+            if synced {
+                " (the pass, or the System Log's delivery of the events, took longer; see q_group_sync_event_deadlines_total)"
+            } else {
+                "; the next scheduled pass syncs them"
+            }
+        );
     }
 }

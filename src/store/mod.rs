@@ -36,6 +36,9 @@ pub enum StoreError {
     },
     #[error("snapshot {path} is not a q-group-sync snapshot or is corrupt: {detail}")]
     Corrupt { path: String, detail: String },
+    /// The file cannot be created where `state.path` says (a missing or read-only directory).
+    #[error("cannot create snapshot {path}: {detail}")]
+    Location { path: String, detail: String },
     #[error(
         "snapshot {path} has schema version {found}, newer than this q-group-sync supports ({supported}); upgrade q-group-sync"
     )]
@@ -71,7 +74,7 @@ impl StoreError {
     /// Bounded label for metrics and status.
     pub fn kind(&self) -> &'static str {
         match self {
-            StoreError::Open { .. } => "open",
+            StoreError::Open { .. } | StoreError::Location { .. } => "open",
             StoreError::Corrupt { .. } => "corrupt",
             StoreError::TooNew { .. } => "too_new",
             StoreError::Sqlite { .. } => "sqlite",

@@ -511,3 +511,24 @@ pub fn org_with(
     }
     o
 }
+
+/// The `error` field of each ERROR line the binary logged on stderr (JSON logs, as the tests
+/// run it); any stderr line that is not JSON fails the test.
+pub fn error_lines(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .unwrap_or_else(|e| panic!("stderr line is not JSON ({e}): {l}"))
+        })
+        .filter(|v| v["level"] == "ERROR")
+        .map(|v| v["error"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The one error the binary logged (JSON logs), after checking there is exactly one.
+pub fn the_error(out: &Output) -> String {
+    let errors = error_lines(out);
+    assert_eq!(errors.len(), 1, "exactly one error line: {}", text(out));
+    errors[0].clone()
+}

@@ -276,6 +276,28 @@ impl OktaSource {
         }
     }
 
+    /// One read-only page of the first selected group's members (for `check-config`): proves
+    /// the token may read memberships, not only list groups. `None` when the filter selects
+    /// no group (nothing to read).
+    pub async fn check_members(&self) -> Result<Option<usize>, SourceError> {
+        let first = match self.fetch_page(&self.groups_url(1), &parse_groups).await? {
+            Fetched::Page { items, .. } => items.into_iter().next(),
+            Fetched::NotFound => None,
+        };
+        let Some(group) = first else {
+            return Ok(None);
+        };
+        let mut url = self.endpoint(&["api", "v1", "groups", &group.id, "users"]);
+        url.set_query(Some("limit=1"));
+        let attr = self.id_attribute.as_str();
+        let parse = |body: &[u8]| parse_members(body, attr);
+        match self.fetch_page(&url, &parse).await? {
+            Fetched::Page { items, .. } => Ok(Some(items.len())),
+            // The group went away between the two calls: the read itself was allowed.
+            Fetched::NotFound => Ok(Some(0)),
+        }
+    }
+
     /// Counters since this client was built.
     pub fn stats(&self) -> OktaStats {
         let c = &self.counters;

@@ -81,9 +81,12 @@ impl SqliteStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
             && !dir.is_dir()
         {
-            return Err(StoreError::Corrupt {
+            return Err(StoreError::Location {
                 path: p,
-                detail: format!("directory {} does not exist", dir.display()),
+                detail: format!(
+                    "directory {} does not exist; create it, writable by the user q-group-sync runs as, or set state.path",
+                    dir.display()
+                ),
             });
         }
         let conn = Connection::open(path).map_err(|source| StoreError::Open {
