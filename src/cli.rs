@@ -41,10 +41,16 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto)]
     pub log_format: LogFormat,
 
-    /// Log level or filter (error, warn, info, debug, trace, or an EnvFilter directive).
-    /// Default: RUST_LOG, else info.
+    /// Log level of q-group-sync's own events (error, warn, info, debug, trace). Default:
+    /// info. Dependencies stay at info whatever the level (at debug they log query parameters
+    /// and headers); only --log-filter or RUST_LOG raises them.
     #[arg(long, global = true, value_name = "LEVEL")]
     pub log_level: Option<String>,
+
+    /// Explicit EnvFilter directives applied after --log-level, e.g. `tokio_postgres=debug`
+    /// (may log member lists). Default: RUST_LOG.
+    #[arg(long, global = true, value_name = "DIRECTIVES")]
+    pub log_filter: Option<String>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -159,6 +165,7 @@ pub enum Output {
 /// Runs the command. `shutdown` is cancelled on SIGINT/SIGTERM.
 pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Exit> {
     let config = Config::load(cli.config.as_deref())?;
+    crate::files::warn_readable_secrets(&config);
     match cli.command {
         Command::Sync(args) => run_pass(&config, Mode::Apply, &args, shutdown).await,
         Command::Plan(args) => run_pass(&config, Mode::Plan, &args, shutdown).await,

@@ -36,6 +36,7 @@ pub mod error;
 pub mod explain;
 #[cfg(test)]
 mod fakes;
+pub mod files;
 pub mod leader;
 pub mod metrics;
 pub mod model;

@@ -13,7 +13,13 @@ use q_group_sync::{shutdown, telemetry};
 
 fn main() -> ExitCode {
     let cli = Cli::parse(); // usage errors exit 2, as clap does
-    if let Err(e) = telemetry::init(cli.log_format, cli.log_level.as_deref()) {
+    // Member data at rest (the snapshot, its -wal/-shm) is the owner's alone.
+    q_group_sync::files::restrict_umask();
+    if let Err(e) = telemetry::init(
+        cli.log_format,
+        cli.log_level.as_deref(),
+        cli.log_filter.as_deref(),
+    ) {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }

@@ -205,7 +205,7 @@ fn chrono_year() -> i32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trigger_is_disabled_without_an_admin_token() {
     let h = Harness::start(org(2, 3)).await;
-    let s = h.serve(&[]).await;
+    let s = h.serve_no_default_admin(&[]).await;
     let resp = s
         .http
         .post(s.url("/sync"))

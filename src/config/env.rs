@@ -78,6 +78,7 @@ pub(crate) const KEYS: &[(&str, EnvType)] = &[
     ("qbusiness.s3_prefix", Str),
     ("qbusiness.role_arn", Str),
     ("qbusiness.s3_endpoint_url", Str),
+    ("qbusiness.s3_bucket_owner", Str),
     ("qbusiness.verify", Str),
     ("qbusiness.verify_sample_percent", Int),
     ("qbusiness.verify_timeout", Str),
@@ -105,6 +106,9 @@ pub(crate) const KEYS: &[(&str, EnvType)] = &[
     ("server.admin_token", Secret),
     ("server.admin_token_file", Str),
     ("server.shutdown_grace", Str),
+    ("server.header_read_timeout", Str),
+    ("server.request_timeout", Str),
+    ("server.max_connections", Int),
 ];
 
 /// Whether the config value at `path` (dotted) is a secret: never echoed in an error.

@@ -50,6 +50,11 @@ pub struct QBusinessConfig {
     /// `large_groups = "s3"`: S3 endpoint override (VPC endpoints, emulators; path-style).
     #[serde(default)]
     pub s3_endpoint_url: Option<Url>,
+    /// `large_groups = "s3"`: the AWS account (12 digits) that must own `s3_bucket`; every
+    /// PutObject and DeleteObject sends it as the expected bucket owner. Default: the account
+    /// of `role_arn`.
+    #[serde(default, deserialize_with = "account_id")]
+    pub s3_bucket_owner: Option<String>,
     /// Whether a put is confirmed with GetGroup before it is recorded: `always`, `sample`, `never`.
     #[serde(default)]
     pub verify: VerifyMode,
@@ -116,6 +121,16 @@ fn default_verify_timeout() -> Duration {
 }
 
 impl QBusinessConfig {
+    /// The account that must own `s3_bucket`: `s3_bucket_owner`, else the account id in
+    /// `role_arn` (`arn:aws:iam::<account>:role/...`); `None` unless it is 12 digits.
+    pub fn s3_bucket_owner(&self) -> Option<String> {
+        let owner = match &self.s3_bucket_owner {
+            Some(owner) => owner.trim().to_owned(),
+            None => self.role_arn.as_deref()?.split(':').nth(4)?.to_owned(),
+        };
+        (owner.len() == 12 && owner.bytes().all(|b| b.is_ascii_digit())).then_some(owner)
+    }
+
     /// Ids, region, endpoint, ranges, and the keys `large_groups = "s3"` needs.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let q = self;
@@ -181,6 +196,12 @@ impl QBusinessConfig {
                     "is required with large_groups = \"s3\": the ARN of the role Q Business uses to read the member files",
                 ));
             }
+            if q.s3_bucket_owner().is_none() {
+                return Err(ConfigError::key(
+                    "qbusiness.s3_bucket_owner",
+                    "must be the 12-digit AWS account id that owns s3_bucket (by default the account in role_arn, which has none here)",
+                ));
+            }
             if q.s3_prefix.chars().count() > 900 {
                 return Err(ConfigError::key(
                     "qbusiness.s3_prefix",
@@ -224,4 +245,19 @@ fn check_aws_id(key: &str, value: &str) -> Result<(), ConfigError> {
             format!("{value:?} is not a 36-character Q Business id"),
         ))
     }
+}
+
+/// An AWS account id, quoted or not: an environment variable's `012345678901` arrives as a
+/// number, and account ids are 12 digits, so the leading zeros are put back.
+fn account_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Text(String),
+        Number(u64),
+    }
+    Ok(Option::<Id>::deserialize(d)?.map(|id| match id {
+        Id::Text(text) => text,
+        Id::Number(n) => format!("{n:012}"),
+    }))
 }

@@ -57,6 +57,14 @@ pub struct ServerConfig {
     /// How long a shutdown may take to let writes in flight finish and be recorded.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// A connection that has not sent a request's complete headers within this is closed.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A request not answered within this gets 503 (a `dry_run` waiting for a long pass, too).
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// HTTP connections open at once (one request each); more wait to be accepted.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +74,9 @@ impl Default for ServerConfig {
             admin_token: None,
             admin_token_file: None,
             shutdown_grace: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(120),
+            max_connections: 64,
         }
     }
 }
@@ -86,6 +97,20 @@ impl ServerConfig {
             return Err(ConfigError::key(
                 "server.admin_token",
                 "must be at least 16 characters",
+            ));
+        }
+        for (key, d) in [
+            ("server.header_read_timeout", s.header_read_timeout),
+            ("server.request_timeout", s.request_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::key(key, "must be more than zero"));
+            }
+        }
+        if s.max_connections == 0 {
+            return Err(ConfigError::key(
+                "server.max_connections",
+                "must be at least 1",
             ));
         }
         if s.shutdown_grace.is_zero() || s.shutdown_grace > MAX_SHUTDOWN_GRACE {

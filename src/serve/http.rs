@@ -1,14 +1,20 @@
 //! The one HTTP port of `serve`: /metrics, /livez, /readyz, /status, POST /sync and /approve,
 //! GET /explain.
 //! On a standby (PostgreSQL), the admin endpoints answer 503 naming the leader.
+//!
+//! Admin routes live in [`admin_routes`]: every route there gets the bearer-token check before
+//! any of its body is read, and a body cap of [`ADMIN_BODY_MAX`] bytes (413 beyond), by
+//! construction. `/status` shows counts, times and outcomes to anyone, and its detail (group
+//! names, ids, error texts, traces) only with the admin token.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{DefaultBodyLimit, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -17,17 +23,49 @@ use serde_json::json;
 
 use super::{Daemon, Enqueued};
 
-/// Routes over a running daemon.
+/// The largest admin request body, in bytes (413 beyond); parameters fit in a few hundred.
+pub const ADMIN_BODY_MAX: usize = 4 * 1024;
+
+/// Routes over a running daemon: the public ones and [`admin_routes`].
 pub fn router(daemon: Arc<Daemon>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
         .route("/status", get(status))
+        .merge(admin_routes(Arc::clone(&daemon)))
+        .with_state(daemon)
+}
+
+/// The admin routes. A route added here is refused (401/403) before its body is read unless it
+/// carries the admin token, and its body is capped at [`ADMIN_BODY_MAX`] bytes.
+fn admin_routes(daemon: Arc<Daemon>) -> Router<Arc<Daemon>> {
+    Router::new()
         .route("/sync", post(sync))
         .route("/approve", post(approve))
         .route("/explain", get(explain))
-        .with_state(daemon)
+        .route_layer(DefaultBodyLimit::max(ADMIN_BODY_MAX))
+        .route_layer(middleware::from_fn_with_state(daemon, require_admin))
+}
+
+/// Middleware of [`admin_routes`]: the token first, then a declared body size over the cap is
+/// refused (413) without reading it. Chunked bodies are cut at the cap by `DefaultBodyLimit`.
+async fn require_admin(State(d): State<Arc<Daemon>>, request: Request, next: Next) -> Response {
+    if let Err(r) = authorize(&d, request.headers()) {
+        return *r;
+    }
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > ADMIN_BODY_MAX as u64) {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("admin request bodies are limited to {ADMIN_BODY_MAX} bytes"),
+        );
+    }
+    next.run(request).await
 }
 
 async fn metrics(State(d): State<Arc<Daemon>>) -> Response {
@@ -72,8 +110,16 @@ async fn readyz(State(d): State<Arc<Daemon>>) -> Response {
     }
 }
 
-async fn status(State(d): State<Arc<Daemon>>) -> Response {
-    axum::Json(d.status()).into_response()
+/// `/status`: the public view, or with the admin token (when one is configured) the detail. A
+/// presented but wrong token is refused rather than answered with less.
+async fn status(State(d): State<Arc<Daemon>>, headers: HeaderMap) -> Response {
+    if headers.contains_key(header::AUTHORIZATION) && d.admin_enabled() {
+        return match authorize(&d, &headers) {
+            Ok(()) => axum::Json(d.status()).into_response(),
+            Err(r) => *r,
+        };
+    }
+    axum::Json(d.status().public()).into_response()
 }
 
 /// Parameters of POST /sync, from the query string or the body (JSON or form).
@@ -183,6 +229,8 @@ fn admin_request<T: DeserializeOwned + Default>(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(T, T), Box<Response>> {
+    // The token was checked by `require_admin` before the body was read; checked again here
+    // so a handler can never be reached without it.
     authorize(d, headers)?;
     let Query(from_query) =
         query.map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, &format!("query: {e}"))))?;
@@ -321,6 +369,112 @@ async fn sync(
         Enqueued::ShuttingDown => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
         Enqueued::Standby(_) => refuse_on_standby(&d)
             .unwrap_or_else(|| error(StatusCode::SERVICE_UNAVAILABLE, "leadership changed; retry")),
+    }
+}
+
+/// Limits of the HTTP port against slow or greedy clients (`[server]`).
+#[derive(Debug, Clone, Copy)]
+pub struct PortLimits {
+    /// A connection that has not sent a request's complete headers within this is closed.
+    pub header_read_timeout: std::time::Duration,
+    /// A request that has not been answered within this gets 503 (its connection is closed).
+    pub request_timeout: std::time::Duration,
+    /// Connections open at once; beyond it the listener stops accepting until one closes.
+    pub max_connections: usize,
+}
+
+impl PortLimits {
+    /// The limits `[server]` sets.
+    pub fn from_config(s: &crate::config::ServerConfig) -> PortLimits {
+        PortLimits {
+            header_read_timeout: s.header_read_timeout,
+            request_timeout: s.request_timeout,
+            max_connections: s.max_connections,
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `stop` is cancelled, then lets requests in flight finish
+/// for up to `drain`. HTTP/1.1 only, with hyper's header-read timer on, a request timeout, and at
+/// most `max_connections` connections (so at most as many requests) at once.
+pub async fn serve_port(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: PortLimits,
+    stop: tokio_util::sync::CancellationToken,
+    drain: std::time::Duration,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+
+    let timeout = limits.request_timeout;
+    let router = router.layer(middleware::from_fn(move |request: Request, next: Next| {
+        request_deadline(timeout, request, next)
+    }));
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let graceful = GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    loop {
+        let permit = tokio::select! {
+            p = Arc::clone(&slots).acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = stop.cancelled() => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // EMFILE and the like: wait a moment rather than spin.
+                    tracing::warn!(error = %e, "accepting an HTTP connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = stop.cancelled() => break,
+        };
+        let service = TowerToHyperService::new(router.clone());
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        let watched = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = watched.await {
+                tracing::debug!(error = %e, "HTTP connection closed with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::debug!("HTTP connections still open after the drain period; closing them");
+    }
+}
+
+/// The request timeout: 503 with a JSON error when the handler takes longer.
+async fn request_deadline(timeout: std::time::Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let mut r = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!(
+                    "the request took longer than server.request_timeout ({})",
+                    humantime::format_duration(timeout)
+                ),
+            );
+            r.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            r
+        }
     }
 }
 

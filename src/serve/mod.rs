@@ -45,7 +45,7 @@ mod queue;
 mod status;
 
 pub use queue::{Daemon, Enqueued, PassTicket};
-pub use status::{HeldView, LastPass, Status};
+pub use status::{HeldView, LastPass, PublicStatus, Status};
 
 /// Runs `serve` until `shutdown` is cancelled, then drains within `server.shutdown_grace`.
 pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Result<Exit> {
@@ -143,12 +143,14 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let server_stop = CancellationToken::new();
     let server = {
         let router = http::router(Arc::clone(&daemon));
-        let stop = server_stop.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await
-        })
+        let limits = http::PortLimits::from_config(&config.server);
+        tokio::spawn(http::serve_port(
+            listener,
+            router,
+            limits,
+            server_stop.clone(),
+            Duration::from_secs(1),
+        ))
     };
 
     shutdown.cancelled().await;

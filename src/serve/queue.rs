@@ -275,6 +275,8 @@ impl Daemon {
     /// The runner: takes queued passes one at a time until shutdown.
     pub(super) async fn run(self: Arc<Self>) {
         self.runner_alive.store(true, Ordering::SeqCst);
+        // However the runner ends, a panic included, /livez fails from then on.
+        let _alive = AliveGuard(Arc::clone(&self));
         loop {
             let next = self.state().queue.front().cloned();
             let Some(ticket) = next else {
@@ -362,7 +364,6 @@ impl Daemon {
                 break;
             }
         }
-        self.runner_alive.store(false, Ordering::SeqCst);
     }
 
     pub(super) fn update_freshness(&self) {
@@ -513,6 +514,18 @@ pub(super) fn digest(s: &str) -> [u8; 32] {
 /// Pass ids: time-ordered and unique within the process (`20261126T031500Z-3`).
 pub(super) fn new_pass_id(now: DateTime<Utc>, n: u64) -> String {
     format!("{}-{n}", now.format("%Y%m%dT%H%M%SZ"))
+}
+
+/// Clears `runner_alive` when the runner ends, by return or by panic.
+struct AliveGuard(Arc<Daemon>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.runner_alive.store(false, Ordering::SeqCst);
+        if std::thread::panicking() {
+            error!("the pass runner stopped on a panic; /livez fails so the process is restarted");
+        }
+    }
 }
 
 /// Says whether an events pass synced its changes by `deadline` (`okta.events.max_delay` after

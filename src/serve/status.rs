@@ -161,3 +161,131 @@ impl Daemon {
         }
     }
 }
+
+/// `/status` without the admin token: counts, times, outcomes and the leader role. No group
+/// names, Okta ids, error texts, traces, replica names or addresses.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublicStatus {
+    pub ready: bool,
+    pub shutting_down: bool,
+    pub pass_running: bool,
+    /// The running pass: its id, trigger and when it was requested.
+    pub current_pass: Option<PublicTicket>,
+    pub queued_passes: usize,
+    pub next_scheduled_pass: Option<DateTime<Utc>>,
+    pub schedule: String,
+    pub last_pass: Option<PublicLastPass>,
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// Counts of the held plan, and since when it waits.
+    pub held_plan: Option<PublicHeld>,
+    pub snapshot_age_seconds: Option<f64>,
+    pub leader: PublicLeader,
+    /// How to see the rest.
+    pub detail: &'static str,
+}
+
+/// A pass ticket without its group or the held plan it approves.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublicTicket {
+    pub pass_id: String,
+    pub trigger: Trigger,
+    /// Limited to one group (which one is in the detail).
+    pub one_group: bool,
+    pub requested_at: DateTime<Utc>,
+}
+
+/// The last pass: times, outcome and counts; the error's kind, not its text.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublicLastPass {
+    pub pass_id: Option<String>,
+    pub trigger: Trigger,
+    pub one_group: bool,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub outcome: &'static str,
+    pub error_kind: Option<&'static str>,
+    pub groups_listed: usize,
+    pub groups_in_scope: usize,
+    pub groups_unread: usize,
+    pub puts_applied: usize,
+    pub deletes_applied: usize,
+    pub unchanged: usize,
+    pub users_added: usize,
+    pub users_removed: usize,
+    pub failed: usize,
+    pub errors_by_kind: BTreeMap<String, usize>,
+}
+
+/// The held plan's counts.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublicHeld {
+    pub deletes: usize,
+    pub removals: usize,
+    pub since: DateTime<Utc>,
+}
+
+/// The leader role of this replica.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublicLeader {
+    pub backend: &'static str,
+    pub is_leader: bool,
+    pub role: &'static str,
+}
+
+impl PublicTicket {
+    fn from(t: &PassTicket) -> PublicTicket {
+        PublicTicket {
+            pass_id: t.pass_id.clone(),
+            trigger: t.trigger,
+            one_group: t.group.is_some(),
+            requested_at: t.requested_at,
+        }
+    }
+}
+
+impl Status {
+    /// What `/status` shows without the admin token.
+    pub fn public(self) -> PublicStatus {
+        PublicStatus {
+            ready: self.ready,
+            shutting_down: self.shutting_down,
+            pass_running: self.pass_running,
+            current_pass: self.current_pass.as_ref().map(PublicTicket::from),
+            queued_passes: self.queued_passes.len(),
+            next_scheduled_pass: self.next_scheduled_pass,
+            schedule: self.schedule,
+            last_pass: self.last_pass.map(|l| PublicLastPass {
+                pass_id: l.pass_id,
+                trigger: l.trigger,
+                one_group: l.group.is_some(),
+                started_at: l.started_at,
+                finished_at: l.finished_at,
+                outcome: l.outcome,
+                error_kind: l.error_kind,
+                groups_listed: l.groups_listed,
+                groups_in_scope: l.groups_in_scope,
+                groups_unread: l.groups_unread,
+                puts_applied: l.puts_applied,
+                deletes_applied: l.deletes_applied,
+                unchanged: l.unchanged,
+                users_added: l.users_added,
+                users_removed: l.users_removed,
+                failed: l.failed,
+                errors_by_kind: l.errors_by_kind,
+            }),
+            last_success_at: self.last_success_at,
+            held_plan: self.held_plan.map(|h| PublicHeld {
+                deletes: h.deletes,
+                removals: h.removals,
+                since: h.since,
+            }),
+            snapshot_age_seconds: self.snapshot_age_seconds,
+            leader: PublicLeader {
+                backend: self.leader.backend,
+                is_leader: self.leader.is_leader,
+                role: self.leader.role,
+            },
+            detail: "names, ids, errors and traces: send Authorization: Bearer <server.admin_token>",
+        }
+    }
+}

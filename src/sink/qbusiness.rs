@@ -78,6 +78,8 @@ pub struct QBusinessSink {
 struct MemberFiles {
     client: aws_sdk_s3::Client,
     bucket: String,
+    /// The account that must own `bucket` (`x-amz-expected-bucket-owner` on every call).
+    owner: String,
     prefix: String,
     role_arn: String,
 }
@@ -176,7 +178,8 @@ impl QBusinessSink {
             QBusinessTarget::from_config(q),
         );
         if q.large_groups == LargeGroups::S3
-            && let (Some(bucket), Some(role_arn)) = (&q.s3_bucket, &q.role_arn)
+            && let (Some(bucket), Some(role_arn), Some(owner)) =
+                (&q.s3_bucket, &q.role_arn, q.s3_bucket_owner())
         {
             let mut s3 = aws_sdk_s3::config::Builder::from(&shared)
                 .retry_config(
@@ -204,6 +207,7 @@ impl QBusinessSink {
             sink.files = Some(MemberFiles {
                 client: aws_sdk_s3::Client::from_conf(s3.build()),
                 bucket: bucket.clone(),
+                owner,
                 prefix: q.s3_prefix.clone(),
                 role_arn: role_arn.clone(),
             });
@@ -242,6 +246,7 @@ impl QBusinessSink {
             .client
             .put_object()
             .bucket(&files.bucket)
+            .expected_bucket_owner(&files.owner)
             .key(&key)
             .content_type("application/json")
             .body(aws_sdk_s3::primitives::ByteStream::from(body))
@@ -391,13 +396,27 @@ impl GroupSink for QBusinessSink {
         if let Some(ds) = &self.target.data_source_id {
             req = req.data_source_id(ds);
         }
-        match req.send().await {
-            Ok(_) => Ok(DeleteOutcome::Deleted),
+        let outcome = match req.send().await {
+            Ok(_) => DeleteOutcome::Deleted,
             Err(SdkError::ServiceError(e)) if matches!(e.err(), DeleteGroupError::ResourceNotFoundException(nf) if names_group(nf, name)) => {
-                Ok(DeleteOutcome::AlreadyGone)
+                DeleteOutcome::AlreadyGone
             }
-            Err(e) => Err(classify("DeleteGroup", e)),
+            Err(e) => return Err(classify("DeleteGroup", e)),
+        };
+        // The group's member file goes with it (an absent file is no error); if this fails the
+        // delete is not recorded, so the next pass deletes the file again.
+        if let Some(files) = &self.files {
+            files
+                .client
+                .delete_object()
+                .bucket(&files.bucket)
+                .expected_bucket_owner(&files.owner)
+                .key(files.key(name))
+                .send()
+                .await
+                .map_err(|e| classify("DeleteObject", e))?;
         }
+        Ok(outcome)
     }
 
     async fn group_state(&self, name: &GroupName) -> Result<GroupState, SinkError> {
@@ -639,7 +658,34 @@ impl Intercept for RequestMetrics {
     }
 }
 
-/// Maps an SDK error onto a bounded [`SinkErrorKind`] plus the service's message.
+/// The Display texts of an error and its sources, cleaned. Never `DisplayErrorContext` or
+/// `Debug`: those print the raw HTTP response, headers and body included.
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = Vec::new();
+    let mut next = err.source();
+    while let Some(e) = next {
+        parts.push(clean(&e.to_string()));
+        next = e.source();
+    }
+    if parts.is_empty() {
+        parts.push(clean(&err.to_string()));
+    }
+    parts.dedup();
+    parts.join(": ")
+}
+
+/// A message from the wire, made safe to log: no control characters, at most 300 characters.
+fn clean(text: &str) -> String {
+    const MAX: usize = 300;
+    let mut out: String = text.chars().filter(|c| !c.is_control()).take(MAX).collect();
+    if text.chars().count() > MAX {
+        out.push('…');
+    }
+    out
+}
+
+/// Maps an SDK error onto a bounded [`SinkErrorKind`] plus the service's code and message
+/// (never the raw response).
 fn classify<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> SinkError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -663,11 +709,14 @@ where
                 Some(code) if code.contains("Throttl") => SinkErrorKind::Throttled,
                 _ => SinkErrorKind::Other,
             };
+            let status = service.raw().status().as_u16();
             let message = match (e.code(), e.message()) {
-                (Some(code), Some(msg)) => format!("{code}: {msg}"),
-                (Some(code), None) => code.to_owned(),
-                (None, Some(msg)) => msg.to_owned(),
-                (None, None) => "unknown service error".to_owned(),
+                (Some(code), Some(msg)) => format!("{code}: {}", clean(msg)),
+                (Some(code), None) => clean(code),
+                (None, Some(msg)) => clean(msg),
+                (None, None) => {
+                    format!("HTTP {status} without an AWS error code (not from the service?)")
+                }
             };
             (kind, message)
         }
@@ -678,32 +727,21 @@ where
             } else {
                 SinkErrorKind::Transport
             };
-            (
-                kind,
-                format!(
-                    "could not reach Q Business: {}",
-                    aws_sdk_qbusiness::error::DisplayErrorContext(&err)
-                ),
-            )
+            (kind, format!("could not reach Q Business: {}", chain(&err)))
         }
-        SdkError::ResponseError(_) => (
+        SdkError::ResponseError(r) => (
             SinkErrorKind::Server,
             format!(
-                "unreadable response: {}",
-                aws_sdk_qbusiness::error::DisplayErrorContext(&err)
+                "unreadable response (HTTP {}): {}",
+                r.raw().status().as_u16(),
+                chain(&err)
             ),
         ),
         SdkError::ConstructionFailure(_) => (
             SinkErrorKind::Transport,
-            format!(
-                "request could not be built: {}",
-                aws_sdk_qbusiness::error::DisplayErrorContext(&err)
-            ),
+            format!("request could not be built: {}", chain(&err)),
         ),
-        _ => (
-            SinkErrorKind::Other,
-            aws_sdk_qbusiness::error::DisplayErrorContext(&err).to_string(),
-        ),
+        _ => (SinkErrorKind::Other, chain(&err)),
     };
     // An unmodelled error code still tells by its status whether it was the server's fault.
     let kind = match (kind, err.raw_response().map(|r| r.status().as_u16())) {

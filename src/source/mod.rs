@@ -72,6 +72,14 @@ pub enum SourceError {
         "Okta's next link for {path} points outside okta.org_url ({link_origin}); not followed"
     )]
     ForeignLink { path: String, link_origin: String },
+    /// A response body over the cap; not read further.
+    #[error("Okta's response for {path} is larger than {limit_mib} MiB; not read further")]
+    TooLarge { path: String, limit_mib: usize },
+    /// A listing whose `next` links go on past the page cap.
+    #[error(
+        "Okta's listing at {path} went on past {pages} pages; stopped (a next link chain that does not end)"
+    )]
+    TooManyPages { path: String, pages: usize },
 }
 
 impl SourceError {
@@ -86,6 +94,8 @@ impl SourceError {
             SourceError::Transport { .. } => SourceErrorKind::Transport,
             SourceError::Malformed { .. } => SourceErrorKind::Malformed,
             SourceError::ForeignLink { .. } => SourceErrorKind::ForeignLink,
+            SourceError::TooLarge { .. } => SourceErrorKind::TooLarge,
+            SourceError::TooManyPages { .. } => SourceErrorKind::TooManyPages,
             SourceError::OAuth(e) => SourceErrorKind::OAuth(e.kind()),
         }
     }
@@ -121,6 +131,10 @@ pub enum SourceErrorKind {
     Malformed,
     /// `foreign_link`: a next link outside `okta.org_url`.
     ForeignLink,
+    /// `too_large`: a response body over the cap.
+    TooLarge,
+    /// `too_many_pages`: a listing past the page cap.
+    TooManyPages,
     /// OAuth (`okta.auth = "oauth"`); labelled by the OAuth kind (`oauth_client`, ...).
     OAuth(oauth::OAuthErrorKind),
 }
@@ -137,6 +151,8 @@ impl SourceErrorKind {
             SourceErrorKind::Transport => "transport",
             SourceErrorKind::Malformed => "malformed",
             SourceErrorKind::ForeignLink => "foreign_link",
+            SourceErrorKind::TooLarge => "too_large",
+            SourceErrorKind::TooManyPages => "too_many_pages",
             SourceErrorKind::OAuth(k) => k.as_str(),
         }
     }

@@ -220,7 +220,12 @@ pub struct Served {
     pub addr: std::net::SocketAddr,
     pub logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     pub http: reqwest::Client,
+    /// The admin token the process runs with, if any; `status()` sends it.
+    pub admin: Option<String>,
 }
+
+/// The admin token `Harness::serve` gives a process whose config sets none.
+pub const DEFAULT_ADMIN: &str = "test-admin-token-0123456789";
 
 impl Served {
     pub fn url(&self, path: &str) -> String {
@@ -231,7 +236,22 @@ impl Served {
         self.http.get(self.url(path)).send().await.expect("GET")
     }
 
+    /// `/status` with the admin token when there is one (the detail).
     pub async fn status(&self) -> serde_json::Value {
+        let mut req = self.http.get(self.url("/status"));
+        if let Some(admin) = &self.admin {
+            req = req.bearer_auth(admin);
+        }
+        req.send()
+            .await
+            .expect("GET /status")
+            .json()
+            .await
+            .expect("status JSON")
+    }
+
+    /// `/status` as anyone sees it.
+    pub async fn public_status(&self) -> serde_json::Value {
         self.get("/status").await.json().await.expect("status JSON")
     }
 
@@ -274,8 +294,41 @@ impl Served {
 }
 
 impl Harness {
-    /// Starts `serve` with `server.listen = 127.0.0.1:0` and waits for its address.
+    /// Starts `serve` with `server.listen = 127.0.0.1:0` and waits for its address. Without
+    /// an admin token in the config or `env`, it gets [`DEFAULT_ADMIN`].
     pub async fn serve(&self, env: &[(&str, &str)]) -> Served {
+        let configured = self.configured_admin(env);
+        if configured.is_some() {
+            return self.serve_as(env, configured).await;
+        }
+        let mut env = env.to_vec();
+        env.push(("Q_GROUP_SYNC_SERVER__ADMIN_TOKEN", DEFAULT_ADMIN));
+        self.serve_as(&env, Some(DEFAULT_ADMIN.to_owned())).await
+    }
+
+    /// Starts `serve` with only the admin token the config or `env` sets (maybe none).
+    pub async fn serve_no_default_admin(&self, env: &[(&str, &str)]) -> Served {
+        let configured = self.configured_admin(env);
+        self.serve_as(env, configured).await
+    }
+
+    /// The admin token set in `env` or the config file.
+    fn configured_admin(&self, env: &[(&str, &str)]) -> Option<String> {
+        if let Some((_, v)) = env
+            .iter()
+            .find(|(k, _)| *k == "Q_GROUP_SYNC_SERVER__ADMIN_TOKEN")
+        {
+            return Some((*v).to_owned());
+        }
+        let text = std::fs::read_to_string(&self.config).ok()?;
+        text.lines().find_map(|l| {
+            let rest = l.trim().strip_prefix("admin_token")?.trim_start();
+            let rest = rest.strip_prefix('=')?.trim();
+            Some(rest.trim_matches('"').to_owned())
+        })
+    }
+
+    async fn serve_as(&self, env: &[(&str, &str)], admin: Option<String>) -> Served {
         use tokio::io::AsyncBufReadExt;
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_q-group-sync"));
         cmd.arg("--config")
@@ -328,6 +381,7 @@ impl Harness {
             addr,
             logs,
             http: reqwest::Client::new(),
+            admin,
         }
     }
 

@@ -37,6 +37,9 @@ const ASSERTION_LIFETIME_SECS: i64 = 300;
 const REFRESH_MARGIN_MAX: Duration = Duration::from_secs(300);
 /// Okta's token lifetime, assumed when a response leaves `expires_in` out.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
+/// The longest `expires_in` believed (Okta issues at most 24 h); a larger one is clamped, so a
+/// hostile or odd answer (`expires_in: 1e13`) cannot overflow the clock arithmetic.
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// `use_dpop_nonce` answers taken within one token request: the first challenge and a rotation.
 const NONCE_RETRIES: u32 = 2;
 /// Longest Okta error description quoted in an error.

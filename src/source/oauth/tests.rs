@@ -17,7 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use super::jwt::{AssertionClaims, ProofClaims, ath};
-use super::token::{OAuthErrorBody, TokenStep, refresh_at};
+use super::token::{OAuthErrorBody, TokenStep, lifetime_of, refresh_at};
 use super::*;
 use crate::source::SourceError;
 
@@ -194,6 +194,21 @@ fn refresh_comes_five_minutes_early_or_at_a_quarter_of_short_lifetimes() {
     assert_eq!(at(600), TimeDelta::seconds(450));
     assert_eq!(at(2), TimeDelta::milliseconds(1500));
     assert_eq!(at(0), TimeDelta::zero());
+    // Hostile lifetimes are clamped to 24 h, never overflowing the clock.
+    assert_eq!(at(10_000_000_000_000), TimeDelta::seconds(24 * 3600 - 300));
+    assert_eq!(at(u64::MAX), TimeDelta::seconds(24 * 3600 - 300));
+    let end = DateTime::<Utc>::MAX_UTC;
+    assert_eq!(refresh_at(end, Duration::from_secs(3600)), end);
+}
+
+#[test]
+fn expires_in_is_any_json_number_clamped() {
+    let lifetime = |json: &str| lifetime_of(&serde_json::from_str(json).unwrap());
+    assert_eq!(lifetime("3600"), Duration::from_secs(3600));
+    assert_eq!(lifetime("3.6e3"), Duration::from_secs(3600));
+    assert_eq!(lifetime("1e13"), Duration::from_secs(24 * 3600));
+    assert_eq!(lifetime("10000000000000"), Duration::from_secs(24 * 3600));
+    assert_eq!(lifetime("-5"), Duration::ZERO);
 }
 
 fn error_body(error: &str, description: &str) -> OAuthErrorBody {

@@ -15,18 +15,38 @@ use url::Url;
 
 use super::{
     CLIENT_ASSERTION_TYPE, DEFAULT_LIFETIME, DESCRIPTION_MAX, DPOP, DPOP_NONCE, DpopKey,
-    NONCE_RETRIES, OAuthBuildError, OAuthClient, OAuthError, OAuthSettings, REFRESH_MARGIN_MAX,
-    TOKEN_PATH,
+    MAX_LIFETIME, NONCE_RETRIES, OAuthBuildError, OAuthClient, OAuthError, OAuthSettings,
+    REFRESH_MARGIN_MAX, TOKEN_PATH,
 };
 use crate::clock::Clock;
 use crate::source::SourceError;
-use crate::source::okta::{backoff, rate_limit_wait};
+use crate::source::okta::{Capped, backoff, rate_limit_wait, read_capped};
+
+/// The largest token endpoint answer read (a token response is a few KiB).
+const TOKEN_BODY_MAX: usize = 1024 * 1024;
 
 /// When to stop using a token that lives `lifetime` from `sent_at` (when its request left):
-/// `min(5 min, lifetime / 4)` before it expires, so short test lifetimes refresh too.
+/// `min(5 min, lifetime / 4)` before it expires, so short test lifetimes refresh too. The
+/// lifetime is clamped to 24 h and the arithmetic checked: no answer can make it overflow.
 pub(crate) fn refresh_at(sent_at: DateTime<Utc>, lifetime: Duration) -> DateTime<Utc> {
+    let lifetime = lifetime.min(MAX_LIFETIME);
     let margin = REFRESH_MARGIN_MAX.min(lifetime / 4);
-    sent_at + TimeDelta::from_std(lifetime - margin).unwrap_or(TimeDelta::zero())
+    TimeDelta::from_std(lifetime.saturating_sub(margin))
+        .ok()
+        .and_then(|d| sent_at.checked_add_signed(d))
+        .unwrap_or(sent_at)
+}
+
+/// `expires_in` as a duration: whole seconds, at most [`MAX_LIFETIME`]; a negative or
+/// non-finite number is no lifetime at all.
+pub(super) fn lifetime_of(expires_in: &serde_json::Number) -> Duration {
+    let secs = expires_in.as_u64().unwrap_or_else(|| {
+        expires_in
+            .as_f64()
+            .filter(|f| f.is_finite() && *f > 0.0)
+            .map_or(0, |f| f.min(MAX_LIFETIME.as_secs_f64()) as u64)
+    });
+    Duration::from_secs(secs).min(MAX_LIFETIME)
 }
 
 /// A sensitive header value (never shown by `Debug`, and kept out of HTTP/2 header tables);
@@ -116,8 +136,9 @@ impl Transient {
 #[derive(Deserialize)]
 pub(super) struct TokenResponse {
     pub(super) token_type: String,
+    /// Any JSON number (`3600`, `3.6e3`, `1e13`); clamped when used.
     #[serde(default)]
-    pub(super) expires_in: Option<u64>,
+    pub(super) expires_in: Option<serde_json::Number>,
     pub(super) access_token: SecretString,
     #[serde(default)]
     pub(super) scope: Option<String>,
@@ -330,16 +351,22 @@ impl OAuthClient {
                 return TokenStep::Retry(Transient::Server(status.as_u16()));
             }
             _ => {
-                let body: OAuthErrorBody = match response.bytes().await {
+                let body: OAuthErrorBody = match read_capped(response, TOKEN_BODY_MAX).await {
                     Ok(body) => serde_json::from_slice(&body).unwrap_or_default(),
                     Err(_) => OAuthErrorBody::default(),
                 };
                 return self.refused(status, body, header_text(&headers, &DPOP_NONCE));
             }
         }
-        let body = match response.bytes().await {
+        let body = match read_capped(response, TOKEN_BODY_MAX).await {
             Ok(body) => body,
-            Err(e) => return TokenStep::Retry(Transient::Transport(e)),
+            Err(Capped::Transport(e)) => return TokenStep::Retry(Transient::Transport(e)),
+            Err(Capped::TooLarge) => {
+                return TokenStep::Failed(SourceError::TooLarge {
+                    path: TOKEN_PATH.to_owned(),
+                    limit_mib: 1,
+                });
+            }
         };
         let parsed: TokenResponse = match serde_json::from_slice(&body) {
             Ok(parsed) => parsed,
@@ -362,7 +389,9 @@ impl OAuthClient {
         }
         let lifetime = parsed
             .expires_in
-            .map_or(DEFAULT_LIFETIME, Duration::from_secs);
+            .as_ref()
+            .map_or(DEFAULT_LIFETIME, lifetime_of)
+            .min(MAX_LIFETIME);
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::debug!(
             token_type = if dpop_bound { "DPoP" } else { "Bearer" },

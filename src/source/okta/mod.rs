@@ -32,7 +32,8 @@ use crate::clock::SystemClock;
 use crate::config::{Config, ConfigError, OktaCredentials};
 pub(crate) use links::same_origin;
 use request::Credentials;
-pub(crate) use request::{backoff, rate_limit_wait};
+pub(crate) use request::{Capped, backoff, rate_limit_wait, read_capped};
+pub use request::{MAX_BODY_BYTES, MAX_PAGES};
 use wire::{parse_groups, parse_members, parse_user, parse_users};
 
 /// Sent as `User-Agent` on every request.
@@ -167,6 +168,17 @@ pub struct OktaSource {
     /// Paces requests to this client's share of each rate-limit bucket.
     budget: Budget,
     counters: Counters,
+    /// Caps against hostile or broken answers.
+    limits: ResponseLimits,
+}
+
+/// Caps on what one response and one listing may be.
+#[derive(Debug, Clone, Copy)]
+pub(in crate::source) struct ResponseLimits {
+    /// Bytes of one response body ([`MAX_BODY_BYTES`]).
+    pub(in crate::source) max_body_bytes: usize,
+    /// Pages one listing follows ([`MAX_PAGES`]).
+    pub(in crate::source) max_pages: usize,
 }
 
 impl fmt::Debug for OktaSource {
@@ -230,7 +242,21 @@ impl OktaSource {
             permits: Semaphore::new(settings.max_concurrency.max(1)),
             budget: Budget::new(settings.rate_limit_share, settings.max_concurrency),
             counters: Counters::default(),
+            limits: ResponseLimits {
+                max_body_bytes: MAX_BODY_BYTES,
+                max_pages: MAX_PAGES,
+            },
         })
+    }
+
+    /// Tighter caps than [`MAX_BODY_BYTES`] and [`MAX_PAGES`] (tests of the caps; they are
+    /// never raised).
+    pub fn with_response_limits(mut self, max_body_bytes: usize, max_pages: usize) -> OktaSource {
+        self.limits = ResponseLimits {
+            max_body_bytes: max_body_bytes.min(MAX_BODY_BYTES),
+            max_pages: max_pages.clamp(1, MAX_PAGES),
+        };
+        self
     }
 
     /// One read-only `GET /api/v1/groups?limit=1&filter=…` (for `check-config`): proves the URL,

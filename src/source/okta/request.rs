@@ -26,6 +26,12 @@ const BACKOFF_BASE: Duration = Duration::from_millis(500);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
 /// Most jitter added to a 429 wait.
 const RATE_LIMIT_JITTER: Duration = Duration::from_millis(500);
+/// The largest response body read (a page of 1000 users with big profiles is a few MiB).
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// The most pages one listing follows (200,000 users at 200 a page is 1,000).
+pub const MAX_PAGES: usize = 20_000;
+/// The largest error body read; error answers are small.
+const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 /// Okta's error code for "not found" (a deleted group).
 const E_NOT_FOUND: &str = "E0000007";
 
@@ -112,6 +118,12 @@ impl OktaSource {
         let mut visited = BTreeSet::new();
         let mut url = first;
         loop {
+            if visited.len() >= self.limits.max_pages {
+                return Err(SourceError::TooManyPages {
+                    path: first_path(&url),
+                    pages: self.limits.max_pages,
+                });
+            }
             visited.insert(url.as_str().to_owned());
             match self.fetch_page(&url, parse).await? {
                 Fetched::NotFound => return Ok(None),
@@ -280,9 +292,15 @@ impl OktaSource {
                         path: path.to_owned(),
                         detail,
                     })?;
-                let body = match response.bytes().await {
+                let body = match read_capped(response, self.limits.max_body_bytes).await {
                     Ok(body) => body,
-                    Err(e) => return retry(RetryCause::Transport(e)),
+                    Err(Capped::Transport(e)) => return retry(RetryCause::Transport(e)),
+                    Err(Capped::TooLarge) => {
+                        return Err(SourceError::TooLarge {
+                            path: path.to_owned(),
+                            limit_mib: self.limits.max_body_bytes.div_ceil(1024 * 1024),
+                        });
+                    }
                 };
                 drop(permit);
                 let items = match parse(&body) {
@@ -405,10 +423,44 @@ impl ErrorBody {
 
 /// Reads an error body; a missing or non-JSON body gives an empty [`ErrorBody`].
 async fn error_body(response: reqwest::Response) -> ErrorBody {
-    match response.bytes().await {
+    match read_capped(response, MAX_ERROR_BODY_BYTES).await {
         Ok(body) => serde_json::from_slice(&body).unwrap_or_default(),
         Err(_) => ErrorBody::default(),
     }
+}
+
+/// Why [`read_capped`] gave up.
+pub(crate) enum Capped {
+    Transport(reqwest::Error),
+    /// The body (declared or received) is over the cap.
+    TooLarge,
+}
+
+/// A response body, read chunk by chunk and refused as soon as it passes `max` bytes (a
+/// declared `Content-Length` over it is refused before reading).
+pub(crate) async fn read_capped(
+    mut response: reqwest::Response,
+    max: usize,
+) -> Result<Vec<u8>, Capped> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > u64::try_from(max).unwrap_or(u64::MAX))
+    {
+        return Err(Capped::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(Capped::Transport)? {
+        if body.len() + chunk.len() > max {
+            return Err(Capped::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The path of a listing's URL, for errors (no query: it may carry a cursor).
+fn first_path(url: &Url) -> String {
+    url.path().to_owned()
 }
 
 /// Wait before retrying a 429: `max(1 s, X-Rate-Limit-Reset − Date + 1 s)`, using the response's

@@ -12,7 +12,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use secrecy::ExposeSecret;
-use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::config::{ChannelBinding, Host, SslMode};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::config::{ConfigError, PgTls, StateConfig};
@@ -110,6 +110,13 @@ impl PgSettings {
         config.ssl_mode(match state.tls {
             PgTls::Disable => SslMode::Disable,
             PgTls::Require | PgTls::VerifyFull => SslMode::Require,
+        });
+        // Over TLS the password is proven with SCRAM bound to the TLS channel: a server (or a
+        // man in the middle) asking for a cleartext or MD5 password, or SCRAM without channel
+        // binding, is refused.
+        config.channel_binding(match state.tls {
+            PgTls::Disable => ChannelBinding::Prefer,
+            PgTls::Require | PgTls::VerifyFull => ChannelBinding::Require,
         });
         let timings = Timings::new(state.leader_takeover);
         config
@@ -369,6 +376,30 @@ mod tests {
             tls,
             ..StateConfig::default()
         }
+    }
+
+    #[test]
+    fn tls_requires_channel_binding() {
+        let s = PgSettings::from_config(&state(
+            "postgres://qgs:pw@db.example.test:5432/app",
+            PgTls::Require,
+        ))
+        .expect("valid");
+        assert_eq!(s.config.get_channel_binding(), ChannelBinding::Require);
+        // A URL asking to disable it is overridden.
+        let s = PgSettings::from_config(&state(
+            "postgres://qgs:pw@db.example.test:5432/app?channel_binding=disable",
+            PgTls::Require,
+        ))
+        .expect("valid");
+        assert_eq!(s.config.get_channel_binding(), ChannelBinding::Require);
+        // Without TLS there is no channel to bind to (loopback only).
+        let s = PgSettings::from_config(&state(
+            "postgres://qgs:pw@127.0.0.1:5432/app",
+            PgTls::Disable,
+        ))
+        .expect("valid");
+        assert_eq!(s.config.get_channel_binding(), ChannelBinding::Prefer);
     }
 
     #[test]

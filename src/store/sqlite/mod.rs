@@ -93,6 +93,26 @@ impl SqliteStore {
             path: p.clone(),
             source,
         })?;
+        // Member emails: owner only, before WAL mode creates -wal/-shm (SQLite gives them the
+        // database file's mode). A file left more open by an older version is tightened.
+        for file in [
+            path.to_owned(),
+            sidecar(path, "-wal"),
+            sidecar(path, "-shm"),
+        ] {
+            match crate::files::make_private(&file) {
+                Ok(true) => {
+                    tracing::warn!(path = %file.display(), "the snapshot file was readable by group or others; now 0600")
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    return Err(StoreError::Corrupt {
+                        path: p,
+                        detail: format!("cannot make {} private (chmod 600): {e}", file.display()),
+                    });
+                }
+            }
+        }
         let sql = |op: &'static str| {
             let p = p.clone();
             move |source| classify(&p, op, source)
@@ -740,3 +760,10 @@ fn display(path: &Path) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// `<path><suffix>`: SQLite's `-wal` and `-shm` files beside the database.
+fn sidecar(path: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    std::path::PathBuf::from(name)
+}

@@ -59,6 +59,9 @@ pub struct OAuthApp {
     pub require_resource_nonce: bool,
     /// `expires_in` of issued tokens (Okta: 1 h).
     pub token_lifetime: Duration,
+    /// A hostile or odd answer: this JSON number is sent as `expires_in` instead (e.g. `1e13`);
+    /// the token still expires after `token_lifetime`.
+    pub advertised_expires_in: Option<serde_json::Number>,
     /// Proofs whose `iat` is further than this from now are refused.
     pub proof_max_age: Duration,
 }
@@ -78,6 +81,7 @@ impl Default for OAuthApp {
             require_nonce: true,
             require_resource_nonce: false,
             token_lifetime: Duration::from_secs(3600),
+            advertised_expires_in: None,
             proof_max_age: Duration::from_secs(60),
         }
     }
@@ -528,7 +532,10 @@ fn token_inner(
         200,
         &json!({
             "token_type": token_type,
-            "expires_in": app.token_lifetime.as_secs(),
+            "expires_in": app
+                .advertised_expires_in
+                .clone()
+                .unwrap_or_else(|| app.token_lifetime.as_secs().into()),
             "access_token": token,
             "scope": scopes.join(" "),
         }),

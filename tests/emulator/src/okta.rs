@@ -749,6 +749,11 @@ pub enum FaultAction {
     ForeignNextLink,
     /// 200 `[]` with no next link.
     EmptyList,
+    /// The normal page padded with trailing whitespace to this many bytes (still valid JSON).
+    OversizedBody(usize),
+    /// The normal page, with `rel="next"` to a page on the same origin never linked before
+    /// (`after=endless-<n>`): a listing that never ends.
+    EndlessNext,
 }
 
 /// A fault to inject into matching requests.
@@ -838,6 +843,8 @@ struct Shared {
     /// Requests the background client made (and of those, refused) since the last stats reset.
     background_requests: AtomicU64,
     background_rate_limited: AtomicU64,
+    /// Counter of [`FaultAction::EndlessNext`] links.
+    endless: AtomicU64,
 }
 
 struct OrgState {
@@ -895,6 +902,7 @@ impl OktaEmulator {
             peak_in_flight: AtomicUsize::new(0),
             background_requests: AtomicU64::new(0),
             background_rate_limited: AtomicU64::new(0),
+            endless: AtomicU64::new(0),
         });
         let router = Router::new().fallback(handle).with_state(shared.clone());
         let background = (shared.options.background_rps > 0.0)
@@ -1622,6 +1630,19 @@ async fn api(
         }
         (Some(FaultAction::ForeignNextLink), Ok(page)) => {
             let next = format!("https://evil.example{path}?limit=200&after=00gEVIL000000000000");
+            page_response(shared, page, rate, request_id, Some(next))
+        }
+        (Some(FaultAction::OversizedBody(size)), Ok(page)) => {
+            let mut body = page.body.to_string().into_bytes();
+            if body.len() < size {
+                body.resize(size, b' ');
+            }
+            let links = links_of(&page);
+            respond(shared, 200, body, rate, request_id, &links)
+        }
+        (Some(FaultAction::EndlessNext), Ok(page)) => {
+            let n = shared.endless.fetch_add(1, Ordering::Relaxed);
+            let next = format!("{}{path}?limit=200&after=endless-{n}", shared.base_url);
             page_response(shared, page, rate, request_id, Some(next))
         }
         (Some(FaultAction::EmptyList), Ok(page)) => {

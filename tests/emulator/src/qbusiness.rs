@@ -67,6 +67,24 @@ pub struct QOptions {
     pub conflict_while_processing: bool,
     /// Added before every response.
     pub latency: Duration,
+    /// The account owning every emulated S3 bucket: a call whose `x-amz-expected-bucket-owner`
+    /// names another answers 403 AccessDenied, as S3 does.
+    pub s3_bucket_owner: String,
+}
+
+/// One logged call to the emulated S3.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Call {
+    /// `PUT`, `GET` or `DELETE`.
+    pub method: String,
+    /// The bucket of the path-style URL.
+    pub bucket: String,
+    /// The object key (decoded).
+    pub key: String,
+    /// `x-amz-expected-bucket-owner`, if sent.
+    pub expected_owner: Option<String>,
+    /// Status answered.
+    pub status: u16,
 }
 
 impl Default for QOptions {
@@ -78,6 +96,7 @@ impl Default for QOptions {
             processing_time: Duration::ZERO,
             conflict_while_processing: false,
             latency: Duration::ZERO,
+            s3_bucket_owner: "123456789012".into(),
         }
     }
 }
@@ -171,7 +190,17 @@ pub enum QFaultAction {
     },
     /// The normal answer, after this delay.
     Delay(Duration),
+    /// An answer that is not from Q Business: this status with an HTML body and a `set-cookie`
+    /// header, as a proxy or load balancer sends; both carry [`PROXY_MARKER`] (which an error
+    /// message must not repeat).
+    ProxyPage(u16),
 }
+
+/// What [`QFaultAction::ProxyPage`] puts in its body and headers.
+pub const PROXY_MARKER: &str = "proxy-session-7f3a9c";
+
+/// The `kind` of a [`QError`] that is a proxy's page, not an AWS error.
+const PROXY_KIND: &str = "";
 
 /// One logged call (control endpoints are not logged).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -225,6 +254,7 @@ struct QState {
     /// S3 objects by (bucket, key), for PutGroup's `s3PathForGroupMembers` (served path-style
     /// under `/_s3/`).
     objects: BTreeMap<(String, String), Vec<u8>>,
+    s3_calls: Vec<S3Call>,
     /// Documents by id, for CheckDocumentAccess.
     documents: BTreeMap<String, Document>,
 }
@@ -408,6 +438,22 @@ impl QEmulator {
             .objects
             .get(&(bucket.to_owned(), key.to_owned()))
             .cloned()
+    }
+
+    /// Every call to the emulated S3 so far.
+    pub fn s3_calls(&self) -> Vec<S3Call> {
+        self.shared.lock().s3_calls.clone()
+    }
+
+    /// The keys stored in `bucket`.
+    pub fn s3_keys(&self, bucket: &str) -> Vec<String> {
+        self.shared
+            .lock()
+            .objects
+            .keys()
+            .filter(|(b, _)| b == bucket)
+            .map(|(_, k)| k.clone())
+            .collect()
     }
 
     /// The endpoint to give an S3 client (path-style) for the emulated S3.
@@ -594,6 +640,13 @@ impl QError {
                 "AccessDeniedException",
                 "User is not authorized to perform this action.",
             ),
+            QFaultAction::ProxyPage(status) => QError {
+                status: *status,
+                kind: PROXY_KIND,
+                body: Value::String(format!(
+                    "<html><body><h1>{status} Bad Gateway</h1><p>session {PROXY_MARKER}</p></body></html>"
+                )),
+            },
             QFaultAction::FailAsync { .. } | QFaultAction::Delay(_) => return None,
         })
     }
@@ -727,6 +780,18 @@ fn respond(status: u16, body: &Value, error_type: Option<&str>) -> Response {
     response
 }
 
+/// A proxy's error page ([`QFaultAction::ProxyPage`]).
+fn proxy_page(status: u16, html: &str) -> Response {
+    let mut response = Response::new(Body::from(html.to_owned()));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let headers = response.headers_mut();
+    headers.insert("content-type", HeaderValue::from_static("text/html"));
+    if let Ok(cookie) = HeaderValue::from_str(&format!("LBSESSION={PROXY_MARKER}; Path=/")) {
+        headers.insert("set-cookie", cookie);
+    }
+    response
+}
+
 async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
     if let Some(id) = path.strip_prefix("/_emulator/documents/") {
@@ -769,6 +834,10 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     };
     let response = match result {
         Ok(body) => respond(200, &body, None),
+        Err(error) if error.kind == PROXY_KIND => {
+            call.status = error.status;
+            proxy_page(error.status, error.body.as_str().unwrap_or_default())
+        }
         Err(error) => {
             call.status = error.status;
             call.error_type = Some(error.kind.to_owned());
@@ -792,6 +861,41 @@ async fn s3_object(shared: &Shared, req: Request, rest: String) -> Response {
     };
     let (bucket, key) = (bucket.to_owned(), key.to_owned());
     let method = req.method().clone();
+    let expected_owner = req
+        .headers()
+        .get("x-amz-expected-bucket-owner")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let response = s3_answer(shared, req, &bucket, &key, expected_owner.as_deref()).await;
+    shared.lock().s3_calls.push(S3Call {
+        method: method.to_string(),
+        bucket,
+        key,
+        expected_owner,
+        status: response.status().as_u16(),
+    });
+    response
+}
+
+async fn s3_answer(
+    shared: &Shared,
+    req: Request,
+    bucket: &str,
+    key: &str,
+    expected_owner: Option<&str>,
+) -> Response {
+    if expected_owner.is_some_and(|o| o != shared.options.s3_bucket_owner) {
+        return s3_error(403, "AccessDenied", "Access Denied");
+    }
+    let (bucket, key) = (bucket.to_owned(), key.to_owned());
+    let method = req.method().clone();
+    if method == Method::DELETE {
+        // S3 answers 204 whether or not the key existed.
+        shared.lock().objects.remove(&(bucket, key));
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        return response;
+    }
     if method == Method::PUT {
         if req
             .headers()
@@ -818,7 +922,11 @@ async fn s3_object(shared: &Shared, req: Request, rest: String) -> Response {
             None => s3_error(404, "NoSuchKey", "The specified key does not exist."),
         };
     }
-    s3_error(405, "MethodNotAllowed", "only PUT and GET are emulated")
+    s3_error(
+        405,
+        "MethodNotAllowed",
+        "only PUT, GET and DELETE are emulated",
+    )
 }
 
 fn s3_error(status: u16, code: &str, message: &str) -> Response {
