@@ -12,6 +12,7 @@
 //!   sub-groups ([`chunks`]), or refused when chunking is off.
 
 pub mod chunks;
+pub mod early;
 pub mod input;
 pub mod reads;
 pub mod reconcile;
