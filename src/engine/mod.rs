@@ -32,6 +32,7 @@ use sha2::{Digest, Sha256};
 mod apply;
 mod approve;
 mod error;
+mod pipeline;
 mod read;
 mod scope;
 mod summary;
@@ -43,6 +44,7 @@ pub use crate::report::{
     Failure, Mode, Outcome, PassRequest, RunReport, Trigger, UserCheck, UserCheckHow,
 };
 pub use error::Error;
+use pipeline::EarlyOutcome;
 use traces::trace_plan;
 
 /// Hooks for a progress display. Every method has a no-op default.
@@ -55,6 +57,8 @@ pub trait Progress: Send + Sync {
     fn planned(&self, _changes: usize) {}
     /// One write finished (applied or failed).
     fn applied(&self) {}
+    /// One write that went while groups were still being read finished (applied or failed).
+    fn written_early(&self) {}
 }
 
 /// A [`Progress`] that shows nothing.
@@ -312,11 +316,53 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
         if !to_read.is_empty() {
             mapper.share_ids(snapshot.groups.values().map(|g| &g.members));
         }
-        // Reading can take minutes on a large org; a shutdown does not wait for it.
-        let mut reads = tokio::select! {
-            reads = self.read_members(&to_read, progress, &mut mapper, tracer) => reads?,
-            _ = cancel.cancelled() => return Err(Error::Interrupted),
+        // The puts no safety rule can hold go while the other groups are read. Their
+        // candidates are known from the listing, before the first member read: a check that
+        // must pass before any write narrows them here.
+        let early = (mode == Mode::Apply && request.approve.is_none())
+            .then(|| {
+                plan::early::EarlyWrites::from_listing(
+                    &groups,
+                    &self.settings.rules,
+                    &snapshot,
+                    &to_read,
+                )
+            })
+            .filter(|early| !early.is_empty());
+        let (reads, early) = match &early {
+            Some(writes) => {
+                self.read_pipelined(
+                    &to_read,
+                    writes,
+                    &snapshot,
+                    report,
+                    progress,
+                    &mut mapper,
+                    cancel,
+                    tracer,
+                )
+                .await
+            }
+            // Reading can take minutes on a large org; a shutdown does not wait for it.
+            None => {
+                let reads = tokio::select! {
+                    reads = self.read_members(&to_read, progress, &mut mapper, tracer, None) => reads,
+                    _ = cancel.cancelled() => Err(Error::Interrupted),
+                };
+                (reads, EarlyOutcome::default())
+            }
         };
+        if let Some(err) = early.fatal {
+            return Err(err);
+        }
+        let mut reads = reads?;
+        if !early.sent.is_empty() {
+            info!(
+                written = early.sent.len() - early.failed.len(),
+                failed = early.failed.len(),
+                "puts written while reading"
+            );
+        }
         if tracer.is_some() {
             let skipped = mapper.skipped();
             trace::step(tracer, "mapping", || {
@@ -362,7 +408,12 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
             ),
         };
         metrics::phase("plan", plan_timer.elapsed());
-        progress.planned(plan.changes.len());
+        progress.planned(
+            plan.changes
+                .iter()
+                .filter(|c| !early.sent.contains(c.group()))
+                .count(),
+        );
         let plan = self.summarise(request, report, plan, desired.unread, tracer);
         report.plan = plan;
         if mode == Mode::Plan {
@@ -370,7 +421,7 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
             return Ok(());
         }
         self.write(
-            request, report, &snapshot, &desired, marks, full, progress, cancel, tracer,
+            request, report, &snapshot, &desired, marks, full, &early, progress, cancel, tracer,
         )
         .await
     }

@@ -186,14 +186,17 @@ mod tests {
     }
 
     fn rules() -> Rules {
-        Rules::new(&["*".into()], &[], "", &["ACTIVE".into()], false).unwrap()
+        Rules::new(&["*".into()], &[], "", &["ACTIVE".into()], false).expect("rules")
     }
 
     fn applied(okta_id: &str, ids: &[&str], unconfirmed: bool) -> SnapshotGroup {
         SnapshotGroup {
             okta_id: OktaGroupId::new(okta_id),
             members: members(ids),
-            pushed_at: chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+            pushed_at: chrono::Utc
+                .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+                .single()
+                .expect("valid date"),
             unconfirmed,
             read: None,
             layout: Layout::Inline,
@@ -233,7 +236,7 @@ mod tests {
         let policy = Policy::default();
         let new = e
             .put("g1", "new", &members(&["a@x.test"]), 1, &policy)
-            .unwrap();
+            .expect("a put");
         assert!(matches!(
             &new,
             Change::Put {
@@ -249,9 +252,9 @@ mod tests {
                 2,
                 &policy,
             )
-            .unwrap();
+            .expect("a put");
         let Change::Put { added, removed, .. } = &grows else {
-            panic!("a put")
+            unreachable!("a put")
         };
         assert_eq!((added.len(), removed.len()), (1, 0));
         // One member in, one out: waits for the complete read and the breaker.
@@ -321,7 +324,9 @@ mod tests {
         );
         assert!(guarded.held.is_some(), "the deletion of `old` is held");
         for (id, name, m) in &reads {
-            let one = e.put(id, name, m, m.len(), &Policy::default()).unwrap();
+            let one = e
+                .put(id, name, m, m.len(), &Policy::default())
+                .expect("a put");
             let in_plan = guarded.changes.iter().find(|c| c.group() == one.group());
             assert_eq!(in_plan, Some(&one), "{name}");
         }
@@ -381,7 +386,7 @@ mod tests {
                 1,
                 &Policy::default(),
             )
-            .unwrap();
+            .expect("a put");
         assert!(matches!(
             retry,
             Change::Put {
