@@ -374,7 +374,9 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
         (change, Ok(()))
     }
 
-    /// Polls GetGroup with backoff until SUCCEEDED, FAILED or the timeout.
+    /// Polls GetGroup with backoff until SUCCEEDED, FAILED or the timeout. After a shutdown
+    /// (`cancel`) it keeps polling for `verify.after_shutdown` at most, so a put Q Business
+    /// accepted is recorded rather than written again by the next pass.
     async fn await_succeeded(
         &self,
         group: &GroupName,
@@ -384,6 +386,8 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
         let started = Instant::now();
         let mut delay = verify.first_poll;
         let mut last_error = None;
+        // When the shutdown's confirmation time runs out.
+        let mut stop_at: Option<Instant> = None;
         loop {
             match self.sink.group_state(group).await {
                 Ok(GroupState::Succeeded) => return Ok(()),
@@ -414,13 +418,25 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
                     ),
                 });
             }
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = cancel.cancelled() => {
+            let mut wait = delay;
+            if let Some(at) = stop_at {
+                let left = at.saturating_duration_since(Instant::now());
+                if left.is_zero() {
                     return Err(ApplyError::Unconfirmed {
                         kind: "unverified",
-                        message: "shutdown before Q Business confirmed the put; written again next pass".to_owned(),
+                        message: format!(
+                            "shutdown: Q Business did not confirm the put within {:?}; written again next pass",
+                            verify.after_shutdown
+                        ),
                     });
+                }
+                wait = wait.min(left);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = cancel.cancelled(), if stop_at.is_none() => {
+                    stop_at = Some(Instant::now() + verify.after_shutdown);
+                    continue;
                 }
             }
             delay = (delay * 2).min(Duration::from_secs(5));

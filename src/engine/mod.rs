@@ -95,6 +95,9 @@ pub struct Verify {
     pub timeout: Duration,
     /// First poll delay; doubles up to 5 s.
     pub first_poll: Duration,
+    /// After a shutdown (the pass's token cancelled), how long puts already sent are still
+    /// confirmed and recorded; one not confirmed by then is written again by the next pass.
+    pub after_shutdown: Duration,
 }
 
 impl Default for Verify {
@@ -104,6 +107,7 @@ impl Default for Verify {
             sample_percent: 10,
             timeout: Duration::from_secs(300),
             first_poll: Duration::from_millis(200),
+            after_shutdown: Duration::ZERO,
         }
     }
 }
