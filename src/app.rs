@@ -66,6 +66,7 @@ pub fn engine_settings(config: &Config) -> Result<EngineSettings, ConfigError> {
         full_every: config.sync.full_every,
         overlap: chrono::TimeDelta::from_std(config.sync.overlap)
             .map_err(|e| ConfigError(format!("sync.overlap: {e}")))?,
+        take_over: crate::plan::ownership::TakeOver::new(&config.groups.take_over),
     })
 }
 

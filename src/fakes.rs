@@ -9,11 +9,11 @@ use tokio::sync::Semaphore;
 use chrono::{DateTime, TimeZone, Utc};
 
 use crate::clock::Clock;
-use crate::model::{GroupName, Members, OktaGroupId};
+use crate::model::{GroupName, Members, OktaGroupId, UserId};
 use crate::plan::reads::KnownUser;
 use crate::plan::safety::Held;
 use crate::plan::{Snapshot, SnapshotGroup};
-use crate::sink::{DeleteOutcome, GroupSink, GroupState, SinkError, SinkErrorKind};
+use crate::sink::{DeleteOutcome, GroupPage, GroupSink, GroupState, SinkError, SinkErrorKind};
 use crate::source::{
     ChangeEvent, ChangeFeed, DirectorySource, FeedPage, GroupType, MemberRead, OktaGroup,
     OktaMember, SourceError,
@@ -83,6 +83,12 @@ impl MemSource {
             (name.into(), members.iter().map(|m| m.to_string()).collect()),
         );
         self
+    }
+
+    /// Adds a group to a running directory (its members changed now, as for `set_members`).
+    pub fn add_group(&self, id: &str, name: &str, members: &[&str]) {
+        lock(&self.groups).insert(id.into(), (name.into(), BTreeSet::new()));
+        self.set_members(id, members);
     }
 
     pub fn set_members(&self, id: &str, members: &[&str]) {
@@ -231,11 +237,47 @@ pub struct RecordingSink {
     pub states: Mutex<BTreeMap<GroupName, GroupState>>,
     /// While set, each PutGroup waits for a permit ([`RecordingSink::hold_puts`]).
     pub put_gate: Mutex<Option<Arc<Semaphore>>>,
+    /// Reads (`ListGroups`, `GetGroup`) in order, with the group a GetGroup names.
+    pub reads: Mutex<Vec<(String, Option<GroupName>)>>,
+    /// Read operations (`ListGroups`, `GetGroup`) that fail with this kind.
+    pub failing_reads: Mutex<BTreeMap<String, SinkErrorKind>>,
 }
 
 impl RecordingSink {
     pub fn fail(&self, group: &str, kind: SinkErrorKind) {
         lock(&self.failing).insert(GroupName::new(group), kind);
+    }
+
+    /// A group someone else made in Q Business (not by q-group-sync), with these users.
+    pub fn seed(&self, group: &str, users: &[&str]) {
+        let members: Members = users.iter().map(|u| UserId::from_normalised(*u)).collect();
+        lock(&self.groups).insert(GroupName::new(group), members);
+    }
+
+    /// Makes every call of read operation `op` (`ListGroups` or `GetGroup`) fail with `kind`.
+    pub fn fail_reads(&self, op: &str, kind: SinkErrorKind) {
+        lock(&self.failing_reads).insert(op.to_owned(), kind);
+    }
+
+    /// The reads made since the last call, by operation.
+    pub fn take_reads(&self) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for (op, _) in std::mem::take(&mut *lock(&self.reads)) {
+            *out.entry(op).or_default() += 1;
+        }
+        out
+    }
+
+    fn check_read(&self, op: &'static str, name: Option<&GroupName>) -> Result<(), SinkError> {
+        lock(&self.reads).push((op.to_owned(), name.cloned()));
+        match lock(&self.failing_reads).get(op) {
+            Some(kind) => Err(SinkError {
+                kind: *kind,
+                operation: op,
+                message: "injected".into(),
+            }),
+            None => Ok(()),
+        }
     }
 
     pub fn heal(&self) {
@@ -317,10 +359,35 @@ impl GroupSink for RecordingSink {
     }
 
     async fn group_state(&self, name: &GroupName) -> Result<GroupState, SinkError> {
-        Ok(lock(&self.states)
-            .get(name)
-            .cloned()
-            .unwrap_or(GroupState::Missing))
+        self.check_read("GetGroup", Some(name))?;
+        if let Some(state) = lock(&self.states).get(name) {
+            return Ok(state.clone());
+        }
+        // A group written by someone else: done long ago.
+        Ok(if lock(&self.groups).contains_key(name) {
+            GroupState::Succeeded
+        } else {
+            GroupState::Missing
+        })
+    }
+
+    /// Pages of 10 names in name order; the token is the last name of the previous page.
+    async fn list_groups_page(
+        &self,
+        _updated_before: DateTime<Utc>,
+        token: Option<String>,
+    ) -> Result<GroupPage, SinkError> {
+        self.check_read("ListGroups", None)?;
+        let groups = lock(&self.groups);
+        let mut after = groups
+            .keys()
+            .filter(|n| token.as_deref().is_none_or(|t| n.as_str() > t));
+        let names: Vec<GroupName> = after.by_ref().take(10).cloned().collect();
+        let next = match (after.next(), names.last()) {
+            (Some(_), Some(last)) => Some(last.to_string()),
+            _ => None,
+        };
+        Ok(GroupPage { names, next })
     }
 
     async fn delete_group(&self, name: &GroupName) -> Result<DeleteOutcome, SinkError> {

@@ -212,7 +212,7 @@ pub fn describe() {
     );
     describe_gauge!(
         GROUP_ISSUES,
-        "In-scope groups not synced in the last pass, by kind (unread, over_member_limit, name_conflict, invalid_name, reserved_name)."
+        "In-scope groups not synced in the last pass, by kind (unread, over_member_limit, name_conflict, invalid_name, reserved_name, not_owned: Q already has a group of that name that q-group-sync did not create, ownership_unchecked: whether it has could not be checked)."
     );
     describe_gauge!(
         USERS_SKIPPED,

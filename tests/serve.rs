@@ -345,6 +345,8 @@ async fn a_fresh_serve_exports_every_alerted_series_at_zero() {
         "name_conflict",
         "invalid_name",
         "reserved_name",
+        "not_owned",
+        "ownership_unchecked",
     ] {
         want.push(format!("q_group_sync_group_issues{{kind=\"{kind}\"}} 0"));
     }

@@ -17,6 +17,10 @@ pub struct GroupsConfig {
     /// Let `reconcile --adopt` take over Q groups that only match `name_prefix` (not an Okta
     /// group's name), e.g. after a lost snapshot. Off by default.
     pub adopt_prefixed: bool,
+    /// Q groups made outside q-group-sync that a sync may write over (and from then on
+    /// manage) when an in-scope Okta group has their Q name: exact Q names, or prefixes
+    /// ending in `*`. Empty by default: such groups are reported (`not_owned`) and left alone.
+    pub take_over: Vec<String>,
 }
 
 impl Default for GroupsConfig {
@@ -26,6 +30,7 @@ impl Default for GroupsConfig {
             exclude: Vec::new(),
             name_prefix: None,
             adopt_prefixed: false,
+            take_over: Vec::new(),
         }
     }
 }
@@ -47,6 +52,20 @@ impl GroupsConfig {
             && problem != crate::model::IdProblem::Empty
         {
             return Err(ConfigError::key("groups.name_prefix", problem));
+        }
+        for entry in &self.take_over {
+            let name = entry.strip_suffix('*').unwrap_or(entry);
+            if name.is_empty() && !entry.is_empty() {
+                continue; // "*": every group
+            }
+            if let Err(problem) = crate::model::check_q_id(name) {
+                return Err(ConfigError::key(
+                    "groups.take_over",
+                    format!(
+                        "{entry:?}: a Q group name {problem} (give exact Q names, or prefixes ending in *)"
+                    ),
+                ));
+            }
         }
         Ok(())
     }

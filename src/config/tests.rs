@@ -407,3 +407,19 @@ fn schedule_is_parsed_at_load_and_a_bad_one_names_the_key() {
         "{err}"
     );
 }
+
+#[test]
+fn take_over_takes_names_and_prefixes_and_names_a_bad_entry() {
+    let c = parse(&format!(
+        "{MINIMAL}\n[groups]\ntake_over = [\"Sales & Marketing\", \"legacy-*\", \"*\"]\n"
+    ))
+    .expect("valid");
+    assert_eq!(c.groups.take_over.len(), 3);
+    assert!(parse(MINIMAL).expect("minimal").groups.take_over.is_empty());
+    for bad in ["\"\"", "\"tab\\there\""] {
+        let err = parse(&format!("{MINIMAL}\n[groups]\ntake_over = [{bad}]\n"))
+            .expect_err(bad)
+            .to_string();
+        assert!(err.contains("groups.take_over"), "{err}");
+    }
+}

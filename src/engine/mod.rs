@@ -32,6 +32,7 @@ use sha2::{Digest, Sha256};
 mod apply;
 mod approve;
 mod error;
+mod ownership;
 mod pipeline;
 mod read;
 mod scope;
@@ -83,6 +84,8 @@ pub struct EngineSettings {
     pub full_every: Duration,
     /// How long after a group's lastMembershipUpdated a read must start to count as current.
     pub overlap: chrono::TimeDelta,
+    /// Q groups made outside q-group-sync that it may write over (`groups.take_over`).
+    pub take_over: plan::ownership::TakeOver,
 }
 
 /// How puts are confirmed (PutGroup is asynchronous).
@@ -288,6 +291,8 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
             _ = cancel.cancelled() => return Err(Error::Interrupted),
         };
         let managed = Managed::of(&snapshot);
+        // Every name q-group-sync owns, before a limited pass narrows the snapshot.
+        let mut owned = plan::ownership::owned(&snapshot);
         let (groups, snapshot) = self.narrow(request, groups, snapshot, tracer)?;
         let (full, stale) = self
             .read_scope(request, &groups, &snapshot, report, cancel, tracer)
@@ -321,8 +326,9 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
             mapper.share_ids(snapshot.groups.values().map(|g| &g.members));
         }
         // The puts no safety rule can hold go while the other groups are read. Their
-        // candidates are known from the listing, before the first member read: a check that
-        // must pass before any write narrows them here.
+        // candidates are known from the listing, before the first member read, so their
+        // first-contact check runs now, before any write: only names q-group-sync owns or Q
+        // Business does not have may go early (the others wait for the plan's own check).
         let early = (mode == Mode::Apply && request.approve.is_none())
             .then(|| {
                 plan::early::EarlyWrites::from_listing(
@@ -333,11 +339,32 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
                 )
             })
             .filter(|early| !early.is_empty());
+        let mut writable = owned.clone();
+        let early = match early {
+            Some(mut writes) => {
+                let unowned: BTreeSet<GroupName> = writes
+                    .names()
+                    .filter(|name| !owned.contains(*name))
+                    .cloned()
+                    .collect();
+                if !unowned.is_empty() {
+                    let found = tokio::select! {
+                        found = self.existing_in_q(unowned) => found,
+                        _ = cancel.cancelled() => return Err(Error::Interrupted),
+                    };
+                    writable.extend(found.absent);
+                    writes.retain(|name| writable.contains(name));
+                }
+                (!writes.is_empty()).then_some(writes)
+            }
+            None => None,
+        };
         let (reads, early) = match &early {
             Some(writes) => {
                 self.read_pipelined(
                     &to_read,
                     writes,
+                    &writable,
                     &snapshot,
                     report,
                     progress,
@@ -359,6 +386,8 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
         if let Some(err) = early.fatal {
             return Err(err);
         }
+        // What the early writer wrote is q-group-sync's now (its intents are recorded).
+        owned.extend(early.written.iter().cloned());
         let mut reads = reads?;
         if !early.sent.is_empty() {
             info!(
@@ -400,10 +429,15 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
         let plan_timer = Instant::now();
         let desired = plan::select::desired_with(&groups, &self.settings.rules, reads, mapper);
         let plan = plan::plan(&desired, &snapshot, &self.settings.policy);
+        // First contact: no group Q Business already has and q-group-sync did not create is
+        // written, whatever the plan says; asked once, before any write.
         let plan = match &request.approve {
-            Some(id) => self.approved(id, plan).await?,
+            Some(id) => {
+                let approved = self.approved(id, plan).await?;
+                self.first_contact(approved, &owned, cancel, tracer).await?
+            }
             None => safety::guard(
-                plan,
+                self.first_contact(plan, &owned, cancel, tracer).await?,
                 managed,
                 !request.limited(),
                 &self.settings.safety,

@@ -25,6 +25,9 @@ pub(super) struct EarlyPut {
 /// The reader's end of the queue.
 pub(super) struct EarlyFeed<'a> {
     pub writes: &'a EarlyWrites,
+    /// The Q names an early put may write: owned, or checked absent in Q Business (a chunk
+    /// sub-group of a new large group is not, so that group waits for the plan's check).
+    pub writable: &'a BTreeSet<GroupName>,
     pub snapshot: &'a Snapshot,
     pub started_at: DateTime<Utc>,
     pub tx: mpsc::Sender<EarlyPut>,
@@ -54,6 +57,12 @@ impl EarlyFeed<'_> {
         ) else {
             return;
         };
+        let Change::Put { writes, .. } = &change else {
+            return;
+        };
+        if !writes.iter().all(|w| self.writable.contains(&w.group)) {
+            return;
+        }
         let mark = plan::reads::marks(&[group], |_| true, &settings.rules, self.started_at)
             .into_values()
             .next();
@@ -82,6 +91,8 @@ pub(super) struct EarlyOutcome {
     pub sent: BTreeSet<GroupName>,
     /// Those whose put was not confirmed and recorded.
     pub failed: BTreeSet<GroupName>,
+    /// Every Q name the writer took a put for (groups and their chunk sub-groups).
+    pub written: BTreeSet<GroupName>,
     /// An answer that must stop the pass.
     pub fatal: Option<Error>,
 }
@@ -98,6 +109,7 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
         &self,
         to_read: &[&OktaGroup],
         early: &EarlyWrites,
+        writable: &BTreeSet<GroupName>,
         snapshot: &Snapshot,
         report: &mut RunReport,
         progress: &dyn Progress,
@@ -110,6 +122,7 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
         let stop = CancellationToken::new();
         let feed = EarlyFeed {
             writes: early,
+            writable,
             snapshot,
             started_at: report.started_at,
             tx,
@@ -165,6 +178,9 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
                 got = rx.recv(), if room => match got {
                     Some(put) => {
                         out.sent.insert(put.change.group().clone());
+                        if let Change::Put { writes, .. } = &put.change {
+                            out.written.extend(writes.iter().map(|w| w.group.clone()));
+                        }
                         writes.push(async move {
                             let EarlyPut { change, mark, invalidate } = put;
                             if invalidate {

@@ -17,7 +17,7 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
         report.groups_listed = plan.listed;
         report.groups_in_scope = plan.in_scope;
         report.groups_unread = unread;
-        for issue in &plan.issues {
+        for issue in plan.issues.iter().filter(|i| i.kind.is_failure()) {
             report.failures.push(Failure {
                 group: issue.group.clone(),
                 op: if issue.kind == IssueKind::Unread {
@@ -28,6 +28,18 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
                 kind: issue.kind.as_str().to_owned(),
                 message: issue.detail.clone(),
             });
+        }
+        let not_owned: Vec<&str> = plan
+            .issues
+            .iter()
+            .filter(|i| i.kind == IssueKind::NotOwned)
+            .map(|i| i.group.as_str())
+            .collect();
+        if !not_owned.is_empty() {
+            warn!(
+                groups = ?not_owned,
+                "groups Q Business already has and q-group-sync did not create are left untouched; take them over with `reconcile --adopt` or groups.take_over"
+            );
         }
         if !plan.collisions.is_empty() {
             warn!(

@@ -1,6 +1,8 @@
 use super::*;
+use crate::config::VerifyMode;
 use crate::fakes::{FixedClock, MemSource, MemStore, ReadFault, RecordingSink};
 use crate::model::Members;
+use crate::plan::IssueKind;
 use crate::plan::safety::SafetyPolicy;
 use crate::sink::SinkErrorKind;
 use crate::store::{HoldStatus, SnapshotStore};
@@ -26,6 +28,7 @@ fn settings() -> EngineSettings {
         safety: SafetyPolicy::off(),
         full_every: std::time::Duration::from_secs(24 * 3600),
         overlap: chrono::TimeDelta::seconds(120),
+        take_over: Default::default(),
         verify: Verify {
             first_poll: std::time::Duration::from_millis(1),
             ..Verify::default()
@@ -1071,6 +1074,194 @@ async fn a_suspicious_empty_group_does_not_hold_the_others() {
         Some(vec!["bo@x.test".into()])
     );
     assert_eq!(e.sink.members("Finance").map(|m| m.len()), Some(3));
+}
+
+/// An org whose "Sales" an admin also made in Q Business by hand, with two members.
+fn first_contact(take_over: &[&str]) -> TestEngine {
+    let mut s = settings();
+    s.take_over = crate::plan::ownership::TakeOver::new(
+        &take_over
+            .iter()
+            .map(|t| (*t).to_owned())
+            .collect::<Vec<_>>(),
+    );
+    let e = Engine::new(
+        org(),
+        RecordingSink::default(),
+        MemStore::default(),
+        s,
+        Arc::new(FixedClock),
+    );
+    e.sink.seed("Sales", &["hand@x.test", "made@x.test"]);
+    e
+}
+
+fn hand_made(e: &TestEngine) -> Option<Vec<String>> {
+    e.sink.members("Sales")
+}
+
+#[tokio::test]
+async fn a_group_q_already_has_is_left_untouched_by_every_kind_of_pass() {
+    let e = first_contact(&[]);
+    let hand = Some(vec!["hand@x.test".to_owned(), "made@x.test".to_owned()]);
+    let r = sync(&e).await;
+    assert_eq!(
+        r.outcome,
+        Outcome::Success,
+        "not ours is not a failure: {r:?}"
+    );
+    assert!(r.failures.is_empty(), "{:?}", r.failures);
+    assert_eq!(hand_made(&e), hand);
+    assert_eq!(
+        e.store.names(),
+        ["Empty", "Engineering"],
+        "not recorded as ours"
+    );
+    let issue = &r.plan.issues[0];
+    assert_eq!(
+        (issue.group.as_str(), issue.kind),
+        ("Sales", IssueKind::NotOwned)
+    );
+    assert!(r.plan.to_string().contains("reconcile --adopt"));
+    assert_eq!(
+        e.sink.take_reads(),
+        BTreeMap::from([("GetGroup".to_owned(), 2), ("ListGroups".to_owned(), 2)]),
+        "one page lists the small index before the reads (for the puts that go early) and one \
+         for the plan's check; the GetGroups confirm the two puts"
+    );
+
+    // Later passes, one-group passes and dry runs leave it alone too.
+    e.source.set_members("g2", &["cy", "ana"]);
+    e.sink.take_calls();
+    for request in [
+        PassRequest::cli(Mode::Apply),
+        one(Mode::Apply, "Sales"),
+        one(Mode::Apply, "g2"),
+        PassRequest::cli(Mode::Plan),
+    ] {
+        let r = e
+            .run_once(&request, &NoProgress, &CancellationToken::new())
+            .await;
+        assert_eq!(r.outcome, Outcome::Success, "{request:?}: {r:?}");
+        assert!(
+            r.plan.issues.iter().any(|i| i.kind == IssueKind::NotOwned),
+            "{request:?}"
+        );
+    }
+    assert!(e.sink.take_calls().is_empty(), "nothing written");
+    assert_eq!(hand_made(&e), hand);
+
+    // The Okta group goes away: nothing of it was ours, so nothing is deleted.
+    e.source.remove_group("g2");
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Success);
+    assert!(e.sink.take_calls().is_empty());
+    assert_eq!(hand_made(&e), hand);
+}
+
+#[tokio::test]
+async fn an_adopted_or_taken_over_group_is_written_and_then_ours() {
+    // Adopted (what `reconcile --adopt` records): the next sync writes Okta's members.
+    let e = first_contact(&[]);
+    sync(&e).await;
+    e.store
+        .record_intent(
+            0,
+            FixedClock.now(),
+            &GroupName::new("Sales"),
+            &OktaGroupId::new("g2"),
+            crate::store::IntentOp::Adopt,
+        )
+        .await
+        .expect("adopt");
+    e.sink.take_reads();
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(hand_made(&e), Some(vec!["cy@x.test".to_owned()]));
+    assert!(r.plan.issues.is_empty());
+    assert_eq!(
+        e.sink.take_reads().get("ListGroups"),
+        None,
+        "an owned group is not checked"
+    );
+
+    // groups.take_over: written on the first pass, and reported as taken over.
+    let e = first_contact(&["Sal*"]);
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(hand_made(&e), Some(vec!["cy@x.test".to_owned()]));
+    assert_eq!(r.plan.taken_over, [GroupName::new("Sales")]);
+    assert!(r.plan.to_string().contains("takes over"));
+    assert_eq!(e.store.names(), ["Empty", "Engineering", "Sales"]);
+    // From then on it is ours: Okta dropping it deletes it.
+    e.source.remove_group("g2");
+    sync(&e).await;
+    assert_eq!(hand_made(&e), None);
+}
+
+#[tokio::test]
+async fn a_failed_check_writes_no_unchecked_group() {
+    let e = first_contact(&[]);
+    e.sink.fail_reads("ListGroups", SinkErrorKind::Throttled);
+    e.sink.fail_reads("GetGroup", SinkErrorKind::Server);
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Partial, "{r:?}");
+    assert!(e.sink.take_calls().is_empty(), "no group written unchecked");
+    let kinds: Vec<IssueKind> = r.plan.issues.iter().map(|i| i.kind).collect();
+    assert_eq!(kinds, [IssueKind::OwnershipUnchecked; 3]);
+    assert_eq!(
+        r.failures
+            .iter()
+            .map(|f| f.kind.as_str())
+            .collect::<Vec<_>>(),
+        ["ownership_unchecked"; 3]
+    );
+    // GetGroup alone answers when ListGroups is refused (e.g. a role without it).
+    lock_clear(&e.sink.failing_reads);
+    e.sink.fail_reads("ListGroups", SinkErrorKind::AccessDenied);
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(e.store.names(), ["Empty", "Engineering"]);
+    assert_eq!(
+        hand_made(&e),
+        Some(vec!["hand@x.test".to_owned(), "made@x.test".to_owned()])
+    );
+}
+
+fn lock_clear<K: Ord, V>(m: &std::sync::Mutex<BTreeMap<K, V>>) {
+    m.lock().expect("lock").clear();
+}
+
+#[tokio::test]
+async fn the_check_lists_a_small_index_and_looks_up_few_names_in_a_big_one() {
+    // 60 new groups, empty index: one ListGroups page answers for all of them.
+    let mut s = settings();
+    s.verify.mode = VerifyMode::Never;
+    let e = Engine::new(
+        big_org(60),
+        RecordingSink::default(),
+        MemStore::default(),
+        s,
+        Arc::new(FixedClock),
+    );
+    let r = sync(&e).await;
+    assert_eq!(r.puts_applied, 60);
+    assert_eq!(
+        e.sink.take_reads(),
+        BTreeMap::from([("ListGroups".to_owned(), 1)])
+    );
+    // Two new groups against an index of 500 groups: two pages, then two GetGroups.
+    for g in 0..440 {
+        e.sink.seed(&format!("someone else's {g:03}"), &[]);
+    }
+    e.source.add_group("g9001", "New one", &["ana"]);
+    e.source.add_group("g9002", "New two", &["bo"]);
+    let r = sync(&e).await;
+    assert_eq!(r.puts_applied, 2, "{r:?}");
+    assert_eq!(
+        e.sink.take_reads(),
+        BTreeMap::from([("GetGroup".to_owned(), 2), ("ListGroups".to_owned(), 2)])
+    );
 }
 
 /// Waits (briefly, in small steps) until `done` holds.

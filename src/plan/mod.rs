@@ -5,7 +5,8 @@
 //!
 //! Invariants:
 //! - A group is put with its complete member list (PutGroup replaces membership).
-//! - Only groups recorded in the snapshot (created by q-group-sync) are ever deleted.
+//! - Only groups recorded in the snapshot (created by q-group-sync) are ever deleted, and a
+//!   group Q Business already has that is not recorded is never written ([`ownership`]).
 //! - A group that could not be read is never pushed, and while any group is unread nothing is
 //!   deleted: a partial read must never look like removals.
 //! - A group is never truncated: over the inline member limit it is written as chunk
@@ -14,6 +15,7 @@
 pub mod chunks;
 pub mod early;
 pub mod input;
+pub mod ownership;
 pub mod reads;
 pub mod reconcile;
 mod render;
@@ -232,15 +234,23 @@ pub enum IssueKind {
     OverMemberLimit,
     /// Its Q name has the shape of q-group-sync's chunk sub-groups.
     ReservedName,
+    /// Q Business already has a group it would write (the group, a chunk sub-group or the new
+    /// name of a rename) that q-group-sync did not create. Not a failure: left untouched until
+    /// an admin lets q-group-sync take it over.
+    NotOwned,
+    /// Whether Q Business already has a group it would write could not be checked.
+    OwnershipUnchecked,
 }
 
 impl IssueKind {
-    pub const ALL: [IssueKind; 5] = [
+    pub const ALL: [IssueKind; 7] = [
         IssueKind::Unread,
         IssueKind::InvalidName,
         IssueKind::NameConflict,
         IssueKind::OverMemberLimit,
         IssueKind::ReservedName,
+        IssueKind::NotOwned,
+        IssueKind::OwnershipUnchecked,
     ];
 
     /// Bounded label for metrics, reports and status.
@@ -251,7 +261,15 @@ impl IssueKind {
             IssueKind::NameConflict => "name_conflict",
             IssueKind::OverMemberLimit => "over_member_limit",
             IssueKind::ReservedName => "reserved_name",
+            IssueKind::NotOwned => "not_owned",
+            IssueKind::OwnershipUnchecked => "ownership_unchecked",
         }
+    }
+
+    /// Whether the issue makes the pass a failure (exit 1). A group that is not ours is
+    /// left alone by design, so it is reported but is not a failure.
+    pub fn is_failure(self) -> bool {
+        self != IssueKind::NotOwned
     }
 }
 
@@ -261,7 +279,8 @@ impl std::fmt::Display for IssueKind {
     }
 }
 
-/// A group that cannot be synced this pass; it is reported and counts as a failure.
+/// A group that cannot be synced this pass; it is reported, and counts as a failure unless its
+/// kind says otherwise ([`IssueKind::is_failure`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GroupIssue {
     /// The Q name, or the Okta name when no valid Q name exists.
@@ -298,6 +317,10 @@ pub struct Plan {
     /// Okta's users listing failed): "Q Business matches Okta" is only said without it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unchecked: Option<String>,
+    /// Groups Q Business already had, not created by q-group-sync, that this plan writes over
+    /// because `groups.take_over` names them ([`ownership::settle`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub taken_over: Vec<GroupName>,
 }
 
 impl Plan {

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::chunks::WriteRole;
-use super::{Change, DeleteReason, Plan, PutReason};
+use super::{Change, DeleteReason, IssueKind, Plan, PutReason};
 use crate::model::Members;
 
 /// Member ids printed per group and direction before eliding the rest.
@@ -23,9 +23,26 @@ impl fmt::Display for Plan {
         )?;
         for change in &self.changes {
             write_change(f, change, "")?;
+            if self.taken_over.contains(change.group()) {
+                writeln!(
+                    f,
+                    "    takes over the Q Business group of this name made outside q-group-sync (groups.take_over)"
+                )?;
+            }
         }
         for issue in &self.issues {
             writeln!(f, "! {} [{}]: {}", issue.group, issue.kind, issue.detail)?;
+        }
+        let not_owned = self
+            .issues
+            .iter()
+            .filter(|i| i.kind == IssueKind::NotOwned)
+            .count();
+        if not_owned > 0 {
+            writeln!(
+                f,
+                "{not_owned} group(s) already exist in Q Business and were not created by q-group-sync: left untouched (not a failure). To let q-group-sync manage one, run `q-group-sync reconcile --adopt` or add its name to groups.take_over; the next sync then writes Okta's members to it."
+            )?;
         }
         if let Some(reason) = &self.withheld_reason {
             writeln!(f, "! deletions withheld: {reason}")?;

@@ -58,6 +58,9 @@ pub struct LastPass {
     pub failed: usize,
     /// Failures by bounded kind (`throttled`, `unread`, `over_member_limit`, ...).
     pub errors_by_kind: BTreeMap<String, usize>,
+    /// Groups Q Business already has that q-group-sync did not create, left untouched (not
+    /// failures; `reconcile --adopt` or `groups.take_over` lets q-group-sync manage them).
+    pub not_owned: Vec<String>,
     /// How the pass checked users' status and id changes.
     pub users: crate::engine::UserCheck,
     /// When the next full member read is due.
@@ -97,6 +100,13 @@ impl LastPass {
             users_removed: r.users_removed,
             failed: r.failures.len(),
             errors_by_kind,
+            not_owned: r
+                .plan
+                .issues
+                .iter()
+                .filter(|i| i.kind == crate::plan::IssueKind::NotOwned)
+                .map(|i| i.group.clone())
+                .collect(),
             users: r.users.clone(),
             next_full_read_at: r.next_full_read_at,
             trace: r.trace.clone(),

@@ -5,6 +5,8 @@ pub mod qbusiness;
 use std::fmt;
 use std::future::Future;
 
+use chrono::{DateTime, Utc};
+
 use crate::model::{GroupName, Members};
 pub use qbusiness::QBusinessSink;
 
@@ -30,6 +32,14 @@ pub enum GroupState {
     Deleted,
     /// No such group.
     Missing,
+}
+
+/// One page of ListGroups: group names only (Q Business lists no members).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupPage {
+    pub names: Vec<GroupName>,
+    /// The token of the next page; `None` on the last one.
+    pub next: Option<String>,
 }
 
 /// Bounded classification of a failed call, after the client's own retries.
@@ -124,4 +134,13 @@ pub trait GroupSink: Send + Sync {
         &self,
         name: &GroupName,
     ) -> impl Future<Output = Result<GroupState, SinkError>> + Send;
+
+    /// One page (at most 10 names, ListGroups' largest page) of the groups in the index last
+    /// written before `updated_before`, continuing after `token` (`None`: the first page).
+    /// Every page of one listing must be asked with the same `updated_before`.
+    fn list_groups_page(
+        &self,
+        updated_before: DateTime<Utc>,
+        token: Option<String>,
+    ) -> impl Future<Output = Result<GroupPage, SinkError>> + Send;
 }

@@ -26,7 +26,9 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 
 use std::sync::Arc;
 
-use super::{DeleteOutcome, GroupSink, GroupState, SinkError, SinkErrorKind};
+use chrono::{DateTime, Utc};
+
+use super::{DeleteOutcome, GroupPage, GroupSink, GroupState, SinkError, SinkErrorKind};
 use crate::config::{LargeGroups, QBusinessConfig};
 use crate::model::{GroupName, Members};
 use crate::pacing::{Pacer, per_second, until_ready};
@@ -289,32 +291,15 @@ impl QBusinessSink {
 
     /// Every group name in the index (ListGroups, all pages), for `reconcile`.
     pub async fn list_group_names(&self) -> Result<Vec<GroupName>, SinkError> {
-        // updatedEarlierThan is required; a minute ahead of now covers every group.
-        let until = SystemTime::now() + Duration::from_secs(60);
+        let until = list_cutoff(Utc::now());
         let mut names = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let mut req = self
-                .client
-                .list_groups()
-                .application_id(&self.target.application_id)
-                .index_id(&self.target.index_id)
-                .updated_earlier_than(AwsDateTime::from(until))
-                .max_results(10)
-                .set_next_token(token.take());
-            if let Some(ds) = &self.target.data_source_id {
-                req = req.data_source_id(ds);
-            }
-            let out = req.send().await.map_err(|e| classify("ListGroups", e))?;
-            names.extend(
-                out.items()
-                    .iter()
-                    .filter_map(|g| g.group_name())
-                    .map(GroupName::new),
-            );
-            match out.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
-                _ => break,
+            let page = self.list_groups_page(until, token.take()).await?;
+            names.extend(page.names);
+            match page.next {
+                Some(t) => token = Some(t),
+                None => break,
             }
         }
         names.sort();
@@ -430,6 +415,45 @@ impl GroupSink for QBusinessSink {
             Err(e) => Err(classify("GetGroup", e)),
         }
     }
+
+    async fn list_groups_page(
+        &self,
+        updated_before: DateTime<Utc>,
+        token: Option<String>,
+    ) -> Result<GroupPage, SinkError> {
+        let until = AwsDateTime::from_millis(updated_before.timestamp_millis());
+        let mut req = self
+            .client
+            .list_groups()
+            .application_id(&self.target.application_id)
+            .index_id(&self.target.index_id)
+            .updated_earlier_than(until)
+            .max_results(10)
+            .set_next_token(token);
+        if let Some(ds) = &self.target.data_source_id {
+            req = req.data_source_id(ds);
+        }
+        let out = req.send().await.map_err(|e| classify("ListGroups", e))?;
+        Ok(GroupPage {
+            names: out
+                .items()
+                .iter()
+                .filter_map(|g| g.group_name())
+                .map(GroupName::new)
+                .collect(),
+            next: out
+                .next_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned),
+        })
+    }
+}
+
+/// `updatedEarlierThan` for a listing of every group at `now`: ListGroups requires it and
+/// compares it with each group's last write, so it is set ahead of `now` by a margin that also
+/// covers a clock behind Q Business's.
+pub fn list_cutoff(now: DateTime<Utc>) -> DateTime<Utc> {
+    now + chrono::TimeDelta::hours(1)
 }
 
 /// Maps GetGroup's status onto [`GroupState`].

@@ -27,7 +27,8 @@ use crate::{OktaEmulator, OktaOptions, QEmulator, QOptions};
 /// `POST /_emulator/deactivate` (`{"percent": 1.0, "seed": 7}`; answers the users and the
 /// number of their groups); on the Q Business URL:
 /// `GET /_emulator/stats` (`?detail=true` for calls by operation), `POST /_emulator/reset-stats`,
-/// `GET /_emulator/groups`.
+/// `GET /_emulator/groups`, `POST /_emulator/groups` (`{"name": "Sales", "users": ["ana@x"]}`:
+/// a group made by hand, which q-group-sync must leave alone).
 #[derive(Parser, Debug, Clone)]
 #[command(name = "q-group-sync-emulator", version, about)]
 pub struct Cli {

@@ -413,23 +413,13 @@ impl QEmulator {
     }
 
     /// Creates (or replaces) a group "someone else" made: these users, status SUCCEEDED,
-    /// `put_count` 0, last updated now.
+    /// `put_count` 0, last updated now. Also `POST /_emulator/groups`.
     pub fn seed_group(&self, name: &str, users: &[&str]) {
-        let processing = self.shared.options.processing_time;
-        let now = SystemTime::now();
-        let at = now.checked_sub(processing).unwrap_or(now);
-        let group = QGroup {
-            users: users.iter().map(|u| (*u).to_owned()).collect(),
-            groups: BTreeSet::new(),
-            data_source_id: None,
-            puts: vec![PutRecord {
-                at,
-                processing: None,
-                failure: None,
-            }],
-            put_count: 0,
-        };
-        self.shared.lock().groups.insert(name.to_owned(), group);
+        seed(
+            &self.shared,
+            name,
+            users.iter().map(|u| (*u).to_owned()).collect(),
+        );
     }
 
     /// Adds a fault; faults are tried in the order added, and the first match applies.
@@ -699,6 +689,10 @@ fn respond(status: u16, body: &Value, error_type: Option<&str>) -> Response {
 
 async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
+    if req.method() == Method::POST && path == "/_emulator/groups" {
+        let body = axum::body::to_bytes(req.into_body(), BODY_LIMIT).await;
+        return seed_control(&shared, body.ok().as_deref());
+    }
     if path.starts_with("/_emulator/") {
         return control(&shared, req.method(), &path, req.uri().query());
     }
@@ -1332,6 +1326,45 @@ fn stats(shared: &Shared) -> QStats {
         out.throttled += usize::from(call.status == 429);
     }
     out
+}
+
+/// A group made outside the product, as [`QEmulator::seed_group`] makes it.
+fn seed(shared: &Shared, name: &str, users: BTreeSet<String>) {
+    let processing = shared.options.processing_time;
+    let now = SystemTime::now();
+    let at = now.checked_sub(processing).unwrap_or(now);
+    let group = QGroup {
+        users,
+        groups: BTreeSet::new(),
+        data_source_id: None,
+        puts: vec![PutRecord {
+            at,
+            processing: None,
+            failure: None,
+        }],
+        put_count: 0,
+    };
+    shared.lock().groups.insert(name.to_owned(), group);
+}
+
+/// `POST /_emulator/groups` with `{"name": "Sales & Marketing", "users": ["ana@example.test"]}`:
+/// a group made by hand before the product's first sync.
+fn seed_control(shared: &Shared, body: Option<&[u8]>) -> Response {
+    #[derive(Deserialize)]
+    struct Seed {
+        name: String,
+        #[serde(default)]
+        users: BTreeSet<String>,
+    }
+    match body.map(serde_json::from_slice::<Seed>) {
+        Some(Ok(seed_req)) if !seed_req.name.is_empty() => {
+            seed(shared, &seed_req.name, seed_req.users);
+            respond(200, &json!({ "seeded": seed_req.name }), None)
+        }
+        Some(Ok(_)) => respond(400, &json!({ "error": "name must not be empty" }), None),
+        Some(Err(e)) => respond(400, &json!({ "error": e.to_string() }), None),
+        None => respond(400, &json!({ "error": "unreadable body" }), None),
+    }
 }
 
 fn control(shared: &Shared, method: &Method, path: &str, query: Option<&str>) -> Response {

@@ -246,6 +246,53 @@ async fn q_stats_by_operation_and_reset() {
     assert_eq!(emu.groups().len(), 1, "state is kept");
 }
 
+/// A group made by hand before the product's first sync, through the control endpoint: Q's
+/// own APIs then show it like any other group (GetGroup SUCCEEDED, listed by ListGroups).
+#[tokio::test]
+async fn a_hand_made_group_is_seeded_over_http() {
+    let emu = QEmulator::start(QOptions::default()).await.expect("starts");
+    let url = format!("{}/_emulator/groups", emu.url());
+    let reply = post(
+        &url,
+        &json!({ "name": "Sales & Marketing", "users": ["a@example.test", "b@example.test"] }),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.json());
+    assert_eq!(post(&url, &json!({ "name": "" })).await.status, 400);
+    assert_eq!(post(&url, &json!({ "users": [] })).await.status, 400);
+    let g = emu.group("Sales & Marketing").expect("seeded");
+    assert_eq!(g.users.len(), 2);
+    assert_eq!((g.status.as_str(), g.put_count), ("SUCCEEDED", 0));
+    let groups = format!(
+        "{}/applications/{}/indices/{}/groups",
+        emu.url(),
+        emu.application_id(),
+        emu.index_id()
+    );
+    let state = get(&format!("{groups}/Sales%20%26%20Marketing"), &[]).await;
+    assert_eq!(state.status, 200);
+    assert_eq!(state.json()["status"]["status"], "SUCCEEDED");
+    let listed = get(
+        &format!("{groups}?updatedEarlierThan=2999-01-01T00%3A00%3A00Z&maxResults=10"),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        listed.json()["items"],
+        json!([{ "groupName": "Sales & Marketing" }])
+    );
+    let before = get(
+        &format!("{groups}?updatedEarlierThan=2000-01-01T00%3A00%3A00Z"),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        before.json()["items"],
+        json!([]),
+        "written after the cutoff"
+    );
+}
+
 #[tokio::test]
 async fn binary_takes_the_benchmark_flags() {
     use tokio::io::AsyncBufReadExt;
