@@ -64,6 +64,7 @@ pub fn engine_settings(config: &Config) -> Result<EngineSettings, ConfigError> {
             mode: config.qbusiness.verify,
             sample_percent: config.qbusiness.verify_sample_percent,
             timeout: config.qbusiness.verify_timeout,
+            after_shutdown: confirm_within(config.server.shutdown_grace),
             ..Verify::default()
         },
         full_every: config.sync.full_every,
@@ -71,6 +72,12 @@ pub fn engine_settings(config: &Config) -> Result<EngineSettings, ConfigError> {
             .map_err(|e| ConfigError(format!("sync.overlap: {e}")))?,
         take_over: crate::plan::ownership::TakeOver::new(&config.groups.take_over),
     })
+}
+
+/// How long a shutdown keeps confirming the puts already sent: the grace, less a margin
+/// (a quarter of it, at most 2 s) to record them and close the run log before it runs out.
+fn confirm_within(grace: std::time::Duration) -> std::time::Duration {
+    grace.saturating_sub((grace / 4).min(std::time::Duration::from_secs(2)))
 }
 
 /// The production engine: Okta over HTTP, Q Business through the SDK, the configured snapshot.

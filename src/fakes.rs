@@ -2,7 +2,9 @@
 
 use crate::store::{HeldPlans, RunLog};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Semaphore;
 
 use chrono::{DateTime, TimeZone, Utc};
 
@@ -60,6 +62,8 @@ pub struct MemSource {
     pub users_list_fails: Mutex<bool>,
     /// Users listings and user-group lookups served.
     pub user_reads: Mutex<usize>,
+    /// Groups whose member reads wait for a permit of their semaphore ([`MemSource::hold`]).
+    pub held: Mutex<BTreeMap<String, Arc<Semaphore>>>,
 }
 
 impl MemSource {
@@ -125,6 +129,14 @@ impl MemSource {
     pub fn heal(&self) {
         lock(&self.failing).clear();
     }
+
+    /// Makes the member reads of group `id` wait until a permit is added to the returned
+    /// semaphore (one per read).
+    pub fn hold(&self, id: &str) -> Arc<Semaphore> {
+        let gate = Arc::new(Semaphore::new(0));
+        lock(&self.held).insert(id.into(), Arc::clone(&gate));
+        gate
+    }
 }
 
 impl DirectorySource for MemSource {
@@ -154,6 +166,10 @@ impl DirectorySource for MemSource {
 
     async fn list_members(&self, group_id: &str) -> Result<MemberRead, SourceError> {
         *lock(&self.member_reads) += 1;
+        let gate = lock(&self.held).get(group_id).cloned();
+        if let Some(gate) = gate {
+            gate.acquire().await.expect("never closed").forget();
+        }
         let path = format!("/api/v1/groups/{group_id}/users");
         match lock(&self.failing).get(group_id) {
             Some(ReadFault::Server) => return Err(SourceError::Server { path, status: 500 }),
@@ -288,6 +304,8 @@ pub struct RecordingSink {
     pub failing_async: Mutex<BTreeSet<GroupName>>,
     /// Puts accepted but not yet visible, for async failures.
     pub states: Mutex<BTreeMap<GroupName, GroupState>>,
+    /// While set, each PutGroup waits for a permit ([`RecordingSink::hold_puts`]).
+    pub put_gate: Mutex<Option<Arc<Semaphore>>>,
     /// Reads (`ListGroups`, `GetGroup`) in order, with the group a GetGroup names.
     pub reads: Mutex<Vec<(String, Option<GroupName>)>>,
     /// Read operations (`ListGroups`, `GetGroup`) that fail with this kind.
@@ -335,6 +353,18 @@ impl RecordingSink {
         lock(&self.failing).clear();
     }
 
+    /// Makes every PutGroup wait for a permit of the returned semaphore (one per put).
+    pub fn hold_puts(&self) -> Arc<Semaphore> {
+        let gate = Arc::new(Semaphore::new(0));
+        *lock(&self.put_gate) = Some(Arc::clone(&gate));
+        gate
+    }
+
+    /// The calls so far, kept.
+    pub fn calls(&self) -> Vec<(String, GroupName)> {
+        lock(&self.calls).clone()
+    }
+
     pub fn take_calls(&self) -> Vec<(String, GroupName)> {
         std::mem::take(&mut *lock(&self.calls))
     }
@@ -378,6 +408,10 @@ impl GroupSink for RecordingSink {
         members: &Members,
         groups: &[GroupName],
     ) -> Result<(), SinkError> {
+        let gate = lock(&self.put_gate).clone();
+        if let Some(gate) = gate {
+            gate.acquire().await.expect("never closed").forget();
+        }
         self.check("PutGroup", name)?;
         if lock(&self.failing_async).contains(name) {
             let failed = GroupState::Failed {

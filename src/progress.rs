@@ -1,7 +1,9 @@
-//! Progress on a terminal (stderr): groups read, then changes applied, with counts and rate.
+//! Progress on a terminal (stderr): groups read (and the puts written meanwhile), then the
+//! remaining changes applied, with counts and rate.
 
 use std::io::IsTerminal;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -11,6 +13,8 @@ use crate::engine::Progress;
 /// An indicatif bar on stderr; draws nothing when stderr is not a terminal.
 pub struct TerminalProgress {
     bar: Mutex<Option<ProgressBar>>,
+    /// Puts finished while groups were still being read, shown next to the reads.
+    written: AtomicUsize,
 }
 
 impl TerminalProgress {
@@ -18,13 +22,14 @@ impl TerminalProgress {
     pub fn new(enabled: bool) -> Option<TerminalProgress> {
         (enabled && std::io::stderr().is_terminal()).then(|| TerminalProgress {
             bar: Mutex::new(None),
+            written: AtomicUsize::new(0),
         })
     }
 
     fn start(&self, len: usize, what: &str) {
         let bar = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr());
         let style = ProgressStyle::with_template(
-            "{spinner} {msg:<16} [{bar:30}] {pos}/{len} ({per_sec}, {elapsed})",
+            "{spinner} {msg:<28} [{bar:30}] {pos}/{len} ({per_sec}, {elapsed})",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
@@ -70,5 +75,12 @@ impl Progress for TerminalProgress {
 
     fn applied(&self) {
         self.tick();
+    }
+
+    fn written_early(&self) {
+        let written = self.written.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(bar) = &*self.bar.lock().unwrap_or_else(|e| e.into_inner()) {
+            bar.set_message(format!("reading groups, {written} written"));
+        }
     }
 }

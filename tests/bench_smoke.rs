@@ -73,6 +73,8 @@ fn smoke() -> ExitCode {
         max_group_size: 150,
         rate_limit: 12_000,
         page_size: 20,
+        member_page_cap: Some(10),
+        q_writes: Some(480),
         churn_percent: 2.0,
         run_timeout: Duration::from_secs(60),
         plan_reps: 1,
@@ -97,8 +99,8 @@ fn smoke() -> ExitCode {
         }
     };
     expect(
-        report.rows.len() == 11,
-        format!("11 runs, got {}", report.rows.len()),
+        report.rows.len() == 12,
+        format!("12 runs, got {}", report.rows.len()),
     );
     expect(
         report.memberships > 1000,
@@ -126,6 +128,7 @@ fn smoke() -> ExitCode {
     for (strategy, pass) in [
         (Strategy::Product, Pass::Initial),
         (Strategy::Product, Pass::SharedInitial),
+        (Strategy::Product, Pass::CappedInitial),
         (Strategy::Naive, Pass::Initial),
         (Strategy::Naive, Pass::NoChange),
         (Strategy::Naive, Pass::Churn),

@@ -357,6 +357,7 @@ fn client_settings(emu: &OktaEmulator, key: &TestKey, dpop: bool) -> OktaSetting
         }),
         group_filter: r#"type eq "OKTA_GROUP""#.into(),
         page_size: 3,
+        member_page_size: 3,
         max_concurrency: 4,
         request_timeout: Duration::from_secs(5),
         max_retries: 2,

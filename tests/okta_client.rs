@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use q_group_sync::source::okta::{OktaAuth, OktaSettings, OktaSource};
@@ -526,4 +528,131 @@ async fn concurrency_is_bounded() {
     }
     assert!(emu.max_in_flight() <= 2, "{}", emu.max_in_flight());
     assert_eq!(emu.rate_limited_count(), 0);
+}
+
+/// A `Write` into a shared buffer, for capturing log output.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The `limit` each request for group `group`'s members asked for, in order.
+fn member_limits(emu: &OktaEmulator, group: usize) -> Vec<String> {
+    requests_for(emu, group)
+        .into_iter()
+        .map(|r| {
+            let query = r.query.unwrap_or_default();
+            query
+                .split('&')
+                .find_map(|p| p.strip_prefix("limit="))
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn member_pages_follow_what_an_org_that_caps_them_returns() {
+    let emu = emulator(OktaOptions {
+        max_members_limit: 3,
+        ..OktaOptions::default()
+    })
+    .await;
+    let mut s = settings(&emu);
+    s.member_page_size = 1000;
+    let okta = OktaSource::new(s).unwrap();
+    assert_eq!(
+        simplify(&members(
+            okta.list_members(&OktaOrg::group_id(1)).await.unwrap()
+        )),
+        expected_group_one()
+    );
+    // Asked for 1000, got 3 per page: the next links (limit 3) are followed to the end.
+    assert_eq!(member_limits(&emu, 1), ["1000", "3", "3"]);
+    assert_eq!(okta.stats().retries, 0);
+}
+
+#[tokio::test]
+async fn a_large_member_page_that_fails_is_asked_again_smaller_for_the_rest_of_the_pass() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    // Other tests of this binary hit the same callsites in parallel, without this subscriber:
+    // make sure none keeps an interest cached before it was registered.
+    tracing::callsite::rebuild_interest_cache();
+    let emu = emulator(OktaOptions::default()).await;
+    // The org fails every page of more than 200 members; smaller pages work.
+    emu.add_fault(OktaFault::always(
+        Matcher::any().limit_at_least(201),
+        FaultAction::Status(503),
+    ));
+    let mut s = settings(&emu);
+    s.member_page_size = 1000;
+    let okta = OktaSource::new(s).unwrap();
+    okta.list_groups().await.unwrap();
+    assert_eq!(
+        simplify(&members(
+            okta.list_members(&OktaOrg::group_id(1)).await.unwrap()
+        )),
+        expected_group_one()
+    );
+    assert_eq!(member_limits(&emu, 1), ["1000", "200"]);
+    // Remembered: the next group starts at 200.
+    let two = members(okta.list_members(&OktaOrg::group_id(2)).await.unwrap());
+    assert_eq!(two.len(), 3);
+    assert_eq!(member_limits(&emu, 2), ["200"]);
+    assert_eq!(okta.stats().retries, 0, "the smaller page is not a retry");
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let warned = logs.matches("member reads ask for smaller pages").count();
+    assert_eq!(warned, 1, "logged once: {logs}");
+
+    // A new pass (the groups listing) tries the configured size again.
+    okta.list_groups().await.unwrap();
+    okta.list_members(&OktaOrg::group_id(2)).await.unwrap();
+    assert_eq!(member_limits(&emu, 2), ["200", "1000", "200"]);
+}
+
+#[tokio::test]
+async fn a_large_member_page_that_times_out_is_asked_again_smaller() {
+    let emu = emulator(OktaOptions::default()).await;
+    emu.add_fault(OktaFault::always(
+        Matcher::members_of(&OktaOrg::group_id(1)).limit_at_least(201),
+        FaultAction::Delay(Duration::from_secs(3)),
+    ));
+    let mut s = settings(&emu);
+    s.member_page_size = 500;
+    s.request_timeout = Duration::from_millis(300);
+    let okta = OktaSource::new(s).unwrap();
+    assert_eq!(
+        simplify(&members(
+            okta.list_members(&OktaOrg::group_id(1)).await.unwrap()
+        )),
+        expected_group_one()
+    );
+    // The request of 500 timed out (the emulator logs only what it answered): two requests,
+    // no retry.
+    assert_eq!(member_limits(&emu, 1), ["200"]);
+    assert_eq!((okta.stats().requests, okta.stats().retries), (2, 0));
+
+    // A page at the smaller size that keeps failing is an error after the usual retries.
+    emu.add_fault(OktaFault::always(
+        Matcher::members_of(&OktaOrg::group_id(2)),
+        FaultAction::Status(500),
+    ));
+    let err = okta.list_members(&OktaOrg::group_id(2)).await.unwrap_err();
+    assert_eq!(err.kind(), "server", "{err:?}");
+    assert_eq!(member_limits(&emu, 2).len(), 1 + 3, "200, then 3 retries");
 }

@@ -470,6 +470,72 @@ async fn sigterm_during_a_pass_exits_in_grace_and_keeps_every_applied_write() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_keeps_confirming_accepted_puts_within_the_grace() {
+    let h = Harness::start(org(6, 6)).await;
+    // A grace of 6 s: puts already sent are confirmed for 4.5 s after the signal.
+    h.add_config("\n[schedule]\ncron = \"0 0 0 1 1 *\"\n[server]\nshutdown_grace = \"6s\"\n");
+    // "group 1" is confirmed 2 s after its put; "group 2" only after a minute.
+    h.q.add_fault(
+        QFault::times(QFaultAction::Processing(Duration::from_secs(2)), 1)
+            .on_op("PutGroup")
+            .on_group("group 1"),
+    );
+    h.q.add_fault(
+        QFault::times(QFaultAction::Processing(Duration::from_secs(60)), 1)
+            .on_op("PutGroup")
+            .on_group("group 2"),
+    );
+    let mut s = h.serve(&[]).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while h.q.put_count() < 6 {
+        assert!(Instant::now() < deadline, "no puts; logs:\n{}", s.logs());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let processing = |name: &str| h.q.group(name).map(|g| g.status) == Some("PROCESSING".into());
+    assert!(processing("group 1") && processing("group 2"));
+    s.signal("-TERM");
+    let stopped = Instant::now();
+    let status = tokio::time::timeout(Duration::from_secs(8), s.child.wait())
+        .await
+        .expect("exits within the grace period")
+        .unwrap();
+    assert!(
+        stopped.elapsed() < Duration::from_secs(6),
+        "took {:?}",
+        stopped.elapsed()
+    );
+    assert_eq!(status.code(), Some(0), "{}", s.logs());
+    assert!(
+        stopped.elapsed() >= Duration::from_secs(4),
+        "it waited for the slow confirmation until the grace's end ({:?})",
+        stopped.elapsed()
+    );
+
+    // "group 1" was confirmed after the signal and recorded; "group 2" was not confirmed in
+    // time, so it is not recorded as applied and the next pass writes it again.
+    let out = h.run(&["plan", "--output", "json"]).await;
+    let plan: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out)));
+    let to_put: BTreeSet<String> = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["group"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        to_put,
+        BTreeSet::from(["group 2".to_owned()]),
+        "{}",
+        s.logs()
+    );
+    let out = h.run(&["sync"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(h.q_state(), expected(&h.okta.org()));
+    assert_eq!(h.q.group("group 1").unwrap().put_count, 1, "not put again");
+    assert_eq!(h.q.group("group 2").unwrap().put_count, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_from_the_environment_are_taken_verbatim() {
     // All digits with leading zeros: must not be read as the number 12345678901234567.
     let token = "0012345678901234567";

@@ -171,7 +171,7 @@ async fn rate_limit_mid_pagination_is_waited_out() {
         &h.config,
         std::fs::read_to_string(&h.config)
             .unwrap()
-            .replace("[okta]", "[okta]\npage_size = 10"),
+            .replace("[okta]", "[okta]\npage_size = 10\nmember_page_size = 10"),
     )
     .unwrap();
     let gid = OktaOrg::group_id(1);
@@ -211,7 +211,7 @@ async fn persistent_500_on_page_3_leaves_group_unpushed_and_deletes_nothing() {
         &h.config,
         std::fs::read_to_string(&h.config)
             .unwrap()
-            .replace("[okta]", "[okta]\npage_size = 10"),
+            .replace("[okta]", "[okta]\npage_size = 10\nmember_page_size = 10"),
     )
     .unwrap();
     let out = h.run(&["sync"]).await;

@@ -53,10 +53,19 @@ struct Cli {
     /// okta.page_size written to the config.
     #[arg(long, default_value_t = 200)]
     page_size: u32,
-    /// qbusiness.max_writes_per_second written to the config (default: the product's 20,
-    /// scaled like the Okta bucket).
+    /// qbusiness.max_writes_per_second written to the config (default: the product's 20).
     #[arg(long)]
     q_writes_per_second: Option<u32>,
+    /// okta.member_page_size written to q-group-sync's config (default: the product's 1000).
+    #[arg(long)]
+    member_page_size: Option<u32>,
+    /// Also run q-group-sync's initial sync against an org that returns at most this many
+    /// members per page.
+    #[arg(long)]
+    member_page_cap: Option<usize>,
+    /// Run only the naive strategy's initial pass (the request baseline).
+    #[arg(long)]
+    naive_initial_only: bool,
     /// `--output` of the measured q-group-sync runs: json (the report the harness reads the
     /// client's own Okta counters from) or text.
     #[arg(long, default_value = "json", value_parser = ["json", "text"])]
@@ -137,6 +146,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     opts.shared = !cli.no_shared;
     opts.plan_reps = cli.plan_reps;
     opts.q_writes = cli.q_writes_per_second;
+    opts.member_page_size = cli.member_page_size;
+    opts.member_page_cap = cli.member_page_cap;
+    opts.naive_initial_only = cli.naive_initial_only;
     opts.sync_output = cli.sync_output.clone();
     if let Some(secs) = cli.timeout {
         opts.run_timeout = Duration::from_secs(secs);

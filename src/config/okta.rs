@@ -24,9 +24,14 @@ pub struct OktaConfig {
     /// Filter expression for `GET /api/v1/groups`.
     #[serde(default = "default_group_filter")]
     pub group_filter: String,
-    /// `limit` sent on every list call.
+    /// `limit` sent on every list call except member reads.
     #[serde(default = "default_page_size")]
     pub page_size: u32,
+    /// `limit` sent on member reads (`GET /api/v1/groups/{id}/users`; 1000 is the endpoint's
+    /// documented default). Okta may answer fewer per page; a page that times out or fails
+    /// with a 5xx is asked again smaller, and the smaller size is kept for the rest of the pass.
+    #[serde(default = "default_member_page_size")]
+    pub member_page_size: u32,
     /// Requests in flight to Okta at most.
     #[serde(default = "default_okta_concurrency")]
     pub max_concurrency: usize,
@@ -161,6 +166,9 @@ fn default_group_filter() -> String {
 fn default_page_size() -> u32 {
     200
 }
+fn default_member_page_size() -> u32 {
+    1000
+}
 fn default_okta_concurrency() -> usize {
     4
 }
@@ -221,6 +229,12 @@ impl OktaConfig {
             return Err(ConfigError::key(
                 "okta.page_size",
                 "must be between 1 and 10000 (200 recommended)",
+            ));
+        }
+        if !(1..=10_000).contains(&o.member_page_size) {
+            return Err(ConfigError::key(
+                "okta.member_page_size",
+                "must be between 1 and 10000 (1000, the endpoint's default, recommended)",
             ));
         }
         if !(1..=50).contains(&o.max_concurrency) {

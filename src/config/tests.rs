@@ -32,6 +32,8 @@ fn example_config_parses() {
     let config = Config::from_figment(figment).expect("example stays valid");
     let defaults = parse(MINIMAL).expect("minimal parses");
     assert_eq!(config.okta.page_size, defaults.okta.page_size);
+    assert_eq!(config.okta.member_page_size, defaults.okta.member_page_size);
+    assert_eq!(defaults.okta.member_page_size, 1000);
     assert_eq!(config.okta.group_filter, defaults.okta.group_filter);
     assert_eq!(config.users.statuses, defaults.users.statuses);
     assert_eq!(config.state.path, defaults.state.path);
@@ -200,6 +202,11 @@ fn bad_values_are_named() {
             "[qbusiness]",
             "page_size = 0\n[qbusiness]",
             "okta.page_size",
+        ),
+        (
+            "[qbusiness]",
+            "member_page_size = 10001\n[qbusiness]",
+            "okta.member_page_size",
         ),
         (
             "[qbusiness]",

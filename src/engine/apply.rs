@@ -14,6 +14,7 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
         desired: &plan::Desired,
         marks: BTreeMap<GroupName, ReadMark>,
         full: bool,
+        early: &EarlyOutcome,
         progress: &dyn Progress,
         cancel: &CancellationToken,
         tracer: Option<&Tracer>,
@@ -57,12 +58,16 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
             )
             .chain(report.plan.issues.iter().map(|i| GroupName::new(&i.group)))
             .filter(|name| snapshot.groups.get(name).is_some_and(|g| g.read.is_some()))
+            // Written while reading: cleared before their write, and recorded since.
+            .filter(|name| !early.sent.contains(name))
             .collect();
         self.store
             .record_users(UsersWrite::invalidate(&pending))
             .await?;
         let apply_timer = Instant::now();
-        let stopped = self.apply(report, progress, cancel, &marks, tracer).await;
+        let stopped = self
+            .apply(report, progress, cancel, &marks, early, tracer)
+            .await;
         metrics::phase("apply", apply_timer.elapsed());
         // Groups read and found unchanged keep their members but get the new read mark.
         let unchanged = plan::reads::unchanged_marks(&marks, &report.plan, snapshot, desired);
@@ -90,23 +95,25 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
 
     /// Applies puts (bounded concurrency), then deletes. Before each write its intent is
     /// recorded; after it (and, for puts, its confirmation) the result is recorded at once.
+    /// The puts written while reading (`early`) are not written again.
     pub(super) async fn apply(
         &self,
         report: &mut RunReport,
         progress: &dyn Progress,
         cancel: &CancellationToken,
         marks: &BTreeMap<GroupName, ReadMark>,
+        early: &EarlyOutcome,
         tracer: Option<&Tracer>,
     ) -> Result<(), Error> {
         let run = report.run_id.unwrap_or_default();
         let plan = std::mem::take(&mut report.plan);
         let stop = CancellationToken::new();
-        let mut put_failed: BTreeSet<GroupName> = BTreeSet::new();
+        let mut put_failed: BTreeSet<GroupName> = early.failed.clone();
         let mut fatal: Option<Error> = None;
         // Changes not attempted because of cancellation or a fatal answer.
         let mut not_attempted = 0usize;
 
-        let mut pending = plan.puts();
+        let mut pending = plan.puts().filter(|c| !early.sent.contains(c.group()));
         let mut writes = FuturesUnordered::new();
         let mut confirms = FuturesUnordered::new();
         let write_limit = self.settings.write_concurrency.max(1);
@@ -230,7 +237,7 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
     }
 
     /// Records the intent and sends one put, unless the pass was cancelled or stopped first.
-    async fn write_guarded<'a>(
+    pub(super) async fn write_guarded<'a>(
         &self,
         run: RunId,
         change: &'a Change,
@@ -289,7 +296,7 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
     /// Waits until Q Business reports the put SUCCEEDED (when verification applies to this
     /// group), then records it. Anything else leaves the intent, so the next pass writes the
     /// group again.
-    async fn confirm_put<'a>(
+    pub(super) async fn confirm_put<'a>(
         &self,
         run: RunId,
         change: &'a Change,
@@ -367,7 +374,9 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
         (change, Ok(()))
     }
 
-    /// Polls GetGroup with backoff until SUCCEEDED, FAILED or the timeout.
+    /// Polls GetGroup with backoff until SUCCEEDED, FAILED or the timeout. After a shutdown
+    /// (`cancel`) it keeps polling for `verify.after_shutdown` at most, so a put Q Business
+    /// accepted is recorded rather than written again by the next pass.
     async fn await_succeeded(
         &self,
         group: &GroupName,
@@ -377,6 +386,8 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
         let started = Instant::now();
         let mut delay = verify.first_poll;
         let mut last_error = None;
+        // When the shutdown's confirmation time runs out.
+        let mut stop_at: Option<Instant> = None;
         loop {
             match self.sink.group_state(group).await {
                 Ok(GroupState::Succeeded) => return Ok(()),
@@ -407,13 +418,25 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
                     ),
                 });
             }
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = cancel.cancelled() => {
+            let mut wait = delay;
+            if let Some(at) = stop_at {
+                let left = at.saturating_duration_since(Instant::now());
+                if left.is_zero() {
                     return Err(ApplyError::Unconfirmed {
                         kind: "unverified",
-                        message: "shutdown before Q Business confirmed the put; written again next pass".to_owned(),
+                        message: format!(
+                            "shutdown: Q Business did not confirm the put within {:?}; written again next pass",
+                            verify.after_shutdown
+                        ),
                     });
+                }
+                wait = wait.min(left);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = cancel.cancelled(), if stop_at.is_none() => {
+                    stop_at = Some(Instant::now() + verify.after_shutdown);
+                    continue;
                 }
             }
             delay = (delay * 2).min(Duration::from_secs(5));
@@ -473,7 +496,7 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
         Ok(())
     }
 
-    fn count_applied(&self, report: &mut RunReport, change: &Change) {
+    pub(super) fn count_applied(&self, report: &mut RunReport, change: &Change) {
         match change {
             Change::Put { added, removed, .. } => {
                 report.puts_applied += 1;
@@ -489,7 +512,7 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
     }
 
     /// Records a failed change; returns the error that must stop the pass, if it is one.
-    fn count_failed(
+    pub(super) fn count_failed(
         &self,
         report: &mut RunReport,
         change: &Change,
@@ -522,7 +545,7 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
     }
 }
 
-enum ApplyError {
+pub(super) enum ApplyError {
     Sink(SinkError),
     Store(StoreError),
     /// Accepted by Q Business but not confirmed SUCCEEDED (FAILED, timeout, shutdown).

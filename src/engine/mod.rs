@@ -33,6 +33,7 @@ mod apply;
 mod approve;
 mod error;
 mod ownership;
+mod pipeline;
 mod read;
 mod scope;
 mod summary;
@@ -44,6 +45,7 @@ pub use crate::report::{
     Failure, Mode, Outcome, PassRequest, RunReport, Trigger, UserCheck, UserCheckHow,
 };
 pub use error::Error;
+use pipeline::EarlyOutcome;
 use traces::trace_plan;
 
 /// Hooks for a progress display. Every method has a no-op default.
@@ -56,6 +58,8 @@ pub trait Progress: Send + Sync {
     fn planned(&self, _changes: usize) {}
     /// One write finished (applied or failed).
     fn applied(&self) {}
+    /// One write that went while groups were still being read finished (applied or failed).
+    fn written_early(&self) {}
 }
 
 /// A [`Progress`] that shows nothing.
@@ -94,6 +98,9 @@ pub struct Verify {
     pub timeout: Duration,
     /// First poll delay; doubles up to 5 s.
     pub first_poll: Duration,
+    /// After a shutdown (the pass's token cancelled), how long puts already sent are still
+    /// confirmed and recorded; one not confirmed by then is written again by the next pass.
+    pub after_shutdown: Duration,
 }
 
 impl Default for Verify {
@@ -103,6 +110,7 @@ impl Default for Verify {
             sample_percent: 10,
             timeout: Duration::from_secs(300),
             first_poll: Duration::from_millis(200),
+            after_shutdown: Duration::ZERO,
         }
     }
 }
@@ -294,7 +302,7 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
         };
         let managed = Managed::of(&snapshot);
         // Every name q-group-sync owns, before a limited pass narrows the snapshot.
-        let owned = plan::ownership::owned(&snapshot);
+        let mut owned = plan::ownership::owned(&snapshot);
         let (groups, snapshot) = self.narrow(request, groups, snapshot, tracer)?;
         let (full, stale) = self
             .read_scope(request, &groups, &snapshot, report, cancel, tracer)
@@ -327,11 +335,77 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
         if !to_read.is_empty() {
             mapper.share_ids(snapshot.groups.values().map(|g| &g.members));
         }
-        // Reading can take minutes on a large org; a shutdown does not wait for it.
-        let mut reads = tokio::select! {
-            reads = self.read_members(&to_read, progress, &mut mapper, tracer) => reads?,
-            _ = cancel.cancelled() => return Err(Error::Interrupted),
+        // The puts no safety rule can hold go while the other groups are read. Their
+        // candidates are known from the listing, before the first member read, so their
+        // first-contact check runs now, before any write: only names q-group-sync owns or Q
+        // Business does not have may go early (the others wait for the plan's own check).
+        let early = (mode == Mode::Apply && request.approve.is_none())
+            .then(|| {
+                plan::early::EarlyWrites::from_listing(
+                    &groups,
+                    &self.settings.rules,
+                    &snapshot,
+                    &to_read,
+                )
+            })
+            .filter(|early| !early.is_empty());
+        let mut writable = owned.clone();
+        let early = match early {
+            Some(mut writes) => {
+                let unowned: BTreeSet<GroupName> = writes
+                    .names()
+                    .filter(|name| !owned.contains(*name))
+                    .cloned()
+                    .collect();
+                if !unowned.is_empty() {
+                    let found = tokio::select! {
+                        found = self.existing_in_q(unowned) => found,
+                        _ = cancel.cancelled() => return Err(Error::Interrupted),
+                    };
+                    writable.extend(found.absent);
+                    writes.retain(|name| writable.contains(name));
+                }
+                (!writes.is_empty()).then_some(writes)
+            }
+            None => None,
         };
+        let (reads, early) = match &early {
+            Some(writes) => {
+                self.read_pipelined(
+                    &to_read,
+                    writes,
+                    &writable,
+                    &snapshot,
+                    report,
+                    progress,
+                    &mut mapper,
+                    cancel,
+                    tracer,
+                )
+                .await
+            }
+            // Reading can take minutes on a large org; a shutdown does not wait for it.
+            None => {
+                let reads = tokio::select! {
+                    reads = self.read_members(&to_read, progress, &mut mapper, tracer, None) => reads,
+                    _ = cancel.cancelled() => Err(Error::Interrupted),
+                };
+                (reads, EarlyOutcome::default())
+            }
+        };
+        if let Some(err) = early.fatal {
+            return Err(err);
+        }
+        // What the early writer wrote is q-group-sync's now (its intents are recorded).
+        owned.extend(early.written.iter().cloned());
+        let mut reads = reads?;
+        if !early.sent.is_empty() {
+            info!(
+                written = early.sent.len() - early.failed.len(),
+                failed = early.failed.len(),
+                "puts written while reading"
+            );
+        }
         if tracer.is_some() {
             let skipped = mapper.skipped();
             trace::step(tracer, "mapping", || {
@@ -382,7 +456,12 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
             ),
         };
         metrics::phase("plan", plan_timer.elapsed());
-        progress.planned(plan.changes.len());
+        progress.planned(
+            plan.changes
+                .iter()
+                .filter(|c| !early.sent.contains(c.group()))
+                .count(),
+        );
         let plan = self.summarise(request, report, plan, desired.unread, tracer);
         report.plan = plan;
         if mode == Mode::Plan {
@@ -390,7 +469,7 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
             return Ok(());
         }
         self.write(
-            request, report, &snapshot, &desired, marks, full, progress, cancel, tracer,
+            request, report, &snapshot, &desired, marks, full, &early, progress, cancel, tracer,
         )
         .await
     }

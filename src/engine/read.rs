@@ -1,3 +1,4 @@
+use super::pipeline::EarlyFeed;
 use super::*;
 use crate::model::UserId;
 use crate::store::UserRecord;
@@ -177,13 +178,14 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
     /// Reads every in-scope group's members. Only an error that no other request can escape
     /// (credentials, permissions) stops the pass; other failures leave that group unread.
     /// Each group is mapped to Q ids as soon as it arrives, so the raw member lists of a large
-    /// org are never all in memory at once.
+    /// org are never all in memory at once, and offered to the `early` writer, if any.
     pub(super) async fn read_members(
         &self,
         groups: &[&OktaGroup],
         progress: &dyn Progress,
         mapper: &mut Mapper<'_>,
         tracer: Option<&Tracer>,
+        early: Option<&EarlyFeed<'_>>,
     ) -> Result<BTreeMap<String, GroupRead>, Error> {
         let mut reads = BTreeMap::new();
         let mut pending = groups.iter();
@@ -226,6 +228,9 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
                     }
                 }
             };
+            if let Some(feed) = early {
+                feed.offer(&self.settings, group, &read).await;
+            }
             reads.insert(group.id.clone(), read);
         }
         Ok(reads)

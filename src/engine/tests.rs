@@ -209,7 +209,10 @@ async fn unread_group_blocks_its_put_and_all_deletes() {
 #[tokio::test]
 async fn unauthorized_stops_the_pass_before_any_write() {
     let e = engine(org());
-    e.source.fail("g2", ReadFault::Unauthorized);
+    e.source.fail("g1", ReadFault::Unauthorized);
+    // The other reads are still under way when the first one is refused.
+    let _g2 = e.source.hold("g2");
+    let _g3 = e.source.hold("g3");
     let r = sync(&e).await;
     assert_eq!(r.outcome, Outcome::Failed);
     assert_eq!(r.error_kind, Some("okta"));
@@ -1122,8 +1125,9 @@ async fn a_group_q_already_has_is_left_untouched_by_every_kind_of_pass() {
     assert!(r.plan.to_string().contains("reconcile --adopt"));
     assert_eq!(
         e.sink.take_reads(),
-        BTreeMap::from([("GetGroup".to_owned(), 2), ("ListGroups".to_owned(), 1)]),
-        "one page lists the small index; the GetGroups confirm the two puts"
+        BTreeMap::from([("GetGroup".to_owned(), 2), ("ListGroups".to_owned(), 2)]),
+        "one page lists the small index before the reads (for the puts that go early) and one \
+         for the plan's check; the GetGroups confirm the two puts"
     );
 
     // Later passes, one-group passes and dry runs leave it alone too.
@@ -1257,5 +1261,205 @@ async fn the_check_lists_a_small_index_and_looks_up_few_names_in_a_big_one() {
     assert_eq!(
         e.sink.take_reads(),
         BTreeMap::from([("GetGroup".to_owned(), 2), ("ListGroups".to_owned(), 2)])
+    );
+}
+
+/// Waits (briefly, in small steps) until `done` holds.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..2000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn puts_of(calls: &[(String, GroupName)]) -> Vec<&str> {
+    calls
+        .iter()
+        .filter(|(op, _)| op == "PutGroup")
+        .map(|(_, g)| g.as_str())
+        .collect()
+}
+
+#[tokio::test]
+async fn new_groups_are_written_and_recorded_while_others_are_still_read() {
+    let e = engine(org());
+    let gate = e.source.hold("g3");
+    let cancel = CancellationToken::new();
+    let request = PassRequest::cli(Mode::Apply);
+    let pass = e.run_once(&request, &NoProgress, &cancel);
+    let watch = async {
+        until("the early puts to be recorded", || {
+            e.store.names() == ["Engineering", "Sales"]
+        })
+        .await;
+        let calls = e.sink.calls();
+        gate.add_permits(1);
+        calls
+    };
+    let (r, during) = tokio::join!(pass, watch);
+    // While "Empty" was still being read, the two groups read in full were put, confirmed
+    // and recorded.
+    assert_eq!(puts_of(&during), ["Engineering", "Sales"]);
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(r.puts_applied, 3);
+    assert_eq!(
+        puts_of(&e.sink.take_calls()),
+        ["Engineering", "Sales", "Empty"],
+        "each group is put once"
+    );
+    assert_eq!(e.store.names(), ["Empty", "Engineering", "Sales"]);
+    assert_eq!(r.plan.puts().count(), 3, "the report lists every put");
+    assert!(
+        sync(&e).await.plan.is_empty(),
+        "and the next pass has nothing to do"
+    );
+}
+
+#[tokio::test]
+async fn removals_and_deletions_wait_for_the_whole_read() {
+    let e = engine(
+        org()
+            .group("g4", "Gone soon", &["ana"])
+            .group("g5", "Support", &["cy"]),
+    );
+    sync(&e).await;
+    e.sink.take_calls();
+    e.source.set_members("g1", &["ana"]); // bo leaves Engineering
+    e.source.set_members("g2", &["cy", "ana"]); // ana joins Sales
+    e.source.set_members("g3", &[]);
+    e.source.remove_group("g4");
+    e.source.set_members("g5", &["cy"]);
+    let gate = e.source.hold("g5");
+    let request = PassRequest {
+        full: true,
+        ..PassRequest::cli(Mode::Apply)
+    };
+    let cancel = CancellationToken::new();
+    let pass = e.run_once(&request, &NoProgress, &cancel);
+    let watch = async {
+        until("the addition to be written", || {
+            puts_of(&e.sink.calls()) == ["Sales"]
+        })
+        .await;
+        // Give the pass every chance to (wrongly) write more before the last read ends.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let calls = e.sink.calls();
+        gate.add_permits(1);
+        calls
+    };
+    let (r, during) = tokio::join!(pass, watch);
+    assert_eq!(during.len(), 1, "only the addition went early: {during:?}");
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(
+        e.sink.take_calls(),
+        [
+            ("PutGroup".to_owned(), GroupName::new("Sales")),
+            ("PutGroup".to_owned(), GroupName::new("Engineering")),
+            ("DeleteGroup".to_owned(), GroupName::new("Gone soon")),
+        ]
+    );
+    assert_eq!(
+        e.sink.members("Engineering"),
+        Some(vec!["ana@x.test".into()])
+    );
+}
+
+#[tokio::test]
+async fn a_failed_read_still_blocks_deletions_while_new_groups_go() {
+    let e = engine(org().group("g4", "Gone soon", &["ana"]));
+    sync(&e).await;
+    e.sink.take_calls();
+    e.source.remove_group("g4");
+    e.source.set_members("g1", &["ana", "bo", "dee", "cy"]);
+    e.source.fail("g2", ReadFault::Server);
+    let r = e
+        .run_once(
+            &PassRequest {
+                full: true,
+                ..PassRequest::cli(Mode::Apply)
+            },
+            &NoProgress,
+            &CancellationToken::new(),
+        )
+        .await;
+    assert_eq!(r.outcome, Outcome::Partial, "{r:?}");
+    assert_eq!(
+        e.sink.take_calls(),
+        [("PutGroup".to_owned(), GroupName::new("Engineering"))],
+        "the addition is written, the deletion withheld"
+    );
+    assert!(e.store.names().contains(&"Gone soon".to_owned()));
+}
+
+#[tokio::test]
+async fn a_paced_writer_holds_the_reader_back() {
+    let mut source = MemSource::default().active("ana");
+    for n in 0..40 {
+        source = source.group(&format!("g{n:02}"), &format!("Group {n:02}"), &["ana"]);
+    }
+    let mut s = settings();
+    s.write_concurrency = 1;
+    let e = Engine::new(
+        source,
+        RecordingSink::default(),
+        MemStore::default(),
+        s,
+        Arc::new(FixedClock),
+    );
+    let gate = e.sink.hold_puts();
+    let cancel = CancellationToken::new();
+    let request = PassRequest::cli(Mode::Apply);
+    let pass = e.run_once(&request, &NoProgress, &cancel);
+    let watch = async {
+        until("the first put to wait", || {
+            *e.source.member_reads.lock().expect("lock") > 5
+        })
+        .await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let reads = *e.source.member_reads.lock().expect("lock");
+        gate.add_permits(1000);
+        reads
+    };
+    let (r, reads_while_blocked) = tokio::join!(pass, watch);
+    // One put in flight, a queue of 4 and the reads in flight: far from all 40 groups.
+    assert!(
+        reads_while_blocked <= 1 + 4 + 1 + 3,
+        "{reads_while_blocked} groups read while the writer was blocked"
+    );
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(r.puts_applied, 40);
+    assert_eq!(e.store.names().len(), 40);
+}
+
+#[tokio::test]
+async fn a_shutdown_while_reading_keeps_the_confirmed_early_puts() {
+    let e = engine(org());
+    let gate = e.source.hold("g3");
+    let cancel = CancellationToken::new();
+    let request = PassRequest::cli(Mode::Apply);
+    let pass = e.run_once(&request, &NoProgress, &cancel);
+    let watch = async {
+        until("the early puts to be recorded", || {
+            e.store.names().len() == 2
+        })
+        .await;
+        cancel.cancel();
+    };
+    let (r, ()) = tokio::join!(pass, watch);
+    drop(gate);
+    assert_eq!(r.outcome, Outcome::Failed, "{r:?}");
+    assert_eq!(r.puts_applied, 2);
+    e.sink.take_calls();
+    let gate = e.source.hold("g3");
+    gate.add_permits(1);
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(
+        puts_of(&e.sink.take_calls()),
+        ["Empty"],
+        "nothing is put twice"
     );
 }

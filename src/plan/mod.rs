@@ -13,6 +13,7 @@
 //!   sub-groups ([`chunks`]), or refused when chunking is off.
 
 pub mod chunks;
+pub mod early;
 pub mod explain;
 pub mod input;
 pub mod ownership;

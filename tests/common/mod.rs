@@ -23,6 +23,7 @@ pub fn okta_settings(
         auth: q_group_sync::source::okta::OktaAuth::Ssws(secrecy::SecretString::from(emu.token())),
         group_filter: r#"type eq "OKTA_GROUP""#.into(),
         page_size: 2,
+        member_page_size: 2,
         max_concurrency,
         request_timeout: std::time::Duration::from_secs(5),
         max_retries: 3,

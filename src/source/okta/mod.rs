@@ -12,7 +12,7 @@ mod wire;
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -48,8 +48,10 @@ pub struct OktaSettings {
     pub auth: OktaAuth,
     /// `filter` for `GET /api/v1/groups`, sent URL-encoded.
     pub group_filter: String,
-    /// `limit` on every list call.
+    /// `limit` on every list call except member reads.
     pub page_size: u32,
+    /// `limit` on member reads (`GET /api/v1/groups/{id}/users`).
+    pub member_page_size: u32,
     /// Requests in flight at most.
     pub max_concurrency: usize,
     /// Timeout of one HTTP request, body included.
@@ -104,6 +106,7 @@ impl OktaSettings {
             auth,
             group_filter: o.group_filter.clone(),
             page_size: o.page_size,
+            member_page_size: o.member_page_size,
             max_concurrency: o.max_concurrency,
             request_timeout: o.request_timeout,
             max_retries: o.max_retries,
@@ -160,6 +163,11 @@ pub struct OktaSource {
     credentials: Credentials,
     group_filter: String,
     page_size: u32,
+    /// `okta.member_page_size`: the `limit` member reads start each pass with.
+    member_page_size: u32,
+    /// The `limit` member reads use now: `member_page_size`, or less once a large page failed
+    /// with a 5xx or timed out this pass (reset when a pass lists the groups).
+    member_limit: AtomicU32,
     max_retries: u32,
     max_retry_wait: Duration,
     id_attribute: String,
@@ -236,6 +244,8 @@ impl OktaSource {
             credentials,
             group_filter: settings.group_filter,
             page_size: settings.page_size,
+            member_page_size: settings.member_page_size.max(1),
+            member_limit: AtomicU32::new(settings.member_page_size.max(1)),
             max_retries: settings.max_retries,
             max_retry_wait: settings.max_retry_wait,
             id_attribute: settings.id_attribute,
@@ -360,6 +370,9 @@ impl OktaSource {
 
 impl DirectorySource for OktaSource {
     async fn list_groups(&self) -> Result<Vec<OktaGroup>, SourceError> {
+        // Listing the groups starts a pass: member reads try the configured page size again.
+        self.member_limit
+            .store(self.member_page_size, Ordering::Relaxed);
         let url = self.groups_url(self.page_size);
         let path = url.path().to_owned();
         match self.paginate(url, &parse_groups).await? {
@@ -376,10 +389,11 @@ impl DirectorySource for OktaSource {
             });
         }
         let mut url = self.endpoint(&["api", "v1", "groups", group_id, "users"]);
-        url.set_query(Some(&format!("limit={}", self.page_size)));
+        let limit = self.member_limit.load(Ordering::Relaxed);
+        url.set_query(Some(&format!("limit={limit}")));
         let attr = self.id_attribute.as_str();
         let parse = |body: &[u8]| parse_members(body, attr);
-        Ok(match self.paginate(url, &parse).await? {
+        Ok(match self.paginate_members(url, &parse).await? {
             Some(members) => MemberRead::Members(members),
             None => MemberRead::GroupGone,
         })
@@ -660,6 +674,7 @@ mod tests {
                 r#"type eq "OKTA_GROUP" and lastMembershipUpdated gt "2024-01-01T00:00:00.000Z""#
                     .into(),
             page_size: 200,
+            member_page_size: 1000,
             max_concurrency: 2,
             request_timeout: Duration::from_secs(5),
             max_retries: 2,

@@ -114,6 +114,36 @@ impl OktaSource {
         F: Fn(&[u8]) -> Result<Vec<T>, serde_json::Error> + Sync,
         T: Send,
     {
+        self.paginate_sized(first, parse, false).await
+    }
+
+    /// A member listing: as [`Self::paginate`], with every page asking for the member page size
+    /// in force. A page larger than [`MEMBER_PAGE_FLOOR`] that fails with a 5xx or times out
+    /// is asked again at that floor at once (not retried at its size), and the floor is kept
+    /// for the member reads of the rest of the pass. Okta may answer fewer members than asked
+    /// (some orgs cap pages); its `next` links are followed whatever size they carry.
+    pub(in crate::source) async fn paginate_members<T, F>(
+        &self,
+        first: Url,
+        parse: &F,
+    ) -> Result<Option<Vec<T>>, SourceError>
+    where
+        F: Fn(&[u8]) -> Result<Vec<T>, serde_json::Error> + Sync,
+        T: Send,
+    {
+        self.paginate_sized(first, parse, true).await
+    }
+
+    async fn paginate_sized<T, F>(
+        &self,
+        first: Url,
+        parse: &F,
+        members: bool,
+    ) -> Result<Option<Vec<T>>, SourceError>
+    where
+        F: Fn(&[u8]) -> Result<Vec<T>, serde_json::Error> + Sync,
+        T: Send,
+    {
         let mut all = Vec::new();
         let mut visited = BTreeSet::new();
         let mut url = first;
@@ -125,7 +155,34 @@ impl OktaSource {
                 });
             }
             visited.insert(url.as_str().to_owned());
-            match self.fetch_page(&url, parse).await? {
+            let mut large = false;
+            if members {
+                let now = self.member_limit.load(Ordering::Relaxed);
+                if limit_of(&url).is_some_and(|asked| asked > now) {
+                    url = with_limit(&url, now);
+                }
+                large = limit_of(&url).is_some_and(|asked| asked > MEMBER_PAGE_FLOOR);
+            }
+            let fetched = match self.fetch_page_sized(&url, parse, large).await {
+                Err(e) if large && fails_large_pages(&e) => {
+                    let asked = limit_of(&url).unwrap_or(MEMBER_PAGE_FLOOR);
+                    let before = self
+                        .member_limit
+                        .fetch_min(MEMBER_PAGE_FLOOR, Ordering::Relaxed);
+                    if before > MEMBER_PAGE_FLOOR {
+                        tracing::warn!(
+                            asked,
+                            now = MEMBER_PAGE_FLOOR,
+                            error = %e,
+                            "Okta failed a large member page; member reads ask for smaller pages for the rest of the pass"
+                        );
+                    }
+                    url = with_limit(&url, MEMBER_PAGE_FLOOR);
+                    continue;
+                }
+                other => other?,
+            };
+            match fetched {
                 Fetched::NotFound => return Ok(None),
                 Fetched::Page { items, next: None } => {
                     all.extend(items);
@@ -159,6 +216,21 @@ impl OktaSource {
         F: Fn(&[u8]) -> Result<T, serde_json::Error> + Sync,
         T: Send,
     {
+        self.fetch_page_sized(url, parse, false).await
+    }
+
+    /// One page, with the retries the settings allow; a `large` page that fails with a 5xx or
+    /// times out is not retried (the caller asks again with a smaller page).
+    async fn fetch_page_sized<T, F>(
+        &self,
+        url: &Url,
+        parse: &F,
+        large: bool,
+    ) -> Result<Fetched<T>, SourceError>
+    where
+        F: Fn(&[u8]) -> Result<T, serde_json::Error> + Sync,
+        T: Send,
+    {
         let mut retries = 0u32;
         let mut retry_for = None;
         let mut reauthed = false;
@@ -174,7 +246,9 @@ impl OktaSource {
                 }
                 Attempt::Retry { cause, request_id } => (cause, request_id),
             };
-            if retries >= self.max_retries {
+            let size_failure = matches!(&cause, RetryCause::Server(_))
+                || matches!(&cause, RetryCause::Transport(e) if e.is_timeout());
+            if retries >= self.max_retries || (large && size_failure) {
                 return Err(cause.into_error(url.path()));
             }
             let wait = match &cause {
@@ -398,6 +472,44 @@ impl OktaSource {
         }
         Ok(Some(next))
     }
+}
+
+/// The member page size a failed large page falls back to: Okta's recommended `limit`.
+pub(super) const MEMBER_PAGE_FLOOR: u32 = 200;
+
+/// Whether a page's failure may come from its size: a 5xx or a timeout.
+fn fails_large_pages(e: &SourceError) -> bool {
+    match e {
+        SourceError::Server { status, .. } => *status >= 500,
+        SourceError::Transport { source, .. } => source.is_timeout(),
+        _ => false,
+    }
+}
+
+/// The `limit` a page URL asks for.
+fn limit_of(url: &Url) -> Option<u32> {
+    url.query_pairs()
+        .find(|(k, _)| k == "limit")
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+/// `url` asking for `limit` items (the other query parameters kept, in order).
+fn with_limit(url: &Url, limit: u32) -> Url {
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != "limit")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let mut out = url.clone();
+    {
+        let mut query = out.query_pairs_mut();
+        query.clear();
+        query.append_pair("limit", &limit.to_string());
+        for (k, v) in &pairs {
+            query.append_pair(k, v);
+        }
+    }
+    out
 }
 
 /// `path?query` of a URL: what logs may show (no host, no credentials).

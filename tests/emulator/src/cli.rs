@@ -77,6 +77,10 @@ pub struct Cli {
     /// visible out of `published` order).
     #[arg(long, default_value_t = 0)]
     pub okta_log_lag_jitter_ms: u64,
+    /// Most members one page of `GET /api/v1/groups/{id}/users` returns, whatever `limit`
+    /// asks (some orgs cap member pages below the documented 1000).
+    #[arg(long, default_value_t = 10_000)]
+    pub okta_max_members_limit: usize,
     /// Latency added to every Okta API answer, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub okta_latency_ms: u64,
@@ -114,6 +118,7 @@ pub async fn run(cli: Cli) -> std::io::Result<()> {
         users_rate_limit: cli.okta_users_rate_limit,
         log_lag: Duration::from_millis(cli.okta_log_lag_ms),
         log_lag_jitter: Duration::from_millis(cli.okta_log_lag_jitter_ms),
+        max_members_limit: cli.okta_max_members_limit.max(1),
         ..OktaOptions::default()
     };
     let okta = OktaEmulator::start_on(cli.okta_listen, org, okta_options).await?;

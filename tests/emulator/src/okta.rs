@@ -584,6 +584,10 @@ pub struct OktaOptions {
     pub default_users_limit: usize,
     /// Larger `limit` values are clamped to this.
     pub max_limit: usize,
+    /// Larger `limit` values of `GET /api/v1/groups/{id}/users` are clamped to this (an org
+    /// that caps member pages lower than the documented 1000 answers fewer members per page,
+    /// and its `next` link carries the smaller limit).
+    pub max_members_limit: usize,
     /// Added before every `/api/v1` and token response (while the request counts as in flight).
     pub latency: Duration,
     /// An OAuth service app: enables `POST /oauth2/v1/token` and Bearer/DPoP tokens on
@@ -619,6 +623,7 @@ impl Default for OktaOptions {
             default_groups_limit: 10_000,
             default_users_limit: 1000,
             max_limit: 10_000,
+            max_members_limit: 10_000,
             latency: Duration::ZERO,
             oauth: None,
             background_rps: 0.0,
@@ -650,6 +655,9 @@ pub struct Matcher {
     /// Only this 1-based page of the listing (page 1 has no `after`; System Log pages and
     /// single-object reads have no number, so a matcher with a page never hits them).
     pub page: Option<u32>,
+    /// Only requests that ask for at least this many items (`limit`, as sent): faults that
+    /// hit large pages only, as an overloaded org times out or fails them.
+    pub min_limit: Option<usize>,
 }
 
 impl Matcher {
@@ -712,7 +720,13 @@ impl Matcher {
         self
     }
 
-    fn hits(&self, target: &Target, page: Option<u32>) -> bool {
+    /// Restricts the matcher to requests whose `limit` is at least `limit`.
+    pub fn limit_at_least(mut self, limit: usize) -> Matcher {
+        self.min_limit = Some(limit);
+        self
+    }
+
+    fn hits(&self, target: &Target, page: Option<u32>, limit: Option<usize>) -> bool {
         let any = self.group_id.is_none()
             && !self.list_groups
             && !self.logs
@@ -726,7 +740,11 @@ impl Matcher {
             || matches!((&self.user, target), (Some(want), Target::GetUser(id)) if want == id)
             || matches!((&self.group_id, target), (Some(want), Target::GroupUsers(id)) if want == id)
             || matches!((&self.user_groups, target), (Some(want), Target::UserGroups(id)) if want == id);
-        endpoint && self.page.is_none_or(|want| page == Some(want))
+        endpoint
+            && self.page.is_none_or(|want| page == Some(want))
+            && self
+                .min_limit
+                .is_none_or(|least| limit.is_some_and(|l| l >= least))
     }
 }
 
@@ -1413,6 +1431,8 @@ impl ApiError {
 struct Resolved {
     target: Target,
     page: Option<u32>,
+    /// The `limit` the request asked for (before any clamping), when it sent a number.
+    limit: Option<usize>,
     result: Result<Page, ApiError>,
 }
 
@@ -1570,10 +1590,10 @@ async fn api(
             state.peek(path, now, options)
         };
         let resolved = resolve(&state.org, shared, method, path, query);
-        let index = state
-            .faults
-            .iter()
-            .position(|f| f.matcher.hits(&resolved.target, resolved.page));
+        let index = state.faults.iter().position(|f| {
+            f.matcher
+                .hits(&resolved.target, resolved.page, resolved.limit)
+        });
         let fault = index.map(|i| {
             let fault = &mut state.faults[i];
             let action = fault.action.clone();
@@ -1901,9 +1921,11 @@ fn resolve(
             None => (Err(group_not_found(id)), None),
         },
     };
+    let limit = params.get("limit").and_then(|l| l.trim().parse().ok());
     Resolved {
         target,
         page,
+        limit,
         result,
     }
 }
@@ -1990,7 +2012,7 @@ fn group_users(
     let limit = parse_limit(
         params.get("limit"),
         options.default_users_limit,
-        options.max_limit,
+        options.max_limit.min(options.max_members_limit),
     )?;
     // `filter` is ignored here, as Okta does; members missing from `users` are skipped.
     let members: Vec<&OktaUser> = group

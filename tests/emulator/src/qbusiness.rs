@@ -159,8 +159,10 @@ impl QFault {
     }
 
     fn hits(&self, op: &str, group: Option<&str>) -> bool {
-        let fail_async_ok =
-            !matches!(self.action, QFaultAction::FailAsync { .. }) || op == "PutGroup";
+        let fail_async_ok = !matches!(
+            self.action,
+            QFaultAction::FailAsync { .. } | QFaultAction::Processing(_)
+        ) || op == "PutGroup";
         fail_async_ok
             && self.op.as_deref().is_none_or(|want| want == op)
             && self.group.as_deref().is_none_or(|want| Some(want) == group)
@@ -194,6 +196,9 @@ pub enum QFaultAction {
     /// header, as a proxy or load balancer sends; both carry [`PROXY_MARKER`] (which an error
     /// message must not repeat).
     ProxyPage(u16),
+    /// PutGroup only: accepted (200), and the group stays PROCESSING this long (instead of
+    /// `processing_time`) before SUCCEEDED.
+    Processing(Duration),
 }
 
 /// What [`QFaultAction::ProxyPage`] puts in its body and headers.
@@ -284,6 +289,8 @@ struct QGroup {
 
 struct PutRecord {
     at: SystemTime,
+    /// How long this PUT stays PROCESSING, when a Processing fault set it.
+    processing: Option<Duration>,
     /// `(errorCode, errorMessage)` when a FailAsync fault hit this PUT.
     failure: Option<(String, String)>,
 }
@@ -298,7 +305,7 @@ impl QGroup {
         let mut entries = Vec::new();
         for put in &self.puts {
             entries.push(status_json("PROCESSING", put.at, None));
-            let done = put.at + processing;
+            let done = put.at + put.processing.unwrap_or(processing);
             if now >= done {
                 let status = if put.failure.is_some() {
                     "FAILED"
@@ -319,11 +326,16 @@ impl QGroup {
     ) -> (&'static str, SystemTime, Option<&(String, String)>) {
         match self.puts.last() {
             None => ("SUCCEEDED", SystemTime::UNIX_EPOCH, None),
-            Some(put) if now < put.at + processing => ("PROCESSING", put.at, None),
-            Some(put) => match &put.failure {
-                Some(failure) => ("FAILED", put.at + processing, Some(failure)),
-                None => ("SUCCEEDED", put.at + processing, None),
-            },
+            Some(put) if now < put.at + put.processing.unwrap_or(processing) => {
+                ("PROCESSING", put.at, None)
+            }
+            Some(put) => {
+                let done = put.at + put.processing.unwrap_or(processing);
+                match &put.failure {
+                    Some(failure) => ("FAILED", done, Some(failure)),
+                    None => ("SUCCEEDED", done, None),
+                }
+            }
         }
     }
 
@@ -647,7 +659,9 @@ impl QError {
                     "<html><body><h1>{status} Bad Gateway</h1><p>session {PROXY_MARKER}</p></body></html>"
                 )),
             },
-            QFaultAction::FailAsync { .. } | QFaultAction::Delay(_) => return None,
+            QFaultAction::FailAsync { .. }
+            | QFaultAction::Delay(_)
+            | QFaultAction::Processing(_) => return None,
         })
     }
 }
@@ -1052,7 +1066,9 @@ async fn process(
     // Faults apply before anything else, like a throttling or failing front end.
     let action = take_fault(shared, call.op.as_str(), call.group.as_deref());
     let mut fail_async = None;
+    let mut slow = None;
     match &action {
+        Some(QFaultAction::Processing(time)) => slow = Some(*time),
         Some(QFaultAction::Delay(delay)) => tokio::time::sleep(*delay).await,
         Some(QFaultAction::FailAsync {
             error_code,
@@ -1105,7 +1121,7 @@ async fn process(
     match op {
         Op::Put => {
             let value = put_body.unwrap_or(Value::Null);
-            put_group(shared, value, fail_async)
+            put_group(shared, value, fail_async, slow)
         }
         Op::Get(name) => get_group(shared, &name),
         Op::Delete(name) => match shared.lock().groups.remove(&name) {
@@ -1376,6 +1392,7 @@ fn put_group(
     shared: &Shared,
     value: Value,
     failure: Option<(String, String)>,
+    slow: Option<Duration>,
 ) -> Result<Value, QError> {
     let req: PutGroupRequest = serde_json::from_value(value)
         .map_err(|e| QError::cannot_parse(&format!("The request body could not be parsed: {e}")))?;
@@ -1445,7 +1462,11 @@ fn put_group(
         group.groups = groups;
     }
     group.data_source_id = req.data_source_id;
-    group.puts.push(PutRecord { at: now, failure });
+    group.puts.push(PutRecord {
+        at: now,
+        processing: slow,
+        failure,
+    });
     let skip = group.puts.len().saturating_sub(HISTORY);
     group.puts.drain(..skip);
     group.put_count += 1;
@@ -1584,7 +1605,11 @@ fn seed(shared: &Shared, name: &str, users: BTreeSet<String>) {
         users,
         groups: BTreeSet::new(),
         data_source_id: None,
-        puts: vec![PutRecord { at, failure: None }],
+        puts: vec![PutRecord {
+            at,
+            processing: None,
+            failure: None,
+        }],
         put_count: 0,
     };
     shared.lock().groups.insert(name.to_owned(), group);
