@@ -38,6 +38,7 @@ pub(crate) const KEYS: &[(&str, EnvType)] = &[
     ("okta.api_token_file", Str),
     ("okta.group_filter", Str),
     ("okta.page_size", Int),
+    ("okta.member_page_size", Int),
     ("okta.max_concurrency", Int),
     ("okta.request_timeout", Str),
     ("okta.max_retries", Int),
