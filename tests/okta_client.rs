@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use q_group_sync::source::okta::{OktaAuth, OktaSettings, OktaSource};
@@ -530,20 +528,6 @@ async fn concurrency_is_bounded() {
     assert_eq!(emu.rate_limited_count(), 0);
 }
 
-/// A `Write` into a shared buffer, for capturing log output.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The `limit` each request for group `group`'s members asked for, in order.
 fn member_limits(emu: &OktaEmulator, group: usize) -> Vec<String> {
     requests_for(emu, group)
@@ -582,17 +566,7 @@ async fn member_pages_follow_what_an_org_that_caps_them_returns() {
 
 #[tokio::test]
 async fn a_large_member_page_that_fails_is_asked_again_smaller_for_the_rest_of_the_pass() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    // Other tests of this binary hit the same callsites in parallel, without this subscriber:
-    // make sure none keeps an interest cached before it was registered.
-    tracing::callsite::rebuild_interest_cache();
+    let (captured, _guard) = common::capture_logs(tracing::Level::WARN);
     let emu = emulator(OktaOptions::default()).await;
     // The org fails every page of more than 200 members; smaller pages work.
     emu.add_fault(OktaFault::always(
@@ -615,7 +589,7 @@ async fn a_large_member_page_that_fails_is_asked_again_smaller_for_the_rest_of_t
     assert_eq!(two.len(), 3);
     assert_eq!(member_limits(&emu, 2), ["200"]);
     assert_eq!(okta.stats().retries, 0, "the smaller page is not a retry");
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     let warned = logs.matches("member reads ask for smaller pages").count();
     assert_eq!(warned, 1, "logged once: {logs}");
 

@@ -7,9 +7,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use q_group_sync::source::DirectorySource;
 use q_group_sync::source::okta::{OktaAuth, OktaSource};
 use q_group_sync_emulator::{FaultAction, Matcher, OktaFault, OktaOptions, OktaOrg};
@@ -17,30 +14,9 @@ use secrecy::SecretString;
 
 const TOKEN: &str = "00emulator-SECRET-token-Zq9";
 
-/// A `Write` into a shared buffer, for capturing log output.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn the_token_never_appears_in_logs_or_errors() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = common::capture_logs(tracing::Level::TRACE);
 
     let emu = common::okta_emulator(common::messy_org::org(), TOKEN, OktaOptions::default()).await;
     let group = OktaOrg::group_id(1);
@@ -68,7 +44,7 @@ async fn the_token_never_appears_in_logs_or_errors() {
     s.auth = OktaAuth::Ssws(SecretString::from(format!("{TOKEN}-but-wrong")));
     errors.push(OktaSource::new(s).unwrap().list_groups().await.unwrap_err());
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(
         logs.contains("Okta response"),
         "the client logged at debug/trace: {logs}"

@@ -6,8 +6,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::TestKey;
@@ -291,14 +290,7 @@ async fn polls_are_paced_within_the_logs_bucket_without_touching_the_groups_buck
 
 #[tokio::test]
 async fn a_malformed_event_is_skipped_with_a_warning_naming_it() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = common::capture_logs(tracing::Level::WARN);
 
     let emu = emulator(OktaOptions::default()).await;
     let feed = feed(&emu, 1000);
@@ -443,14 +435,7 @@ async fn oauth_needs_the_logs_scope_and_says_so() {
 
 #[tokio::test]
 async fn the_token_never_appears_in_trace_logs_or_errors() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = common::capture_logs(tracing::Level::TRACE);
 
     let emu = emulator(OktaOptions::default()).await;
     emu.add_fault(OktaFault::times(
@@ -487,25 +472,4 @@ async fn the_token_never_appears_in_trace_logs_or_errors() {
         std::error::Error::source(&err)
     );
     assert!(!shown.contains(TOKEN), "{shown}");
-}
-
-/// A `tracing` writer into memory.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
