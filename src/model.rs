@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 
+use arcstr::ArcStr;
 use serde::{Deserialize, Serialize};
 
 /// Longest user id or group name Q Business accepts (characters).
@@ -14,15 +15,16 @@ pub const MAX_Q_ID_CHARS: usize = 1024;
 
 /// A Q Business user id, already normalised. Cheap to clone: ids are shared, not copied.
 ///
-/// One pointer wide (a shared boxed string), so a member list costs 8 bytes per membership.
+/// One pointer wide and one allocation (a shared string with its count and length inline), so
+/// a member list costs 8 bytes per membership and a user about 16 bytes plus the id.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct UserId(Arc<Box<str>>);
+pub struct UserId(ArcStr);
 
 impl UserId {
     /// Wraps an id that is already normalised (e.g. read back from the snapshot).
-    pub fn from_normalised(id: impl Into<Box<str>>) -> Self {
-        UserId(Arc::new(id.into()))
+    pub fn from_normalised(id: impl AsRef<str>) -> Self {
+        UserId(ArcStr::from(id.as_ref()))
     }
 
     /// The id as sent to Q Business.
@@ -32,7 +34,7 @@ impl UserId {
 
     /// Whether both are the same shared string (not just equal ones).
     pub fn is_same(&self, other: &UserId) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        ArcStr::ptr_eq(&self.0, &other.0)
     }
 }
 
@@ -137,8 +139,40 @@ impl std::borrow::Borrow<str> for UserId {
 /// Sorted order makes plans, hashes and snapshots reproducible. A clone shares the list (one
 /// reference count), so the desired state, the plan and the snapshot can hold the same list
 /// without copying it; at 8 bytes per membership a million memberships take 8 MB.
-#[derive(Clone, Default, PartialEq, Eq, Hash)]
-pub struct Members(Arc<[UserId]>);
+///
+/// A set read again may be kept as its few changes against the list it was read against
+/// ([`Members::relative_to`], e.g. the snapshot's list of the same group): a pass that re-reads
+/// thousands of groups for a few hundred deactivated users then holds those users, not a
+/// second copy of every list. Both forms behave the same everywhere (order, equality, hash).
+#[derive(Clone, Default)]
+pub struct Members(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    List(Arc<[UserId]>),
+    Edited(Arc<Edit>),
+}
+
+impl Default for Repr {
+    fn default() -> Self {
+        Repr::List(Arc::from([]))
+    }
+}
+
+/// A set as `base` without `removed`, with `added`.
+struct Edit {
+    base: Arc<[UserId]>,
+    /// Ids of `base` not in the set, sorted.
+    removed: Box<[UserId]>,
+    /// Ids of the set not in `base`, sorted.
+    added: Box<[UserId]>,
+    len: usize,
+}
+
+/// A set is kept relative to another list when its changes against it are at most this share
+/// of its size (1/`RELATIVE_AT_MOST`): then the changes cost less than a list of its own, and
+/// walking the set stays one merge.
+const RELATIVE_AT_MOST: usize = 4;
 
 impl Members {
     pub fn new() -> Members {
@@ -146,40 +180,174 @@ impl Members {
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        match &self.0 {
+            Repr::List(list) => list.len(),
+            Repr::Edited(edit) => edit.len,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len() == 0
     }
 
     /// In sorted order.
-    pub fn iter(&self) -> std::slice::Iter<'_, UserId> {
-        self.0.iter()
+    pub fn iter(&self) -> Iter<'_> {
+        match &self.0 {
+            Repr::List(list) => Iter(IterRepr::List(list.iter())),
+            Repr::Edited(edit) => Iter(IterRepr::Edited {
+                base: edit.base.iter().peekable(),
+                removed: edit.removed.iter().peekable(),
+                added: edit.added.iter().peekable(),
+                left: edit.len,
+            }),
+        }
     }
 
     pub fn contains(&self, id: &str) -> bool {
-        self.0.binary_search_by(|m| m.as_str().cmp(id)).is_ok()
+        let find = |list: &[UserId]| list.binary_search_by(|m| m.as_str().cmp(id)).is_ok();
+        match &self.0 {
+            Repr::List(list) => find(list),
+            Repr::Edited(edit) => find(&edit.added) || (find(&edit.base) && !find(&edit.removed)),
+        }
     }
 
     /// The members of `self` that are not in `other`, in sorted order (one merge walk).
     pub fn difference<'a>(&'a self, other: &'a Members) -> Difference<'a> {
         Difference {
-            left: self.0.iter().peekable(),
-            right: other.0.iter().peekable(),
+            left: self.iter().peekable(),
+            right: other.iter().peekable(),
         }
     }
 
     /// Whether both are the same shared list (then they are certainly equal).
     pub fn shares(&self, other: &Members) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        match (&self.0, &other.0) {
+            (Repr::List(a), Repr::List(b)) => Arc::ptr_eq(a, b),
+            (Repr::Edited(a), Repr::Edited(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    /// The same set, held as its changes against `base` when they are few (see
+    /// [`RELATIVE_AT_MOST`]), or as `base` itself when equal; otherwise unchanged. Only a
+    /// list of its own is re-expressed, and only against a list of its own.
+    pub fn relative_to(self, base: &Members) -> Members {
+        let (Repr::List(list), Repr::List(base_list)) = (&self.0, &base.0) else {
+            return self;
+        };
+        if Arc::ptr_eq(list, base_list) {
+            return self;
+        }
+        let budget = list.len() / RELATIVE_AT_MOST;
+        let removed: Box<[UserId]> = base.difference(&self).take(budget + 1).cloned().collect();
+        if removed.len() > budget {
+            return self;
+        }
+        let added: Box<[UserId]> = self
+            .difference(base)
+            .take(budget + 1 - removed.len())
+            .cloned()
+            .collect();
+        if removed.len() + added.len() > budget {
+            return self;
+        }
+        if removed.is_empty() && added.is_empty() {
+            return base.clone();
+        }
+        Members(Repr::Edited(Arc::new(Edit {
+            base: base_list.clone(),
+            removed,
+            added,
+            len: list.len(),
+        })))
+    }
+}
+
+impl PartialEq for Members {
+    fn eq(&self, other: &Members) -> bool {
+        self.shares(other) || (self.len() == other.len() && self.iter().eq(other.iter()))
+    }
+}
+
+impl Eq for Members {}
+
+impl std::hash::Hash for Members {
+    /// As a slice hashes: the length, then each id in order.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_usize(self.len());
+        for id in self {
+            id.hash(state);
+        }
+    }
+}
+
+/// The ids of a [`Members`], in sorted order.
+#[derive(Clone)]
+pub struct Iter<'a>(IterRepr<'a>);
+
+#[derive(Clone)]
+enum IterRepr<'a> {
+    List(std::slice::Iter<'a, UserId>),
+    Edited {
+        base: std::iter::Peekable<std::slice::Iter<'a, UserId>>,
+        removed: std::iter::Peekable<std::slice::Iter<'a, UserId>>,
+        added: std::iter::Peekable<std::slice::Iter<'a, UserId>>,
+        left: usize,
+    },
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = &'a UserId;
+
+    fn next(&mut self) -> Option<&'a UserId> {
+        match &mut self.0 {
+            IterRepr::List(list) => list.next(),
+            IterRepr::Edited {
+                base,
+                removed,
+                added,
+                left,
+            } => {
+                // `removed` is a sorted subset of `base`, `added` is disjoint from it.
+                while let (Some(b), Some(r)) = (base.peek(), removed.peek()) {
+                    if b != r {
+                        break;
+                    }
+                    base.next();
+                    removed.next();
+                }
+                let next = match (base.peek(), added.peek()) {
+                    (Some(b), Some(a)) if a < b => added.next(),
+                    (Some(_), _) => base.next(),
+                    (None, _) => added.next(),
+                };
+                if next.is_some() {
+                    *left -= 1;
+                }
+                next
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.len();
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {
+    fn len(&self) -> usize {
+        match &self.0 {
+            IterRepr::List(list) => list.len(),
+            IterRepr::Edited { left, .. } => *left,
+        }
     }
 }
 
 /// See [`Members::difference`].
 pub struct Difference<'a> {
-    left: std::iter::Peekable<std::slice::Iter<'a, UserId>>,
-    right: std::iter::Peekable<std::slice::Iter<'a, UserId>>,
+    left: std::iter::Peekable<Iter<'a>>,
+    right: std::iter::Peekable<Iter<'a>>,
 }
 
 impl<'a> Iterator for Difference<'a> {
@@ -224,22 +392,22 @@ impl From<Vec<UserId>> for Members {
             ids.sort_unstable();
             ids.dedup();
         }
-        Members(Arc::from(ids))
+        Members(Repr::List(Arc::from(ids)))
     }
 }
 
 impl<'a> IntoIterator for &'a Members {
     type Item = &'a UserId;
-    type IntoIter = std::slice::Iter<'a, UserId>;
+    type IntoIter = Iter<'a>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
+        self.iter()
     }
 }
 
 impl fmt::Debug for Members {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.0.iter()).finish()
+        f.debug_set().entries(self.iter()).finish()
     }
 }
 
@@ -251,7 +419,7 @@ impl<'de> Deserialize<'de> for Members {
 
 impl Serialize for Members {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter())
+        s.collect_seq(self.iter())
     }
 }
 
@@ -346,6 +514,108 @@ mod tests {
         assert_eq!(Members::new().difference(&left).count(), 0);
         assert_eq!(left.difference(&left.clone()).count(), 0);
         assert!(left.shares(&left.clone()) && !left.shares(&ids(&["a"])));
+    }
+
+    fn is_relative(m: &Members) -> bool {
+        matches!(m.0, Repr::Edited(_))
+    }
+
+    fn hash_of(m: &Members) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        m.hash(&mut h);
+        h.finish()
+    }
+
+    /// Every way of looking at `relative` gives what its list form `list` gives.
+    fn assert_same_set(relative: &Members, list: &Members, probes: &[UserId]) {
+        let got: Vec<&UserId> = relative.iter().collect();
+        let want: Vec<&UserId> = list.iter().collect();
+        assert_eq!(got, want);
+        assert_eq!(relative.len(), list.len());
+        assert_eq!(relative.iter().len(), list.len());
+        assert_eq!(relative.is_empty(), list.is_empty());
+        assert_eq!(relative, list);
+        assert_eq!(list, relative);
+        assert_eq!(hash_of(relative), hash_of(list));
+        for p in probes {
+            assert_eq!(
+                relative.contains(p.as_str()),
+                list.contains(p.as_str()),
+                "{p:?}"
+            );
+        }
+        let other: Members = probes.iter().step_by(3).collect();
+        assert!(relative.difference(&other).eq(list.difference(&other)));
+        assert!(other.difference(relative).eq(other.difference(list)));
+        assert_eq!(
+            serde_json::to_string(relative).expect("json"),
+            serde_json::to_string(list).expect("json")
+        );
+        assert_eq!(format!("{relative:?}"), format!("{list:?}"));
+    }
+
+    #[test]
+    fn a_set_kept_relative_to_another_behaves_as_its_own_list() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let universe: Vec<UserId> = (0..400)
+            .map(|i| UserId::from_normalised(format!("u{i:04}@x.test")))
+            .collect();
+        let mut relative_seen = 0;
+        for _ in 0..300 {
+            let size = rng.random_range(0..300);
+            let base: Members = (0..size)
+                .map(|_| universe[rng.random_range(0..universe.len())].clone())
+                .collect();
+            // A few removed and added, sometimes none, sometimes many.
+            let changes = rng.random_range(0..40);
+            let mut next: Vec<UserId> = base.iter().cloned().collect();
+            for _ in 0..changes {
+                if rng.random_bool(0.5) && !next.is_empty() {
+                    let at = rng.random_range(0..next.len());
+                    next.remove(at);
+                } else {
+                    next.push(universe[rng.random_range(0..universe.len())].clone());
+                }
+            }
+            let list = Members::from(next);
+            let relative = list.clone().relative_to(&base);
+            let changed = base.difference(&list).count() + list.difference(&base).count();
+            if changed == 0 {
+                assert!(relative.shares(&base), "an equal set is the base itself");
+            } else if changed <= list.len() / RELATIVE_AT_MOST {
+                assert!(
+                    is_relative(&relative),
+                    "{changed} changes of {}",
+                    list.len()
+                );
+                relative_seen += 1;
+            } else {
+                assert!(relative.shares(&list), "too many changes: its own list");
+            }
+            assert_same_set(&relative, &list, &universe);
+            // Relative sets compare and diff against each other too.
+            let again = list.clone().relative_to(&base);
+            assert!(relative == again);
+            assert!(relative.difference(&again).next().is_none());
+        }
+        assert!(relative_seen > 50, "only {relative_seen} relative sets");
+    }
+
+    #[test]
+    fn only_lists_are_kept_relative_and_only_to_lists() {
+        let base = ids(&["a", "b", "c", "d", "e", "f", "g", "h"]);
+        let next = ids(&["a", "b", "c", "d", "e", "f", "g", "i"]);
+        let relative = next.clone().relative_to(&base);
+        assert!(is_relative(&relative));
+        // A relative set stays as it is, and nothing is kept relative to it.
+        assert!(relative.clone().relative_to(&next).shares(&relative));
+        let other = ids(&["a", "b", "c", "d", "e", "f", "g", "j"]);
+        assert!(other.clone().relative_to(&relative).shares(&other));
+        assert!(next.clone().relative_to(&next).shares(&next));
+        let added: Vec<&str> = relative.difference(&base).map(UserId::as_str).collect();
+        assert_eq!(added, ["i"]);
     }
 
     #[test]

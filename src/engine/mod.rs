@@ -333,7 +333,7 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
         progress.listed(to_read.len());
         let mut mapper = Mapper::new(&self.settings.rules);
         if !to_read.is_empty() {
-            mapper.share_ids(snapshot.groups.values().map(|g| &g.members));
+            mapper.read_against(&snapshot);
         }
         // The puts no safety rule can hold go while the other groups are read. Their
         // candidates are known from the listing, before the first member read, so their

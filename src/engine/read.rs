@@ -1,7 +1,12 @@
 use super::pipeline::EarlyFeed;
 use super::*;
+use arcstr::ArcStr;
+
 use crate::model::UserId;
 use crate::store::UserRecord;
+
+/// Listed users looked up in the snapshot's users table at a time.
+const KNOWN_USERS_BATCH: usize = 1000;
 
 impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
     /// Finds the users whose status or id attribute changed since `since` in a way that matters
@@ -34,10 +39,18 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
                 ));
             }
         };
-        let ids: Vec<String> = listed.iter().map(|u| u.id.clone()).collect();
-        let known = self.store.known_users(&ids).await?;
-        let changes = plan::reads::user_changes(rules, &listed, &known);
-        drop(known);
+        // What the snapshot knows of the listed users, a batch at a time: a listing of every
+        // user (a profile attribute touched org-wide) does not hold the whole users table.
+        // A user listed twice keeps its last entry's change, as in one call.
+        let mut merged: BTreeMap<String, plan::reads::UserChange> = BTreeMap::new();
+        for batch in listed.chunks(KNOWN_USERS_BATCH) {
+            let ids: Vec<String> = batch.iter().map(|u| u.id.clone()).collect();
+            let known = self.store.known_users(&ids).await?;
+            for change in plan::reads::user_changes(rules, batch, &known) {
+                merged.insert(change.okta_id.clone(), change);
+            }
+        }
+        let changes: Vec<plan::reads::UserChange> = merged.into_values().collect();
         let mut stale = plan::reads::holding(snapshot, &changes);
         // A user who was left out is in no recorded member list: Okta says which groups they
         // are in. Looked up a few at a time; one that fails is retried by the next pass.
@@ -74,7 +87,7 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
             .filter(|c| !unresolved.contains(c.okta_id.as_str()))
             .map(|c| {
                 (
-                    c.okta_id.as_str().into(),
+                    ArcStr::from(c.okta_id.as_str()),
                     c.after.as_deref().map(UserId::from_normalised),
                 )
             })
@@ -148,7 +161,8 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
         started_at: DateTime<Utc>,
     ) -> Result<(), Error> {
         const BATCH: usize = 10_000;
-        let record = |(id, q): (&str, Option<&UserId>)| -> UserRecord { (id.into(), q.cloned()) };
+        let record =
+            |(id, q): (&ArcStr, Option<&UserId>)| -> UserRecord { (id.clone(), q.cloned()) };
         if complete {
             self.store
                 .record_users(UsersWrite {
@@ -204,7 +218,7 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
             progress.group_read();
             let read = match result {
                 Ok(MemberRead::Members(members)) => {
-                    let mapped = mapper.map(&members);
+                    let mapped = mapper.map_group(&group.id, &members);
                     trace::step(tracer, "read", || {
                         format!(
                             "{:?}: {} Okta member(s) read, {} Q user id(s) after mapping",

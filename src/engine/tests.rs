@@ -979,6 +979,46 @@ async fn a_profile_touched_without_a_change_reads_no_group() {
 }
 
 #[tokio::test]
+async fn changes_among_thousands_of_listed_users_are_all_found() {
+    // More listed users than one lookup of the users table takes: changes in the first, a
+    // middle and the last batch are all found, and the touched rest changes nothing.
+    let mut o = MemSource::default();
+    let users: Vec<String> = (0..2500).map(|i| format!("u{i:04}")).collect();
+    for u in &users {
+        o = o.active(u);
+    }
+    for g in 0..25 {
+        let refs: Vec<&str> = users[g * 100..(g + 1) * 100]
+            .iter()
+            .map(String::as_str)
+            .collect();
+        o = o.group(&format!("g{g:02}"), &format!("Team {g:02}"), &refs);
+    }
+    let e = settled(o).await;
+    for u in &users {
+        e.source.set_user(u, "ACTIVE", Some(&format!("{u}@x.test")));
+    }
+    for u in ["u0005", "u1500", "u2499"] {
+        e.source
+            .set_user(u, "SUSPENDED", Some(&format!("{u}@x.test")));
+    }
+    let r = sync(&e).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!((r.users.users_listed, r.users.users_changed), (2500, 3));
+    assert_eq!(reads(&e), 3, "only the three users' groups are read again");
+    for (group, gone) in [
+        ("Team 00", "u0005"),
+        ("Team 15", "u1500"),
+        ("Team 24", "u2499"),
+    ] {
+        let members = e.sink.members(group).expect("written");
+        assert_eq!(members.len(), 99, "{group}");
+        assert!(!members.contains(&format!("{gone}@x.test")), "{group}");
+    }
+    assert_eq!(e.sink.members("Team 01").map(|m| m.len()), Some(100));
+}
+
+#[tokio::test]
 async fn a_failed_users_listing_is_said_and_retried() {
     let e = settled(lifecycle_org()).await;
     e.source

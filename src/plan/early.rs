@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::input::OktaGroup;
 use super::select::{DesiredGroup, Rules, Scope};
-use super::{Change, Desired, Policy, PutReason, Snapshot, chunks, plan};
+use super::{Change, Desired, Policy, PutReason, Snapshot, SnapshotGroup, chunks, plan};
 use crate::model::{GroupName, Members, OktaGroupId};
 
 /// The groups of a pass whose write may go early, decided from the listing before any member
@@ -22,8 +22,9 @@ pub struct EarlyWrites {
     /// Okta group id -> its Q name, for the groups that may go early.
     names: BTreeMap<String, GroupName>,
     /// The snapshot's entries each candidate's put is planned against: its own name and the
-    /// chunk sub-groups recorded for its Okta id.
-    base: BTreeMap<GroupName, Snapshot>,
+    /// chunk sub-groups recorded for its Okta id (a list, not a map: most hold one entry or
+    /// none, and a map's node would cost a kilobyte per candidate).
+    base: BTreeMap<GroupName, Vec<(GroupName, SnapshotGroup)>>,
 }
 
 impl EarlyWrites {
@@ -64,15 +65,12 @@ impl EarlyWrites {
             if !unique || renamed || chunks::is_chunk_name(name.as_str()) {
                 continue;
             }
-            let mut base = Snapshot::default();
-            if let Some(have) = snapshot.groups.get(&name) {
-                base.groups.insert(name.clone(), have.clone());
-            }
-            for chunk in chunks_of.get(&okta_id).into_iter().flatten() {
-                if let Some(have) = snapshot.groups.get(*chunk) {
-                    base.groups.insert((*chunk).clone(), have.clone());
-                }
-            }
+            let chunks = chunks_of.get(&okta_id).into_iter().flatten();
+            let mut base: Vec<(GroupName, SnapshotGroup)> = std::iter::once(&name)
+                .chain(chunks.copied())
+                .filter_map(|n| Some((n.clone(), snapshot.groups.get(n)?.clone())))
+                .collect();
+            base.shrink_to_fit();
             out.base.insert(name.clone(), base);
             out.names.insert(g.id.clone(), name);
         }
@@ -127,7 +125,10 @@ impl EarlyWrites {
                 members: members.clone(),
             },
         );
-        let one = plan(&desired, base, policy);
+        let base = Snapshot {
+            groups: base.iter().cloned().collect(),
+        };
+        let one = plan(&desired, &base, policy);
         if !one.issues.is_empty() {
             return None;
         }

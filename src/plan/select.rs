@@ -2,6 +2,7 @@
 //!
 //! Pure: no I/O, no clock. Deterministic for the same input.
 
+use arcstr::ArcStr;
 use std::collections::{BTreeMap, BTreeSet};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -11,7 +12,7 @@ use super::IssueKind;
 use super::input::{MemberRead, OktaGroup, OktaMember};
 use crate::config::Config;
 use crate::model::{
-    GroupName, IdProblem, Interner, Members, OktaGroupId, UserId, check_q_id, normalise_user_id,
+    GroupName, IdProblem, Members, OktaGroupId, UserId, check_q_id, normalise_user_id,
 };
 
 /// Which Okta groups are in scope and how users map to Q ids: the `[groups]` and `[users]` config.
@@ -271,7 +272,7 @@ pub fn desired_with(
                 if members.is_empty() {
                     out.okta_empty.insert(q_name.clone());
                 }
-                let members = mapper.map(&members);
+                let members = mapper.map_group(&group.id, &members);
                 claims.entry(q_name).or_default().push(DesiredGroup {
                     okta_id,
                     okta_name: group.name.clone(),
@@ -366,17 +367,19 @@ pub fn desired_with(
 pub struct Mapper<'a> {
     rules: &'a Rules,
     /// Okta user id -> its Q id, or `None` when the user is skipped.
-    users: BTreeMap<Box<str>, Option<UserId>>,
-    /// Q id -> the first Okta user that produced it.
-    owners: BTreeMap<UserId, Box<str>>,
+    users: BTreeMap<ArcStr, Option<UserId>>,
     /// Q ids produced by more than one Okta user, with all of them.
     collisions: BTreeMap<UserId, BTreeSet<String>>,
     skipped_status: BTreeMap<String, usize>,
     missing: usize,
     invalid: usize,
     /// One shared string per Q id, seeded with the ids held elsewhere (the snapshot), so a
-    /// decided id equal to one of those shares it instead of allocating its own copy.
-    known: Interner,
+    /// decided id equal to one of those shares it instead of allocating its own copy; with
+    /// the first Okta user this pass that produced it (the same string as its key in
+    /// `users`), `None` for an id only held elsewhere so far.
+    known: BTreeMap<UserId, Option<ArcStr>>,
+    /// Okta group id -> the member list a read of it is kept relative to (the snapshot's).
+    bases: BTreeMap<String, Members>,
 }
 
 impl<'a> Mapper<'a> {
@@ -384,12 +387,12 @@ impl<'a> Mapper<'a> {
         Mapper {
             rules,
             users: BTreeMap::new(),
-            owners: BTreeMap::new(),
             collisions: BTreeMap::new(),
             skipped_status: BTreeMap::new(),
             missing: 0,
             invalid: 0,
-            known: Interner::default(),
+            known: BTreeMap::new(),
+            bases: BTreeMap::new(),
         }
     }
 
@@ -397,14 +400,28 @@ impl<'a> Mapper<'a> {
     /// both costs one string.
     pub fn share_ids<'m>(&mut self, lists: impl IntoIterator<Item = &'m Members>) {
         for id in lists.into_iter().flatten() {
-            self.known.adopt(id);
+            if !self.known.contains_key(id) {
+                self.known.insert(id.clone(), None);
+            }
+        }
+    }
+
+    /// Prepares reading against `snapshot`: decided ids share the snapshot's strings, and a
+    /// group read again is kept as its changes against the members recorded for it
+    /// ([`Members::relative_to`]), so a pass that re-reads many groups for a few users holds
+    /// those users, not a second copy of every list.
+    pub fn read_against(&mut self, snapshot: &super::Snapshot) {
+        self.share_ids(snapshot.groups.values().map(|g| &g.members));
+        for (_, g) in snapshot.families() {
+            self.bases
+                .insert(g.okta_id.as_str().to_owned(), g.members.clone());
         }
     }
 
     /// Every Okta user decided so far: its Q id, or `None` when the `users.*` rules leave it
     /// out. What the snapshot records as each user's effective identity.
-    pub fn decisions(&self) -> impl Iterator<Item = (&str, Option<&UserId>)> {
-        self.users.iter().map(|(id, q)| (&**id, q.as_ref()))
+    pub fn decisions(&self) -> impl Iterator<Item = (&ArcStr, Option<&UserId>)> {
+        self.users.iter().map(|(id, q)| (id, q.as_ref()))
     }
 
     /// The users skipped so far (each Okta user counted once).
@@ -416,6 +433,16 @@ impl<'a> Mapper<'a> {
         }
     }
 
+    /// Maps the members read for Okta group `okta_id`, relative to what the snapshot holds
+    /// for it (see [`Mapper::read_against`]).
+    pub fn map_group(&mut self, okta_id: &str, members: &[OktaMember]) -> Members {
+        let mapped = self.map(members);
+        match self.bases.get(okta_id) {
+            Some(base) => mapped.relative_to(base),
+            None => mapped,
+        }
+    }
+
     /// Maps one group's members to Q ids, counting skips and collisions across groups.
     pub fn map(&mut self, members: &[OktaMember]) -> Members {
         let mut out = Vec::with_capacity(members.len());
@@ -423,8 +450,9 @@ impl<'a> Mapper<'a> {
             let id = match self.users.get(m.id.as_str()) {
                 Some(known) => known.clone(),
                 None => {
-                    let decided = self.decide(m);
-                    self.users.insert(m.id.as_str().into(), decided.clone());
+                    let okta = ArcStr::from(m.id.as_str());
+                    let decided = self.decide(m, &okta);
+                    self.users.insert(okta, decided.clone());
                     decided
                 }
             };
@@ -436,7 +464,7 @@ impl<'a> Mapper<'a> {
     }
 
     /// The Q id of a user seen for the first time, or `None` (counted) when it is skipped.
-    fn decide(&mut self, m: &OktaMember) -> Option<UserId> {
+    fn decide(&mut self, m: &OktaMember, okta: &ArcStr) -> Option<UserId> {
         let normalised = match self.rules.q_id(m) {
             Ok(id) => id,
             Err(Skip::Status) => {
@@ -452,21 +480,21 @@ impl<'a> Mapper<'a> {
                 return None;
             }
         };
-        let id = self.known.intern(&normalised);
-        match self.owners.get_key_value(&id) {
-            Some((shared, first)) => {
-                let shared = shared.clone();
-                let first = first.to_string();
-                let all = self.collisions.entry(shared.clone()).or_default();
-                all.insert(first);
+        let (id, first) = match self.known.get_key_value(normalised.as_str()) {
+            Some((id, first)) => (id.clone(), first.clone()),
+            None => (UserId::from_normalised(&normalised), None),
+        };
+        match first {
+            Some(first) => {
+                let all = self.collisions.entry(id.clone()).or_default();
+                all.insert(first.to_string());
                 all.insert(m.id.clone());
-                Some(shared)
             }
             None => {
-                self.owners.insert(id.clone(), m.id.as_str().into());
-                Some(id)
+                self.known.insert(id.clone(), Some(okta.clone()));
             }
         }
+        Some(id)
     }
 
     fn finish(self) -> (Vec<Collision>, Skipped) {
@@ -528,6 +556,57 @@ mod tests {
 
     fn ids(members: &Members) -> Vec<&str> {
         members.iter().map(UserId::as_str).collect()
+    }
+
+    #[test]
+    fn a_group_read_again_is_held_as_its_changes_against_the_snapshot() {
+        let r = rules();
+        let recorded: Members = (0..40)
+            .map(|i| UserId::from_normalised(format!("u{i:02}@x.test")))
+            .collect();
+        let mut snapshot = crate::plan::Snapshot::default();
+        snapshot.groups.insert(
+            GroupName::new("Engineering"),
+            crate::plan::SnapshotGroup {
+                okta_id: OktaGroupId::new("00gENG"),
+                members: recorded.clone(),
+                pushed_at: chrono::DateTime::UNIX_EPOCH,
+                unconfirmed: false,
+                read: None,
+                layout: crate::plan::Layout::Inline,
+            },
+        );
+        let mut mapper = Mapper::new(&r);
+        mapper.read_against(&snapshot);
+        // One member left, one joined: the read holds those two, shares the rest.
+        let read: Vec<OktaMember> = (1..41)
+            .map(|i| {
+                member(
+                    &format!("00u{i}"),
+                    "ACTIVE",
+                    Some(&format!("U{i:02}@x.test")),
+                )
+            })
+            .collect();
+        let mapped = mapper.map_group("00gENG", &read);
+        assert!(!mapped.shares(&recorded));
+        let want: Vec<String> = (1..41).map(|i| format!("u{i:02}@x.test")).collect();
+        assert_eq!(ids(&mapped), want);
+        assert_eq!(mapped.difference(&recorded).count(), 1);
+        assert_eq!(recorded.difference(&mapped).count(), 1);
+        // Unchanged: the snapshot's own list. Another group: a list of its own.
+        let same: Vec<OktaMember> = (0..40)
+            .map(|i| {
+                member(
+                    &format!("00u{i}"),
+                    "ACTIVE",
+                    Some(&format!("u{i:02}@x.test")),
+                )
+            })
+            .collect();
+        assert!(mapper.map_group("00gENG", &same).shares(&recorded));
+        assert!(!mapper.map_group("00gOTHER", &same).shares(&recorded));
+        assert_eq!(mapper.map_group("00gOTHER", &same), recorded);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod sqlite;
 use std::collections::BTreeMap;
 use std::future::Future;
 
+use arcstr::ArcStr;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -245,9 +246,10 @@ pub enum UsersMode {
     Replace,
 }
 
-/// An Okta user id and its effective Q id (`None`: left out by the `users.*` rules). The Q id
-/// is the shared one of the member lists, so a batch of these costs little beyond the Okta ids.
-pub type UserRecord = (Box<str>, Option<UserId>);
+/// An Okta user id and its effective Q id (`None`: left out by the `users.*` rules). Both are
+/// the shared strings the pass already holds (the mapper's Okta id, the member lists' Q id), so
+/// a batch of every user of a large org costs two pointers a user.
+pub type UserRecord = (ArcStr, Option<UserId>);
 
 /// A batch for [`SnapshotStore::record_users`].
 #[derive(Debug, Clone)]
