@@ -630,3 +630,63 @@ async fn a_large_member_page_that_times_out_is_asked_again_smaller() {
     assert_eq!(err.kind(), "server", "{err:?}");
     assert_eq!(member_limits(&emu, 2).len(), 1 + 3, "200, then 3 retries");
 }
+
+#[tokio::test]
+async fn pages_sent_in_chunks_without_a_length_are_read_whole_and_still_capped() {
+    let emu = emulator(OktaOptions::default()).await;
+    // Every answer chunked, in pieces smaller than one user's JSON, with no Content-Length.
+    emu.add_fault(OktaFault::always(
+        Matcher::any(),
+        FaultAction::ChunkedBody(7),
+    ));
+    let raw = reqwest::Client::new()
+        .get(format!("{}/api/v1/groups?limit=2", emu.url()))
+        .header("Authorization", format!("SSWS {TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 200);
+    assert!(raw.headers().get("content-length").is_none());
+    assert_eq!(
+        raw.headers()
+            .get("transfer-encoding")
+            .and_then(|v| v.to_str().ok()),
+        Some("chunked")
+    );
+
+    let okta = client(&emu);
+    let group = OktaOrg::group_id(1);
+    assert_eq!(
+        simplify(&members(okta.list_members(&group).await.unwrap())),
+        expected_group_one()
+    );
+    let chunked: Vec<String> = okta
+        .list_groups()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.id)
+        .collect();
+    assert_eq!(okta.stats().retries, 0);
+
+    // Over the cap with no declared length: cut off while reading, named, not retried.
+    let capped = OktaSource::new(settings(&emu))
+        .unwrap()
+        .with_response_limits(256, 50);
+    let err = capped.list_members(&group).await.unwrap_err();
+    assert_eq!(err.kind(), "too_large", "{err}");
+    assert!(err.to_string().contains(&group), "{err}");
+    assert_eq!(capped.stats().retries, 0);
+
+    // The listing read in chunks is the listing read whole.
+    emu.clear_faults();
+    let whole: Vec<String> = client(&emu)
+        .list_groups()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.id)
+        .collect();
+    assert!(!whole.is_empty());
+    assert_eq!(chunked, whole);
+}

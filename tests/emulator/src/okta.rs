@@ -769,6 +769,10 @@ pub enum FaultAction {
     EmptyList,
     /// The normal page padded with trailing whitespace to this many bytes (still valid JSON).
     OversizedBody(usize),
+    /// The normal answer sent with `Transfer-Encoding: chunked` in chunks of this many bytes and
+    /// no `Content-Length`, as Okta's edge sends large listings: a client cannot size its
+    /// buffer, or refuse an oversized body, before reading it.
+    ChunkedBody(usize),
     /// The normal page, with `rel="next"` to a page on the same origin never linked before
     /// (`after=endless-<n>`): a listing that never ends.
     EndlessNext,
@@ -1659,6 +1663,18 @@ async fn api(
             }
             let links = links_of(&page);
             respond(shared, 200, body, rate, request_id, &links)
+        }
+        (Some(FaultAction::ChunkedBody(size)), Ok(page)) => {
+            let links = links_of(&page);
+            let body = page.body.to_string().into_bytes();
+            let chunks: Vec<Result<Bytes, std::convert::Infallible>> = body
+                .chunks(size.max(1))
+                .map(|c| Ok(Bytes::copy_from_slice(c)))
+                .collect();
+            let mut response = respond(shared, 200, Vec::new(), rate, request_id, &links);
+            *response.body_mut() = Body::from_stream(futures_util::stream::iter(chunks));
+            response.headers_mut().remove("content-length");
+            response
         }
         (Some(FaultAction::EndlessNext), Ok(page)) => {
             let n = shared.endless.fetch_add(1, Ordering::Relaxed);
