@@ -350,6 +350,15 @@ impl OktaSource {
         }
     }
 
+    /// `{org}/api/v1/users/{id}/groups?limit=N` (the user's groups, for the users step and for
+    /// `explain`); an id that cannot be a path segment is refused before any request.
+    fn user_groups_url(&self, user_id: &str) -> Result<Url, SourceError> {
+        usable_segment("user id", user_id, "/api/v1/users/{id}/groups")?;
+        let mut url = self.endpoint(&["api", "v1", "users", user_id, "groups"]);
+        url.set_query(Some(&format!("limit={}", self.page_size)));
+        Ok(url)
+    }
+
     /// `okta.org_url`: the only origin requests go to.
     pub(in crate::source) fn org_url(&self) -> &Url {
         &self.org_url
@@ -368,6 +377,23 @@ impl OktaSource {
     }
 }
 
+/// Whether `id` stays one path segment: percent-encoding keeps every value inside its segment
+/// except the empty one, `.` and `..`.
+fn is_path_segment(id: &str) -> bool {
+    !(id.is_empty() || id == "." || id == "..")
+}
+
+/// An id that would not stay one path segment is refused before any request, naming `path`.
+fn usable_segment(what: &str, id: &str, path: &str) -> Result<(), SourceError> {
+    if !is_path_segment(id) {
+        return Err(SourceError::Malformed {
+            path: path.to_owned(),
+            detail: format!("{what} {id:?} cannot be used in a URL"),
+        });
+    }
+    Ok(())
+}
+
 impl DirectorySource for OktaSource {
     async fn list_groups(&self) -> Result<Vec<OktaGroup>, SourceError> {
         // Listing the groups starts a pass: member reads try the configured page size again.
@@ -382,12 +408,7 @@ impl DirectorySource for OktaSource {
     }
 
     async fn list_members(&self, group_id: &str) -> Result<MemberRead, SourceError> {
-        if group_id.is_empty() || group_id == "." || group_id == ".." {
-            return Err(SourceError::Malformed {
-                path: "/api/v1/groups/{id}/users".to_owned(),
-                detail: format!("group id {group_id:?} cannot be used in a URL"),
-            });
-        }
+        usable_segment("group id", group_id, "/api/v1/groups/{id}/users")?;
         let mut url = self.endpoint(&["api", "v1", "groups", group_id, "users"]);
         let limit = self.member_limit.load(Ordering::Relaxed);
         url.set_query(Some(&format!("limit={limit}")));
@@ -414,14 +435,7 @@ impl DirectorySource for OktaSource {
     }
 
     async fn groups_of_user(&self, user_id: &str) -> Result<Vec<String>, SourceError> {
-        if user_id.is_empty() || user_id == "." || user_id == ".." {
-            return Err(SourceError::Malformed {
-                path: "/api/v1/users/{id}/groups".to_owned(),
-                detail: format!("user id {user_id:?} cannot be used in a URL"),
-            });
-        }
-        let mut url = self.endpoint(&["api", "v1", "users", user_id, "groups"]);
-        url.set_query(Some(&format!("limit={}", self.page_size)));
+        let url = self.user_groups_url(user_id)?;
         Ok(self
             .paginate(url, &super::events::parse_group_ids)
             .await?
@@ -462,7 +476,7 @@ impl OktaSource {
 impl UserDirectory for OktaSource {
     async fn find_user(&self, key: &str) -> Result<UserLookup, SourceError> {
         let key = key.trim();
-        if key.is_empty() || key == "." || key == ".." {
+        if !is_path_segment(key) {
             return Ok(UserLookup::NotFound);
         }
         let url = self.endpoint(&["api", "v1", "users", key]);
@@ -487,14 +501,7 @@ impl UserDirectory for OktaSource {
     }
 
     async fn user_groups(&self, user_id: &str) -> Result<Vec<OktaGroup>, SourceError> {
-        if user_id.is_empty() || user_id == "." || user_id == ".." {
-            return Err(SourceError::Malformed {
-                path: "/api/v1/users/{id}/groups".to_owned(),
-                detail: format!("user id {user_id:?} cannot be used in a URL"),
-            });
-        }
-        let mut url = self.endpoint(&["api", "v1", "users", user_id, "groups"]);
-        url.set_query(Some(&format!("limit={}", self.page_size)));
+        let url = self.user_groups_url(user_id)?;
         Ok(self.paginate(url, &parse_groups).await?.unwrap_or_default())
     }
 }
