@@ -45,7 +45,7 @@ mod queue;
 mod status;
 
 pub use queue::{Daemon, Enqueued, PassTicket};
-pub use status::{HeldView, LastPass, PublicStatus, Status};
+pub use status::{HeldView, LastPass, PassCounts, PublicStatus, Status};
 
 /// Runs `serve` until `shutdown` is cancelled, then drains within `server.shutdown_grace`.
 pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Result<Exit> {

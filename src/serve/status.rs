@@ -35,6 +35,22 @@ impl HeldView {
     }
 }
 
+/// What a pass did, in numbers: names nothing, so `/status` shows it with or without the token.
+#[derive(Debug, Clone, Serialize)]
+pub struct PassCounts {
+    pub groups_listed: usize,
+    pub groups_in_scope: usize,
+    pub groups_unread: usize,
+    pub puts_applied: usize,
+    pub deletes_applied: usize,
+    pub unchanged: usize,
+    pub users_added: usize,
+    pub users_removed: usize,
+    pub failed: usize,
+    /// Failures by bounded kind (`throttled`, `unread`, `over_member_limit`, ...).
+    pub errors_by_kind: BTreeMap<String, usize>,
+}
+
 /// The last finished pass, as `/status` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct LastPass {
@@ -47,17 +63,9 @@ pub struct LastPass {
     pub outcome: &'static str,
     pub error: Option<String>,
     pub error_kind: Option<&'static str>,
-    pub groups_listed: usize,
-    pub groups_in_scope: usize,
-    pub groups_unread: usize,
-    pub puts_applied: usize,
-    pub deletes_applied: usize,
-    pub unchanged: usize,
-    pub users_added: usize,
-    pub users_removed: usize,
-    pub failed: usize,
-    /// Failures by bounded kind (`throttled`, `unread`, `over_member_limit`, ...).
-    pub errors_by_kind: BTreeMap<String, usize>,
+    /// The pass's counts (the same in the public view).
+    #[serde(flatten)]
+    pub counts: PassCounts,
     /// Groups Q Business already has that q-group-sync did not create, left untouched (not
     /// failures; `reconcile --adopt` or `groups.take_over` lets q-group-sync manage them).
     pub not_owned: Vec<String>,
@@ -90,16 +98,18 @@ impl LastPass {
             outcome: r.outcome.as_str(),
             error: r.error.clone(),
             error_kind: r.error_kind,
-            groups_listed: r.groups_listed,
-            groups_in_scope: r.groups_in_scope,
-            groups_unread: r.groups_unread,
-            puts_applied: r.puts_applied,
-            deletes_applied: r.deletes_applied,
-            unchanged: r.plan.unchanged,
-            users_added: r.users_added,
-            users_removed: r.users_removed,
-            failed: r.failures.len(),
-            errors_by_kind,
+            counts: PassCounts {
+                groups_listed: r.groups_listed,
+                groups_in_scope: r.groups_in_scope,
+                groups_unread: r.groups_unread,
+                puts_applied: r.puts_applied,
+                deletes_applied: r.deletes_applied,
+                unchanged: r.plan.unchanged,
+                users_added: r.users_added,
+                users_removed: r.users_removed,
+                failed: r.failures.len(),
+                errors_by_kind,
+            },
             not_owned: r
                 .plan
                 .issues
@@ -204,16 +214,8 @@ pub struct PublicLastPass {
     pub finished_at: DateTime<Utc>,
     pub outcome: &'static str,
     pub error_kind: Option<&'static str>,
-    pub groups_listed: usize,
-    pub groups_in_scope: usize,
-    pub groups_unread: usize,
-    pub puts_applied: usize,
-    pub deletes_applied: usize,
-    pub unchanged: usize,
-    pub users_added: usize,
-    pub users_removed: usize,
-    pub failed: usize,
-    pub errors_by_kind: BTreeMap<String, usize>,
+    #[serde(flatten)]
+    pub counts: PassCounts,
 }
 
 /// The held plan's counts.
@@ -262,16 +264,7 @@ impl Status {
                 finished_at: l.finished_at,
                 outcome: l.outcome,
                 error_kind: l.error_kind,
-                groups_listed: l.groups_listed,
-                groups_in_scope: l.groups_in_scope,
-                groups_unread: l.groups_unread,
-                puts_applied: l.puts_applied,
-                deletes_applied: l.deletes_applied,
-                unchanged: l.unchanged,
-                users_added: l.users_added,
-                users_removed: l.users_removed,
-                failed: l.failed,
-                errors_by_kind: l.errors_by_kind,
+                counts: l.counts,
             }),
             last_success_at: self.last_success_at,
             held_plan: self.held_plan.map(|h| PublicHeld {
