@@ -624,6 +624,11 @@ fn check_url(emu: &QEmulator, user: &str, document: &str, query: &str) -> String
     )
 }
 
+/// CheckDocumentAccess for `user` and `document` (both percent-encoded), `query` appended.
+async fn check(emu: &QEmulator, user: &str, document: &str, query: &str) -> Reply {
+    send("GET", &check_url(emu, user, document, query), &[], None).await
+}
+
 #[tokio::test]
 async fn check_document_access_resolves_nested_groups_and_deny_lists() {
     let emu = start(QOptions::default()).await;
@@ -669,13 +674,7 @@ async fn check_document_access_resolves_nested_groups_and_deny_lists() {
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
 
     // Through the chunk, case-insensitively (Q compares emails so).
-    let r = send(
-        "GET",
-        &check_url(&emu, "ana%2Bwork%40example.test", "handbook%2Fv1", ""),
-        &[],
-        None,
-    )
-    .await;
+    let r = check(&emu, "ana%2Bwork%40example.test", "handbook%2Fv1", "").await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let body = r.json();
     assert_eq!(body["hasAccess"], true);
@@ -694,62 +693,29 @@ async fn check_document_access_resolves_nested_groups_and_deny_lists() {
     assert_eq!(body["userAliases"], json!([]));
 
     // Named directly, but in the deny list's group: denied.
-    let r = send(
-        "GET",
-        &check_url(&emu, "bo%40example.test", "handbook%2Fv1", ""),
-        &[],
-        None,
-    )
-    .await;
+    let r = check(&emu, "bo%40example.test", "handbook%2Fv1", "").await;
     assert_eq!(r.json()["hasAccess"], false);
 
     // A user Q has never seen: no groups, no access, not an error.
-    let r = send(
-        "GET",
-        &check_url(&emu, "zed%40example.test", "handbook%2Fv1", ""),
-        &[],
-        None,
-    )
-    .await;
+    let r = check(&emu, "zed%40example.test", "handbook%2Fv1", "").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["userGroups"], json!([]));
     assert_eq!(r.json()["hasAccess"], false);
 
     // An unknown document, or one of another data source: ResourceNotFoundException.
-    let r = send(
-        "GET",
-        &check_url(&emu, "ana%40example.test", "nope", ""),
-        &[],
-        None,
-    )
-    .await;
+    let r = check(&emu, "ana%40example.test", "nope", "").await;
     let body = assert_error(&r, 404, "ResourceNotFoundException");
     assert_eq!(body["resourceType"], "DOCUMENT");
     assert_eq!(body["resourceId"], "nope");
     let ds = "cccccccc-cccc-cccc-cccc-cccccccccccc";
-    let r = send(
-        "GET",
-        &check_url(
-            &emu,
-            "ana%40example.test",
-            "handbook%2Fv1",
-            &format!("?dataSourceId={ds}"),
-        ),
-        &[],
-        None,
-    )
-    .await;
+    let query = format!("?dataSourceId={ds}");
+    let r = check(&emu, "ana%40example.test", "handbook%2Fv1", &query).await;
     assert_error(&r, 404, "ResourceNotFoundException");
-    let r = send(
-        "GET",
-        &check_url(
-            &emu,
-            "ana%40example.test",
-            "handbook%2Fv1",
-            "?dataSourceId=bad",
-        ),
-        &[],
-        None,
+    let r = check(
+        &emu,
+        "ana%40example.test",
+        "handbook%2Fv1",
+        "?dataSourceId=bad",
     )
     .await;
     assert_error(&r, 400, "ValidationException");
@@ -763,12 +729,6 @@ async fn check_document_access_resolves_nested_groups_and_deny_lists() {
     )
     .await;
     assert_eq!(r.status, 200);
-    let r = send(
-        "GET",
-        &check_url(&emu, "ana%40example.test", "handbook%2Fv1", ""),
-        &[],
-        None,
-    )
-    .await;
+    let r = check(&emu, "ana%40example.test", "handbook%2Fv1", "").await;
     assert_error(&r, 404, "ResourceNotFoundException");
 }
