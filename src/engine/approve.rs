@@ -1,4 +1,10 @@
-use super::*;
+//! The plan of an approval: a held plan's destructive changes, if Okta still agrees.
+
+use super::{Engine, Error};
+use crate::plan::{Change, Plan};
+use crate::sink::GroupSink;
+use crate::source::DirectorySource;
+use crate::store::{HoldStatus, Store};
 
 impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
     /// The plan of an approval: the fresh plan's destructive changes, if the held plan `id`

@@ -1,4 +1,8 @@
-use super::*;
+//! Why a pass could not run to the end.
+
+use crate::sink::SinkError;
+use crate::source::SourceError;
+use crate::store::{HoldStatus, StoreError};
 
 /// A pass that could not run to the end.
 #[derive(Debug, thiserror::Error)]

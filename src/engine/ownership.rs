@@ -1,5 +1,19 @@
-use super::*;
+//! The first-contact step: the names a plan would write that the snapshot does not own are
+//! checked in Q Business once, before any write (the decision is [`ownership::settle`]).
+
+use std::collections::BTreeSet;
+
+use futures::StreamExt;
+use tracing::{info, warn};
+
+use super::context::Pass;
+use super::{Engine, Error};
+use crate::model::GroupName;
+use crate::plan::Plan;
 use crate::plan::ownership::{self, Existence};
+use crate::sink::{GroupSink, GroupState, SinkError};
+use crate::source::DirectorySource;
+use crate::store::Store;
 
 impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
     /// First contact: asks Q Business about the names `plan` would write that the snapshot
@@ -8,20 +22,16 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
     /// is asked when every write is to an owned group.
     pub(super) async fn first_contact(
         &self,
+        pass: &Pass<'_>,
         mut plan: Plan,
         owned: &BTreeSet<GroupName>,
-        cancel: &CancellationToken,
-        tracer: Option<&Tracer>,
     ) -> Result<Plan, Error> {
         let names = ownership::unowned_writes(&plan, owned);
         if names.is_empty() {
             return Ok(plan);
         }
-        let found = tokio::select! {
-            found = self.existing_in_q(names) => found,
-            _ = cancel.cancelled() => return Err(Error::Interrupted),
-        };
-        trace::step(tracer, "ownership", || {
+        let found = pass.unless_cancelled(self.existing_in_q(names)).await?;
+        pass.trace("ownership", || {
             format!(
                 "Q Business has {:?} (not created by q-group-sync), has not {:?}, could not say for {:?}",
                 found.exists,
@@ -29,7 +39,7 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
                 found.unchecked.keys().collect::<Vec<_>>()
             )
         });
-        ownership::settle(&mut plan, owned, &found, &self.settings.take_over);
+        ownership::settle(&mut plan, owned, &found, &pass.settings.take_over);
         Ok(plan)
     }
 

@@ -5,12 +5,32 @@
 //! Everything else about a write stays as in [`super::apply`]: the intent before the put,
 //! GetGroup until SUCCEEDED, the record after the confirmation, one transaction per group.
 
-use tokio::sync::mpsc;
+use std::collections::{BTreeMap, BTreeSet};
 
-use super::apply::ApplyError;
-use super::*;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::context::Pass;
+use super::write::{ApplyError, Tally};
+use super::{Engine, EngineSettings, Error};
+use crate::model::GroupName;
 use crate::plan::early::EarlyWrites;
-use crate::store::UsersWrite;
+use crate::plan::select::{GroupRead, Mapper};
+use crate::plan::{self, Change, ReadMark, Snapshot};
+use crate::sink::GroupSink;
+use crate::source::{DirectorySource, OktaGroup};
+use crate::store::{Store, UsersWrite};
+
+/// The puts that may go early, and the names they may write.
+pub(super) struct EarlyPlan {
+    writes: EarlyWrites,
+    /// The Q names an early put may write: owned, or checked absent in Q Business (a chunk
+    /// sub-group of a new large group is not, so that group waits for the plan's check).
+    writable: BTreeSet<GroupName>,
+}
 
 /// A read group's put on its way to the early writer.
 pub(super) struct EarlyPut {
@@ -24,13 +44,10 @@ pub(super) struct EarlyPut {
 
 /// The reader's end of the queue.
 pub(super) struct EarlyFeed<'a> {
-    pub writes: &'a EarlyWrites,
-    /// The Q names an early put may write: owned, or checked absent in Q Business (a chunk
-    /// sub-group of a new large group is not, so that group waits for the plan's check).
-    pub writable: &'a BTreeSet<GroupName>,
-    pub snapshot: &'a Snapshot,
-    pub started_at: DateTime<Utc>,
-    pub tx: mpsc::Sender<EarlyPut>,
+    plan: &'a EarlyPlan,
+    snapshot: &'a Snapshot,
+    started_at: DateTime<Utc>,
+    tx: mpsc::Sender<EarlyPut>,
 }
 
 impl EarlyFeed<'_> {
@@ -48,7 +65,7 @@ impl EarlyFeed<'_> {
         else {
             return;
         };
-        let Some(change) = self.writes.put(
+        let Some(change) = self.plan.writes.put(
             &group.id,
             &group.name,
             members,
@@ -60,7 +77,7 @@ impl EarlyFeed<'_> {
         let Change::Put { writes, .. } = &change else {
             return;
         };
-        if !writes.iter().all(|w| self.writable.contains(&w.group)) {
+        if !writes.iter().all(|w| self.plan.writable.contains(&w.group)) {
             return;
         }
         let mark = plan::reads::marks(&[group], |_| true, &settings.rules, self.started_at)
@@ -95,44 +112,73 @@ pub(super) struct EarlyOutcome {
     pub written: BTreeSet<GroupName>,
     /// An answer that must stop the pass.
     pub fatal: Option<Error>,
+    /// The writer's counts and failures, added to the pass's report once reading is done.
+    pub tally: Tally,
 }
 
 /// Puts waiting for the writer at most, per write slot.
 const QUEUE_PER_WRITE_SLOT: usize = 4;
 
 impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
+    /// The early writes step: the puts no safety rule can hold go while the other groups are
+    /// read. Their candidates are known from the listing, before the first member read, so
+    /// their first-contact check runs now, before any write: only names q-group-sync owns
+    /// (`owned`) or Q Business does not have may go early; the others wait for the plan's own
+    /// check. `None` when nothing may go early (a dry run, an approval).
+    pub(super) async fn early_writes(
+        &self,
+        pass: &Pass<'_>,
+        groups: &[OktaGroup],
+        snapshot: &Snapshot,
+        to_read: &[&OktaGroup],
+        owned: &BTreeSet<GroupName>,
+    ) -> Result<Option<EarlyPlan>, Error> {
+        if !pass.writes() || pass.request.approve.is_some() {
+            return Ok(None);
+        }
+        let mut writes = EarlyWrites::from_listing(groups, &pass.settings.rules, snapshot, to_read);
+        if writes.is_empty() {
+            return Ok(None);
+        }
+        let mut writable = owned.clone();
+        let unowned: BTreeSet<GroupName> = writes
+            .names()
+            .filter(|name| !owned.contains(*name))
+            .cloned()
+            .collect();
+        if !unowned.is_empty() {
+            let found = pass.unless_cancelled(self.existing_in_q(unowned)).await?;
+            writable.extend(found.absent);
+            writes.retain(|name| writable.contains(name));
+        }
+        Ok((!writes.is_empty()).then_some(EarlyPlan { writes, writable }))
+    }
+
     /// Reads `to_read` while the puts that may go early are written. Returns the reads (or why
-    /// reading stopped) and what the writer did; counts and failures of the early writes are
-    /// in `report`.
-    #[allow(clippy::too_many_arguments)]
+    /// reading stopped) and what the writer did, its counts and failures included.
     pub(super) async fn read_pipelined(
         &self,
+        pass: &Pass<'_>,
         to_read: &[&OktaGroup],
-        early: &EarlyWrites,
-        writable: &BTreeSet<GroupName>,
+        plan: &EarlyPlan,
         snapshot: &Snapshot,
-        report: &mut RunReport,
-        progress: &dyn Progress,
         mapper: &mut Mapper<'_>,
-        cancel: &CancellationToken,
-        tracer: Option<&Tracer>,
     ) -> (Result<BTreeMap<String, GroupRead>, Error>, EarlyOutcome) {
-        let capacity = self.settings.write_concurrency.max(1) * QUEUE_PER_WRITE_SLOT;
+        let capacity = pass.settings.write_concurrency.max(1) * QUEUE_PER_WRITE_SLOT;
         let (tx, rx) = mpsc::channel(capacity);
         let stop = CancellationToken::new();
         let feed = EarlyFeed {
-            writes: early,
-            writable,
+            plan,
             snapshot,
-            started_at: report.started_at,
+            started_at: pass.started_at(),
             tx,
         };
         let reader = async {
             let feed = feed;
             // Reading can take minutes on a large org; a shutdown does not wait for it.
             let reads = tokio::select! {
-                reads = self.read_members(to_read, progress, mapper, tracer, Some(&feed)) => reads,
-                _ = cancel.cancelled() => Err(Error::Interrupted),
+                reads = self.read_members(pass, to_read, mapper, Some(&feed)) => reads,
+                _ = pass.cancel.cancelled() => Err(Error::Interrupted),
                 _ = stop.cancelled() => Err(Error::Interrupted),
             };
             // A read that stops the pass (credentials, permissions) stops new writes too; the
@@ -142,7 +188,7 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
             }
             reads
         };
-        let writer = self.write_early(rx, report, progress, cancel, &stop, tracer);
+        let writer = self.write_early(pass, rx, &stop);
         tokio::join!(reader, writer)
     }
 
@@ -150,19 +196,16 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
     /// the apply step's bounds on writes and confirmations in flight.
     async fn write_early(
         &self,
+        pass: &Pass<'_>,
         mut rx: mpsc::Receiver<EarlyPut>,
-        report: &mut RunReport,
-        progress: &dyn Progress,
-        cancel: &CancellationToken,
         stop: &CancellationToken,
-        tracer: Option<&Tracer>,
     ) -> EarlyOutcome {
-        let run = report.run_id.unwrap_or_default();
+        let (cancel, progress) = (pass.cancel, pass.progress);
         let mut out = EarlyOutcome::default();
         let mut open = true;
         let mut writes = FuturesUnordered::new();
         let mut confirms = FuturesUnordered::new();
-        let write_limit = self.settings.write_concurrency.max(1);
+        let write_limit = pass.settings.write_concurrency.max(1);
         let confirm_limit = write_limit * 8;
         loop {
             if open && (cancel.is_cancelled() || stop.is_cancelled()) {
@@ -194,7 +237,7 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
                                     return (change, mark, Some(Err(ApplyError::Store(e))));
                                 }
                             }
-                            let result = self.write_guarded(run, &change, cancel, stop, tracer).await.1;
+                            let result = self.write_guarded(pass, &change, stop).await.1;
                             (change, mark, result)
                         });
                     }
@@ -208,13 +251,13 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
                     Some(Ok(())) => confirms.push(async move {
                         let marks: BTreeMap<GroupName, ReadMark> =
                             mark.map(|m| (change.group().clone(), m)).into_iter().collect();
-                        let result = self.confirm_put(run, &change, cancel, &marks, tracer).await.1;
+                        let result = self.confirm_put(pass, &change, &marks).await.1;
                         (change, result)
                     }),
                     Some(Err(e)) => {
                         progress.written_early();
                         out.failed.insert(change.group().clone());
-                        if let Some(err) = self.count_failed(report, &change, e) {
+                        if let Some(err) = out.tally.failed(&change, e) {
                             stop.cancel();
                             out.fatal.get_or_insert(err);
                         }
@@ -223,10 +266,10 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
                 Some((change, result)) = confirms.next() => {
                     progress.written_early();
                     match result {
-                        Ok(()) => self.count_applied(report, &change),
+                        Ok(()) => out.tally.applied(&change),
                         Err(e) => {
                             out.failed.insert(change.group().clone());
-                            if let Some(err) = self.count_failed(report, &change, e) {
+                            if let Some(err) = out.tally.failed(&change, e) {
                                 stop.cancel();
                                 out.fatal.get_or_insert(err);
                             }

@@ -1,192 +1,203 @@
-use super::pipeline::EarlyFeed;
-use super::*;
-use arcstr::ArcStr;
+//! The select and read steps: which groups a pass reads (every one, or those Okta reports
+//! changed and those a user's status or id change touches, found by [`super::users`]), then
+//! their members, mapped to Q ids as they arrive.
 
-use crate::model::UserId;
-use crate::store::UserRecord;
+use std::collections::{BTreeMap, BTreeSet};
 
-/// Listed users looked up in the snapshot's users table at a time.
-const KNOWN_USERS_BATCH: usize = 1000;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use tracing::{info, warn};
+
+use super::context::Pass;
+use super::pipeline::{EarlyFeed, EarlyOutcome, EarlyPlan};
+use super::{Engine, Error};
+use crate::model::GroupName;
+use crate::plan::select::{GroupRead, Mapper};
+use crate::plan::{self, ReadMark, Snapshot};
+use crate::report::UserCheck;
+use crate::sink::GroupSink;
+use crate::source::{DirectorySource, MemberRead, OktaGroup, SourceError};
+use crate::store::Store;
+
+/// What the select step chose.
+pub(super) struct Selection<'g> {
+    /// Every group is read, not only those Okta reports changed.
+    pub(super) full: bool,
+    /// The in-scope groups whose members are read from Okta.
+    pub(super) read: Vec<&'g OktaGroup>,
+    /// Okta group id -> the snapshot's members, for groups not read.
+    pub(super) unchanged: BTreeMap<String, GroupRead>,
+}
+
+/// What the read step leaves for the rest of the pass.
+pub(super) struct Read<'p> {
+    /// Every in-scope group's read, by Okta id (the unchanged ones with the snapshot's members).
+    pub(super) groups: BTreeMap<String, GroupRead>,
+    /// The Okta users the reads met, and their Q ids.
+    pub(super) mapper: Mapper<'p>,
+    pub(super) record: ReadRecord,
+}
+
+/// What the apply and record steps need of the reads.
+pub(super) struct ReadRecord {
+    /// What this pass's reads are worth for the next one, recorded with each group.
+    pub(super) marks: BTreeMap<GroupName, ReadMark>,
+    /// Every group was read (a full read is recorded once the pass completes).
+    pub(super) full: bool,
+    /// What the early writer did (its puts are not written again).
+    pub(super) early: EarlyOutcome,
+}
 
 impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
-    /// Finds the users whose status or id attribute changed since `since` in a way that matters
-    /// to Q (see [`plan::reads`]) and the groups that must be read again because of them. In
-    /// [`Mode::Apply`] it records, in one transaction, the users' new identities, those groups'
-    /// read marks cleared, and (when every change was resolved) that user changes up to this
-    /// pass are reflected: from then on a failed read or write of those groups cannot hide the
-    /// change, because they stay unread until their write is recorded.
-    pub(super) async fn user_changes(
+    /// The select step: a full or incremental read, and which groups it reads.
+    pub(super) async fn select<'g>(
         &self,
+        pass: &mut Pass<'_>,
+        groups: &'g [OktaGroup],
+        snapshot: &Snapshot,
+    ) -> Result<Selection<'g>, Error> {
+        let (full, stale) = self.read_scope(pass, groups, snapshot).await?;
+        let settings = pass.settings;
+        let choice = plan::reads::choose(
+            groups,
+            &settings.rules,
+            snapshot,
+            full,
+            settings.overlap,
+            &stale,
+        );
+        let unchanged: BTreeMap<String, GroupRead> = choice
+            .unchanged
+            .into_iter()
+            .map(|(id, members)| (id, GroupRead::Unchanged(members)))
+            .collect();
+        info!(
+            listed = groups.len(),
+            to_read = choice.read.len(),
+            unchanged = unchanged.len(),
+            full,
+            users_changed = pass.report.users.users_changed,
+            "listed Okta groups"
+        );
+        pass.report.groups_read = choice.read.len();
+        pass.progress.listed(choice.read.len());
+        Ok(Selection {
+            full,
+            read: choice.read,
+            unchanged,
+        })
+    }
+
+    /// The read step: the selected groups' members, mapped as they arrive, while the puts
+    /// that may go early (`early`) are written. Only an error that no other request can escape
+    /// (credentials, permissions) stops the pass; other failures leave that group unread.
+    pub(super) async fn read<'p>(
+        &self,
+        pass: &mut Pass<'p>,
+        selection: Selection<'_>,
+        early: Option<&EarlyPlan>,
+        snapshot: &Snapshot,
+    ) -> Result<Read<'p>, Error> {
+        let settings = pass.settings;
+        let Selection {
+            full,
+            read: to_read,
+            unchanged: mut reused,
+        } = selection;
+        let mut mapper = Mapper::new(&settings.rules);
+        if !to_read.is_empty() {
+            mapper.read_against(snapshot);
+        }
+        let (reads, mut early) = match early {
+            Some(plan) => {
+                self.read_pipelined(pass, &to_read, plan, snapshot, &mut mapper)
+                    .await
+            }
+            None => {
+                let reads = self.read_members(pass, &to_read, &mut mapper, None);
+                let reads = pass.unless_cancelled(reads).await.and_then(|r| r);
+                (reads, EarlyOutcome::default())
+            }
+        };
+        std::mem::take(&mut early.tally).add_to(&mut pass.report);
+        if let Some(err) = early.fatal.take() {
+            return Err(err);
+        }
+        let mut reads = reads?;
+        if !early.sent.is_empty() {
+            info!(
+                written = early.sent.len() - early.failed.len(),
+                failed = early.failed.len(),
+                "puts written while reading"
+            );
+        }
+        if pass.tracing() {
+            let skipped = mapper.skipped();
+            pass.trace("mapping", || {
+                format!(
+                    "{} Okta user(s) skipped by users.* rules (by status {:?}, without the id attribute {}, unusable id {})",
+                    skipped.total(),
+                    skipped.by_status,
+                    skipped.missing_attribute,
+                    skipped.invalid_id
+                )
+            });
+        }
+        let marks = plan::reads::marks(
+            &to_read,
+            |id| matches!(reads.get(id), Some(GroupRead::Mapped { .. })),
+            &settings.rules,
+            pass.started_at(),
+        );
+        reads.append(&mut reused);
+        Ok(Read {
+            groups: reads,
+            mapper,
+            record: ReadRecord { marks, full, early },
+        })
+    }
+
+    /// Whether this pass reads every group (`true`) or incrementally, and the groups a user
+    /// change makes it read again. Incremental reads: a group whose lastMembershipUpdated has
+    /// not moved since the read its snapshot members come from keeps them, unless a member's
+    /// status or id attribute changed since (Okta does not move lastMembershipUpdated for
+    /// those); a full read runs every `full_every`, and whenever the snapshot has no record of
+    /// user changes yet.
+    async fn read_scope(
+        &self,
+        pass: &mut Pass<'_>,
         groups: &[OktaGroup],
         snapshot: &Snapshot,
-        since: DateTime<Utc>,
-        mode: Mode,
-        started_at: DateTime<Utc>,
-        tracer: Option<&Tracer>,
-    ) -> Result<(UserCheck, BTreeSet<GroupName>), Error> {
-        let rules = &self.settings.rules;
-        let from = since - self.settings.overlap;
-        let listed = match self.source.list_users_updated_since(from).await {
-            Ok(listed) => listed,
-            Err(e) if e.is_fatal() => return Err(Error::Okta(e)),
-            Err(e) => {
-                warn!(kind = e.kind().as_str(), error = %e, "could not list the Okta users updated since the last pass");
-                return Ok((
-                    UserCheck::failed(format!(
-                        "user status and id changes (Okta's users listing failed: {e}); the next pass retries"
-                    )),
-                    BTreeSet::new(),
-                ));
-            }
-        };
-        // What the snapshot knows of the listed users, a batch at a time: a listing of every
-        // user (a profile attribute touched org-wide) does not hold the whole users table.
-        // A user listed twice keeps its last entry's change, as in one call.
-        let mut merged: BTreeMap<String, plan::reads::UserChange> = BTreeMap::new();
-        for batch in listed.chunks(KNOWN_USERS_BATCH) {
-            let ids: Vec<String> = batch.iter().map(|u| u.id.clone()).collect();
-            let known = self.store.known_users(&ids).await?;
-            for change in plan::reads::user_changes(rules, batch, &known) {
-                merged.insert(change.okta_id.clone(), change);
-            }
-        }
-        let changes: Vec<plan::reads::UserChange> = merged.into_values().collect();
-        let mut stale = plan::reads::holding(snapshot, &changes);
-        // A user who was left out is in no recorded member list: Okta says which groups they
-        // are in. Looked up a few at a time; one that fails is retried by the next pass.
-        let lookups: Vec<&plan::reads::UserChange> =
-            changes.iter().filter(|c| c.needs_lookup()).collect();
-        let mut unresolved: BTreeSet<String> = BTreeSet::new();
-        let mut pending = lookups.iter();
-        let mut in_flight = FuturesUnordered::new();
-        let limit = self.settings.read_concurrency.max(1);
-        loop {
-            while in_flight.len() < limit {
-                match pending.next() {
-                    Some(c) => in_flight.push(self.user_groups(c.okta_id.clone())),
-                    None => break,
-                }
-            }
-            let Some((user, result)) = in_flight.next().await else {
-                break;
-            };
-            match result {
-                Ok(ids) => {
-                    let ids: BTreeSet<String> = ids.into_iter().collect();
-                    stale.extend(plan::reads::names_of(&ids, groups, rules, snapshot));
-                }
-                Err(e) if e.is_fatal() => return Err(Error::Okta(e)),
-                Err(e) => {
-                    warn!(okta_user = %user, kind = e.kind().as_str(), error = %e, "could not read a user's groups");
-                    unresolved.insert(user);
-                }
-            }
-        }
-        let resolved: Vec<UserRecord> = changes
-            .iter()
-            .filter(|c| !unresolved.contains(c.okta_id.as_str()))
-            .map(|c| {
-                (
-                    ArcStr::from(c.okta_id.as_str()),
-                    c.after.as_deref().map(UserId::from_normalised),
-                )
-            })
-            .collect();
-        if mode == Mode::Apply {
-            let invalidate: Vec<GroupName> = stale
-                .iter()
-                .filter(|name| snapshot.groups.contains_key(*name))
-                .cloned()
-                .collect();
-            self.store
-                .record_users(UsersWrite {
-                    mode: UsersMode::Upsert,
-                    users: resolved,
-                    invalidate: &invalidate,
-                    checked_at: unresolved.is_empty().then_some(started_at),
-                })
-                .await?;
-        }
-        info!(
-            users_listed = listed.len(),
-            users_changed = changes.len(),
-            groups_affected = stale.len(),
-            unresolved = unresolved.len(),
-            "checked Okta users updated since the last pass"
-        );
-        trace::step(tracer, "users", || {
-            format!(
-                "{} Okta user(s) updated since {}; {} changed status or id, touching {} group(s)",
-                listed.len(),
-                from.to_rfc3339(),
-                changes.len(),
-                stale.len()
-            )
+    ) -> Result<(bool, BTreeSet<GroupName>), Error> {
+        let request = pass.request;
+        let settings = pass.settings;
+        let users_checked_at = self.store.users_checked_at().await?;
+        let full_read_at = self.store.full_read_at().await?;
+        let full_read_due = full_read_at.is_none_or(|at| {
+            (pass.started_at() - at).to_std().unwrap_or_default() >= settings.full_every
         });
-        let mut check = UserCheck {
-            how: UserCheckHow::Listing,
-            users_listed: listed.len(),
-            users_changed: changes.len(),
-            groups_affected: stale.len(),
-            error: None,
+        let full = request.full || request.limited() || users_checked_at.is_none() || full_read_due;
+        if !full {
+            pass.report.next_full_read_at = full_read_at.and_then(|at| {
+                chrono::TimeDelta::from_std(settings.full_every)
+                    .ok()
+                    .and_then(|every| at.checked_add_signed(every))
+            });
+        }
+        let mut stale = BTreeSet::new();
+        let users = if request.limited() {
+            UserCheck::not_checked("a pass limited to some groups reads them in full")
+        } else if full {
+            UserCheck::full_read()
+        } else {
+            let since = users_checked_at.unwrap_or(pass.started_at());
+            let changes = self.user_changes(pass, groups, snapshot, since);
+            let (check, changed) = pass.unless_cancelled(changes).await??;
+            stale = changed;
+            check
         };
-        if !unresolved.is_empty() {
-            check.error = Some(format!(
-                "the groups of {} user(s) who became eligible (Okta's lookups failed); the next pass retries",
-                unresolved.len()
-            ));
-        }
-        Ok((check, stale))
-    }
-
-    /// The groups of one user, with the user's id.
-    pub(super) async fn user_groups(
-        &self,
-        user: String,
-    ) -> (String, Result<Vec<String>, SourceError>) {
-        let result = self.source.groups_of_user(&user).await;
-        (user, result)
-    }
-
-    /// Records the identity of every Okta user this pass's reads decided. After a complete full
-    /// read every group reflects these decisions, so they replace the record (and user changes
-    /// up to this pass are reflected); otherwise only users not known yet are added, because
-    /// the groups not read this pass were written with the recorded identity, and a change the
-    /// next users listing must still find would otherwise be recorded as already seen. Added
-    /// users go in batches, so a large read does not hold a second copy of every id.
-    pub(super) async fn record_seen_users(
-        &self,
-        mapper: &Mapper<'_>,
-        complete: bool,
-        started_at: DateTime<Utc>,
-    ) -> Result<(), Error> {
-        const BATCH: usize = 10_000;
-        let record =
-            |(id, q): (&ArcStr, Option<&UserId>)| -> UserRecord { (id.clone(), q.cloned()) };
-        if complete {
-            self.store
-                .record_users(UsersWrite {
-                    mode: UsersMode::Replace,
-                    users: mapper.decisions().map(record).collect(),
-                    invalidate: &[],
-                    checked_at: Some(started_at),
-                })
-                .await?;
-            return Ok(());
-        }
-        let mut decisions = mapper.decisions().peekable();
-        while decisions.peek().is_some() {
-            let users: Vec<UserRecord> = decisions.by_ref().take(BATCH).map(record).collect();
-            self.store
-                .record_users(UsersWrite {
-                    mode: UsersMode::InsertNew,
-                    users,
-                    invalidate: &[],
-                    checked_at: None,
-                })
-                .await?;
-        }
-        Ok(())
+        pass.report.users = users;
+        Ok((full, stale))
     }
 
     /// Reads every in-scope group's members. Only an error that no other request can escape
@@ -195,16 +206,15 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
     /// org are never all in memory at once, and offered to the `early` writer, if any.
     pub(super) async fn read_members(
         &self,
+        pass: &Pass<'_>,
         groups: &[&OktaGroup],
-        progress: &dyn Progress,
         mapper: &mut Mapper<'_>,
-        tracer: Option<&Tracer>,
         early: Option<&EarlyFeed<'_>>,
     ) -> Result<BTreeMap<String, GroupRead>, Error> {
         let mut reads = BTreeMap::new();
         let mut pending = groups.iter();
         let mut in_flight = FuturesUnordered::new();
-        let limit = self.settings.read_concurrency.max(1);
+        let limit = pass.settings.read_concurrency.max(1);
         loop {
             while in_flight.len() < limit {
                 match pending.next() {
@@ -215,11 +225,11 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
             let Some((group, result)) = in_flight.next().await else {
                 break;
             };
-            progress.group_read();
+            pass.progress.group_read();
             let read = match result {
                 Ok(MemberRead::Members(members)) => {
                     let mapped = mapper.map_group(&group.id, &members);
-                    trace::step(tracer, "read", || {
+                    pass.trace("read", || {
                         format!(
                             "{:?}: {} Okta member(s) read, {} Q user id(s) after mapping",
                             group.name,
@@ -243,66 +253,18 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
                 }
             };
             if let Some(feed) = early {
-                feed.offer(&self.settings, group, &read).await;
+                feed.offer(pass.settings, group, &read).await;
             }
             reads.insert(group.id.clone(), read);
         }
         Ok(reads)
     }
 
-    pub(super) async fn read_one<'a>(
+    async fn read_one<'a>(
         &self,
         group: &'a OktaGroup,
-    ) -> (
-        &'a OktaGroup,
-        Result<crate::source::MemberRead, SourceError>,
-    ) {
+    ) -> (&'a OktaGroup, Result<MemberRead, SourceError>) {
         let result = self.source.list_members(&group.id).await;
         (group, result)
-    }
-
-    /// Whether this pass reads every group (`true`) or incrementally, and the groups a user
-    /// change makes it read again. Incremental reads: a group whose lastMembershipUpdated has
-    /// not moved since the read its snapshot members come from keeps them, unless a member's
-    /// status or id attribute changed since (Okta does not move lastMembershipUpdated for
-    /// those); a full read runs every `full_every`, and whenever the snapshot has no record of
-    /// user changes yet.
-    pub(super) async fn read_scope(
-        &self,
-        request: &PassRequest,
-        groups: &[OktaGroup],
-        snapshot: &Snapshot,
-        report: &mut RunReport,
-        cancel: &CancellationToken,
-        tracer: Option<&Tracer>,
-    ) -> Result<(bool, BTreeSet<GroupName>), Error> {
-        let users_checked_at = self.store.users_checked_at().await?;
-        let full_read_at = self.store.full_read_at().await?;
-        let full_read_due = full_read_at.is_none_or(|at| {
-            (report.started_at - at).to_std().unwrap_or_default() >= self.settings.full_every
-        });
-        let full = request.full || request.limited() || users_checked_at.is_none() || full_read_due;
-        if !full {
-            report.next_full_read_at = full_read_at.and_then(|at| {
-                chrono::TimeDelta::from_std(self.settings.full_every)
-                    .ok()
-                    .and_then(|every| at.checked_add_signed(every))
-            });
-        }
-        let mut stale = BTreeSet::new();
-        report.users = if request.limited() {
-            UserCheck::not_checked("a pass limited to some groups reads them in full")
-        } else if full {
-            UserCheck::full_read()
-        } else {
-            let since = users_checked_at.unwrap_or(report.started_at);
-            let check = tokio::select! {
-                check = self.user_changes(groups, snapshot, since, request.mode, report.started_at, tracer) => check?,
-                _ = cancel.cancelled() => return Err(Error::Interrupted),
-            };
-            stale = check.1;
-            check.0
-        };
-        Ok((full, stale))
     }
 }

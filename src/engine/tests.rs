@@ -1,9 +1,17 @@
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
 use super::*;
+use crate::clock::Clock;
 use crate::config::VerifyMode;
 use crate::fakes::{FixedClock, MemSource, MemStore, ReadFault, RecordingSink};
 use crate::model::Members;
+use crate::model::{GroupName, OktaGroupId};
 use crate::plan::IssueKind;
 use crate::plan::safety::SafetyPolicy;
+use crate::plan::{Policy, Rules};
 use crate::sink::SinkErrorKind;
 use crate::store::{HoldStatus, SnapshotStore};
 

@@ -1,9 +1,13 @@
-use super::*;
+//! The diff step of a one-group trace: each change of the plan, the issues, and what was
+//! withheld or held.
+
+use super::context::Pass;
+use crate::plan::{self, Change, Plan};
 
 /// The diff step of a one-group trace.
-pub(super) fn trace_plan(tracer: Option<&Tracer>, plan: &Plan) {
+pub(super) fn trace_plan(pass: &Pass<'_>, plan: &Plan) {
     for change in &plan.changes {
-        trace::step(tracer, "diff", || match change {
+        pass.trace("diff", || match change {
             Change::Put {
                 group,
                 member_count,
@@ -43,12 +47,12 @@ pub(super) fn trace_plan(tracer: Option<&Tracer>, plan: &Plan) {
         });
     }
     if plan.changes.is_empty() && plan.unchanged > 0 {
-        trace::step(tracer, "diff", || {
+        pass.trace("diff", || {
             "Q Business already matches Okta (per the snapshot): nothing to write".to_owned()
         });
     }
     for issue in &plan.issues {
-        trace::step(tracer, "diff", || {
+        pass.trace("diff", || {
             format!(
                 "not synced: {} [{}]: {}",
                 issue.group, issue.kind, issue.detail
@@ -56,10 +60,10 @@ pub(super) fn trace_plan(tracer: Option<&Tracer>, plan: &Plan) {
         });
     }
     if let Some(reason) = &plan.withheld_reason {
-        trace::step(tracer, "diff", || format!("deletions withheld: {reason}"));
+        pass.trace("diff", || format!("deletions withheld: {reason}"));
     }
     if let Some(held) = &plan.held {
-        trace::step(tracer, "diff", || {
+        pass.trace("diff", || {
             format!(
                 "held for approval as plan {}: {}",
                 held.id,
