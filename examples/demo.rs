@@ -73,7 +73,7 @@ path = "{}"
             let report = engine
                 .run_once(&PassRequest::cli(mode), &NoProgress, &cancel)
                 .await;
-            println!("{}", render_report(&report, &engine.source().stats()));
+            println!("{}", render_report(&report, engine.source_stats().as_ref()));
             anyhow::Ok(report)
         }
     };

@@ -14,6 +14,7 @@ use crate::leader::Leadership;
 use crate::plan::safety::SafetyPolicy;
 use crate::plan::{Policy, Rules};
 use crate::sink::QBusinessSink;
+use crate::source::events::{FeedSettings, OktaChangeFeed};
 use crate::source::okta::{OktaSettings, OktaSource};
 use crate::store::postgres::{CommandLease, Elector, PgSettings};
 use crate::store::{Backend, PostgresStore, SqliteStore};
@@ -155,21 +156,35 @@ pub async fn open_state(
     }
 }
 
+/// The production engine, and with `okta.events.enabled` the System Log feed over the same
+/// Okta client (one rate-limit budget for both).
+pub struct Built {
+    pub engine: ProductEngine,
+    pub feed: Option<OktaChangeFeed>,
+}
+
+/// Builds the engine over an opened snapshot store, and the System Log feed if enabled.
+pub fn build(config: &Config, sink: QBusinessSink, store: Backend) -> anyhow::Result<Built> {
+    let settings = engine_settings(config)?;
+    let source = Arc::new(
+        OktaSource::new(OktaSettings::from_config(config)?).context("starting the Okta client")?,
+    );
+    let feed = config.okta.events.enabled.then(|| {
+        OktaChangeFeed::new(
+            Arc::clone(&source),
+            FeedSettings::from_config(config),
+            Arc::new(SystemClock),
+        )
+    });
+    let engine = Engine::new(source, sink, store, settings, Arc::new(SystemClock));
+    Ok(Built { engine, feed })
+}
+
 /// Builds the engine over an opened snapshot store.
 pub fn build_engine(
     config: &Config,
     sink: QBusinessSink,
     store: Backend,
 ) -> anyhow::Result<ProductEngine> {
-    let settings = engine_settings(config)?;
-    let source = Arc::new(
-        OktaSource::new(OktaSettings::from_config(config)?).context("starting the Okta client")?,
-    );
-    Ok(Engine::new(
-        source,
-        sink,
-        store,
-        settings,
-        Arc::new(SystemClock),
-    ))
+    Ok(build(config, sink, store)?.engine)
 }

@@ -8,19 +8,18 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{Exit, ProductEngine, build_engine, engine_settings, open_state};
+use crate::app::{Exit, build_engine, engine_settings, open_state};
 use crate::clock::SystemClock;
 use crate::config::{Config, ConfigError, OktaAuthMode, StateBackend};
+use crate::engine::reconcile::{ReconcileRequest, Reconciled};
 use crate::engine::{Mode, NoProgress, Outcome, PassRequest, Progress, RunReport};
-use crate::plan::reconcile::LooksManaged;
 use crate::progress::TerminalProgress;
 use crate::report::FailedStep;
 use crate::sink::{QBusinessSink, SinkErrorKind};
-use crate::source::DirectorySource;
 use crate::source::okta::{OktaSettings, OktaSource, OktaStats};
 use crate::source::{SourceError, SourceErrorKind};
+use crate::store::SnapshotStore;
 use crate::store::postgres::PgSettings;
-use crate::store::{RunLog, SnapshotStore};
 use crate::telemetry::LogFormat;
 
 /// Keeps Amazon Q Business group membership equal to Okta's.
@@ -239,7 +238,7 @@ async fn run_request(
     if let Some(p) = &progress {
         p.finish();
     }
-    let okta = engine.source().stats();
+    let okta = engine.source_stats();
     match output {
         Output::Json => {
             // Streamed: the report of a first sync lists every membership added.
@@ -258,7 +257,7 @@ async fn run_request(
             std::io::Write::write_all(&mut out, b"\n")?;
             std::io::Write::flush(&mut out)?;
         }
-        Output::Text => print!("{}", render_report(&report, &okta)),
+        Output::Text => print!("{}", render_report(&report, okta.as_ref())),
     }
     Ok(match report.outcome {
         Outcome::Success => Exit::Success,
@@ -268,7 +267,7 @@ async fn run_request(
 }
 
 /// `reconcile`: Q Business groups that look managed but are not in the snapshot, and snapshot
-/// groups Q Business does not list.
+/// groups Q Business does not list; with `--adopt`, the engine records the former as owned.
 async fn reconcile(
     config: &Config,
     args: &ReconcileArgs,
@@ -281,70 +280,25 @@ async fn reconcile(
         Mode::Apply => state.lead_for_command().await?,
         Mode::Plan => None,
     };
-    let engine = build_engine(config, sink.clone(), state.store)?;
-    let exit = reconcile_with(config, args, &engine, &sink).await;
+    let engine = build_engine(config, sink, state.store)?;
+    let request = ReconcileRequest {
+        name_prefix: config.groups.name_prefix.as_deref(),
+        adopt: args.adopt,
+        adopt_prefixed: config.groups.adopt_prefixed,
+    };
+    let exit = match engine.reconcile(&request).await {
+        Ok(reconciled) => print_reconciled(&reconciled, args),
+        Err(e) => Err(e.into()),
+    };
     if let Some(lease) = lease {
         lease.release().await;
     }
     exit
 }
 
-async fn reconcile_with(
-    config: &Config,
-    args: &ReconcileArgs,
-    engine: &ProductEngine,
-    sink: &QBusinessSink,
-) -> anyhow::Result<Exit> {
-    let snapshot = engine
-        .store()
-        .load()
-        .await
-        .context("reading the snapshot")?;
-    let in_q = sink
-        .list_group_names()
-        .await
-        .context("listing Q Business groups (ListGroups)")?;
-    let groups = engine
-        .source()
-        .list_groups()
-        .await
-        .context("listing Okta groups")?;
-    let rules = &engine_settings(config)?.rules;
-    let found = crate::plan::reconcile::reconcile(
-        &in_q,
-        &snapshot,
-        &groups,
-        rules,
-        config.groups.name_prefix.as_deref(),
-    );
-    let mut adopted = Vec::new();
-    if args.adopt && !found.look_managed_but_unrecorded.is_empty() {
-        let store = engine.store();
-        let now = crate::clock::Clock::now(&SystemClock);
-        let start = crate::store::RunStart {
-            pass_id: "reconcile".into(),
-            trigger: crate::report::Trigger::Reconcile.as_str().into(),
-            group: None,
-        };
-        let run = store.begin_run(now, &start).await?;
-        for u in &found.look_managed_but_unrecorded {
-            if u.why == LooksManaged::NamePrefix && !config.groups.adopt_prefixed {
-                continue;
-            }
-            let okta_id = crate::model::OktaGroupId::new(u.okta_id.clone().unwrap_or_default());
-            store
-                .record_intent(run, now, &u.group, &okta_id, crate::store::IntentOp::Adopt)
-                .await?;
-            adopted.push(u.group.to_string());
-        }
-        let record = crate::store::RunRecord {
-            outcome: "success".into(),
-            ..Default::default()
-        };
-        store
-            .finish_run(run, crate::clock::Clock::now(&SystemClock), &record)
-            .await?;
-    }
+/// Prints what `reconcile` found; exit 0 only when nothing is left unrecorded or missing.
+fn print_reconciled(reconciled: &Reconciled, args: &ReconcileArgs) -> anyhow::Result<Exit> {
+    let Reconciled { found, adopted } = reconciled;
     match args.output {
         Output::Json => {
             #[derive(serde::Serialize)]
@@ -353,10 +307,7 @@ async fn reconcile_with(
                 found: &'a crate::plan::reconcile::Reconciliation,
                 adopted: &'a [String],
             }
-            let v = Json {
-                found: &found,
-                adopted: &adopted,
-            };
+            let v = Json { found, adopted };
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
         Output::Text => {
@@ -452,11 +403,12 @@ async fn explain(
 struct JsonReport<'a> {
     #[serde(flatten)]
     report: &'a RunReport,
-    okta: OktaStats,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    okta: Option<OktaStats>,
 }
 
 /// The text summary printed by `sync` and `plan`.
-pub fn render_report(report: &RunReport, okta: &OktaStats) -> String {
+pub fn render_report(report: &RunReport, okta: Option<&OktaStats>) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     if report.outcome == Outcome::Failed && report.groups_listed == 0 {
@@ -508,11 +460,13 @@ pub fn render_report(report: &RunReport, okta: &OktaStats) -> String {
     if let Some(e) = &report.error {
         let _ = writeln!(out, "Stopped early: {e}");
     }
-    let _ = writeln!(
-        out,
-        "Okta: {} requests, {} rate-limited, {} retries, {:.1}s waiting for rate limits",
-        okta.requests, okta.rate_limited, okta.retries, okta.rate_limit_wait_secs
-    );
+    if let Some(okta) = okta {
+        let _ = writeln!(
+            out,
+            "Okta: {} requests, {} rate-limited, {} retries, {:.1}s waiting for rate limits",
+            okta.requests, okta.rate_limited, okta.retries, okta.rate_limit_wait_secs
+        );
+    }
     out
 }
 
@@ -703,7 +657,7 @@ async fn check_config(config: &Config, args: &CheckArgs) -> anyhow::Result<Exit>
     }
 
     let q = &config.qbusiness;
-    if let Err(chain) = crate::sink::probe::find_credentials(&q.region).await {
+    if let Err(chain) = crate::sink::credentials::find_credentials(&q.region).await {
         println!("aws credentials: FAILED: {chain}");
         println!("qbusiness: not checked (no AWS credentials)");
         misconfigured.push(chain.to_owned());
@@ -745,7 +699,7 @@ async fn check_config(config: &Config, args: &CheckArgs) -> anyhow::Result<Exit>
         };
         if args.write_probe {
             if reachable {
-                let canary = crate::sink::probe::canary_name(
+                let canary = crate::engine::probe::canary_name(
                     config.groups.name_prefix.as_deref(),
                     &config.state.replica_name(),
                     std::process::id(),
@@ -762,7 +716,8 @@ async fn check_config(config: &Config, args: &CheckArgs) -> anyhow::Result<Exit>
                         .unwrap_or_default()
                 );
                 let probe =
-                    crate::sink::probe::write_probe(&sink, &canary, q.verify_timeout, &hint).await;
+                    crate::engine::probe::write_probe(&sink, &canary, q.verify_timeout, &hint)
+                        .await;
                 for (_, line) in &probe.lines {
                     println!("{line}");
                 }

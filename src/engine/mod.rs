@@ -25,9 +25,12 @@ mod context;
 mod error;
 mod ownership;
 mod pipeline;
+pub mod probe;
 mod read;
+pub mod reconcile;
 mod run;
 mod scope;
+mod services;
 mod settings;
 mod summary;
 mod traces;
@@ -85,24 +88,6 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
             settings,
             clock,
         }
-    }
-
-    pub fn source(&self) -> &S {
-        &self.source
-    }
-
-    pub fn store(&self) -> &T {
-        &self.store
-    }
-
-    /// The Q Business client (`explain` asks it CheckDocumentAccess).
-    pub fn sink(&self) -> &K {
-        &self.sink
-    }
-
-    /// Scope and user mapping rules (`groups.*`, `users.*`).
-    pub fn rules(&self) -> &crate::plan::Rules {
-        &self.settings.rules
     }
 
     /// One pass. `cancel` stops it between writes: what succeeded so far stays recorded.

@@ -48,7 +48,7 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
     /// fewer than the names still open (so an empty or small index costs a page or two however
     /// many names are asked about), then the rest are looked up one by one. An error leaves a
     /// name unchecked; it is never taken as absent.
-    pub async fn existing_in_q(&self, names: BTreeSet<GroupName>) -> Existence {
+    pub(super) async fn existing_in_q(&self, names: BTreeSet<GroupName>) -> Existence {
         let asked = names.len();
         let mut out = Existence::default();
         let mut open = names;

@@ -1511,3 +1511,56 @@ async fn a_shutdown_while_reading_keeps_the_confirmed_early_puts() {
         "nothing is put twice"
     );
 }
+
+#[tokio::test]
+async fn reconcile_adopts_what_looks_managed_under_its_own_run() {
+    let e = engine(org());
+    // A lost snapshot: Q Business has groups q-group-sync made, the snapshot knows none.
+    for name in ["Engineering", "Sales", "Made by hand"] {
+        e.sink
+            .groups
+            .lock()
+            .expect("lock")
+            .insert(GroupName::new(name), Members::new());
+    }
+    let look = reconcile::ReconcileRequest::default();
+    let found = e.reconcile(&look).await.expect("reconcile");
+    assert!(
+        found.adopted.is_empty(),
+        "without --adopt nothing is recorded"
+    );
+    assert!(e.store.pending.lock().expect("lock").is_empty());
+    assert!(e.store.runs.lock().expect("lock").is_empty());
+    let names: Vec<&str> = found
+        .found
+        .look_managed_but_unrecorded
+        .iter()
+        .map(|u| u.group.as_str())
+        .collect();
+    assert_eq!(names, ["Engineering", "Sales"]);
+
+    let adopt = reconcile::ReconcileRequest {
+        adopt: true,
+        ..look
+    };
+    let done = e.reconcile(&adopt).await.expect("reconcile --adopt");
+    assert_eq!(done.adopted, ["Engineering", "Sales"]);
+    let pending = e.store.pending.lock().expect("lock").clone();
+    assert_eq!(
+        pending.into_iter().collect::<Vec<_>>(),
+        [
+            (GroupName::new("Engineering"), OktaGroupId::new("g1")),
+            (GroupName::new("Sales"), OktaGroupId::new("g2")),
+        ]
+    );
+    let runs = e.store.runs.lock().expect("lock");
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        runs[0].1.as_ref().map(|r| r.outcome.as_str()),
+        Some("success")
+    );
+    assert!(
+        e.sink.take_calls().is_empty(),
+        "reconcile writes nothing to Q"
+    );
+}

@@ -14,11 +14,11 @@ use tracing::{debug, info, warn};
 use url::Url;
 
 use super::Daemon;
+use crate::app::ProductEngine;
 use crate::config::EventsConfig;
 use crate::metrics;
 use crate::source::SourceError;
 use crate::source::events::{ChangeFeed, affected, drain};
-use crate::store::SnapshotStore;
 
 /// Pages read per poll at most before the groups found so far are queued.
 const MAX_PAGES_PER_POLL: usize = 20;
@@ -34,8 +34,8 @@ pub struct Polled {
 }
 
 /// The recorded System Log position, if there is a usable one.
-async fn saved_position(store: &impl SnapshotStore) -> Option<Url> {
-    match store.events_cursor().await {
+async fn saved_position(engine: &ProductEngine) -> Option<Url> {
+    match engine.events_cursor().await {
         Ok(saved) => saved.and_then(|s: String| match Url::parse(&s) {
             Ok(url) => Some(url),
             Err(e) => {
@@ -84,7 +84,7 @@ pub async fn run<F: ChangeFeed>(
     may_sync: impl Fn() -> bool + Send,
     shutdown: CancellationToken,
 ) {
-    let store = daemon.engine().store();
+    let engine = daemon.engine();
     let mut cursor: Option<Url> = None;
     let mut saved: Option<Url> = None;
     let mut leading = false;
@@ -100,7 +100,7 @@ pub async fn run<F: ChangeFeed>(
         if !leading {
             // Starting, or taking over from another replica: resume where the synced changes end.
             leading = true;
-            cursor = saved_position(store).await;
+            cursor = saved_position(engine).await;
             saved = cursor.clone();
             info!(interval = ?settings.poll_interval(), resume = cursor.is_some(), "polling the Okta System Log");
         }
@@ -112,7 +112,7 @@ pub async fn run<F: ChangeFeed>(
                     // Nothing to sync: the position can be recorded at once, unless an events
                     // pass has yet to sync changes before it (that pass records a position).
                     if saved.as_ref() != Some(&next) && !daemon.events_pending() {
-                        match store.set_events_cursor(next.as_str()).await {
+                        match engine.record_events_cursor(next.as_str()).await {
                             Ok(()) => saved = Some(next.clone()),
                             Err(e) => warn!(error = %e, "could not record the System Log position"),
                         }

@@ -27,7 +27,7 @@ use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::app::{Exit, ProductEngine, build_engine, open_state};
+use crate::app::{Built, Exit, ProductEngine, build, open_state};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::engine::{Mode, NoProgress, PassRequest, RunReport};
@@ -35,9 +35,7 @@ use crate::leader::{LeaderInfo, LeaderView, Leadership};
 use crate::metrics;
 use crate::report::Trigger;
 use crate::sink::QBusinessSink;
-use crate::source::events::{FeedSettings, OktaChangeFeed};
 use crate::store::postgres::Elector;
-use crate::store::{HeldPlans, RunLog, SnapshotStore};
 
 pub mod feed;
 pub mod http;
@@ -55,17 +53,9 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let sink = QBusinessSink::from_config(&config.qbusiness).await;
     let opened = open_state(&config, Mode::Apply, &shutdown).await?;
     let leadership = opened.leadership.clone();
-    let engine = build_engine(&config, sink, opened.store)?;
-    let last_success = engine
-        .store()
-        .last_success()
-        .await
-        .context("reading the run log")?;
-    let engine_held = engine
-        .store()
-        .held_plan(None)
-        .await
-        .context("reading held plans")?;
+    let Built { engine, feed } = build(&config, sink, opened.store)?;
+    let last_success = engine.last_success().await.context("reading the run log")?;
+    let engine_held = engine.held_plan(None).await.context("reading held plans")?;
     let cron = config.schedule.cron_with_seconds();
     let daemon = Daemon::new(
         engine,
@@ -92,12 +82,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     info!(addr = %addr, "listening");
 
     let runner = tokio::spawn(Arc::clone(&daemon).run());
-    let poller = config.okta.events.enabled.then(|| {
-        let feed = OktaChangeFeed::new(
-            Arc::clone(daemon.engine().source()),
-            FeedSettings::from_config(&config),
-            Arc::new(SystemClock),
-        );
+    let poller = feed.map(|feed| {
         tokio::spawn(feed::run(
             Arc::clone(&daemon),
             feed,

@@ -333,7 +333,7 @@ impl Daemon {
             }
             if let Some(cursor) = &ticket.events_cursor
                 && report.error.is_none()
-                && let Err(e) = self.engine.store().set_events_cursor(cursor).await
+                && let Err(e) = self.engine.record_events_cursor(cursor).await
             {
                 warn!(error = %e, "could not record the System Log position; events are read again after a restart");
             }
@@ -398,8 +398,8 @@ impl Daemon {
 
     /// Reloads what the run log and held plans say (another replica may have led).
     pub(super) async fn refresh_from_store(&self) {
-        let store = self.engine.store();
-        match (store.last_success().await, store.held_plan(None).await) {
+        let engine = &self.engine;
+        match (engine.last_success().await, engine.held_plan(None).await) {
             (Ok(last_success), Ok(held)) => {
                 let held = held.map(|r| HeldView::new(&r.held, r.created_at));
                 metrics::held(held.as_ref().map_or((0, 0), |h| (h.deletes, h.removals)));
@@ -456,7 +456,7 @@ impl Daemon {
 
     /// The status of held plan `id`, if it exists.
     pub async fn held_status(&self, id: &str) -> Result<Option<crate::store::HoldStatus>, String> {
-        match self.engine.store().held_plan(Some(id)).await {
+        match self.engine.held_plan(Some(id)).await {
             Ok(found) => Ok(found.map(|r| r.status)),
             Err(e) => Err(crate::error::error_chain(&e)),
         }
@@ -468,19 +468,7 @@ impl Daemon {
         &self,
         question: &crate::explain::Question<'_>,
     ) -> Result<crate::plan::explain::Explanation, crate::explain::ExplainError> {
-        let engine = &self.engine;
-        let settings = crate::explain::Settings {
-            rules: engine.rules(),
-            id_attribute: engine.source().id_attribute(),
-        };
-        crate::explain::explain(
-            engine.source(),
-            engine.sink(),
-            engine.store(),
-            settings,
-            question,
-        )
-        .await
+        self.engine.explain(question).await
     }
 
     /// Whether POST /sync is enabled.

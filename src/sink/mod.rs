@@ -1,6 +1,6 @@
 //! The target edge: the only way q-group-sync changes Amazon Q Business, behind [`GroupSink`].
 
-pub mod probe;
+pub mod credentials;
 pub mod qbusiness;
 
 use std::fmt;

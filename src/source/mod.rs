@@ -267,3 +267,37 @@ impl<T: UserDirectory + ?Sized> UserDirectory for std::sync::Arc<T> {
         (**self).user_groups(user_id)
     }
 }
+
+/// What a source can say about itself beyond the directory, for reports and `explain`. Each
+/// answer is optional: a source that has no such fact answers `None`.
+pub trait SourceInfo {
+    /// The profile attribute users' Q ids come from (`users.id_attribute`).
+    fn id_attribute(&self) -> Option<&str> {
+        None
+    }
+
+    /// The client's request counters so far.
+    fn request_stats(&self) -> Option<okta::OktaStats> {
+        None
+    }
+}
+
+impl SourceInfo for OktaSource {
+    fn id_attribute(&self) -> Option<&str> {
+        Some(OktaSource::id_attribute(self))
+    }
+
+    fn request_stats(&self) -> Option<okta::OktaStats> {
+        Some(self.stats())
+    }
+}
+
+impl<T: SourceInfo + ?Sized> SourceInfo for std::sync::Arc<T> {
+    fn id_attribute(&self) -> Option<&str> {
+        (**self).id_attribute()
+    }
+
+    fn request_stats(&self) -> Option<okta::OktaStats> {
+        (**self).request_stats()
+    }
+}

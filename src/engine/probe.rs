@@ -1,36 +1,11 @@
-//! `check-config` against AWS: whether the credential chain finds credentials, and the write
-//! probe (`--write-probe`), which puts, confirms and deletes a canary group so an admin proves
-//! PutGroup, GetGroup and DeleteGroup before the first sync.
+//! `check-config --write-probe`: puts, confirms and deletes a canary group so an admin proves
+//! PutGroup, GetGroup and DeleteGroup before the first sync. A write to Q Business outside a
+//! pass, so it lives with the engine; it touches nothing but its own canary.
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_qbusiness::config::{BehaviorVersion, ProvideCredentials, Region};
-
-use super::{DeleteOutcome, GroupSink, GroupState, SinkError, SinkErrorKind};
 use crate::model::{GroupName, Members, UserId};
-
-/// Where the default AWS credential chain looks, in its order, and what to set.
-pub const CREDENTIAL_CHAIN: &str = "no AWS credentials found by the default chain \
-(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE and ~/.aws/config+credentials, web identity \
-AWS_ROLE_ARN+AWS_WEB_IDENTITY_TOKEN_FILE as EKS IRSA sets them, EKS Pod Identity or the ECS task \
-role, the EC2 instance profile); give the pod or task an IAM role, or set AWS_PROFILE or \
-AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY";
-
-/// Whether the default AWS credential chain yields credentials (without calling any AWS
-/// service). The error is one line: [`CREDENTIAL_CHAIN`].
-pub async fn find_credentials(region: &str) -> Result<(), &'static str> {
-    let shared = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(region.to_owned()))
-        .load()
-        .await;
-    let Some(provider) = shared.credentials_provider() else {
-        return Err(CREDENTIAL_CHAIN);
-    };
-    match provider.provide_credentials().await {
-        Ok(_) => Ok(()),
-        Err(_) => Err(CREDENTIAL_CHAIN),
-    }
-}
+use crate::sink::{DeleteOutcome, GroupSink, GroupState, SinkError, SinkErrorKind};
 
 /// The one member of the canary group: a reserved `.invalid` address (RFC 2606), so the group
 /// grants nothing to anyone.
