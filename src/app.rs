@@ -14,7 +14,7 @@ use crate::leader::Leadership;
 use crate::plan::safety::SafetyPolicy;
 use crate::plan::{Policy, Rules};
 use crate::sink::QBusinessSink;
-use crate::source::events::{FeedSettings, OktaChangeFeed};
+use crate::source::okta::events::{FeedSettings, OktaChangeFeed};
 use crate::source::okta::{OktaSettings, OktaSource};
 use crate::store::postgres::{CommandLease, Elector, PgSettings};
 use crate::store::{Backend, PostgresStore, SqliteStore};

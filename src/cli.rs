@@ -639,7 +639,7 @@ async fn check_config(config: &Config, args: &CheckArgs) -> anyhow::Result<Exit>
     }
 
     if config.okta.events.enabled {
-        use crate::source::events::{ChangeFeed, FeedSettings, OktaChangeFeed};
+        use crate::source::okta::events::{ChangeFeed, FeedSettings, OktaChangeFeed};
         let feed = OktaChangeFeed::new(
             Arc::clone(&source),
             FeedSettings::from_config(config),

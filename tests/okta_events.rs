@@ -12,10 +12,12 @@ use std::time::Duration;
 use common::TestKey;
 use q_group_sync::clock::SystemClock;
 use q_group_sync::model::OktaGroupId;
-use q_group_sync::source::events::{FeedSettings, affected, drain};
 use q_group_sync::source::oauth::{ClientKey, OAuthSettings};
+use q_group_sync::source::okta::events::{
+    ChangeFeed, ChangeKind, FeedSettings, OktaChangeFeed, affected, drain,
+};
 use q_group_sync::source::okta::{OktaAuth, OktaSettings, OktaSource};
-use q_group_sync::source::{ChangeFeed, ChangeKind, DirectorySource, OktaChangeFeed, SourceError};
+use q_group_sync::source::{DirectorySource, SourceError};
 use q_group_sync_emulator::{
     FaultAction, Matcher, OAuthApp, OktaEmulator, OktaFault, OktaOptions, OktaOrg,
 };

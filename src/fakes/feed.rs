@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use crate::model::OktaGroupId;
-use crate::source::{ChangeEvent, ChangeFeed, FeedPage, SourceError};
+use crate::source::SourceError;
+use crate::source::okta::events::{ChangeEvent, ChangeFeed, FeedPage};
 
 use super::lock;
 

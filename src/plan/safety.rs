@@ -587,4 +587,22 @@ mod tests {
                 .hash
         );
     }
+
+    #[test]
+    fn chunk_sub_groups_are_not_managed_groups_of_their_own() {
+        // What a re-chunk that stopped early leaves: a group and an orphan chunk of it.
+        let mut s = snapshot(1, 3);
+        let group = s.groups[&GroupName::new("g000")].clone();
+        let orphan = crate::plan::chunks::chunk_name(&GroupName::new("g000"), 0, 9);
+        s.groups.insert(
+            orphan,
+            SnapshotGroup {
+                members: Members::new(),
+                unconfirmed: true,
+                ..group
+            },
+        );
+        assert_eq!(Managed::of(&s).groups, 1);
+        assert_eq!(Managed::of(&s).memberships, 3);
+    }
 }

@@ -18,7 +18,7 @@ use crate::app::ProductEngine;
 use crate::config::EventsConfig;
 use crate::metrics;
 use crate::source::SourceError;
-use crate::source::events::{ChangeFeed, affected, drain};
+use crate::source::okta::events::{ChangeFeed, affected, drain};
 
 /// Pages read per poll at most before the groups found so far are queued.
 const MAX_PAGES_PER_POLL: usize = 20;
@@ -158,7 +158,7 @@ mod tests {
     use super::*;
     use crate::fakes::FakeChangeFeed;
     use crate::model::OktaGroupId;
-    use crate::source::events::{ChangeEvent, ChangeKind};
+    use crate::source::okta::events::{ChangeEvent, ChangeKind};
 
     fn event(uuid: &str, kind: ChangeKind, user: Option<&str>, group: Option<&str>) -> ChangeEvent {
         ChangeEvent {

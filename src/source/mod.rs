@@ -4,7 +4,6 @@
 //! completely, or says that it could not.
 
 pub mod budget;
-pub mod events;
 pub mod oauth;
 pub mod okta;
 
@@ -14,7 +13,6 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use crate::plan::input::{GroupType, MemberRead, OktaGroup, OktaMember, OktaUser};
-pub use events::{Affected, ChangeEvent, ChangeFeed, ChangeKind, FeedPage, OktaChangeFeed};
 pub use okta::OktaSource;
 
 /// The OAuth scope (and, for SSWS tokens, the permission) an Okta API path needs.

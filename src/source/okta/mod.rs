@@ -6,6 +6,7 @@
 //! straight into the few fields the sync needs and dropped; headers, tokens and bodies are
 //! never logged.
 
+pub mod events;
 mod links;
 mod request;
 mod wire;
@@ -437,7 +438,7 @@ impl DirectorySource for OktaSource {
     async fn groups_of_user(&self, user_id: &str) -> Result<Vec<String>, SourceError> {
         let url = self.user_groups_url(user_id)?;
         Ok(self
-            .paginate(url, &super::events::parse_group_ids)
+            .paginate(url, &wire::parse_group_ids)
             .await?
             .unwrap_or_default()
             .into_iter()

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+use crate::model::OktaGroupId;
 use crate::source::{GroupType, OktaGroup, OktaMember, OktaUser};
 
 /// A group as Okta sends it; unknown fields (`_links`, `objectClass`, …) are skipped.
@@ -315,6 +316,17 @@ impl<'de> Deserialize<'de> for AttrValue {
     }
 }
 
+#[derive(Deserialize)]
+struct WireGroupId {
+    id: String,
+}
+
+/// One page of `GET /api/v1/users/{id}/groups`: the group ids.
+pub(super) fn parse_group_ids(body: &[u8]) -> Result<Vec<OktaGroupId>, serde_json::Error> {
+    let wire: Vec<WireGroupId> = serde_json::from_slice(body)?;
+    Ok(wire.into_iter().map(|g| OktaGroupId::new(g.id)).collect())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -394,5 +406,15 @@ mod tests {
         ] {
             assert!(parse_groups(body.as_bytes()).is_err(), "{body}");
         }
+    }
+
+    #[test]
+    fn group_ids_parse() {
+        let got = parse_group_ids(br#"[{"id":"00g1","profile":{"name":"x"}},{"id":"00g2"}]"#);
+        assert_eq!(
+            got.unwrap(),
+            vec![OktaGroupId::new("00g1"), OktaGroupId::new("00g2")]
+        );
+        assert!(parse_group_ids(br#"[{"name":"x"}]"#).is_err());
     }
 }

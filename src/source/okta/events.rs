@@ -20,11 +20,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
 use url::Url;
 
-use super::okta::{Fetched, OktaSource, encode_query_value};
-use super::{DirectorySource, SourceError};
+use super::{Fetched, OktaSource, encode_query_value, same_origin};
 use crate::clock::Clock;
 use crate::config::{Config, EventsConfig};
 use crate::model::OktaGroupId;
+use crate::source::{DirectorySource, SourceError};
 
 /// The System Log events the feed asks for: membership changes, group and user lifecycle,
 /// group renames and user profile changes. Everything else is filtered out by Okta.
@@ -268,7 +268,7 @@ impl OktaChangeFeed {
 
     /// A saved cursor is followed only to the org's own System Log, without credentials in it.
     fn check_cursor(&self, cursor: &Url) -> Result<Url, SourceError> {
-        if !super::okta::same_origin(cursor, self.source.org_url()) {
+        if !same_origin(cursor, self.source.org_url()) {
             return Err(SourceError::ForeignLink {
                 path: LOGS_PATH.to_owned(),
                 link_origin: cursor.origin().ascii_serialization(),
@@ -431,17 +431,6 @@ fn read_event(value: serde_json::Value) -> Result<Option<ChangeEvent>, String> {
     }))
 }
 
-#[derive(Deserialize)]
-struct WireGroupId {
-    id: String,
-}
-
-/// One page of `GET /api/v1/users/{id}/groups`: the group ids.
-pub(super) fn parse_group_ids(body: &[u8]) -> Result<Vec<OktaGroupId>, serde_json::Error> {
-    let wire: Vec<WireGroupId> = serde_json::from_slice(body)?;
-    Ok(wire.into_iter().map(|g| OktaGroupId::new(g.id)).collect())
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -582,16 +571,6 @@ mod tests {
         );
         assert!(parse_events(br#"{"not":"an array"}"#).is_err());
         assert!(parse_events(b"[").is_err());
-    }
-
-    #[test]
-    fn group_ids_parse() {
-        let got = parse_group_ids(br#"[{"id":"00g1","profile":{"name":"x"}},{"id":"00g2"}]"#);
-        assert_eq!(
-            got.unwrap(),
-            vec![OktaGroupId::new("00g1"), OktaGroupId::new("00g2")]
-        );
-        assert!(parse_group_ids(br#"[{"name":"x"}]"#).is_err());
     }
 
     #[test]
