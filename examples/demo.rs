@@ -7,7 +7,7 @@
 use figment::Figment;
 use figment::providers::{Format, Toml};
 use q_group_sync::app::{build_engine, open_state};
-use q_group_sync::cli::render_report;
+use q_group_sync::cli::render::render_report;
 use q_group_sync::config::Config;
 use q_group_sync::engine::{Mode, NoProgress, PassRequest};
 use q_group_sync::sink::QBusinessSink;
