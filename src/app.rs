@@ -57,7 +57,8 @@ pub fn engine_settings(config: &Config) -> Result<EngineSettings, ConfigError> {
                 crate::config::LargeGroups::S3 => crate::plan::LargeGroups::File,
             },
         },
-        read_concurrency: config.okta.max_concurrency * 2,
+        // SCIM reads are local (the snapshot store): the Okta default's concurrency is plenty.
+        read_concurrency: config.okta.as_ref().map_or(8, |o| o.max_concurrency * 2),
         write_concurrency: config.qbusiness.max_concurrency,
         safety: SafetyPolicy::from_config(&config.safety),
         verify: Verify {

@@ -599,6 +599,7 @@ fn okta_fix(e: &SourceError, what: &str) -> &'static str {
 
 async fn check_config(config: &Config, args: &CheckArgs) -> anyhow::Result<Exit> {
     engine_settings(config)?;
+    let okta_config = config.okta("check-config")?;
     let okta_settings = OktaSettings::from_config(config)?;
     println!("config: ok");
     let mut ok = true;
@@ -649,16 +650,16 @@ async fn check_config(config: &Config, args: &CheckArgs) -> anyhow::Result<Exit>
         }
     };
     // With OAuth this first gets a token (client assertion, scopes, DPoP), then lists groups.
-    let credentials = match config.okta.auth {
+    let credentials = match okta_config.auth {
         OktaAuthMode::Ssws => "token accepted",
-        OktaAuthMode::OAuth if config.okta.dpop => "OAuth token issued (DPoP) and accepted",
+        OktaAuthMode::OAuth if okta_config.dpop => "OAuth token issued (DPoP) and accepted",
         OktaAuthMode::OAuth => "OAuth token issued and accepted",
     };
     let groups_ok = match source.check().await {
         Ok(_) => {
             println!(
                 "okta: ok ({} reachable, {credentials}, filter accepted)",
-                config.okta.org_url
+                okta_config.org_url
             );
             true
         }
@@ -684,7 +685,7 @@ async fn check_config(config: &Config, args: &CheckArgs) -> anyhow::Result<Exit>
         Err(e) => okta_failed("okta users", "users", e, &mut ok),
     }
 
-    if config.okta.events.enabled {
+    if okta_config.events.enabled {
         use crate::source::events::{ChangeFeed, FeedSettings, OktaChangeFeed};
         let feed = OktaChangeFeed::new(
             Arc::clone(&source),
@@ -696,7 +697,7 @@ async fn check_config(config: &Config, args: &CheckArgs) -> anyhow::Result<Exit>
             Ok(page) => println!(
                 "okta events: ok (System Log readable, {} relevant event(s) in the last {})",
                 page.events.len(),
-                humantime::format_duration(config.okta.events.lookback)
+                humantime::format_duration(okta_config.events.lookback)
             ),
             Err(e) => okta_failed("okta events", "events", e, &mut ok),
         }

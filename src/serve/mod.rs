@@ -92,7 +92,12 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     info!(addr = %addr, "listening");
 
     let runner = tokio::spawn(Arc::clone(&daemon).run());
-    let poller = config.okta.events.enabled.then(|| {
+    let events = config
+        .okta
+        .as_ref()
+        .map(|o| o.events.clone())
+        .filter(|e| e.enabled);
+    let poller = events.map(|events| {
         let feed = OktaChangeFeed::new(
             Arc::clone(daemon.engine().source()),
             FeedSettings::from_config(&config),
@@ -101,7 +106,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         tokio::spawn(feed::run(
             Arc::clone(&daemon),
             feed,
-            config.okta.events.clone(),
+            events,
             {
                 let d = Arc::clone(&daemon);
                 move || d.is_leader()
