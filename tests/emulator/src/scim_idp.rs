@@ -156,6 +156,7 @@ pub struct ScimIdp {
     group_ids: BTreeMap<String, String>,
     directory: Directory,
     requests: usize,
+    writes: usize,
 }
 
 /// The SCIM media type every IdP sends.
@@ -181,6 +182,7 @@ impl ScimIdp {
             group_ids: BTreeMap::new(),
             directory: Directory::default(),
             requests: 0,
+            writes: 0,
         }
     }
 
@@ -197,6 +199,11 @@ impl ScimIdp {
     /// Requests sent so far.
     pub fn requests(&self) -> usize {
         self.requests
+    }
+
+    /// Requests sent so far other than GETs (creates, replaces, patches, deletes).
+    pub fn writes(&self) -> usize {
+        self.writes
     }
 
     /// The SCIM id the service gave a user.
@@ -218,6 +225,9 @@ impl ScimIdp {
         body: Option<&Value>,
     ) -> Result<(u16, Value), IdpError> {
         self.requests += 1;
+        if method != reqwest::Method::GET {
+            self.writes += 1;
+        }
         let label = format!("{method} {path_and_query}");
         let mut req = self
             .http
