@@ -42,6 +42,7 @@ use crate::store::{HeldPlans, RunLog, SnapshotStore};
 pub mod feed;
 pub mod http;
 mod queue;
+pub mod scim_wake;
 mod status;
 
 pub use queue::{Daemon, Enqueued, PassTicket};
