@@ -853,3 +853,87 @@ async fn discovery_documents() {
         .unwrap();
     assert_eq!(resp.status(), 401, "discovery needs the token too");
 }
+
+/// HA with PostgreSQL: every replica serves SCIM. Changes pushed to the standby are stored in
+/// the shared database and applied by the leader; after the leader is killed, changes pushed
+/// during the takeover are applied by the new leader; nothing is lost, and once Q equals the
+/// IdP no further write happens (nothing applied twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ha_every_replica_serves_scim_and_a_failover_loses_nothing() {
+    let Some(url) = common::postgres::url("scim_ha") else {
+        return;
+    };
+    let schema = common::postgres::schema("scim_ha");
+    let h = ScimHarness::start(&common::postgres::state_toml(&url, &schema, "5s")).await;
+    let replica = |name: &'static str| {
+        let key = format!("AKIDREPLICA{}", name.to_ascii_uppercase());
+        let h = &h;
+        async move {
+            h.serve(&[
+                ("Q_GROUP_SYNC_STATE__REPLICA", name),
+                ("AWS_ACCESS_KEY_ID", key.as_str()),
+            ])
+            .await
+        }
+    };
+    let mut a = replica("a").await;
+    a.wait_status(20, "a to lead", |st| st["leader"]["is_leader"] == true)
+        .await;
+    let b = replica("b").await;
+    b.wait_status(20, "b to see a lead", |st| {
+        st["leader"]["leader"]["replica"] == "a"
+    })
+    .await;
+
+    // Pushed to the standby, applied by the leader.
+    let mut okta = b.idp(Idp::Okta);
+    for who in ["ana", "bo", "cy", "dee"] {
+        expect_ok(
+            okta.provision_user(&Person::new(who, "ha.example")).await,
+            who,
+        );
+    }
+    expect_ok(
+        okta.push_group("Ops", &["ana@ha.example", "bo@ha.example"])
+            .await,
+        "push",
+    );
+    expect_ok(okta.push_group("Dev", &["cy@ha.example"]).await, "push");
+    h.wait_q(20, &okta.directory().expected_q(UserIdFrom::Email), &a)
+        .await;
+    let from_b =
+        h.q.calls()
+            .iter()
+            .filter(|c| c.op == "PutGroup" && c.access_key.as_deref() == Some("AKIDREPLICAB"))
+            .count();
+    assert_eq!(from_b, 0, "the standby never writes to Q");
+
+    // The leader dies; the IdP keeps pushing to the survivor, which stores it and, once it
+    // leads, applies everything.
+    a.kill9();
+    let _ = a.child.wait().await;
+    expect_ok(
+        okta.add_members("Dev", &["dee@ha.example"]).await,
+        "add during takeover",
+    );
+    expect_ok(
+        okta.set_active("bo@ha.example", false).await,
+        "deactivate during takeover",
+    );
+    expect_ok(
+        okta.rename_group("Ops", "Operations").await,
+        "rename during takeover",
+    );
+    let want = okta.directory().expected_q(UserIdFrom::Email);
+    h.wait_q(40, &want, &b).await;
+    b.wait_status(20, "b to lead", |st| st["leader"]["is_leader"] == true)
+        .await;
+    let puts = h.q.put_count();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        h.q.put_count(),
+        puts,
+        "nothing is written again once Q equals the IdP"
+    );
+    assert_eq!(h.q_state(), want);
+}
