@@ -101,6 +101,10 @@ fn deployment_configs_parse() {
             "kubernetes oauth overlay example",
             include_str!("../../deploy/examples/kubernetes-oauth-overlay/config.toml"),
         ),
+        (
+            "kubernetes scim overlay example",
+            include_str!("../../deploy/examples/kubernetes-scim-overlay/config.toml"),
+        ),
     ] {
         let c = Config::from_figment(Figment::from(Toml::string(text)))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -109,8 +113,9 @@ fn deployment_configs_parse() {
             name.contains("ha"),
             "{name}"
         );
+        assert_eq!(c.scim.is_some(), name.contains("scim"), "{name}");
         assert_eq!(
-            c.okta.as_ref().expect("[okta]").auth == OktaAuthMode::OAuth,
+            c.okta.as_ref().is_some_and(|o| o.auth == OktaAuthMode::OAuth),
             name.contains("oauth"),
             "{name}"
         );
