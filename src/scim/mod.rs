@@ -22,10 +22,12 @@
 //! - **Case-insensitive endpoint paths**: `/Users`, `/Groups` and the discovery endpoints are
 //!   matched as RFC 7644 spells them.
 
+pub mod directory;
 pub mod memory;
 pub mod protocol;
 pub mod record;
 
+pub use directory::{ScimDirectory, UserIdSource};
 pub use memory::MemScim;
 pub use record::{
     DirectoryUser, GroupAttrsUpdate, GroupHead, GroupUpdate, RecordError, ScimRecord, UserUpdate,
