@@ -45,6 +45,7 @@ pub mod plan;
 pub mod progress;
 pub mod report;
 pub mod schedule;
+pub mod scim;
 pub mod serve;
 pub mod shutdown;
 pub mod sink;
