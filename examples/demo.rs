@@ -73,7 +73,10 @@ path = "{}"
             let report = engine
                 .run_once(&PassRequest::cli(mode), &NoProgress, &cancel)
                 .await;
-            println!("{}", render_report(&report, &engine.source().stats()));
+            println!(
+                "{}",
+                render_report(&report, engine.source().okta().map(|o| o.stats()).as_ref())
+            );
             anyhow::Ok(report)
         }
     };

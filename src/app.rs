@@ -8,11 +8,13 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::SystemClock;
-use crate::config::{Config, ConfigError, StateBackend};
+use crate::config::{Config, ConfigError, ScimUserId, Source, StateBackend};
+use crate::directory::Directory;
 use crate::engine::{Engine, EngineSettings, Mode, Verify};
 use crate::leader::Leadership;
 use crate::plan::safety::SafetyPolicy;
 use crate::plan::{Policy, Rules};
+use crate::scim::{ScimDirectory, UserIdSource};
 use crate::sink::QBusinessSink;
 use crate::source::okta::{OktaSettings, OktaSource};
 use crate::store::postgres::{CommandLease, Elector, PgSettings};
@@ -81,10 +83,9 @@ fn confirm_within(grace: std::time::Duration) -> std::time::Duration {
     grace.saturating_sub((grace / 4).min(std::time::Duration::from_secs(2)))
 }
 
-/// The production engine: Okta over HTTP, Q Business through the SDK, the configured snapshot.
-/// The Okta client is shared (by reference count) with the System Log poller, so both draw on
-/// one rate-limit budget.
-pub type ProductEngine = Engine<Arc<OktaSource>, QBusinessSink, Backend>;
+/// The production engine: the configured source (Okta over HTTP, or the stored SCIM pushes),
+/// Q Business through the SDK, the configured snapshot.
+pub type ProductEngine = Engine<Directory<Backend>, QBusinessSink, Backend>;
 
 /// The snapshot store as configured (`state.backend`), and this process's leadership.
 pub struct OpenedState {
@@ -163,9 +164,7 @@ pub fn build_engine(
     store: Backend,
 ) -> anyhow::Result<ProductEngine> {
     let settings = engine_settings(config)?;
-    let source = Arc::new(
-        OktaSource::new(OktaSettings::from_config(config)?).context("starting the Okta client")?,
-    );
+    let source = directory(config, &store)?;
     Ok(Engine::new(
         source,
         sink,
@@ -173,4 +172,21 @@ pub fn build_engine(
         settings,
         Arc::new(SystemClock),
     ))
+}
+
+/// The configured source over `store` (where SCIM pushes are kept).
+pub fn directory(config: &Config, store: &Backend) -> anyhow::Result<Directory<Backend>> {
+    Ok(match config.source()? {
+        Source::Okta(_) => Directory::Okta(Arc::new(
+            OktaSource::new(OktaSettings::from_config(config)?)
+                .context("starting the Okta client")?,
+        )),
+        Source::Scim(scim) => Directory::Scim(ScimDirectory::new(
+            store.clone(),
+            match scim.user_id {
+                ScimUserId::Email => UserIdSource::Email,
+                ScimUserId::UserName => UserIdSource::UserName,
+            },
+        )),
+    })
 }

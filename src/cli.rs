@@ -239,7 +239,7 @@ async fn run_request(
     if let Some(p) = &progress {
         p.finish();
     }
-    let okta = engine.source().stats();
+    let okta = engine.source().okta().map(|o| o.stats());
     match output {
         Output::Json => {
             // Streamed: the report of a first sync lists every membership added.
@@ -258,7 +258,7 @@ async fn run_request(
             std::io::Write::write_all(&mut out, b"\n")?;
             std::io::Write::flush(&mut out)?;
         }
-        Output::Text => print!("{}", render_report(&report, &okta)),
+        Output::Text => print!("{}", render_report(&report, okta.as_ref())),
     }
     Ok(match report.outcome {
         Outcome::Success => Exit::Success,
@@ -452,11 +452,13 @@ async fn explain(
 struct JsonReport<'a> {
     #[serde(flatten)]
     report: &'a RunReport,
-    okta: OktaStats,
+    /// The Okta client's counters (absent when the source is SCIM).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    okta: Option<OktaStats>,
 }
 
 /// The text summary printed by `sync` and `plan`.
-pub fn render_report(report: &RunReport, okta: &OktaStats) -> String {
+pub fn render_report(report: &RunReport, okta: Option<&OktaStats>) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     if report.outcome == Outcome::Failed && report.groups_listed == 0 {
@@ -508,11 +510,13 @@ pub fn render_report(report: &RunReport, okta: &OktaStats) -> String {
     if let Some(e) = &report.error {
         let _ = writeln!(out, "Stopped early: {e}");
     }
-    let _ = writeln!(
-        out,
-        "Okta: {} requests, {} rate-limited, {} retries, {:.1}s waiting for rate limits",
-        okta.requests, okta.rate_limited, okta.retries, okta.rate_limit_wait_secs
-    );
+    if let Some(okta) = okta {
+        let _ = writeln!(
+            out,
+            "Okta: {} requests, {} rate-limited, {} retries, {:.1}s waiting for rate limits",
+            okta.requests, okta.rate_limited, okta.retries, okta.rate_limit_wait_secs
+        );
+    }
     out
 }
 

@@ -31,6 +31,7 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod directory;
 pub mod engine;
 pub mod error;
 pub mod explain;

@@ -937,3 +937,55 @@ async fn ha_every_replica_serves_scim_and_a_failover_loses_nothing() {
     );
     assert_eq!(h.q_state(), want);
 }
+
+/// deploy/ecs/task-definition-scim.json configures a working daemon from the environment alone
+/// (no config file): the IdP's pushes reach Q.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ecs_scim_task_definition_configures_a_working_daemon() {
+    let path = format!(
+        "{}/deploy/ecs/task-definition-scim.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let td: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let c = &td["containerDefinitions"][0];
+    let h = ScimHarness::start("").await;
+    std::fs::write(&h.config, "").unwrap();
+    let state = h.dir.path().join("snapshot.db").display().to_string();
+    let mut env: Vec<(String, String)> = c["environment"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let name = e["name"].as_str().unwrap().to_owned();
+            let value = match name.as_str() {
+                "Q_GROUP_SYNC_SCIM__LISTEN" | "Q_GROUP_SYNC_SERVER__LISTEN" => "127.0.0.1:0".into(),
+                "Q_GROUP_SYNC_QBUSINESS__APPLICATION_ID" => h.q.application_id(),
+                "Q_GROUP_SYNC_QBUSINESS__INDEX_ID" => h.q.index_id(),
+                "Q_GROUP_SYNC_STATE__PATH" => state.clone(),
+                _ => e["value"].as_str().unwrap().to_owned(),
+            };
+            (name, value)
+        })
+        .collect();
+    env.push(("Q_GROUP_SYNC_QBUSINESS__ENDPOINT_URL".into(), h.q.url()));
+    for s in c["secrets"].as_array().unwrap() {
+        let name = s["name"].as_str().unwrap();
+        let value = match name {
+            "Q_GROUP_SYNC_SCIM__TOKEN" => SCIM_TOKEN,
+            "Q_GROUP_SYNC_SERVER__ADMIN_TOKEN" => ADMIN,
+            other => panic!("a secret this test does not know: {other}"),
+        };
+        env.push((name.to_owned(), value.to_owned()));
+    }
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let s = h.serve(&env).await;
+    let mut ping = s.idp(Idp::Ping);
+    expect_ok(
+        ping.provision_user(&Person::new("ana", "ecs.example"))
+            .await,
+        "user",
+    );
+    expect_ok(ping.push_group("Ecs", &["ana@ecs.example"]).await, "group");
+    h.wait_q(20, &ping.directory().expected_q(UserIdFrom::Email), &s)
+        .await;
+}

@@ -115,7 +115,9 @@ fn deployment_configs_parse() {
         );
         assert_eq!(c.scim.is_some(), name.contains("scim"), "{name}");
         assert_eq!(
-            c.okta.as_ref().is_some_and(|o| o.auth == OktaAuthMode::OAuth),
+            c.okta
+                .as_ref()
+                .is_some_and(|o| o.auth == OktaAuthMode::OAuth),
             name.contains("oauth"),
             "{name}"
         );

@@ -50,6 +50,11 @@ impl<R: ScimRecord> ScimDirectory<R> {
         &self.record
     }
 
+    /// Where Q user ids come from.
+    pub fn user_id(&self) -> UserIdSource {
+        self.user_id
+    }
+
     /// The raw Q user id of a user (trimmed; the engine's mapper normalises it), if any.
     pub fn attribute(&self, u: &DirectoryUser) -> Option<String> {
         let user_name = || Some(u.user_name.trim()).filter(|s| !s.is_empty());

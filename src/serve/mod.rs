@@ -43,6 +43,8 @@ pub mod feed;
 pub mod http;
 mod queue;
 pub mod scim_wake;
+
+use scim_wake::ScimListener;
 mod status;
 
 pub use queue::{Daemon, Enqueued, PassTicket};
@@ -56,6 +58,8 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let sink = QBusinessSink::from_config(&config.qbusiness).await;
     let opened = open_state(&config, Mode::Apply, &shutdown).await?;
     let leadership = opened.leadership.clone();
+    // The SCIM listener stores pushes in the same store the passes read them from.
+    let scim_record = opened.store.clone();
     let engine = build_engine(&config, sink, opened.store)?;
     let last_success = engine
         .store()
@@ -93,14 +97,19 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     info!(addr = %addr, "listening");
 
     let runner = tokio::spawn(Arc::clone(&daemon).run());
+    let scim = match &config.scim {
+        Some(scim) => Some(ScimListener::start(scim, scim_record, &daemon, &shutdown).await?),
+        None => None,
+    };
     let events = config
         .okta
         .as_ref()
         .map(|o| o.events.clone())
         .filter(|e| e.enabled);
-    let poller = events.map(|events| {
+    let okta = daemon.engine().source().okta().cloned();
+    let poller = events.zip(okta).map(|(events, okta)| {
         let feed = OktaChangeFeed::new(
-            Arc::clone(daemon.engine().source()),
+            okta,
             FeedSettings::from_config(&config),
             Arc::new(SystemClock),
         );
@@ -167,6 +176,11 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     }
     if let Some(poller) = poller {
         poller.abort();
+    }
+    // Every change stored before this is applied by the next pass (this one's, or the next
+    // start's): the record is the IdP's state.
+    if let Some(scim) = scim {
+        scim.stop().await;
     }
     let drained = tokio::time::timeout(config.server.shutdown_grace, runner).await;
     // Only now is the lock released: writes in flight were recorded under the term.

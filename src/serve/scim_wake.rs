@@ -1,6 +1,6 @@
-//! When SCIM changes become passes: once no change has arrived for `scim.settle`, and at the
-//! latest `scim.max_delay` after the first change not yet queued, the leader queues a full pass
-//! over the stored SCIM state.
+//! The SCIM listener of `serve` (`[scim]`), and when SCIM changes become passes: once no change
+//! has arrived for `scim.settle`, and at the latest `scim.max_delay` after the first change not
+//! yet queued, the leader queues a full pass over the stored SCIM state.
 //!
 //! Changes arrive two ways: this replica's SCIM listener says so after each commit, and (for
 //! changes stored through another replica, with PostgreSQL) the leader reads the store's change
@@ -11,9 +11,108 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use super::{Daemon, http};
+use crate::clock::SystemClock;
+use crate::config::ScimConfig;
+use crate::report::Trigger;
+use crate::scim::http::{ChangeHook, ScimSettings};
+use crate::scim::record::ScimRecord;
+use crate::store::Backend;
+
+/// How often the leader reads the SCIM record's change counter (changes stored through a
+/// standby reach Q within about this plus `scim.max_delay`).
+pub const COUNTER_POLL: Duration = Duration::from_secs(1);
+
+/// A SCIM request not answered within this gets 503 (a commit waiting on a busy store).
+const SCIM_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The running SCIM listener and its waker.
+pub struct ScimListener {
+    server: JoinHandle<()>,
+    waker: JoinHandle<()>,
+    stop: CancellationToken,
+}
+
+impl ScimListener {
+    /// Binds `scim.listen`, serves `/scim/v2` over `record`, and queues passes on `daemon` as
+    /// changes settle. Logs `SCIM listening` with the bound address.
+    pub async fn start(
+        config: &ScimConfig,
+        record: Backend,
+        daemon: &Arc<Daemon>,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<ScimListener> {
+        let token = config.token()?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding scim.listen {}", config.listen))?;
+        let addr = listener
+            .local_addr()
+            .context("reading the SCIM listener's address")?;
+        info!(addr = %addr, "SCIM listening");
+        let record = Arc::new(record);
+        let changed = Arc::new(Notify::new());
+        let router = crate::scim::http::router(
+            Arc::clone(&record),
+            ScimSettings {
+                body_limit: config.max_body,
+                ..ScimSettings::new(token)
+            },
+            Arc::new(SystemClock),
+            ChangeHook::notify(Arc::clone(&changed)),
+        );
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(http::serve_port(
+            listener,
+            router,
+            http::PortLimits {
+                header_read_timeout: config.header_read_timeout,
+                request_timeout: SCIM_REQUEST_TIMEOUT,
+                max_connections: config.max_connections,
+            },
+            stop.clone(),
+            Duration::from_secs(2),
+        ));
+        let timing = WakeTiming {
+            settle: config.settle,
+            max_delay: config.max_delay,
+            poll: COUNTER_POLL,
+        };
+        let (leader, queue) = (Arc::clone(daemon), Arc::clone(daemon));
+        let waker = tokio::spawn(run(
+            changed,
+            move || {
+                let record = Arc::clone(&record);
+                async move { record.change_seq().await.ok() }
+            },
+            timing,
+            move || leader.is_leader(),
+            move || {
+                queue.enqueue(Trigger::Scim, None);
+            },
+            shutdown.clone(),
+        ));
+        Ok(ScimListener {
+            server,
+            waker,
+            stop,
+        })
+    }
+
+    /// Stops accepting SCIM requests and lets those in flight finish (up to 2 s).
+    pub async fn stop(self) {
+        self.waker.abort();
+        self.stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(3), self.server).await;
+    }
+}
 
 /// The timing of [`run`].
 #[derive(Debug, Clone, Copy)]
