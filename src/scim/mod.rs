@@ -23,11 +23,13 @@
 //!   matched as RFC 7644 spells them.
 
 pub mod directory;
+pub mod http;
 pub mod memory;
 pub mod protocol;
 pub mod record;
 
 pub use directory::{ScimDirectory, UserIdSource};
+pub use http::{ChangeHook, ChangeOp, ScimChange, ScimSettings, router};
 pub use memory::MemScim;
 pub use record::{
     DirectoryUser, GroupAttrsUpdate, GroupHead, GroupUpdate, RecordError, ScimRecord, UserUpdate,
