@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::{Exit, ProductEngine, build_engine, engine_settings, open_state};
 use crate::clock::SystemClock;
-use crate::config::{Config, ConfigError, OktaAuthMode, StateBackend};
+use crate::config::{Config, ConfigError, OktaAuthMode, Source, StateBackend};
 use crate::engine::{Mode, NoProgress, Outcome, PassRequest, Progress, RunReport};
 use crate::plan::reconcile::LooksManaged;
 use crate::progress::TerminalProgress;
@@ -603,8 +603,13 @@ fn okta_fix(e: &SourceError, what: &str) -> &'static str {
 
 async fn check_config(config: &Config, args: &CheckArgs) -> anyhow::Result<Exit> {
     engine_settings(config)?;
-    let okta_config = config.okta("check-config")?;
-    let okta_settings = OktaSettings::from_config(config)?;
+    let okta_settings = match config.source()? {
+        Source::Okta(_) => Some(OktaSettings::from_config(config)?),
+        Source::Scim(scim) => {
+            scim.token()?;
+            None
+        }
+    };
     println!("config: ok");
     let mut ok = true;
 
@@ -639,72 +644,13 @@ async fn check_config(config: &Config, args: &CheckArgs) -> anyhow::Result<Exit>
         },
     }
 
-    let source = Arc::new(OktaSource::new(okta_settings).context("starting the Okta client")?);
     let mut misconfigured = Vec::new();
-    let mut okta_failed = |name: &str, what: &str, e: SourceError, ok: &mut bool| {
-        println!(
-            "{name}: FAILED: {}; {}",
-            crate::error::error_chain(&e),
-            okta_fix(&e, what)
-        );
-        if misconfigured_source(&e) {
-            misconfigured.push(e.to_string());
-        } else {
-            *ok = false;
+    match (okta_settings, &config.scim) {
+        (Some(settings), _) => {
+            check_okta(config, settings, &mut ok, &mut misconfigured).await?;
         }
-    };
-    // With OAuth this first gets a token (client assertion, scopes, DPoP), then lists groups.
-    let credentials = match okta_config.auth {
-        OktaAuthMode::Ssws => "token accepted",
-        OktaAuthMode::OAuth if okta_config.dpop => "OAuth token issued (DPoP) and accepted",
-        OktaAuthMode::OAuth => "OAuth token issued and accepted",
-    };
-    let groups_ok = match source.check().await {
-        Ok(_) => {
-            println!(
-                "okta: ok ({} reachable, {credentials}, filter accepted)",
-                okta_config.org_url
-            );
-            true
-        }
-        Err(e) => {
-            okta_failed("okta", "groups", e, &mut ok);
-            false
-        }
-    };
-    if groups_ok {
-        match source.check_members().await {
-            Ok(Some(_)) => println!("okta members: ok (a group's members readable)"),
-            Ok(None) => println!(
-                "okta members: not checked: okta.group_filter selects no group (check the filter if groups are expected)"
-            ),
-            Err(e) => okta_failed("okta members", "groups", e, &mut ok),
-        }
-    }
-
-    // Every incremental pass lists the users updated since the last one (status and email
-    // changes do not show as membership changes).
-    match source.check_users().await {
-        Ok(_) => println!("okta users: ok (users listing readable)"),
-        Err(e) => okta_failed("okta users", "users", e, &mut ok),
-    }
-
-    if okta_config.events.enabled {
-        use crate::source::events::{ChangeFeed, FeedSettings, OktaChangeFeed};
-        let feed = OktaChangeFeed::new(
-            Arc::clone(&source),
-            FeedSettings::from_config(config),
-            Arc::new(SystemClock),
-        );
-        // One read-only poll: the System Log answers, with the scopes and role it needs.
-        match feed.poll(None).await {
-            Ok(page) => println!(
-                "okta events: ok (System Log readable, {} relevant event(s) in the last {})",
-                page.events.len(),
-                humantime::format_duration(okta_config.events.lookback)
-            ),
-            Err(e) => okta_failed("okta events", "events", e, &mut ok),
-        }
+        (None, Some(scim)) => check_scim(config, scim, &mut ok).await,
+        (None, None) => {}
     }
 
     let q = &config.qbusiness;
@@ -789,4 +735,127 @@ async fn check_config(config: &Config, args: &CheckArgs) -> anyhow::Result<Exit>
         return Err(ConfigError(misconfigured.join("; ")).into());
     }
     Ok(if ok { Exit::Success } else { Exit::Failed })
+}
+
+/// `check-config`'s Okta lines: the credentials, groups, members, users and (when on) the
+/// System Log.
+async fn check_okta(
+    config: &Config,
+    okta_settings: OktaSettings,
+    ok: &mut bool,
+    misconfigured: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let okta_config = config.okta("check-config")?;
+    let source = Arc::new(OktaSource::new(okta_settings).context("starting the Okta client")?);
+    let mut okta_failed = |name: &str, what: &str, e: SourceError, ok: &mut bool| {
+        println!(
+            "{name}: FAILED: {}; {}",
+            crate::error::error_chain(&e),
+            okta_fix(&e, what)
+        );
+        if misconfigured_source(&e) {
+            misconfigured.push(e.to_string());
+        } else {
+            *ok = false;
+        }
+    };
+    // With OAuth this first gets a token (client assertion, scopes, DPoP), then lists groups.
+    let credentials = match okta_config.auth {
+        OktaAuthMode::Ssws => "token accepted",
+        OktaAuthMode::OAuth if okta_config.dpop => "OAuth token issued (DPoP) and accepted",
+        OktaAuthMode::OAuth => "OAuth token issued and accepted",
+    };
+    let groups_ok = match source.check().await {
+        Ok(_) => {
+            println!(
+                "okta: ok ({} reachable, {credentials}, filter accepted)",
+                okta_config.org_url
+            );
+            true
+        }
+        Err(e) => {
+            okta_failed("okta", "groups", e, ok);
+            false
+        }
+    };
+    if groups_ok {
+        match source.check_members().await {
+            Ok(Some(_)) => println!("okta members: ok (a group's members readable)"),
+            Ok(None) => println!(
+                "okta members: not checked: okta.group_filter selects no group (check the filter if groups are expected)"
+            ),
+            Err(e) => okta_failed("okta members", "groups", e, ok),
+        }
+    }
+
+    // Every incremental pass lists the users updated since the last one (status and email
+    // changes do not show as membership changes).
+    match source.check_users().await {
+        Ok(_) => println!("okta users: ok (users listing readable)"),
+        Err(e) => okta_failed("okta users", "users", e, ok),
+    }
+
+    if okta_config.events.enabled {
+        use crate::source::events::{ChangeFeed, FeedSettings, OktaChangeFeed};
+        let feed = OktaChangeFeed::new(
+            Arc::clone(&source),
+            FeedSettings::from_config(config),
+            Arc::new(SystemClock),
+        );
+        // One read-only poll: the System Log answers, with the scopes and role it needs.
+        match feed.poll(None).await {
+            Ok(page) => println!(
+                "okta events: ok (System Log readable, {} relevant event(s) in the last {})",
+                page.events.len(),
+                humantime::format_duration(okta_config.events.lookback)
+            ),
+            Err(e) => okta_failed("okta events", "events", e, ok),
+        }
+    }
+
+    Ok(())
+}
+
+/// `check-config`'s SCIM lines: the listener's address can be bound (when it is not in use by
+/// a running `serve`) and the stored record is readable.
+async fn check_scim(config: &Config, scim: &crate::config::ScimConfig, ok: &mut bool) {
+    match std::net::TcpListener::bind(scim.listen) {
+        Ok(_) => println!(
+            "scim: ok (token set, {} can be bound; IdPs send https://<host>/scim/v2 through your TLS ingress)",
+            scim.listen
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => println!(
+            "scim: ok (token set; {} is in use, by a running serve or another process)",
+            scim.listen
+        ),
+        Err(e) => {
+            *ok = false;
+            println!(
+                "scim: FAILED: cannot bind scim.listen {}: {e}; choose a free port this user may bind",
+                scim.listen
+            );
+        }
+    }
+    match open_state(config, Mode::Plan, &CancellationToken::new()).await {
+        Ok(state) => {
+            use crate::source::DirectorySource;
+            let directory = crate::app::directory(config, &state.store);
+            match directory {
+                Ok(d) => match d.list_groups().await {
+                    Ok(groups) => {
+                        println!("scim record: ok ({} group(s) pushed so far)", groups.len())
+                    }
+                    Err(e) => {
+                        *ok = false;
+                        println!("scim record: FAILED: {}", crate::error::error_chain(&e));
+                    }
+                },
+                Err(e) => {
+                    *ok = false;
+                    println!("scim record: FAILED: {e:#}");
+                }
+            }
+        }
+        Err(e) => println!("scim record: not checked ({e:#})"),
+    }
 }

@@ -989,3 +989,52 @@ async fn the_ecs_scim_task_definition_configures_a_working_daemon() {
     h.wait_q(20, &ping.directory().expected_q(UserIdFrom::Email), &s)
         .await;
 }
+
+/// `check-config` with a SCIM config checks the token, the listener and the stored record
+/// instead of Okta, then Q Business as always.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_checks_the_scim_source() {
+    let h = ScimHarness::start("").await;
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let listen = format!("127.0.0.1:{port}");
+    let env = [
+        ("Q_GROUP_SYNC_OKTA__API_TOKEN", ""),
+        ("Q_GROUP_SYNC_SCIM__TOKEN", SCIM_TOKEN),
+        ("Q_GROUP_SYNC_SCIM__LISTEN", listen.as_str()),
+    ];
+    let out = common::run_binary(&h.config, &["check-config"], &env).await;
+    let text = common::text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("scim: ok (token set"), "{text}");
+    assert!(text.contains("scim record: ok (0 group(s)"), "{text}");
+    assert!(text.contains("qbusiness: ok"), "{text}");
+    assert!(
+        !text.contains("okta"),
+        "no Okta line with a SCIM source: {text}"
+    );
+    assert!(!text.contains(SCIM_TOKEN), "{text}");
+
+    let short = [
+        ("Q_GROUP_SYNC_OKTA__API_TOKEN", ""),
+        ("Q_GROUP_SYNC_SCIM__TOKEN", "too-short"),
+    ];
+    let out = common::run_binary(&h.config, &["check-config"], &short).await;
+    let text = common::text(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("scim.token: holds fewer than 32 characters"),
+        "{text}"
+    );
+    assert!(!text.contains("too-short"), "{text}");
+
+    let both = [
+        ("Q_GROUP_SYNC_OKTA__ORG_URL", "https://acme.okta.com"),
+        ("Q_GROUP_SYNC_SCIM__TOKEN", SCIM_TOKEN),
+    ];
+    let out = common::run_binary(&h.config, &["check-config"], &both).await;
+    let text = common::text(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("[okta] and [scim] are both set"), "{text}");
+}
