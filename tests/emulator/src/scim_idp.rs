@@ -845,33 +845,57 @@ impl ScimIdp {
         Ok(())
     }
 
-    /// The sequence every IdP test runs, in this IdP's shapes: connection test; five users
-    /// provisioned (looked up, then created); two groups pushed; members added and removed; a
-    /// member list replaced; a group renamed; an email changed; a user deactivated and another
-    /// reactivated after a deactivation; a user deleted (Okta: deactivated); a group deleted.
-    pub async fn lifecycle(&mut self, domain: &str) -> Result<(), IdpError> {
-        self.test_connection().await?;
-        for who in ["ana", "bo", "cy", "dee", "eve"] {
-            self.provision_user(&Person::new(who, domain)).await?;
-        }
+    /// The sequence every IdP test runs, in this IdP's shapes, as [`STEPS`] steps (a test
+    /// waits for Q to catch up after each, so every change meets groups Q already holds):
+    /// 0: connection test; five users provisioned (looked up, then created); three groups
+    /// pushed. 1: members added and removed; a member list replaced. 2: a group renamed; an
+    /// email changed. 3: a user deactivated, another deactivated and reactivated; a user
+    /// deleted (Okta: deactivated). 4: a group deleted.
+    pub async fn lifecycle_step(&mut self, step: usize, domain: &str) -> Result<(), IdpError> {
         let u = |who: &str| format!("{who}@{domain}");
         let (ana, bo, cy, dee, eve) = (u("ana"), u("bo"), u("cy"), u("dee"), u("eve"));
-        self.push_group("Engineering", &[&ana, &bo, &cy]).await?;
-        self.push_group("Sales", &[&dee]).await?;
-        self.push_group("Temporary", &[&eve]).await?;
-        self.add_members("Sales", &[&eve, &ana]).await?;
-        self.remove_members("Engineering", &[&bo]).await?;
-        self.replace_members("Sales", &[&dee, &bo]).await?;
-        self.rename_group("Engineering", "Engineering Team").await?;
-        self.change_email(&cy, &format!("cy.new@{domain}")).await?;
-        self.set_active(&dee, false).await?;
-        self.set_active(&bo, false).await?;
-        self.set_active(&bo, true).await?;
-        self.delete_user(&eve).await?;
-        self.delete_group("Temporary").await?;
+        match step {
+            0 => {
+                self.test_connection().await?;
+                for who in ["ana", "bo", "cy", "dee", "eve"] {
+                    self.provision_user(&Person::new(who, domain)).await?;
+                }
+                self.push_group("Engineering", &[&ana, &bo, &cy]).await?;
+                self.push_group("Sales", &[&dee]).await?;
+                self.push_group("Temporary", &[&eve]).await?;
+            }
+            1 => {
+                self.add_members("Sales", &[&eve, &ana]).await?;
+                self.remove_members("Engineering", &[&bo]).await?;
+                self.replace_members("Sales", &[&dee, &bo]).await?;
+            }
+            2 => {
+                self.rename_group("Engineering", "Engineering Team").await?;
+                self.change_email(&cy, &format!("cy.new@{domain}")).await?;
+            }
+            3 => {
+                self.set_active(&dee, false).await?;
+                self.set_active(&bo, false).await?;
+                self.set_active(&bo, true).await?;
+                self.delete_user(&eve).await?;
+            }
+            4 => self.delete_group("Temporary").await?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Every step of [`ScimIdp::lifecycle_step`] at once.
+    pub async fn lifecycle(&mut self, domain: &str) -> Result<(), IdpError> {
+        for step in 0..STEPS {
+            self.lifecycle_step(step, domain).await?;
+        }
         Ok(())
     }
 }
+
+/// The steps of [`ScimIdp::lifecycle_step`].
+pub const STEPS: usize = 5;
 
 /// A list answer must be a SCIM `ListResponse`.
 fn check_list(v: &Value, request: &str) -> Result<(), IdpError> {
