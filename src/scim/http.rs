@@ -197,6 +197,7 @@ async fn log(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status().as_u16();
     let ms = started.elapsed().as_millis() as u64;
+    crate::metrics::scim_request(method.as_str(), &route, status);
     if status >= 500 {
         tracing::warn!(%method, route, status, ms, "SCIM request failed");
     } else if status >= 400 || method != Method::GET {
