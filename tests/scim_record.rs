@@ -871,6 +871,63 @@ async fn writes_survive_a_reopen(s: Subject) {
     assert_eq!(heads[0].members_updated, at(1));
 }
 
+/// Two handles on one record (two replicas sharing PostgreSQL, two connections to one SQLite
+/// file) writing at once: one user per userName, every member added, one sequence number per
+/// committed write.
+async fn concurrent_writes_from_two_handles_keep_every_rule(s: Subject) {
+    let (a, b) = match (s.open().await, s.open().await) {
+        (Some(a), Some(b)) => (Record::Backend(a), Record::Backend(b)),
+        _ => {
+            let mem = std::sync::Arc::new(MemScim::new());
+            (Record::Mem(mem.clone()), Record::Mem(mem))
+        }
+    };
+    for i in 0..10 {
+        a.create_user(at(0), &format!("u-{i}"), user(&format!("user{i}")))
+            .await
+            .unwrap();
+    }
+    b.create_group(at(1), "g-1", group("Eng"), BTreeSet::new())
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let r = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            r.create_user(at(2), &format!("dup-{i}"), user("Same"))
+                .await
+                .map(|_| ())
+        }));
+    }
+    for i in 0..10 {
+        let r = if i % 2 == 0 { b.clone() } else { a.clone() };
+        tasks.push(tokio::spawn(async move {
+            r.update_group(at(3), "g-1", add(&[&format!("u-{i}")]), false)
+                .await
+                .map(|_| ())
+        }));
+    }
+    let mut created = 0;
+    let mut conflicts = 0;
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await.unwrap() {
+            Ok(()) if i < 20 => created += 1,
+            Ok(()) => {}
+            Err(e) if i < 20 && scim_type(&e).0 == 409 => conflicts += 1,
+            Err(e) => panic!("write {i} failed: {e}"),
+        }
+    }
+    assert_eq!((created, conflicts), (1, 19));
+    let members = a.directory_members("g-1").await.unwrap().unwrap();
+    assert_eq!(members.len(), 10);
+    assert_eq!(b.change_seq().await.unwrap(), 10 + 1 + 1 + 10);
+    let heads = b.directory_groups().await.unwrap();
+    assert!(
+        heads[0].members_updated >= at(3) + chrono::TimeDelta::milliseconds(9),
+        "each change has a time of its own"
+    );
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -909,4 +966,5 @@ contract!(
     the_directory_sees_every_member_and_change,
     large_groups_change_by_the_members_named,
     writes_survive_a_reopen,
+    concurrent_writes_from_two_handles_keep_every_rule,
 );

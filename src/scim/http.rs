@@ -120,15 +120,16 @@ impl ScimSettings {
 struct Scim<R> {
     record: Arc<R>,
     /// SHA-256 of the token: compared in constant time, and the token itself is not kept.
-    token_digest: [u8; 32],
+    /// `None` for an empty token: every request is refused.
+    token_digest: Option<[u8; 32]>,
     body_limit: usize,
     base_url: Option<String>,
     clock: Arc<dyn Clock>,
     hook: ChangeHook,
 }
 
-/// The SCIM routes under [`BASE_PATH`], every one behind the token. `clock` stamps writes;
-/// `hook` runs after each committed write.
+/// The SCIM routes under [`BASE_PATH`], every one behind the token (an empty token refuses
+/// every request). `clock` stamps writes; `hook` runs after each committed write.
 pub fn router<R: ScimRecord + 'static>(
     record: Arc<R>,
     settings: ScimSettings,
@@ -137,7 +138,9 @@ pub fn router<R: ScimRecord + 'static>(
 ) -> Router {
     let state = Arc::new(Scim {
         record,
-        token_digest: Sha256::digest(settings.token.expose_secret().as_bytes()).into(),
+        token_digest: Some(settings.token.expose_secret().trim())
+            .filter(|t| !t.is_empty())
+            .map(|t| Sha256::digest(t.as_bytes()).into()),
         body_limit: settings.body_limit,
         base_url: settings
             .base_url
@@ -221,10 +224,13 @@ async fn guard<R: ScimRecord + 'static>(
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("Bearer"))
         .map(|(_, token)| token.trim());
-    let ok = presented.is_some_and(|t| {
-        let digest: [u8; 32] = Sha256::digest(t.as_bytes()).into();
-        constant_time_eq::constant_time_eq_32(&digest, &s.token_digest)
-    });
+    let ok = match (presented.filter(|t| !t.is_empty()), &s.token_digest) {
+        (Some(t), Some(expected)) => {
+            let digest: [u8; 32] = Sha256::digest(t.as_bytes()).into();
+            constant_time_eq::constant_time_eq_32(&digest, expected)
+        }
+        _ => false,
+    };
     if !ok {
         let mut r = error(&ScimError::unauthorized(
             "missing or wrong bearer token (Authorization: Bearer <token>)",

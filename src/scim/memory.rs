@@ -425,11 +425,14 @@ impl ScimRecord for MemScim {
         since: DateTime<Utc>,
     ) -> Result<Vec<DirectoryUser>, RecordError> {
         let s = self.lock();
-        Ok(s.users
+        let mut users: Vec<DirectoryUser> = s
+            .users
             .iter()
             .filter(|(_, u)| u.last_modified >= since)
             .map(|(id, u)| u.to_directory(id))
-            .collect())
+            .collect();
+        users.sort_by(|a, b| (a.last_modified, &a.id).cmp(&(b.last_modified, &b.id)));
+        Ok(users)
     }
 
     async fn groups_of_user(&self, user_id: &str) -> Result<Vec<GroupHead>, RecordError> {

@@ -44,13 +44,17 @@ impl Answer {
 }
 
 async fn start() -> Server {
+    start_with(TOKEN).await
+}
+
+async fn start_with(token: &str) -> Server {
     let record = Arc::new(FlakyScim::default());
     let changes = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&changes);
     let app = router(
         Arc::clone(&record),
         ScimSettings {
-            token: SecretString::from(TOKEN),
+            token: SecretString::from(token),
             body_limit: LIMIT,
             base_url: None,
         },
@@ -239,6 +243,17 @@ async fn every_endpoint_needs_the_token_before_its_body_is_read() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn an_empty_token_lets_nobody_in() {
+    let s = start_with(" ").await;
+    for token in [None, Some(""), Some(" "), Some(TOKEN)] {
+        let a = s
+            .send(Method::GET, "/ServiceProviderConfig", None, token)
+            .await;
+        assert!(a.is_error(401, None), "{token:?}");
+    }
 }
 
 #[tokio::test]

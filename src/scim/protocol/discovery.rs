@@ -4,7 +4,6 @@
 use serde_json::{Value, json};
 
 use super::list::{MAX_RESULTS, list_response};
-use super::patch::MAX_OPERATIONS;
 use super::schema::{ENTERPRISE_ATTRS, EXTERNAL_ID, ResourceKind, render_schema};
 use super::{URN_ENTERPRISE_USER, URN_GROUP, URN_USER};
 
@@ -29,7 +28,6 @@ pub fn service_provider_config(base: &str) -> Value {
             "resourceType": "ServiceProviderConfig",
             "location": format!("{base}/ServiceProviderConfig"),
         },
-        "x-maxOperationsPerPatch": MAX_OPERATIONS,
     })
 }
 

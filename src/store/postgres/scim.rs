@@ -873,7 +873,7 @@ impl ScimRecord for PostgresStore {
         Ok(self
             .scim_rows(
                 &tx,
-                &format!("SELECT {DIRECTORY_USER} FROM {{s}}.scim_users WHERE last_modified >= $1 ORDER BY id"),
+                &format!("SELECT {DIRECTORY_USER} FROM {{s}}.scim_users WHERE last_modified >= $1 ORDER BY last_modified, id"),
                 &[&since],
             )
             .await?

@@ -25,6 +25,34 @@ const DIRECTORY_USER: &str = "id, user_name, email, active, deleted, last_modifi
 const GROUP: &str = "id, attrs, created, last_modified, version";
 const HEAD: &str = "id, display_name, last_updated, members_updated";
 
+// The statements on the paths an IdP's push takes once per user or member; each is answered
+// by an index (the tests below check the query plans), so a push of 10,000 users never scans.
+const USER_BY_ID: &str = "SELECT id, attrs, created, last_modified, version FROM scim_users
+    WHERE id = ?1 AND deleted = 0";
+const USERS_BY_NAME: &str = "SELECT id, attrs, created, last_modified, version FROM scim_users
+    WHERE deleted = 0 AND user_name_key = ?1 ORDER BY id";
+const USERS_BY_EXTERNAL_ID: &str = "SELECT id, attrs, created, last_modified, version
+    FROM scim_users WHERE deleted = 0 AND external_id = ?1 ORDER BY id";
+const USER_NAME_TAKEN: &str =
+    "SELECT 1 FROM scim_users WHERE user_name_key = ?1 AND deleted = 0 AND id <> ?2";
+const LIVE_USER_EXISTS: &str = "SELECT 1 FROM scim_users WHERE id = ?1 AND deleted = 0";
+const DISPLAY_NAME_TAKEN: &str =
+    "SELECT 1 FROM scim_groups WHERE display_name_key = ?1 AND id <> ?2";
+const GROUPS_BY_NAME: &str = "SELECT id, attrs, created, last_modified, version FROM scim_groups
+    WHERE display_name_key = ?1";
+const MEMBER_ADD: &str = "INSERT INTO scim_members (group_id, user_id) VALUES (?1, ?2)
+    ON CONFLICT (group_id, user_id) DO NOTHING";
+const MEMBER_REMOVE: &str = "DELETE FROM scim_members WHERE group_id = ?1 AND user_id = ?2";
+const USERS_SINCE: &str = "SELECT id, user_name, email, active, deleted, last_modified
+    FROM scim_users WHERE last_modified >= ?1 ORDER BY last_modified, id";
+const LIVE_MEMBERS: &str = "SELECT m.user_id FROM scim_members m
+    JOIN scim_users u ON u.id = m.user_id WHERE m.group_id = ?1 AND u.deleted = 0";
+const DIRECTORY_MEMBERS: &str = "SELECT u.id, u.user_name, u.email, u.active, u.deleted,
+    u.last_modified FROM scim_members m JOIN scim_users u ON u.id = m.user_id
+    WHERE m.group_id = ?1 ORDER BY u.id";
+const GROUPS_OF_USER: &str = "SELECT g.id, g.display_name, g.last_updated, g.members_updated
+    FROM scim_members m JOIN scim_groups g ON g.id = m.group_id WHERE m.user_id = ?1 ORDER BY g.id";
+
 fn db<'a>(p: &'a str, op: &'static str) -> impl Fn(rusqlite::Error) -> RecordError + 'a {
     move |e| RecordError::Store(classify(p, op, e))
 }
@@ -166,14 +194,7 @@ fn rows<T>(
 }
 
 fn live_user(conn: &Connection, p: &str, id: &str) -> Result<Option<ScimUser>, RecordError> {
-    Ok(rows(
-        conn,
-        p,
-        &format!("SELECT {USER} FROM scim_users WHERE id = ?1 AND deleted = 0"),
-        params![id],
-        user_row,
-    )?
-    .pop())
+    Ok(rows(conn, p, USER_BY_ID, params![id], user_row)?.pop())
 }
 
 fn user_name_taken(
@@ -182,14 +203,10 @@ fn user_name_taken(
     key: &str,
     except: &str,
 ) -> Result<bool, RecordError> {
-    conn.query_row(
-        "SELECT 1 FROM scim_users WHERE user_name_key = ?1 AND deleted = 0 AND id <> ?2",
-        params![key, except],
-        |_| Ok(()),
-    )
-    .optional()
-    .map(|o| o.is_some())
-    .map_err(db(p, "check userName"))
+    conn.query_row(USER_NAME_TAKEN, params![key, except], |_| Ok(()))
+        .optional()
+        .map(|o| o.is_some())
+        .map_err(db(p, "check userName"))
 }
 
 fn display_name_taken(
@@ -198,14 +215,10 @@ fn display_name_taken(
     key: &str,
     except: &str,
 ) -> Result<bool, RecordError> {
-    conn.query_row(
-        "SELECT 1 FROM scim_groups WHERE display_name_key = ?1 AND id <> ?2",
-        params![key, except],
-        |_| Ok(()),
-    )
-    .optional()
-    .map(|o| o.is_some())
-    .map_err(db(p, "check displayName"))
+    conn.query_row(DISPLAY_NAME_TAKEN, params![key, except], |_| Ok(()))
+        .optional()
+        .map(|o| o.is_some())
+        .map_err(db(p, "check displayName"))
 }
 
 fn write_user(
@@ -272,14 +285,9 @@ fn read_group(
 
 /// The live users in a group.
 fn live_members(conn: &Connection, p: &str, id: &str) -> Result<BTreeSet<String>, RecordError> {
-    Ok(rows(
-        conn,
-        p,
-        "SELECT m.user_id FROM scim_members m JOIN scim_users u ON u.id = m.user_id
-         WHERE m.group_id = ?1 AND u.deleted = 0",
-        params![id],
-        |p, r| r.get::<_, String>(0).map_err(db(p, "read SCIM members")),
-    )?
+    Ok(rows(conn, p, LIVE_MEMBERS, params![id], |p, r| {
+        r.get::<_, String>(0).map_err(db(p, "read SCIM members"))
+    })?
     .into_iter()
     .collect())
 }
@@ -290,7 +298,7 @@ fn check_members<'a>(
     ids: impl Iterator<Item = &'a String>,
 ) -> Result<(), RecordError> {
     let mut stmt = tx
-        .prepare_cached("SELECT 1 FROM scim_users WHERE id = ?1 AND deleted = 0")
+        .prepare_cached(LIVE_USER_EXISTS)
         .map_err(db(p, "check members"))?;
     for id in ids {
         let found = stmt
@@ -336,10 +344,7 @@ fn apply_members(
     let mut changed = 0;
     {
         let mut ins = tx
-            .prepare_cached(
-                "INSERT INTO scim_members (group_id, user_id) VALUES (?1, ?2)
-                 ON CONFLICT (group_id, user_id) DO NOTHING",
-            )
+            .prepare_cached(MEMBER_ADD)
             .map_err(db(p, "add SCIM members"))?;
         for id in &add {
             changed += ins
@@ -347,7 +352,7 @@ fn apply_members(
                 .map_err(db(p, "add SCIM members"))?;
         }
         let mut del = tx
-            .prepare_cached("DELETE FROM scim_members WHERE group_id = ?1 AND user_id = ?2")
+            .prepare_cached(MEMBER_REMOVE)
             .map_err(db(p, "remove SCIM members"))?;
         for id in &remove {
             changed += del
@@ -482,27 +487,13 @@ impl ScimRecord for SqliteStore {
                     .as_ref()
                     .and_then(|f| f.index_hint(ResourceKind::User))
                 {
-                    Some(IndexHint::Id(v)) => rows(
-                        conn,
-                        p,
-                        &format!("{select} AND id = ?1 ORDER BY id"),
-                        params![v],
-                        user_row,
-                    )?,
-                    Some(IndexHint::UserName(v)) => rows(
-                        conn,
-                        p,
-                        &format!("{select} AND user_name_key = ?1 ORDER BY id"),
-                        params![fold(&v)],
-                        user_row,
-                    )?,
-                    Some(IndexHint::ExternalId(v)) => rows(
-                        conn,
-                        p,
-                        &format!("{select} AND external_id = ?1 ORDER BY id"),
-                        params![v],
-                        user_row,
-                    )?,
+                    Some(IndexHint::Id(v)) => rows(conn, p, USER_BY_ID, params![v], user_row)?,
+                    Some(IndexHint::UserName(v)) => {
+                        rows(conn, p, USERS_BY_NAME, params![fold(&v)], user_row)?
+                    }
+                    Some(IndexHint::ExternalId(v)) => {
+                        rows(conn, p, USERS_BY_EXTERNAL_ID, params![v], user_row)?
+                    }
                     Some(IndexHint::DisplayName(_)) => Vec::new(),
                     None if query.filter.is_none() => {
                         let total: i64 = conn
@@ -695,13 +686,9 @@ impl ScimRecord for SqliteStore {
                         params![v],
                         group_row,
                     )?,
-                    Some(IndexHint::DisplayName(v)) => rows(
-                        conn,
-                        p,
-                        &format!("{select} AND display_name_key = ?1"),
-                        params![fold(&v)],
-                        group_row,
-                    )?,
+                    Some(IndexHint::DisplayName(v)) => {
+                        rows(conn, p, GROUPS_BY_NAME, params![fold(&v)], group_row)?
+                    }
                     Some(IndexHint::ExternalId(v)) => rows(
                         conn,
                         p,
@@ -800,16 +787,7 @@ impl ScimRecord for SqliteStore {
                 if exists.is_none() {
                     return Ok(None);
                 }
-                rows(
-                    conn,
-                    p,
-                    "SELECT u.id, u.user_name, u.email, u.active, u.deleted, u.last_modified
-                     FROM scim_members m JOIN scim_users u ON u.id = m.user_id
-                     WHERE m.group_id = ?1 ORDER BY u.id",
-                    params![id],
-                    directory_row,
-                )
-                .map(Some)
+                rows(conn, p, DIRECTORY_MEMBERS, params![id], directory_row).map(Some)
             })
             .await?
             .flatten())
@@ -822,15 +800,7 @@ impl ScimRecord for SqliteStore {
         // Times are stored as fixed-width RFC 3339 text, so text order is time order.
         let since = ts(since);
         Ok(self
-            .scim(move |conn, p| {
-                rows(
-                    conn,
-                    p,
-                    &format!("SELECT {DIRECTORY_USER} FROM scim_users WHERE last_modified >= ?1 ORDER BY id"),
-                    params![since],
-                    directory_row,
-                )
-            })
+            .scim(move |conn, p| rows(conn, p, USERS_SINCE, params![since], directory_row))
             .await?
             .unwrap_or_default())
     }
@@ -838,17 +808,7 @@ impl ScimRecord for SqliteStore {
     async fn groups_of_user(&self, user_id: &str) -> Result<Vec<GroupHead>, RecordError> {
         let id = user_id.to_owned();
         Ok(self
-            .scim(move |conn, p| {
-                rows(
-                    conn,
-                    p,
-                    "SELECT g.id, g.display_name, g.last_updated, g.members_updated
-                     FROM scim_members m JOIN scim_groups g ON g.id = m.group_id
-                     WHERE m.user_id = ?1 ORDER BY g.id",
-                    params![id],
-                    head_row,
-                )
-            })
+            .scim(move |conn, p| rows(conn, p, GROUPS_OF_USER, params![id], head_row))
             .await?
             .unwrap_or_default())
     }
@@ -883,5 +843,53 @@ impl ScimRecord for SqliteStore {
             })
             .await?
             .unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// How SQLite runs `sql`: the `detail` column of `EXPLAIN QUERY PLAN`, joined.
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("explain");
+        let n = stmt.parameter_count();
+        let params: Vec<String> = (0..n).map(|i| format!("p{i}")).collect();
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(params.iter()), |r| {
+                r.get::<_, String>(3)
+            })
+            .expect("plan");
+        rows.map(|r| r.expect("row")).collect::<Vec<_>>().join("; ")
+    }
+
+    #[test]
+    fn the_statements_of_a_push_use_an_index() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = SqliteStore::open(&dir.path().join("s.db")).expect("open");
+        let conn = store.conn.as_ref().expect("writable");
+        let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+        for sql in [
+            USER_BY_ID,
+            USERS_BY_NAME,
+            USERS_BY_EXTERNAL_ID,
+            USER_NAME_TAKEN,
+            LIVE_USER_EXISTS,
+            DISPLAY_NAME_TAKEN,
+            GROUPS_BY_NAME,
+            MEMBER_ADD,
+            MEMBER_REMOVE,
+            USERS_SINCE,
+            GROUPS_OF_USER,
+            LIVE_MEMBERS,
+            DIRECTORY_MEMBERS,
+        ] {
+            let how = plan(&conn, sql);
+            // SEARCH is an index lookup; SCAN (even "USING INDEX") reads every row.
+            let scans = how.split("; ").any(|step| step.starts_with("SCAN"));
+            assert!(!scans, "{sql}\n  is run as: {how}");
+        }
     }
 }
