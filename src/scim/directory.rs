@@ -101,9 +101,8 @@ fn group(h: GroupHead) -> OktaGroup {
 /// unread, the pass goes on), retried by the next pass. The cause is logged here.
 fn source_error(what: &'static str, e: RecordError) -> SourceError {
     tracing::warn!(read = what, error = %crate::error::error_chain(&e), "reading the SCIM record failed");
-    SourceError::Server {
-        path: format!("the SCIM record ({what})"),
-        status: 503,
+    SourceError::Record {
+        what: what.to_owned(),
     }
 }
 
