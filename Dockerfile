@@ -40,7 +40,8 @@ COPY --from=build --chown=65532:65532 /src/out/var/lib/q-group-sync /var/lib/q-g
 USER 65532:65532
 VOLUME ["/var/lib/q-group-sync"]
 ENV Q_GROUP_SYNC_CONFIG=/etc/q-group-sync/config.toml
-# /metrics, /livez, /readyz, /status and POST /sync (server.listen).
-EXPOSE 9090
+# /metrics, /livez, /readyz, /status and POST /sync (server.listen); the SCIM listener
+# (scim.listen) when the source is [scim].
+EXPOSE 9090 8443
 ENTRYPOINT ["/q-group-sync"]
 CMD ["serve"]

@@ -8,11 +8,13 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::SystemClock;
-use crate::config::{Config, ConfigError, StateBackend};
+use crate::config::{Config, ConfigError, ScimUserId, Source, StateBackend};
+use crate::directory::Directory;
 use crate::engine::{Engine, EngineSettings, Mode, Verify};
 use crate::leader::Leadership;
 use crate::plan::safety::SafetyPolicy;
 use crate::plan::{Policy, Rules};
+use crate::scim::{ScimDirectory, UserIdSource};
 use crate::sink::QBusinessSink;
 use crate::source::okta::events::{FeedSettings, OktaChangeFeed};
 use crate::source::okta::{OktaSettings, OktaSource};
@@ -58,7 +60,8 @@ pub fn engine_settings(config: &Config) -> Result<EngineSettings, ConfigError> {
                 crate::config::LargeGroups::S3 => crate::plan::LargeGroups::File,
             },
         },
-        read_concurrency: config.okta.max_concurrency * 2,
+        // SCIM reads are local (the snapshot store): the Okta default's concurrency is plenty.
+        read_concurrency: config.okta.as_ref().map_or(8, |o| o.max_concurrency * 2),
         write_concurrency: config.qbusiness.max_concurrency,
         safety: SafetyPolicy::from_config(&config.safety),
         verify: Verify {
@@ -81,10 +84,9 @@ fn confirm_within(grace: std::time::Duration) -> std::time::Duration {
     grace.saturating_sub((grace / 4).min(std::time::Duration::from_secs(2)))
 }
 
-/// The production engine: Okta over HTTP, Q Business through the SDK, the configured snapshot.
-/// The Okta client is shared (by reference count) with the System Log poller, so both draw on
-/// one rate-limit budget.
-pub type ProductEngine = Engine<Arc<OktaSource>, QBusinessSink, Backend>;
+/// The production engine: the configured source (Okta over HTTP, or the stored SCIM pushes),
+/// Q Business through the SDK, the configured snapshot.
+pub type ProductEngine = Engine<Directory<Backend>, QBusinessSink, Backend>;
 
 /// The snapshot store as configured (`state.backend`), and this process's leadership.
 pub struct OpenedState {
@@ -166,12 +168,11 @@ pub struct Built {
 /// Builds the engine over an opened snapshot store, and the System Log feed if enabled.
 pub fn build(config: &Config, sink: QBusinessSink, store: Backend) -> anyhow::Result<Built> {
     let settings = engine_settings(config)?;
-    let source = Arc::new(
-        OktaSource::new(OktaSettings::from_config(config)?).context("starting the Okta client")?,
-    );
-    let feed = config.okta.events.enabled.then(|| {
+    let source = directory(config, &store)?;
+    let events = config.okta.as_ref().is_some_and(|o| o.events.enabled);
+    let feed = source.okta().filter(|_| events).map(|okta| {
         OktaChangeFeed::new(
-            Arc::clone(&source),
+            Arc::clone(okta),
             FeedSettings::from_config(config),
             Arc::new(SystemClock),
         )
@@ -187,4 +188,21 @@ pub fn build_engine(
     store: Backend,
 ) -> anyhow::Result<ProductEngine> {
     Ok(build(config, sink, store)?.engine)
+}
+
+/// The configured source over `store` (where SCIM pushes are kept).
+pub fn directory(config: &Config, store: &Backend) -> anyhow::Result<Directory<Backend>> {
+    Ok(match config.source()? {
+        Source::Okta(_) => Directory::Okta(Arc::new(
+            OktaSource::new(OktaSettings::from_config(config)?)
+                .context("starting the Okta client")?,
+        )),
+        Source::Scim(scim) => Directory::Scim(ScimDirectory::new(
+            store.clone(),
+            match scim.user_id {
+                ScimUserId::Email => UserIdSource::Email,
+                ScimUserId::UserName => UserIdSource::UserName,
+            },
+        )),
+    })
 }

@@ -66,10 +66,23 @@ pub fn readable_by_others(path: &Path) -> Option<u32> {
 /// `server.admin_token_file`, `state.url_file`), by key.
 pub fn secret_files(config: &Config) -> Vec<(&'static str, &Path)> {
     [
-        ("okta.api_token_file", config.okta.api_token_file.as_deref()),
+        (
+            "okta.api_token_file",
+            config
+                .okta
+                .as_ref()
+                .and_then(|o| o.api_token_file.as_deref()),
+        ),
         (
             "okta.private_key_file",
-            config.okta.private_key_file.as_deref(),
+            config
+                .okta
+                .as_ref()
+                .and_then(|o| o.private_key_file.as_deref()),
+        ),
+        (
+            "scim.token_file",
+            config.scim.as_ref().and_then(|s| s.token_file.as_deref()),
         ),
         (
             "server.admin_token_file",

@@ -44,6 +44,7 @@ pub const EVENT_DEADLINES: &str = "q_group_sync_event_deadlines_total";
 pub const LEADER: &str = "q_group_sync_leader";
 pub const LEADERSHIP_CHANGES: &str = "q_group_sync_leadership_changes_total";
 pub const LEADER_LOCK_WAIT: &str = "q_group_sync_leader_lock_wait_seconds";
+pub const SCIM_REQUESTS: &str = "q_group_sync_scim_requests_total";
 
 /// Histogram buckets for pass and phase durations (seconds): a pass takes from under a second
 /// (no change) to tens of minutes (first sync of a large org at Okta's rate limit).
@@ -270,6 +271,30 @@ pub fn describe() {
         TRIGGERS,
         "Pass requests received, by source (schedule, startup, admin) and result (started, coalesced, dry_run)."
     );
+    describe_counter!(
+        SCIM_REQUESTS,
+        "SCIM requests answered, by method, route template and status class (2xx, 4xx, 5xx; 401 on its own)."
+    );
+}
+
+/// Records a SCIM request's answer. `route` is the route template (a bounded set).
+pub fn scim_request(method: &str, route: &str, status: u16) {
+    let class = match status {
+        401 => "401",
+        200..=299 => "2xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    let method = match method {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        _ => "other",
+    };
+    counter!(SCIM_REQUESTS, "method" => method, "route" => route.to_owned(), "status" => class)
+        .increment(1);
 }
 
 /// Records a finished pass.

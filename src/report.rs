@@ -26,10 +26,12 @@ pub enum Trigger {
     Takeover,
     /// `reconcile --adopt`.
     Reconcile,
+    /// Changes an IdP pushed to the SCIM listener.
+    Scim,
 }
 
 impl Trigger {
-    pub const ALL: [Trigger; 7] = [
+    pub const ALL: [Trigger; 8] = [
         Trigger::Cli,
         Trigger::Schedule,
         Trigger::Startup,
@@ -37,6 +39,7 @@ impl Trigger {
         Trigger::Events,
         Trigger::Takeover,
         Trigger::Reconcile,
+        Trigger::Scim,
     ];
 
     /// Bounded label for logs, metrics and the run log.
@@ -49,6 +52,7 @@ impl Trigger {
             Trigger::Events => "events",
             Trigger::Takeover => "takeover",
             Trigger::Reconcile => "reconcile",
+            Trigger::Scim => "scim",
         }
     }
 }

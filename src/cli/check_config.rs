@@ -10,13 +10,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::{Exit, engine_settings, open_state};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, ConfigError, OktaAuthMode, StateBackend};
+use crate::config::{
+    Config, ConfigError, OktaAuthMode, OktaConfig, ScimConfig, Source, StateBackend,
+};
 use crate::engine::probe;
 use crate::report::Mode;
 use crate::sink::{QBusinessSink, SinkError, SinkErrorKind, credentials};
 use crate::source::okta::events::{ChangeFeed, FeedSettings, OktaChangeFeed};
 use crate::source::okta::{OktaSettings, OktaSource};
-use crate::source::{SourceError, SourceErrorKind};
+use crate::source::{DirectorySource, SourceError, SourceErrorKind};
 use crate::store::SnapshotStore;
 use crate::store::postgres::PgSettings;
 
@@ -67,14 +69,70 @@ impl Findings {
 
 pub(super) async fn check_config(config: &Config, args: &CheckArgs) -> anyhow::Result<Exit> {
     engine_settings(config)?;
-    let okta_settings = OktaSettings::from_config(config)?;
+    let okta_settings = match config.source()? {
+        Source::Okta(_) => Some(OktaSettings::from_config(config)?),
+        Source::Scim(scim) => {
+            scim.token()?;
+            None
+        }
+    };
     println!("config: ok");
     let mut found = Findings::default();
     check_snapshot(config, &mut found).await?;
-    let source = Arc::new(OktaSource::new(okta_settings).context("starting the Okta client")?);
-    check_okta(config, &source, &mut found).await;
+    match (okta_settings, &config.scim) {
+        (Some(settings), _) => {
+            let okta = config.okta("check-config")?;
+            let source = Arc::new(OktaSource::new(settings).context("starting the Okta client")?);
+            check_okta(config, okta, &source, &mut found).await;
+        }
+        (None, Some(scim)) => check_scim(config, scim, &mut found).await,
+        (None, None) => {}
+    }
     check_qbusiness(config, args, &mut found).await;
     found.exit()
+}
+
+/// The SCIM source's lines: the listener's address can be bound (unless a running `serve`
+/// holds it) and the stored record is readable.
+async fn check_scim(config: &Config, scim: &ScimConfig, found: &mut Findings) {
+    match std::net::TcpListener::bind(scim.listen) {
+        Ok(_) => println!(
+            "scim: ok (token set, {} can be bound; IdPs send https://<host>/scim/v2 through your TLS ingress)",
+            scim.listen
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => println!(
+            "scim: ok (token set; {} is in use, by a running serve or another process)",
+            scim.listen
+        ),
+        Err(e) => {
+            found.failed = true;
+            println!(
+                "scim: FAILED: cannot bind scim.listen {}: {e}; choose a free port this user may bind",
+                scim.listen
+            );
+        }
+    }
+    let state = match open_state(config, Mode::Plan, &CancellationToken::new()).await {
+        Ok(state) => state,
+        Err(e) => {
+            println!("scim record: not checked ({e:#})");
+            return;
+        }
+    };
+    let listed = match crate::app::directory(config, &state.store) {
+        Ok(d) => d
+            .list_groups()
+            .await
+            .map_err(|e| crate::error::error_chain(&e)),
+        Err(e) => Err(format!("{e:#}")),
+    };
+    match listed {
+        Ok(groups) => println!("scim record: ok ({} group(s) pushed so far)", groups.len()),
+        Err(e) => {
+            found.failed = true;
+            println!("scim record: FAILED: {e}");
+        }
+    }
 }
 
 /// Whether the snapshot can be created or opened, and read.
@@ -113,18 +171,23 @@ async fn check_snapshot(config: &Config, found: &mut Findings) -> anyhow::Result
 
 /// Okta: credentials and the group filter, a group's members, the users listing and (when
 /// enabled) the System Log.
-async fn check_okta(config: &Config, source: &Arc<OktaSource>, found: &mut Findings) {
+async fn check_okta(
+    config: &Config,
+    okta: &OktaConfig,
+    source: &Arc<OktaSource>,
+    found: &mut Findings,
+) {
     // With OAuth this first gets a token (client assertion, scopes, DPoP), then lists groups.
-    let credentials = match config.okta.auth {
+    let credentials = match okta.auth {
         OktaAuthMode::Ssws => "token accepted",
-        OktaAuthMode::OAuth if config.okta.dpop => "OAuth token issued (DPoP) and accepted",
+        OktaAuthMode::OAuth if okta.dpop => "OAuth token issued (DPoP) and accepted",
         OktaAuthMode::OAuth => "OAuth token issued and accepted",
     };
     let groups_ok = match source.check().await {
         Ok(_) => {
             println!(
                 "okta: ok ({} reachable, {credentials}, filter accepted)",
-                config.okta.org_url
+                okta.org_url
             );
             true
         }
@@ -150,7 +213,7 @@ async fn check_okta(config: &Config, source: &Arc<OktaSource>, found: &mut Findi
         Err(e) => found.okta_failed("okta users", "users", e),
     }
 
-    if config.okta.events.enabled {
+    if okta.events.enabled {
         let feed = OktaChangeFeed::new(
             Arc::clone(source),
             FeedSettings::from_config(config),
@@ -161,7 +224,7 @@ async fn check_okta(config: &Config, source: &Arc<OktaSource>, found: &mut Findi
             Ok(page) => println!(
                 "okta events: ok (System Log readable, {} relevant event(s) in the last {})",
                 page.events.len(),
-                humantime::format_duration(config.okta.events.lookback)
+                humantime::format_duration(okta.events.lookback)
             ),
             Err(e) => found.okta_failed("okta events", "events", e),
         }

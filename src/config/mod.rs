@@ -12,6 +12,7 @@ mod groups;
 mod okta;
 mod qbusiness;
 mod safety;
+mod scim;
 mod server;
 mod state;
 mod sync;
@@ -35,6 +36,7 @@ pub use okta::{
 };
 pub use qbusiness::{LargeGroups, QBusinessConfig, VerifyMode};
 pub use safety::SafetyConfig;
+pub use scim::{MIN_SCIM_TOKEN_LEN, ScimConfig, ScimUserId};
 pub use server::{DEFAULT_CRON, ScheduleConfig, ServerConfig};
 pub use state::{PgTls, StateBackend, StateConfig};
 pub use sync::SyncConfig;
@@ -60,7 +62,10 @@ impl ConfigError {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    pub okta: OktaConfig,
+    /// Poll Okta's Management API (one source of two; see [`Source`]).
+    pub okta: Option<OktaConfig>,
+    /// Take SCIM pushes from any IdP (the other source).
+    pub scim: Option<ScimConfig>,
     #[serde(default)]
     pub groups: GroupsConfig,
     #[serde(default)]
@@ -127,11 +132,17 @@ impl Config {
             .map_err(|e| ConfigError(describe_figment_error(e)))?;
         check_unchosen_alternatives(&config, |key| figment.find_value(key).is_ok())?;
         // An empty secret (e.g. `VAR=` in an env file) means "not set here".
+        let okta_token = config.okta.as_mut().map(|o| &mut o.api_token);
+        let scim_token = config.scim.as_mut().map(|s| &mut s.token);
         for secret in [
-            &mut config.okta.api_token,
-            &mut config.server.admin_token,
-            &mut config.state.url,
-        ] {
+            okta_token,
+            scim_token,
+            Some(&mut config.server.admin_token),
+            Some(&mut config.state.url),
+        ]
+        .into_iter()
+        .flatten()
+        {
             if secret
                 .as_ref()
                 .is_some_and(|s| s.expose_secret().trim().is_empty())
@@ -147,7 +158,13 @@ impl Config {
     /// `validate`, in file order. No rule spans two sections; one that spans two keys lives
     /// with the section holding both.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.okta.validate()?;
+        self.source()?;
+        if let Some(okta) = &self.okta {
+            okta.validate()?;
+        }
+        if let Some(scim) = &self.scim {
+            scim.validate()?;
+        }
         self.groups.validate()?;
         self.users.validate()?;
         self.qbusiness.validate()?;
@@ -156,10 +173,39 @@ impl Config {
         self.server.validate()
     }
 
+    /// Where groups come from: exactly one of `[okta]` and `[scim]`.
+    pub fn source(&self) -> Result<Source<'_>, ConfigError> {
+        match (&self.okta, &self.scim) {
+            (Some(okta), None) => Ok(Source::Okta(okta)),
+            (None, Some(scim)) => Ok(Source::Scim(scim)),
+            (Some(_), Some(_)) => Err(ConfigError(
+                "[okta] and [scim] are both set: a q-group-sync deployment takes its groups from \
+                 one source (polling Okta, or SCIM pushes from any IdP, Okta included); remove \
+                 one section (or its Q_GROUP_SYNC_OKTA__* / Q_GROUP_SYNC_SCIM__* variables)"
+                    .to_owned(),
+            )),
+            (None, None) => Err(ConfigError(
+                "no source: set [okta] (poll Okta's API; okta.org_url and a token) or [scim] \
+                 (IdPs push users and groups to it; scim.token_file)"
+                    .to_owned(),
+            )),
+        }
+    }
+
+    /// The `[okta]` section, for what only the Okta source has (`what` names it in the error).
+    pub fn okta(&self, what: &str) -> Result<&OktaConfig, ConfigError> {
+        self.okta.as_ref().ok_or_else(|| {
+            ConfigError(format!(
+                "{what} reads Okta's API, and this configuration has no [okta] section (its \
+                 source is [scim])"
+            ))
+        })
+    }
+
     /// The PEM text of `okta.private_key` or `okta.private_key_file` (OAuth only); parsed by the
     /// Okta client.
     pub fn okta_private_key_pem(&self) -> Result<SecretString, ConfigError> {
-        self.okta.private_key_pem()
+        self.okta("the Okta client")?.private_key_pem()
     }
 
     /// The admin token for POST /sync, if one is configured.
@@ -184,8 +230,22 @@ impl Config {
 
     /// The Okta token, read from `okta.api_token` or `okta.api_token_file`.
     pub fn okta_token(&self) -> Result<SecretString, ConfigError> {
-        self.okta.ssws_token()
+        self.okta("the Okta client")?.ssws_token()
     }
+}
+
+/// The configured source of groups.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    /// `[okta]`: passes read Okta's Management API.
+    Okta(&'a OktaConfig),
+    /// `[scim]`: IdPs push to the SCIM listener; passes read what was stored.
+    Scim(&'a ScimConfig),
+}
+
+/// True when `[okta]` is the source and uses this authentication.
+fn okta_auth(c: &Config, auth: OktaAuthMode) -> bool {
+    c.okta.as_ref().is_some_and(|o| o.auth == auth)
 }
 
 /// A key that belongs to one alternative of a choice: `(key, selector, the alternative, whether
@@ -206,22 +266,22 @@ type AlternativeKey = (
 /// are not choices: their settings stay, checked, while off.
 const ALTERNATIVE_KEYS: &[AlternativeKey] = &[
     ("okta.client_id", "okta.auth", "oauth", |c| {
-        c.okta.auth == OktaAuthMode::OAuth
+        okta_auth(c, OktaAuthMode::OAuth)
     }),
     ("okta.private_key_file", "okta.auth", "oauth", |c| {
-        c.okta.auth == OktaAuthMode::OAuth
+        okta_auth(c, OktaAuthMode::OAuth)
     }),
     ("okta.private_key", "okta.auth", "oauth", |c| {
-        c.okta.auth == OktaAuthMode::OAuth
+        okta_auth(c, OktaAuthMode::OAuth)
     }),
     ("okta.key_id", "okta.auth", "oauth", |c| {
-        c.okta.auth == OktaAuthMode::OAuth
+        okta_auth(c, OktaAuthMode::OAuth)
     }),
     ("okta.scopes", "okta.auth", "oauth", |c| {
-        c.okta.auth == OktaAuthMode::OAuth
+        okta_auth(c, OktaAuthMode::OAuth)
     }),
     ("okta.dpop", "okta.auth", "oauth", |c| {
-        c.okta.auth == OktaAuthMode::OAuth
+        okta_auth(c, OktaAuthMode::OAuth)
     }),
     ("state.url", "state.backend", "postgres", |c| {
         c.state.backend == StateBackend::Postgres
@@ -270,10 +330,10 @@ const ALTERNATIVE_KEYS: &[AlternativeKey] = &[
 /// The default alternatives' own keys: ignored, with a warning, when another is chosen.
 const DEFAULT_ALTERNATIVE_KEYS: &[AlternativeKey] = &[
     ("okta.api_token", "okta.auth", "ssws", |c| {
-        c.okta.auth == OktaAuthMode::Ssws
+        okta_auth(c, OktaAuthMode::Ssws)
     }),
     ("okta.api_token_file", "okta.auth", "ssws", |c| {
-        c.okta.auth == OktaAuthMode::Ssws
+        okta_auth(c, OktaAuthMode::Ssws)
     }),
     ("state.path", "state.backend", "sqlite", |c| {
         c.state.backend == StateBackend::Sqlite
@@ -287,9 +347,9 @@ fn check_unchosen_alternatives(
     is_set: impl Fn(&str) -> bool,
 ) -> Result<(), ConfigError> {
     let empty_secret = |key: &str| match key {
-        "okta.api_token" => config.okta.api_token.is_none(),
+        "okta.api_token" => config.okta.as_ref().is_none_or(|o| o.api_token.is_none()),
         "state.url" => config.state.url.is_none(),
-        "okta.private_key" => config.okta.private_key.is_none(),
+        "okta.private_key" => config.okta.as_ref().is_none_or(|o| o.private_key.is_none()),
         _ => false,
     };
     for (key, selector, alternative, chosen) in ALTERNATIVE_KEYS {
@@ -314,7 +374,7 @@ fn check_unchosen_alternatives(
 }
 
 /// Reads a one-line secret from a file (a trailing newline is fine).
-fn read_secret_file(key: &str, path: &Path) -> Result<SecretString, ConfigError> {
+pub(super) fn read_secret_file(key: &str, path: &Path) -> Result<SecretString, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::key(key, format!("cannot read {}: {e}", path.display())))?;
     let secret = text.trim();

@@ -19,6 +19,16 @@ const MINIMAL: &str = r#"
     region = "us-east-1"
 "#;
 
+/// The smallest SCIM-fed config.
+const SCIM_MINIMAL: &str = r#"
+    [scim]
+    token = "0123456789abcdef0123456789abcdef"
+    [qbusiness]
+    application_id = "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"
+    index_id = "bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb"
+    region = "us-east-1"
+"#;
+
 fn parse(toml: &str) -> Result<Config, ConfigError> {
     Config::from_figment(Figment::from(Toml::string(toml)))
 }
@@ -31,13 +41,28 @@ fn example_config_parses() {
         .merge(Serialized::default("okta.api_token", "00example"));
     let config = Config::from_figment(figment).expect("example stays valid");
     let defaults = parse(MINIMAL).expect("minimal parses");
-    assert_eq!(config.okta.page_size, defaults.okta.page_size);
-    assert_eq!(config.okta.member_page_size, defaults.okta.member_page_size);
-    assert_eq!(defaults.okta.member_page_size, 1000);
-    assert_eq!(config.okta.group_filter, defaults.okta.group_filter);
+    assert_eq!(
+        config.okta.as_ref().expect("[okta]").page_size,
+        defaults.okta.as_ref().expect("[okta]").page_size
+    );
+    assert_eq!(
+        config.okta.as_ref().expect("[okta]").member_page_size,
+        defaults.okta.as_ref().expect("[okta]").member_page_size
+    );
+    assert_eq!(
+        defaults.okta.as_ref().expect("[okta]").member_page_size,
+        1000
+    );
+    assert_eq!(
+        config.okta.as_ref().expect("[okta]").group_filter,
+        defaults.okta.as_ref().expect("[okta]").group_filter
+    );
     assert_eq!(config.users.statuses, defaults.users.statuses);
     assert_eq!(config.state.path, defaults.state.path);
-    let (example, default) = (&config.okta.events, &defaults.okta.events);
+    let (example, default) = (
+        &config.okta.as_ref().expect("[okta]").events,
+        &defaults.okta.as_ref().expect("[okta]").events,
+    );
     assert_eq!(
         (
             example.enabled,
@@ -76,6 +101,10 @@ fn deployment_configs_parse() {
             "kubernetes oauth overlay example",
             include_str!("../../deploy/examples/kubernetes-oauth-overlay/config.toml"),
         ),
+        (
+            "kubernetes scim overlay example",
+            include_str!("../../deploy/examples/kubernetes-scim-overlay/config.toml"),
+        ),
     ] {
         let c = Config::from_figment(Figment::from(Toml::string(text)))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -84,8 +113,11 @@ fn deployment_configs_parse() {
             name.contains("ha"),
             "{name}"
         );
+        assert_eq!(c.scim.is_some(), name.contains("scim"), "{name}");
         assert_eq!(
-            c.okta.auth == OktaAuthMode::OAuth,
+            c.okta
+                .as_ref()
+                .is_some_and(|o| o.auth == OktaAuthMode::OAuth),
             name.contains("oauth"),
             "{name}"
         );
@@ -148,8 +180,11 @@ fn postgres_state_is_checked_and_its_url_is_a_secret() {
 #[test]
 fn defaults_apply() {
     let c = parse(MINIMAL).expect("parses");
-    assert_eq!(c.okta.group_filter, r#"type eq "OKTA_GROUP""#);
-    assert_eq!(c.okta.page_size, 200);
+    assert_eq!(
+        c.okta.as_ref().expect("[okta]").group_filter,
+        r#"type eq "OKTA_GROUP""#
+    );
+    assert_eq!(c.okta.as_ref().expect("[okta]").page_size, 200);
     assert_eq!(c.groups.include, vec!["*"]);
     assert_eq!(c.users.id_attribute, "email");
     assert_eq!(
@@ -238,11 +273,17 @@ fn token_is_not_in_debug() {
 #[test]
 fn okta_auth_defaults_to_ssws_and_oauth_keys_have_defaults() {
     let c = parse(MINIMAL).expect("parses");
-    assert_eq!(c.okta.auth, OktaAuthMode::Ssws);
-    assert_eq!(c.okta.scopes, vec!["okta.groups.read", "okta.users.read"]);
-    assert!(c.okta.dpop);
+    assert_eq!(c.okta.as_ref().expect("[okta]").auth, OktaAuthMode::Ssws);
     assert_eq!(
-        (c.okta.client_id.as_ref(), c.okta.key_id.as_ref()),
+        c.okta.as_ref().expect("[okta]").scopes,
+        vec!["okta.groups.read", "okta.users.read"]
+    );
+    assert!(c.okta.as_ref().expect("[okta]").dpop);
+    assert_eq!(
+        (
+            c.okta.as_ref().expect("[okta]").client_id.as_ref(),
+            c.okta.as_ref().expect("[okta]").key_id.as_ref()
+        ),
         (None, None)
     );
 }
@@ -254,7 +295,7 @@ fn oauth_needs_client_id_and_key_file_but_no_api_token() {
         "auth = \"oauth\"\nclient_id = \"0oa1\"\nprivate_key_file = \"/run/k.pem\"",
     );
     let c = parse(&oauth).expect("oauth parses without an API token");
-    assert_eq!(c.okta.auth, OktaAuthMode::OAuth);
+    assert_eq!(c.okta.as_ref().expect("[okta]").auth, OktaAuthMode::OAuth);
     for (from, to, key) in [
         ("client_id = \"0oa1\"\n", "", "okta.client_id"),
         (
@@ -305,7 +346,15 @@ fn oauth_key_inline_as_pem_text_instead_of_a_file() {
         &format!("auth = \"oauth\"\nclient_id = \"0oa1\"\n{inline}"),
     );
     let c = parse(&oauth).expect("an inline key replaces the key file");
-    assert_eq!(c.okta.private_key_pem().expect("key").expose_secret(), pem);
+    assert_eq!(
+        c.okta
+            .as_ref()
+            .expect("[okta]")
+            .private_key_pem()
+            .expect("key")
+            .expose_secret(),
+        pem
+    );
     // Never shown: not in Debug, not when serialised.
     assert!(!format!("{c:?}").contains("MIGHAgEA"));
     assert!(
@@ -313,7 +362,13 @@ fn oauth_key_inline_as_pem_text_instead_of_a_file() {
             .expect("serialises")
             .contains("MIGHAgEA")
     );
-    match c.okta.credentials().expect("credentials") {
+    match c
+        .okta
+        .as_ref()
+        .expect("[okta]")
+        .credentials()
+        .expect("credentials")
+    {
         OktaCredentials::OAuth {
             private_key_source, ..
         } => assert_eq!(private_key_source, "okta.private_key:"),
@@ -325,7 +380,15 @@ fn oauth_key_inline_as_pem_text_instead_of_a_file() {
         &format!("private_key = '{}'", pem.replace('\n', "\\n")),
     );
     let c = parse(&one_line).expect("one line");
-    assert_eq!(c.okta.private_key_pem().expect("key").expose_secret(), pem);
+    assert_eq!(
+        c.okta
+            .as_ref()
+            .expect("[okta]")
+            .private_key_pem()
+            .expect("key")
+            .expose_secret(),
+        pem
+    );
     // Exactly one of the two; empty is refused; and it is an OAuth key only.
     for (toml, needle) in [
         (
@@ -361,7 +424,7 @@ fn oauth_key_inline_as_pem_text_instead_of_a_file() {
 #[test]
 fn events_default_off_with_documented_defaults() {
     let c = parse(MINIMAL).expect("parses");
-    let e = &c.okta.events;
+    let e = &c.okta.as_ref().expect("[okta]").events;
     assert!(!e.enabled);
     assert_eq!(e.poll_interval(), Duration::from_secs(15));
     assert_eq!(e.max_delay, Duration::from_secs(60));
@@ -371,8 +434,11 @@ fn events_default_off_with_documented_defaults() {
         "{MINIMAL}\n[okta.events]\nenabled = true\npoll_interval = \"5s\"\nmax_delay = \"30s\"\nlookback = \"1h\"\npage_size = 200\n"
     ))
     .expect("parses");
-    assert!(on.okta.events.enabled);
-    assert_eq!(on.okta.events.lookback, Duration::from_secs(3600));
+    assert!(on.okta.as_ref().expect("[okta]").events.enabled);
+    assert_eq!(
+        on.okta.as_ref().expect("[okta]").events.lookback,
+        Duration::from_secs(3600)
+    );
 }
 
 #[test]
@@ -489,9 +555,15 @@ fn max_delay_alone_is_accepted_and_the_poll_interval_follows_it() {
         "{MINIMAL}\n[okta.events]\nenabled = true\nmax_delay = \"5s\"\n"
     ))
     .expect("max_delay alone parses");
-    assert_eq!(c.okta.events.poll_interval(), Duration::from_secs(5));
+    assert_eq!(
+        c.okta.as_ref().expect("[okta]").events.poll_interval(),
+        Duration::from_secs(5)
+    );
     let c = parse(&format!("{MINIMAL}\n[okta.events]\nmax_delay = \"10m\"\n")).expect("parses");
-    assert_eq!(c.okta.events.poll_interval(), Duration::from_secs(15));
+    assert_eq!(
+        c.okta.as_ref().expect("[okta]").events.poll_interval(),
+        Duration::from_secs(15)
+    );
     // Set explicitly, a poll interval over max_delay is still an error.
     let err = parse(&format!(
         "{MINIMAL}\n[okta.events]\nmax_delay = \"5s\"\npoll_interval = \"10s\"\n"
@@ -609,7 +681,10 @@ fn environment_values_are_typed_by_key_and_name_their_variable() {
     .expect("loads");
     assert_eq!(c.groups.name_prefix.as_deref(), Some("0123"));
     assert_eq!(c.groups.exclude, ["Everyone", "Temp *"]);
-    assert_eq!(c.okta.events.poll_interval(), Duration::from_secs(5));
+    assert_eq!(
+        c.okta.as_ref().expect("[okta]").events.poll_interval(),
+        Duration::from_secs(5)
+    );
     assert_eq!(c.okta_token().expect("token").expose_secret(), "00123");
     // A duration's own parser names the variable.
     let err = Config::load_with_env(
@@ -644,6 +719,11 @@ fn the_environment_key_table_matches_the_config() {
         "{MINIMAL}\n[okta.events]\npoll_interval = \"5s\"\n[groups]\nname_prefix = \"x\"\n"
     );
     let value = serde_json::to_value(parse(&toml).expect("parses")).expect("serialises");
+    // The other source's section, from a SCIM config.
+    let scim = parse(SCIM_MINIMAL).expect("parses");
+    let scim = serde_json::to_value(scim.scim).expect("serialises");
+    let mut value = value;
+    value["scim"] = scim;
     let mut leaves = Vec::new();
     fn walk(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, serde_json::Value)>) {
         match v {
@@ -826,4 +906,56 @@ fn take_over_takes_names_and_prefixes_and_names_a_bad_entry() {
             .to_string();
         assert!(err.contains("groups.take_over"), "{err}");
     }
+}
+
+#[test]
+fn one_source_exactly() {
+    let both = format!("{MINIMAL}\n[scim]\ntoken = \"0123456789abcdef0123456789abcdef\"\n");
+    let err = parse(&both).expect_err("both sources").to_string();
+    assert!(err.contains("[okta] and [scim] are both set"), "{err}");
+    let neither = MINIMAL.replace("[okta]", "[ignored]");
+    let neither = neither
+        .lines()
+        .filter(|l| !l.contains("org_url") && !l.contains("api_token") && !l.contains("[ignored]"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let err = parse(&neither).expect_err("no source").to_string();
+    assert!(err.contains("no source: set [okta]"), "{err}");
+    let scim = parse(SCIM_MINIMAL).expect("a SCIM config");
+    assert!(matches!(scim.source(), Ok(crate::config::Source::Scim(_))));
+    assert_eq!(scim.scim.as_ref().map(|s| s.listen.port()), Some(8443));
+    let err = scim.okta("explain").expect_err("no okta").to_string();
+    assert!(err.contains("explain reads Okta's API"), "{err}");
+}
+
+#[test]
+fn scim_token_rules() {
+    let short = SCIM_MINIMAL.replace("0123456789abcdef0123456789abcdef", "short");
+    let err = parse(&short).expect_err("short token").to_string();
+    assert!(err.contains("scim.token: holds fewer than 32"), "{err}");
+    assert!(!err.contains("short"), "the token is never echoed: {err}");
+    let none = SCIM_MINIMAL.replace("token = \"0123456789abcdef0123456789abcdef\"", "");
+    let err = parse(&none).expect_err("no token").to_string();
+    assert!(err.contains("scim.token: missing"), "{err}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("scim-token");
+    std::fs::write(&file, "fedcba9876543210fedcba9876543210\n").expect("write");
+    let from_file = none.replace(
+        "[scim]",
+        &format!(
+            "[scim]\ntoken_file = \"{}\"\nuser_id = \"userName\"",
+            file.display()
+        ),
+    );
+    let c = parse(&from_file).expect("token file");
+    let scim = c.scim.as_ref().expect("scim");
+    assert_eq!(scim.user_id, crate::config::ScimUserId::UserName);
+    use secrecy::ExposeSecret;
+    assert_eq!(
+        scim.token().expect("reads").expose_secret(),
+        "fedcba9876543210fedcba9876543210"
+    );
+    let slow = SCIM_MINIMAL.replace("[scim]", "[scim]\nsettle = \"5s\"\nmax_delay = \"1s\"");
+    let err = parse(&slow).expect_err("max_delay < settle").to_string();
+    assert!(err.contains("scim.max_delay"), "{err}");
 }

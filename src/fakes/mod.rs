@@ -8,11 +8,13 @@ use chrono::{DateTime, TimeZone, Utc};
 use crate::clock::Clock;
 
 mod feed;
+mod scim;
 mod sink;
 mod source;
 mod store;
 
 pub use feed::FakeChangeFeed;
+pub use scim::{FlakyScim, MemScim};
 pub use sink::{MemAccess, RecordingSink};
 pub use source::{MemSource, ReadFault};
 pub use store::MemStore;

@@ -40,6 +40,9 @@ use crate::store::postgres::Elector;
 pub mod feed;
 pub mod http;
 mod queue;
+pub mod scim_wake;
+
+use scim_wake::ScimListener;
 mod status;
 
 pub use queue::{Daemon, Enqueued, PassTicket};
@@ -53,6 +56,8 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let sink = QBusinessSink::from_config(&config.qbusiness).await;
     let opened = open_state(&config, Mode::Apply, &shutdown).await?;
     let leadership = opened.leadership.clone();
+    // The SCIM listener stores pushes in the same store the passes read them from.
+    let scim_record = opened.store.clone();
     let Built { engine, feed } = build(&config, sink, opened.store)?;
     let last_success = engine.last_success().await.context("reading the run log")?;
     let engine_held = engine.held_plan(None).await.context("reading held plans")?;
@@ -82,11 +87,16 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     info!(addr = %addr, "listening");
 
     let runner = tokio::spawn(Arc::clone(&daemon).run());
-    let poller = feed.map(|feed| {
+    let scim = match &config.scim {
+        Some(scim) => Some(ScimListener::start(scim, scim_record, &daemon, &shutdown).await?),
+        None => None,
+    };
+    let events = config.okta.as_ref().map(|o| o.events.clone());
+    let poller = feed.zip(events).map(|(feed, events)| {
         tokio::spawn(feed::run(
             Arc::clone(&daemon),
             feed,
-            config.okta.events.clone(),
+            events,
             {
                 let d = Arc::clone(&daemon);
                 move || d.is_leader()
@@ -146,6 +156,11 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     }
     if let Some(poller) = poller {
         poller.abort();
+    }
+    // Every change stored before this is applied by the next pass (this one's, or the next
+    // start's): the record is the IdP's state.
+    if let Some(scim) = scim {
+        scim.stop().await;
     }
     let drained = tokio::time::timeout(config.server.shutdown_grace, runner).await;
     // Only now is the lock released: writes in flight were recorded under the term.

@@ -73,6 +73,10 @@ pub enum SourceError {
     /// A response body over the cap; not read further.
     #[error("Okta's response for {path} is larger than {limit_mib} MiB; not read further")]
     TooLarge { path: String, limit_mib: usize },
+    /// The SCIM source's stored record could not be read (`[scim]`); the cause is logged where
+    /// it happened. Retried by the next pass.
+    #[error("reading the stored SCIM record ({what}) failed")]
+    Record { what: String },
     /// A listing whose `next` links go on past the page cap.
     #[error(
         "Okta's listing at {path} went on past {pages} pages; stopped (a next link chain that does not end)"
@@ -94,6 +98,7 @@ impl SourceError {
             SourceError::ForeignLink { .. } => SourceErrorKind::ForeignLink,
             SourceError::TooLarge { .. } => SourceErrorKind::TooLarge,
             SourceError::TooManyPages { .. } => SourceErrorKind::TooManyPages,
+            SourceError::Record { .. } => SourceErrorKind::Record,
             SourceError::OAuth(e) => SourceErrorKind::OAuth(e.kind()),
         }
     }
@@ -133,6 +138,8 @@ pub enum SourceErrorKind {
     TooLarge,
     /// `too_many_pages`: a listing past the page cap.
     TooManyPages,
+    /// `record`: the stored SCIM record could not be read.
+    Record,
     /// OAuth (`okta.auth = "oauth"`); labelled by the OAuth kind (`oauth_client`, ...).
     OAuth(oauth::OAuthErrorKind),
 }
@@ -151,6 +158,7 @@ impl SourceErrorKind {
             SourceErrorKind::ForeignLink => "foreign_link",
             SourceErrorKind::TooLarge => "too_large",
             SourceErrorKind::TooManyPages => "too_many_pages",
+            SourceErrorKind::Record => "record",
             SourceErrorKind::OAuth(k) => k.as_str(),
         }
     }

@@ -7,6 +7,7 @@
 
 pub mod codec;
 pub mod postgres;
+mod scim;
 pub mod sqlite;
 
 use std::collections::BTreeMap;

@@ -212,7 +212,10 @@ impl FeedSettings {
             lookback,
             page_size,
             ..
-        } = config.okta.events;
+        } = config
+            .okta
+            .as_ref()
+            .map_or_else(EventsConfig::default, |o| o.events.clone());
         FeedSettings {
             lookback,
             page_size,

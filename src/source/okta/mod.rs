@@ -80,7 +80,7 @@ impl OktaSettings {
     /// Takes `[okta]` and `users.id_attribute` from `config`, reading the token or private key
     /// file now.
     pub fn from_config(config: &Config) -> Result<OktaSettings, ConfigError> {
-        let o = &config.okta;
+        let o = config.okta("the Okta client")?;
         let auth = match o.credentials()? {
             OktaCredentials::Ssws { token } => OktaAuth::Ssws(token),
             OktaCredentials::OAuth {

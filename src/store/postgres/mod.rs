@@ -13,6 +13,7 @@ mod connect;
 mod election;
 mod rows;
 mod schema;
+mod scim;
 
 use crate::store::{HeldPlans, RunLog};
 use schema::MIGRATIONS;

@@ -96,6 +96,54 @@ CREATE TABLE {s}.users (
     q_id    text
 );
 "#,
+    // v4: the SCIM record: users (deleted ones kept as tombstones), groups, memberships, and
+    // the change sequence every SCIM write bumps (its row lock also orders SCIM writes from
+    // every replica). Not fenced by leadership: any replica stores what the IdP pushes.
+    r#"
+CREATE TABLE {s}.scim_seq (
+    id  integer PRIMARY KEY CHECK (id = 1),
+    seq bigint NOT NULL
+);
+INSERT INTO {s}.scim_seq (id, seq) VALUES (1, 0);
+CREATE TABLE {s}.scim_users (
+    id            text PRIMARY KEY,
+    user_name     text NOT NULL,
+    user_name_key text NOT NULL,
+    external_id   text,
+    email         text,
+    email_key     text,
+    active        boolean NOT NULL,
+    deleted       boolean NOT NULL DEFAULT false,
+    attrs         text NOT NULL,
+    created       timestamptz NOT NULL,
+    last_modified timestamptz NOT NULL,
+    version       bigint NOT NULL
+);
+CREATE UNIQUE INDEX scim_users_user_name ON {s}.scim_users (user_name_key) WHERE NOT deleted;
+CREATE INDEX scim_users_user_name_all ON {s}.scim_users (user_name_key);
+CREATE INDEX scim_users_external_id ON {s}.scim_users (external_id);
+CREATE INDEX scim_users_email ON {s}.scim_users (email_key);
+CREATE INDEX scim_users_modified ON {s}.scim_users (last_modified);
+CREATE TABLE {s}.scim_groups (
+    id               text PRIMARY KEY,
+    display_name     text NOT NULL,
+    display_name_key text NOT NULL UNIQUE,
+    external_id      text,
+    attrs            text NOT NULL,
+    created          timestamptz NOT NULL,
+    last_updated     timestamptz NOT NULL,
+    members_updated  timestamptz NOT NULL,
+    last_modified    timestamptz NOT NULL,
+    version          bigint NOT NULL
+);
+CREATE INDEX scim_groups_external_id ON {s}.scim_groups (external_id);
+CREATE TABLE {s}.scim_members (
+    group_id text NOT NULL REFERENCES {s}.scim_groups (id) ON DELETE CASCADE,
+    user_id  text NOT NULL REFERENCES {s}.scim_users (id),
+    PRIMARY KEY (group_id, user_id)
+);
+CREATE INDEX scim_members_user ON {s}.scim_members (user_id);
+"#,
 ];
 
 /// Highest schema version this build understands.

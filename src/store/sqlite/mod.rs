@@ -36,6 +36,7 @@ pub struct SqliteStore {
 }
 
 mod schema;
+mod scim;
 
 pub use schema::SCHEMA_VERSION;
 use schema::{check_ours, migrate};

@@ -93,6 +93,53 @@ CREATE TABLE users (
     q_id    TEXT
 ) WITHOUT ROWID
 "#,
+    // v7: the SCIM record: users (deleted ones kept as tombstones), groups, memberships, and
+    // the change sequence every SCIM write bumps. Times are RFC 3339 text to the millisecond.
+    r#"
+CREATE TABLE scim_seq (
+    id  INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL
+);
+INSERT INTO scim_seq (id, seq) VALUES (1, 0);
+CREATE TABLE scim_users (
+    id            TEXT PRIMARY KEY NOT NULL,
+    user_name     TEXT NOT NULL,
+    user_name_key TEXT NOT NULL,
+    external_id   TEXT,
+    email         TEXT,
+    email_key     TEXT,
+    active        INTEGER NOT NULL,
+    deleted       INTEGER NOT NULL DEFAULT 0,
+    attrs         TEXT NOT NULL,
+    created       TEXT NOT NULL,
+    last_modified TEXT NOT NULL,
+    version       INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX scim_users_user_name ON scim_users (user_name_key) WHERE deleted = 0;
+CREATE INDEX scim_users_user_name_all ON scim_users (user_name_key);
+CREATE INDEX scim_users_external_id ON scim_users (external_id);
+CREATE INDEX scim_users_email ON scim_users (email_key);
+CREATE INDEX scim_users_modified ON scim_users (last_modified);
+CREATE TABLE scim_groups (
+    id               TEXT PRIMARY KEY NOT NULL,
+    display_name     TEXT NOT NULL,
+    display_name_key TEXT NOT NULL UNIQUE,
+    external_id      TEXT,
+    attrs            TEXT NOT NULL,
+    created          TEXT NOT NULL,
+    last_updated     TEXT NOT NULL,
+    members_updated  TEXT NOT NULL,
+    last_modified    TEXT NOT NULL,
+    version          INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX scim_groups_external_id ON scim_groups (external_id);
+CREATE TABLE scim_members (
+    group_id TEXT NOT NULL REFERENCES scim_groups (id) ON DELETE CASCADE,
+    user_id  TEXT NOT NULL REFERENCES scim_users (id),
+    PRIMARY KEY (group_id, user_id)
+) WITHOUT ROWID;
+CREATE INDEX scim_members_user ON scim_members (user_id)
+"#,
 ];
 
 /// Highest schema version this build understands.

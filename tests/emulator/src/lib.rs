@@ -20,6 +20,8 @@
 //!   CheckDocumentAccess.
 //! - [`generate`]: a deterministic org generator ([`generate::org`]), membership churn
 //!   ([`generate::churn`]) and user deactivations ([`generate::deactivate_share`]).
+//! - [`scim_idp`]: SCIM clients that push the way Okta, Microsoft Entra ID and PingFederate do
+//!   ([`scim_idp::ScimIdp`]), with the IdP's own view of what Q Business must hold.
 //! - [`cli`]: the `q-group-sync-emulator` binary (both emulators in one process).
 //! - [`measure`]: runs a child process and reports its wall time, CPU time and peak RSS (for
 //!   the benchmark).
@@ -37,6 +39,7 @@ pub mod oauth;
 pub mod okta;
 pub mod okta_filter;
 pub mod qbusiness;
+pub mod scim_idp;
 mod server;
 pub mod system_log;
 mod timefmt;
