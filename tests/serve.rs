@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::{Harness, TOKEN, expected, text};
+use q_group_sync::clock::{Clock, SystemClock};
 use q_group_sync_emulator::{OktaOptions, OktaOrg, QFault, QFaultAction};
 
 const ADMIN: &str = "admin-token-0123456789abcdef";
@@ -199,7 +200,7 @@ async fn admin_trigger_auth_coalescing_and_dry_run() {
 
 fn chrono_year() -> i32 {
     use chrono::Datelike;
-    chrono::Utc::now().year()
+    SystemClock.now().year()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

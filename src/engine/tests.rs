@@ -12,6 +12,7 @@ use crate::model::{GroupName, OktaGroupId};
 use crate::plan::IssueKind;
 use crate::plan::safety::SafetyPolicy;
 use crate::plan::{Policy, Rules};
+use crate::report::{Mode, Outcome, PassRequest, RunReport, Trigger, UserCheckHow};
 use crate::sink::SinkErrorKind;
 use crate::store::{HoldStatus, SnapshotStore};
 
