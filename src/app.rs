@@ -4,22 +4,51 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::SystemClock;
 use crate::config::{Config, ConfigError, ScimUserId, Source, StateBackend};
 use crate::directory::Directory;
-use crate::engine::{Engine, EngineSettings, Mode, Verify};
+use crate::engine::{Engine, EngineSettings, Verify};
 use crate::leader::Leadership;
 use crate::plan::safety::SafetyPolicy;
 use crate::plan::{Policy, Rules};
+use crate::report::Mode;
 use crate::scim::{ScimDirectory, UserIdSource};
 use crate::sink::QBusinessSink;
 use crate::source::okta::events::{FeedSettings, OktaChangeFeed};
-use crate::source::okta::{OktaSettings, OktaSource};
+use crate::source::okta::{OktaBuildError, OktaSettings, OktaSource};
 use crate::store::postgres::{CommandLease, Elector, PgSettings};
-use crate::store::{Backend, PostgresStore, SqliteStore};
+use crate::store::{Backend, PostgresStore, SqliteStore, StoreError};
+
+/// Why the program could not be wired from its configuration: the step that failed, with the
+/// cause in the chain.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// `key` is the setting that names it: `state.path` or `state.url`.
+    #[error("opening the snapshot ({key})")]
+    Snapshot {
+        key: &'static str,
+        #[source]
+        source: StoreError,
+    },
+    #[error("taking the leader lock for this command")]
+    Leader(#[source] StoreError),
+    #[error("starting the Okta client")]
+    Okta(#[source] OktaBuildError),
+}
+
+impl StartError {
+    /// The configuration error this is, if it is one (exit 2).
+    pub fn config(&self) -> Option<&ConfigError> {
+        match self {
+            StartError::Config(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// How the process ends (besides configuration errors, which exit 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,14 +129,14 @@ impl OpenedState {
     /// One-shot commands that write (`sync`, `approve`, `reconcile --adopt`): with PostgreSQL,
     /// takes the leader lock for the command's duration, or fails naming the replica that
     /// leads. `None` with SQLite (the process always leads).
-    pub async fn lead_for_command(&self) -> anyhow::Result<Option<CommandLease>> {
+    pub async fn lead_for_command(&self) -> Result<Option<CommandLease>, StartError> {
         let Some(settings) = &self.postgres else {
             return Ok(None);
         };
         let lease = Elector::new(settings, self.leadership.clone(), None)
             .acquire()
             .await
-            .context("taking the leader lock for this command")?;
+            .map_err(StartError::Leader)?;
         Ok(Some(lease))
     }
 
@@ -126,7 +155,7 @@ pub async fn open_state(
     config: &Config,
     mode: Mode,
     shutdown: &CancellationToken,
-) -> anyhow::Result<OpenedState> {
+) -> Result<OpenedState, StartError> {
     let replica = config.state.replica_name();
     match config.state.backend {
         StateBackend::Sqlite => {
@@ -134,7 +163,10 @@ pub async fn open_state(
                 Mode::Plan => SqliteStore::open_read_only(&config.state.path),
                 Mode::Apply => SqliteStore::open(&config.state.path),
             }
-            .context("opening the snapshot (state.path)")?;
+            .map_err(|source| StartError::Snapshot {
+                key: "state.path",
+                source,
+            })?;
             Ok(OpenedState {
                 store: Backend::Sqlite(store),
                 leadership: Leadership::always(replica, shutdown),
@@ -148,7 +180,10 @@ pub async fn open_state(
                 Mode::Plan => PostgresStore::open_read_only(&settings, leadership.clone()).await,
                 Mode::Apply => PostgresStore::open(&settings, leadership.clone()).await,
             }
-            .context("opening the snapshot (state.url)")?;
+            .map_err(|source| StartError::Snapshot {
+                key: "state.url",
+                source,
+            })?;
             Ok(OpenedState {
                 store: Backend::Postgres(store),
                 leadership,
@@ -166,7 +201,7 @@ pub struct Built {
 }
 
 /// Builds the engine over an opened snapshot store, and the System Log feed if enabled.
-pub fn build(config: &Config, sink: QBusinessSink, store: Backend) -> anyhow::Result<Built> {
+pub fn build(config: &Config, sink: QBusinessSink, store: Backend) -> Result<Built, StartError> {
     let settings = engine_settings(config)?;
     let source = directory(config, &store)?;
     let events = config.okta.as_ref().is_some_and(|o| o.events.enabled);
@@ -186,16 +221,15 @@ pub fn build_engine(
     config: &Config,
     sink: QBusinessSink,
     store: Backend,
-) -> anyhow::Result<ProductEngine> {
+) -> Result<ProductEngine, StartError> {
     Ok(build(config, sink, store)?.engine)
 }
 
 /// The configured source over `store` (where SCIM pushes are kept).
-pub fn directory(config: &Config, store: &Backend) -> anyhow::Result<Directory<Backend>> {
+pub fn directory(config: &Config, store: &Backend) -> Result<Directory<Backend>, StartError> {
     Ok(match config.source()? {
         Source::Okta(_) => Directory::Okta(Arc::new(
-            OktaSource::new(OktaSettings::from_config(config)?)
-                .context("starting the Okta client")?,
+            OktaSource::new(OktaSettings::from_config(config)?).map_err(StartError::Okta)?,
         )),
         Source::Scim(scim) => Directory::Scim(ScimDirectory::new(
             store.clone(),

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use q_group_sync::cli::{self, Cli};
-use q_group_sync::config::ConfigError;
 use q_group_sync::error::error_chain;
 use q_group_sync::{shutdown, telemetry};
 
@@ -38,7 +37,7 @@ fn main() -> ExitCode {
         match cli::run(cli, token).await {
             Ok(exit) => ExitCode::from(exit.code()),
             Err(err) => {
-                let config = err.downcast_ref::<ConfigError>().is_some();
+                let config = cli::is_config_error(&err);
                 let message = error_chain(err.as_ref());
                 // Once, through the log: one JSON line, or one text line.
                 tracing::error!(error = %message, "{}", if config { "configuration error" } else { "failed" });

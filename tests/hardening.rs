@@ -8,7 +8,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use common::{Harness, TOKEN, TestKey, expected, text};
+use common::{Harness, TOKEN, TestKey, YEARLY, expected, text, yearly_with_admin};
 use q_group_sync_emulator::{OAuthApp, OktaOptions, OktaOrg};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -154,14 +154,7 @@ async fn big_bodies_are_refused_without_being_read() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_without_the_token_names_no_group() {
     let h = Harness::start(org(3, 6)).await;
-    h.add_config(&format!(
-        "\n[schedule]\ncron = \"0 0 0 1 1 *\"\n[server]\nadmin_token = \"{ADMIN}\"\n"
-    ));
-    let s = h.serve(&[]).await;
-    s.wait_status(30, "start-up pass", |st| {
-        st["last_pass"]["outcome"] == "success"
-    })
-    .await;
+    let s = h.serve_synced(&yearly_with_admin(ADMIN), 30).await;
     // A one-group pass leaves a trace naming the group, and a failure with an error text.
     let resp = s
         .http
@@ -311,12 +304,7 @@ async fn a_huge_expires_in_runs_the_pass_normally() {
     assert_eq!(h.q_state(), expected(&org));
 
     // In `serve`: the pass succeeds and the process stays live.
-    h.add_config("\n[schedule]\ncron = \"0 0 0 1 1 *\"\n");
-    let s = h.serve(&[]).await;
-    s.wait_status(30, "start-up pass", |st| {
-        st["last_pass"]["outcome"] == "success"
-    })
-    .await;
+    let s = h.serve_synced(YEARLY, 30).await;
     assert_eq!(s.get("/livez").await.status(), 200);
 }
 

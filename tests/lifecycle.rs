@@ -9,6 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Harness, expected, org_with, text};
+use q_group_sync::clock::{Clock, SystemClock};
 use q_group_sync_emulator::{OktaOrg, OktaStats};
 
 const ADMIN: &str = "admin-token-for-lifecycle-tests";
@@ -36,10 +37,7 @@ fn lifecycle_org() -> OktaOrg {
     );
     // Memberships last changed an hour ago, so the first pass's reads count as current and the
     // following passes read a group only when something tells them to.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = SystemClock.now().timestamp();
     let hour_ago = now - 3600;
     for g in o.groups.values_mut() {
         g.last_membership_updated = hour_ago;

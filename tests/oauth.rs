@@ -7,13 +7,14 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{Harness, TestKey, expected, text};
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use q_group_sync::clock::{Clock, SystemClock};
 use q_group_sync::source::oauth::{ClientKey, OAuthSettings};
 use q_group_sync::source::okta::{OktaAuth, OktaSettings, OktaSource};
 use q_group_sync::source::{DirectorySource, SourceError};
@@ -492,13 +493,7 @@ async fn missing_scope_and_role_are_fatal_oauth_errors() {
 // ---------------------------------------------------------------------------------------------
 
 fn now() -> i64 {
-    i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap()
+    SystemClock.now().timestamp()
 }
 
 fn jti() -> String {

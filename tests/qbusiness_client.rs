@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use figment::Figment;
 use figment::providers::{Format, Toml};
+use q_group_sync::clock::{Clock, SystemClock};
 use q_group_sync::config::Config;
 use q_group_sync::model::{GroupName, Members, UserId};
 use q_group_sync::sink::{DeleteOutcome, GroupSink, QBusinessSink, SinkErrorKind};
@@ -82,7 +83,7 @@ async fn put_replaces_and_delete_removes_names_with_slashes_and_unicode() {
     );
     let call = q.calls().into_iter().find(|c| c.op == "PutGroup").unwrap();
     assert_eq!(call.group.as_deref(), Some(name.as_str()));
-    assert_eq!(sink.check().await.unwrap(), 1);
+    assert_eq!(sink.check(SystemClock.now()).await.unwrap(), 1);
 }
 
 #[tokio::test]

@@ -7,7 +7,8 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{Harness, TOKEN, expected, text};
+use common::{Harness, TOKEN, expected, text, yearly_with_admin};
+use q_group_sync::clock::{Clock, SystemClock};
 use q_group_sync_emulator::{OktaOptions, OktaOrg, QFault, QFaultAction};
 
 const ADMIN: &str = "admin-token-0123456789abcdef";
@@ -42,17 +43,9 @@ fn passes_total(metrics: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_trigger_auth_coalescing_and_dry_run() {
     let h = slow_harness(12).await;
-    h.add_config(&format!(
-        "\n[schedule]\ncron = \"0 0 0 1 1 *\"\n[server]\nadmin_token = \"{ADMIN}\"\n"
-    ));
-    let s = h.serve(&[]).await;
-
     // Not ready until the start-up pass was attempted; then ready for good.
-    let st = s
-        .wait_status(30, "start-up pass", |st| {
-            st["last_pass"]["outcome"] == "success"
-        })
-        .await;
+    let s = h.serve_synced(&yearly_with_admin(ADMIN), 30).await;
+    let st = s.status().await;
     assert_eq!(st["last_pass"]["trigger"], "startup");
     assert_eq!(s.get("/readyz").await.status(), 200);
     assert_eq!(s.get("/livez").await.status(), 200);
@@ -199,7 +192,7 @@ async fn admin_trigger_auth_coalescing_and_dry_run() {
 
 fn chrono_year() -> i32 {
     use chrono::Datelike;
-    chrono::Utc::now().year()
+    SystemClock.now().year()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -370,14 +363,7 @@ async fn a_fresh_serve_exports_every_alerted_series_at_zero() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn livez_stays_up_while_okta_is_down_and_status_names_the_failure() {
     let h = Harness::start(org(2, 3)).await;
-    h.add_config(&format!(
-        "\n[schedule]\ncron = \"0 0 0 1 1 *\"\n[server]\nadmin_token = \"{ADMIN}\"\n"
-    ));
-    let s = h.serve(&[]).await;
-    s.wait_status(20, "start-up pass", |st| {
-        st["last_pass"]["outcome"] == "success"
-    })
-    .await;
+    let s = h.serve_synced(&yearly_with_admin(ADMIN), 20).await;
     let Harness {
         okta,
         q,

@@ -208,7 +208,7 @@ async fn check_okta(
 
     // Every incremental pass lists the users updated since the last one (status and email
     // changes do not show as membership changes).
-    match source.check_users().await {
+    match source.check_users(SystemClock.now()).await {
         Ok(_) => println!("okta users: ok (users listing readable)"),
         Err(e) => found.okta_failed("okta users", "users", e),
     }
@@ -243,7 +243,7 @@ async fn check_qbusiness(config: &Config, args: &CheckArgs, found: &mut Findings
     }
     println!("aws credentials: ok (found by the default chain)");
     let sink = QBusinessSink::from_config(q).await;
-    let reachable = match sink.check().await {
+    let reachable = match sink.check(SystemClock.now()).await {
         Ok(_) => {
             println!(
                 "qbusiness: ok (application {}, index {} reachable, ListGroups allowed)",

@@ -8,9 +8,10 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
-use crate::app::Exit;
-use crate::config::Config;
+use crate::app::{Exit, StartError};
+use crate::config::{Config, ConfigError};
 use crate::report::Mode;
+use crate::serve::ServeError;
 use crate::telemetry::LogFormat;
 
 mod approve;
@@ -107,4 +108,16 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Exit> 
         Command::Reconcile(args) => reconcile::reconcile(&config, &args, shutdown).await,
         Command::Explain(args) => explain::explain(&config, &args, shutdown).await,
     }
+}
+
+/// Whether `err` is bad configuration, exit 2 (as clap's usage errors): a [`ConfigError`],
+/// also as the start-up error of the wiring or the daemon.
+pub fn is_config_error(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<ConfigError>().is_some()
+        || err
+            .downcast_ref::<StartError>()
+            .is_some_and(|e| e.config().is_some())
+        || err
+            .downcast_ref::<ServeError>()
+            .is_some_and(|e| e.config().is_some())
 }

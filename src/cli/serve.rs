@@ -7,5 +7,5 @@ use crate::config::Config;
 
 /// Runs the daemon until `shutdown`, then drains.
 pub(super) async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Result<Exit> {
-    crate::serve::serve(config, shutdown).await
+    Ok(crate::serve::serve(config, shutdown).await?)
 }

@@ -5,6 +5,9 @@
 //!
 //! [`Engine::pass`] lists the steps in the order of ARCHITECTURE.md's data path; each step is a
 //! function of the file that owns it, and takes the pass's context ([`context::Pass`]).
+//!
+//! [`Mode`]: crate::report::Mode
+//! [`Mode::Plan`]: crate::report::Mode::Plan
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,6 +18,7 @@ use crate::clock::Clock;
 use crate::metrics;
 use crate::plan::safety::{self, Managed};
 use crate::plan::{self, Snapshot};
+use crate::report::{PassRequest, RunReport};
 use crate::sink::GroupSink;
 use crate::source::DirectorySource;
 use crate::store::Store;
@@ -37,10 +41,6 @@ mod traces;
 mod users;
 mod write;
 
-pub use crate::error::error_chain;
-pub use crate::report::{
-    Failure, Mode, Outcome, PassRequest, RunReport, Trigger, UserCheck, UserCheckHow,
-};
 use context::Pass;
 pub use error::Error;
 pub use settings::{EngineSettings, Verify};

@@ -7,11 +7,11 @@ use super::*;
 use crate::clock::Clock;
 use crate::config::VerifyMode;
 use crate::fakes::{FixedClock, MemSource, MemStore, ReadFault, RecordingSink};
-use crate::model::Members;
 use crate::model::{GroupName, OktaGroupId};
 use crate::plan::IssueKind;
 use crate::plan::safety::SafetyPolicy;
 use crate::plan::{Policy, Rules};
+use crate::report::{Mode, Outcome, PassRequest, RunReport, Trigger, UserCheckHow};
 use crate::sink::SinkErrorKind;
 use crate::store::{HoldStatus, SnapshotStore};
 
@@ -230,7 +230,7 @@ async fn unauthorized_stops_the_pass_before_any_write() {
 #[tokio::test]
 async fn listing_failure_fails_the_pass() {
     let e = engine(org());
-    *e.source.list_fails.lock().expect("lock") = true;
+    e.source.fail_listing(true);
     let r = sync(&e).await;
     assert_eq!(r.outcome, Outcome::Failed);
     assert!(
@@ -259,7 +259,7 @@ async fn access_denied_stops_further_writes() {
 #[tokio::test]
 async fn store_failure_after_write_stops_and_reports() {
     let e = engine(org());
-    *e.store.fail_records.lock().expect("lock") = true;
+    e.store.fail_writes();
     let r = sync(&e).await;
     assert_eq!(r.outcome, Outcome::Failed);
     assert_eq!(r.error_kind, Some("snapshot"));
@@ -271,13 +271,7 @@ async fn rename_puts_new_name_then_deletes_old() {
     let e = engine(org());
     sync(&e).await;
     e.sink.take_calls();
-    e.source
-        .groups
-        .lock()
-        .expect("lock")
-        .get_mut("g2")
-        .expect("g2")
-        .0 = "Sales EMEA".into();
+    e.source.rename_group("g2", "Sales EMEA");
     let r = sync(&e).await;
     assert_eq!(r.outcome, Outcome::Success);
     assert_eq!(
@@ -294,13 +288,7 @@ async fn failed_rename_put_keeps_the_old_name() {
     let e = engine(org());
     sync(&e).await;
     e.sink.take_calls();
-    e.source
-        .groups
-        .lock()
-        .expect("lock")
-        .get_mut("g2")
-        .expect("g2")
-        .0 = "Sales EMEA".into();
+    e.source.rename_group("g2", "Sales EMEA");
     e.sink.fail("Sales EMEA", SinkErrorKind::Server);
     let r = sync(&e).await;
     assert_eq!(r.outcome, Outcome::Partial);
@@ -314,20 +302,10 @@ async fn failed_rename_put_keeps_the_old_name() {
 #[tokio::test]
 async fn out_of_scope_group_is_deleted_and_foreign_groups_untouched() {
     let e = engine(org());
-    e.sink
-        .groups
-        .lock()
-        .expect("lock")
-        .insert(GroupName::new("Made by hand"), Members::new());
+    e.sink.seed("Made by hand", &[]);
     sync(&e).await;
     e.sink.take_calls();
-    e.source
-        .groups
-        .lock()
-        .expect("lock")
-        .get_mut("g3")
-        .expect("g3")
-        .0 = "skip me".into();
+    e.source.rename_group("g3", "skip me");
     let r = sync(&e).await;
     assert_eq!(r.outcome, Outcome::Success);
     assert_eq!(
@@ -538,13 +516,12 @@ async fn okta_empty_is_held_and_approval_after_recovery_deletes_nothing() {
     let e = guarded(big_org(100));
     sync(&e).await;
     e.sink.take_calls();
-    let saved = e.source.groups.lock().expect("lock").clone();
-    e.source.groups.lock().expect("lock").clear();
+    let saved = e.source.take_groups();
     let r = sync(&e).await;
     assert_eq!(r.outcome, Outcome::Held);
     let id = r.plan.held.as_ref().expect("held").id.clone();
     assert!(e.sink.take_calls().is_empty());
-    *e.source.groups.lock().expect("lock") = saved;
+    e.source.restore_groups(saved);
     let r = e
         .run_once(
             &PassRequest::approve(&id, Trigger::Cli),
@@ -592,11 +569,7 @@ async fn approval_is_refused_when_okta_asks_for_more() {
 #[tokio::test]
 async fn async_failure_is_not_recorded_and_is_retried() {
     let e = engine(org());
-    e.sink
-        .failing_async
-        .lock()
-        .expect("lock")
-        .insert(GroupName::new("Sales"));
+    e.sink.fail_async("Sales");
     let r = sync(&e).await;
     assert_eq!(r.outcome, Outcome::Partial);
     assert_eq!(r.failures[0].kind, "async_failed");
@@ -605,7 +578,7 @@ async fn async_failure_is_not_recorded_and_is_retried() {
         ["Empty", "Engineering"],
         "FAILED is never recorded as applied"
     );
-    e.sink.failing_async.lock().expect("lock").clear();
+    e.sink.heal_async();
     e.sink.take_calls();
     let r = sync(&e).await;
     assert_eq!(r.outcome, Outcome::Success);
@@ -621,10 +594,7 @@ async fn an_unrecorded_write_is_redone_even_when_okta_changed_back() {
     let e = engine(org());
     sync(&e).await;
     // A crash after a put to Sales was sent but before it was recorded: the intent stays.
-    e.store.pending.lock().expect("lock").insert(
-        GroupName::new("Sales"),
-        crate::model::OktaGroupId::new("g2"),
-    );
+    e.store.leave_intent("Sales", "g2");
     e.sink.take_calls();
     let r = sync(&e).await;
     assert_eq!(r.outcome, Outcome::Success);
@@ -635,15 +605,8 @@ async fn an_unrecorded_write_is_redone_even_when_okta_changed_back() {
     );
     // A crash before a new group was recorded, and the group is gone from Okta by now: it is
     // still known to be ours and is deleted.
-    e.store.pending.lock().expect("lock").insert(
-        GroupName::new("Orphan"),
-        crate::model::OktaGroupId::new("g9"),
-    );
-    e.sink
-        .groups
-        .lock()
-        .expect("lock")
-        .insert(GroupName::new("Orphan"), Members::new());
+    e.store.leave_intent("Orphan", "g9");
+    e.sink.seed("Orphan", &[]);
     let r = sync(&e).await;
     assert_eq!(r.outcome, Outcome::Success);
     assert_eq!(
@@ -682,10 +645,8 @@ async fn incremental_reads_skip_groups_okta_reports_unchanged() {
     );
     // A change Okta reports nowhere (neither lastMembershipUpdated nor the user's lastUpdated
     // moves): only the full read catches it.
-    e.source.users.lock().expect("lock").insert(
-        "ana".into(),
-        ("ACTIVE".into(), Some("ana.new@x.test".into())),
-    );
+    e.source
+        .set_user_unreported("ana", "ACTIVE", Some("ana.new@x.test"));
     let r = sync(&e).await;
     assert_eq!(reads(&e), 0);
     assert!(r.plan.is_empty(), "not seen without a full read");
@@ -709,10 +670,8 @@ async fn a_read_too_close_to_the_change_is_read_again() {
     let e = engine(org());
     // Okta says the membership changed a few seconds before this pass: the read might have
     // raced Okta's eventual consistency, so the next pass reads the group again.
-    e.source.updated.lock().expect("lock").insert(
-        "g1".into(),
-        FixedClock.now() - chrono::TimeDelta::seconds(5),
-    );
+    e.source
+        .set_membership_updated("g1", FixedClock.now() - chrono::TimeDelta::seconds(5));
     sync(&e).await;
     reads(&e);
     let r = sync(&e).await;
@@ -848,10 +807,7 @@ async fn held_removals_still_write_the_newcomers_chunk() {
     assert_eq!(sync(&e).await.outcome, Outcome::Success);
     // 30 of 45 leave (held: over the removal limit) and one joins (applied).
     e.source
-        .users
-        .lock()
-        .expect("lock")
-        .insert("new".into(), ("ACTIVE".into(), Some("new@x.test".into())));
+        .set_user_unreported("new", "ACTIVE", Some("new@x.test"));
     let mut keep: Vec<String> = (30..45).map(|i| format!("u{i}")).collect();
     keep.push("new".into());
     let refs: Vec<&str> = keep.iter().map(String::as_str).collect();
@@ -1031,7 +987,7 @@ async fn a_failed_users_listing_is_said_and_retried() {
     let e = settled(lifecycle_org()).await;
     e.source
         .set_user("ana", "DEPROVISIONED", Some("ana@x.test"));
-    *e.source.users_list_fails.lock().expect("lock") = true;
+    e.source.fail_users_listing(true);
     let r = sync(&e).await;
     assert!(r.users.error.is_some());
     let text = r.plan.to_string();
@@ -1042,7 +998,7 @@ async fn a_failed_users_listing_is_said_and_retried() {
     );
     assert_eq!(e.sink.members("Board"), Some(vec!["ana@x.test".into()]));
     // Okta answers again: the change is found (the check did not move on without it).
-    *e.source.users_list_fails.lock().expect("lock") = false;
+    e.source.fail_users_listing(false);
     sync(&e).await;
     assert_eq!(e.sink.members("Board"), Some(vec![]));
 }
@@ -1517,11 +1473,7 @@ async fn reconcile_adopts_what_looks_managed_under_its_own_run() {
     let e = engine(org());
     // A lost snapshot: Q Business has groups q-group-sync made, the snapshot knows none.
     for name in ["Engineering", "Sales", "Made by hand"] {
-        e.sink
-            .groups
-            .lock()
-            .expect("lock")
-            .insert(GroupName::new(name), Members::new());
+        e.sink.seed(name, &[]);
     }
     let look = reconcile::ReconcileRequest::default();
     let found = e.reconcile(&look).await.expect("reconcile");

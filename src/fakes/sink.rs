@@ -106,6 +106,15 @@ impl RecordingSink {
         lock(&self.failing).clear();
     }
 
+    /// Makes puts to `group` accepted but then reported FAILED (and without effect).
+    pub fn fail_async(&self, group: &str) {
+        lock(&self.failing_async).insert(GroupName::new(group));
+    }
+
+    pub fn heal_async(&self) {
+        lock(&self.failing_async).clear();
+    }
+
     /// Makes every PutGroup wait for a permit of the returned semaphore (one per put).
     pub fn hold_puts(&self) -> Arc<Semaphore> {
         let gate = Arc::new(Semaphore::new(0));

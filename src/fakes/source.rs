@@ -97,6 +97,45 @@ impl MemSource {
         lock(&self.groups).remove(id);
     }
 
+    /// Renames group `id` in Okta; its id and members stay.
+    pub fn rename_group(&self, id: &str, name: &str) {
+        lock(&self.groups)
+            .get_mut(id)
+            .expect("a group of this directory")
+            .0 = name.into();
+    }
+
+    /// Takes every group out of the directory (Okta looks empty); returns them for
+    /// [`MemSource::restore_groups`].
+    pub fn take_groups(&self) -> BTreeMap<String, (String, BTreeSet<String>)> {
+        std::mem::take(&mut *lock(&self.groups))
+    }
+
+    pub fn restore_groups(&self, groups: BTreeMap<String, (String, BTreeSet<String>)>) {
+        *lock(&self.groups) = groups;
+    }
+
+    /// Changes a user's status or email without Okta reporting it anywhere: neither its
+    /// `lastUpdated` nor its groups' `lastMembershipUpdated` moves.
+    pub fn set_user_unreported(&self, id: &str, status: &str, email: Option<&str>) {
+        lock(&self.users).insert(id.into(), (status.into(), email.map(Into::into)));
+    }
+
+    /// Sets group `id`'s `lastMembershipUpdated`.
+    pub fn set_membership_updated(&self, id: &str, at: DateTime<Utc>) {
+        lock(&self.updated).insert(id.into(), at);
+    }
+
+    /// Makes the groups listing fail (503) while `fails`.
+    pub fn fail_listing(&self, fails: bool) {
+        *lock(&self.list_fails) = fails;
+    }
+
+    /// Makes the users listing fail (503) while `fails`.
+    pub fn fail_users_listing(&self, fails: bool) {
+        *lock(&self.users_list_fails) = fails;
+    }
+
     pub fn fail(&self, id: &str, fault: ReadFault) {
         lock(&self.failing).insert(id.into(), fault);
     }

@@ -44,6 +44,16 @@ impl MemStore {
             .collect()
     }
 
+    /// Makes every write fail (a full disk) from now on.
+    pub fn fail_writes(&self) {
+        *lock(&self.fail_records) = true;
+    }
+
+    /// Leaves a write intent behind, as a crash between a write and its record does.
+    pub fn leave_intent(&self, group: &str, okta_id: &str) {
+        lock(&self.pending).insert(GroupName::new(group), OktaGroupId::new(okta_id));
+    }
+
     fn writable(&self) -> Result<(), StoreError> {
         if *lock(&self.fail_records) {
             Err(StoreError::Task("disk full (injected)".into()))

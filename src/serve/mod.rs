@@ -16,25 +16,26 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context;
 use chrono::{DateTime, Utc};
 use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
-use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::app::{Built, Exit, ProductEngine, build, open_state};
+use crate::app::{Built, Exit, ProductEngine, StartError, build, open_state};
 use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
-use crate::engine::{Mode, NoProgress, PassRequest, RunReport};
+use crate::config::{Config, ConfigError};
+use crate::engine::NoProgress;
 use crate::leader::{LeaderInfo, LeaderView, Leadership};
 use crate::metrics;
 use crate::report::Trigger;
+use crate::report::{Mode, PassRequest, RunReport};
 use crate::sink::QBusinessSink;
+use crate::store::StoreError;
 use crate::store::postgres::Elector;
 
 pub mod feed;
@@ -48,19 +49,54 @@ mod status;
 pub use queue::{Daemon, Enqueued, PassTicket};
 pub use status::{HeldView, LastPass, PassCounts, PublicStatus, Status};
 
+/// Why `serve` could not start: the step that failed, with the cause in the chain.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("installing the metrics recorder: {0}")]
+    Metrics(String),
+    #[error("reading the run log")]
+    RunLog(#[source] StoreError),
+    #[error("reading held plans")]
+    HeldPlans(#[source] StoreError),
+    #[error("binding server.listen {0}")]
+    Bind(std::net::SocketAddr, #[source] std::io::Error),
+    #[error("reading the bound address")]
+    Address(#[source] std::io::Error),
+    /// Creating, filling or starting the scheduler; the text says which.
+    #[error("{0}")]
+    Schedule(String, #[source] JobSchedulerError),
+}
+
+impl ServeError {
+    /// The configuration error this is, if it is one (exit 2).
+    pub fn config(&self) -> Option<&ConfigError> {
+        match self {
+            ServeError::Config(e) => Some(e),
+            ServeError::Start(e) => e.config(),
+            _ => None,
+        }
+    }
+}
+
 /// Runs `serve` until `shutdown` is cancelled, then drains within `server.shutdown_grace`.
-pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Result<Exit> {
+pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<Exit, ServeError> {
     let admin_token = config.admin_token()?;
-    let handle =
-        metrics::install().map_err(|e| anyhow::anyhow!("installing the metrics recorder: {e}"))?;
+    let handle = metrics::install().map_err(ServeError::Metrics)?;
     let sink = QBusinessSink::from_config(&config.qbusiness).await;
     let opened = open_state(&config, Mode::Apply, &shutdown).await?;
     let leadership = opened.leadership.clone();
     // The SCIM listener stores pushes in the same store the passes read them from.
     let scim_record = opened.store.clone();
     let Built { engine, feed } = build(&config, sink, opened.store)?;
-    let last_success = engine.last_success().await.context("reading the run log")?;
-    let engine_held = engine.held_plan(None).await.context("reading held plans")?;
+    let last_success = engine.last_success().await.map_err(ServeError::RunLog)?;
+    let engine_held = engine
+        .held_plan(None)
+        .await
+        .map_err(ServeError::HeldPlans)?;
     let cron = config.schedule.cron_with_seconds();
     let daemon = Daemon::new(
         engine,
@@ -69,7 +105,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         Some(handle.clone()),
         config.schedule.cron.clone(),
         shutdown.clone(),
-    )?;
+    );
     let held = engine_held.map(|r| HeldView::new(&r.held, r.created_at));
     metrics::held(held.as_ref().map_or((0, 0), |h| (h.deletes, h.removals)));
     {
@@ -82,8 +118,8 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
 
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
-        .with_context(|| format!("binding server.listen {}", config.server.listen))?;
-    let addr = listener.local_addr().context("reading the bound address")?;
+        .map_err(|e| ServeError::Bind(config.server.listen, e))?;
+    let addr = listener.local_addr().map_err(ServeError::Address)?;
     info!(addr = %addr, "listening");
 
     let runner = tokio::spawn(Arc::clone(&daemon).run());
@@ -189,10 +225,11 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
 }
 
 /// Starts the cron job that queues scheduled passes.
-async fn start_scheduler(daemon: &Arc<Daemon>, cron: &str) -> anyhow::Result<JobScheduler> {
+async fn start_scheduler(daemon: &Arc<Daemon>, cron: &str) -> Result<JobScheduler, ServeError> {
+    let failed = |what: String| move |e| ServeError::Schedule(what, e);
     let scheduler = JobScheduler::new()
         .await
-        .context("creating the scheduler")?;
+        .map_err(failed("creating the scheduler".into()))?;
     let d = Arc::clone(daemon);
     let job = Job::new_async(cron, move |_id, _lock| {
         let d = Arc::clone(&d);
@@ -200,12 +237,15 @@ async fn start_scheduler(daemon: &Arc<Daemon>, cron: &str) -> anyhow::Result<Job
             d.enqueue(Trigger::Schedule, None);
         })
     })
-    .with_context(|| format!("schedule.cron {cron:?}"))?;
+    .map_err(failed(format!("schedule.cron {cron:?}")))?;
     scheduler
         .add(job)
         .await
-        .context("adding the scheduled job")?;
-    scheduler.start().await.context("starting the scheduler")?;
+        .map_err(failed("adding the scheduled job".into()))?;
+    scheduler
+        .start()
+        .await
+        .map_err(failed("starting the scheduler".into()))?;
     daemon.scheduler_alive.store(true, Ordering::SeqCst);
     info!(cron, next = ?crate::schedule::next_fire(&daemon.cron, daemon.clock.now()), "schedule started");
     Ok(scheduler)

@@ -79,9 +79,9 @@ impl Daemon {
         metrics: Option<PrometheusHandle>,
         schedule: crate::schedule::Schedule,
         shutdown: CancellationToken,
-    ) -> anyhow::Result<Arc<Daemon>> {
+    ) -> Arc<Daemon> {
         let cron = schedule.cron().clone();
-        Ok(Arc::new(Daemon {
+        Arc::new(Daemon {
             engine: Arc::new(engine),
             leadership,
             state: Mutex::new(State::default()),
@@ -96,7 +96,7 @@ impl Daemon {
             clock: Arc::new(SystemClock),
             schedule: schedule.with_seconds().to_owned(),
             cron,
-        }))
+        })
     }
 
     /// The engine passes run on.
@@ -324,8 +324,8 @@ impl Daemon {
                     "stopped: {why}; the new leader finishes the pass ({})",
                     report.error.as_deref().unwrap_or("no error before")
                 ));
-                if report.outcome != crate::engine::Outcome::Failed {
-                    report.outcome = crate::engine::Outcome::Failed;
+                if report.outcome != crate::report::Outcome::Failed {
+                    report.outcome = crate::report::Outcome::Failed;
                 }
             }
             if let Some(deadline) = ticket.events_deadline {
@@ -341,7 +341,7 @@ impl Daemon {
                 let mut state = self.state();
                 state.running = None;
                 let full = report.group.is_none() && ticket.approve.is_none();
-                if report.outcome == crate::engine::Outcome::Success && full {
+                if report.outcome == crate::report::Outcome::Success && full {
                     state.last_success = Some(report.finished_at);
                 }
                 if report.error.is_none() && (full || ticket.approve.is_some()) {
@@ -519,7 +519,7 @@ impl Drop for AliveGuard {
 /// Says whether an events pass synced its changes by `deadline` (`okta.events.max_delay` after
 /// the oldest of them): a metric always, a warning when it did not.
 fn report_deadline(report: &RunReport, deadline: DateTime<Utc>) {
-    let synced = report.outcome == crate::engine::Outcome::Success;
+    let synced = report.outcome == crate::report::Outcome::Success;
     let met = synced && report.finished_at <= deadline;
     metrics::event_deadline(met);
     if !met {

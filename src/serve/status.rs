@@ -70,7 +70,7 @@ pub struct LastPass {
     /// failures; `reconcile --adopt` or `groups.take_over` lets q-group-sync manage them).
     pub not_owned: Vec<String>,
     /// How the pass checked users' status and id changes.
-    pub users: crate::engine::UserCheck,
+    pub users: crate::report::UserCheck,
     /// When the next full member read is due.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_full_read_at: Option<DateTime<Utc>>,

@@ -6,7 +6,7 @@
 //! limiter adds nothing but latency, while standard mode's jittered exponential backoff and
 //! retry quota are exactly what a batch writer needs.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aws_sdk_qbusiness::Client;
 use aws_sdk_qbusiness::config::http::HttpResponse;
@@ -297,32 +297,15 @@ impl QBusinessSink {
         }
     }
 
-    /// Every group name in the index (ListGroups, all pages), for `reconcile`.
-    pub async fn list_group_names(&self) -> Result<Vec<GroupName>, SinkError> {
-        let until = list_cutoff(Utc::now());
-        let mut names = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self.list_groups_page(until, token.take()).await?;
-            names.extend(page.names);
-            match page.next {
-                Some(t) => token = Some(t),
-                None => break,
-            }
-        }
-        names.sort();
-        names.dedup();
-        Ok(names)
-    }
-
-    /// Read-only reachability check for `check-config`: one ListGroups call with one result.
-    pub async fn check(&self) -> Result<usize, SinkError> {
+    /// Read-only reachability check for `check-config`: one ListGroups call with one result,
+    /// of the groups updated before `now`.
+    pub async fn check(&self, now: DateTime<Utc>) -> Result<usize, SinkError> {
         let mut req = self
             .client
             .list_groups()
             .application_id(&self.target.application_id)
             .index_id(&self.target.index_id)
-            .updated_earlier_than(AwsDateTime::from(SystemTime::now()))
+            .updated_earlier_than(AwsDateTime::from_millis(now.timestamp_millis()))
             .max_results(1);
         if let Some(ds) = &self.target.data_source_id {
             req = req.data_source_id(ds);

@@ -294,7 +294,28 @@ impl Served {
     }
 }
 
+/// A `[schedule]` that fires on 1 January only: the passes of a test run at start-up and on
+/// demand.
+pub const YEARLY: &str = "\n[schedule]\ncron = \"0 0 0 1 1 *\"\n";
+
+/// [`YEARLY`] with `[server] admin_token = token`.
+pub fn yearly_with_admin(token: &str) -> String {
+    format!("{YEARLY}[server]\nadmin_token = \"{token}\"\n")
+}
+
 impl Harness {
+    /// Adds `toml` to the config, starts `serve` (as [`Harness::serve`]) and waits up to
+    /// `secs` for its start-up pass to succeed.
+    pub async fn serve_synced(&self, toml: &str, secs: u64) -> Served {
+        self.add_config(toml);
+        let s = self.serve(&[]).await;
+        s.wait_status(secs, "start-up pass", |st| {
+            st["last_pass"]["outcome"] == "success"
+        })
+        .await;
+        s
+    }
+
     /// Starts `serve` with `server.listen = 127.0.0.1:0` and waits for its address. Without
     /// an admin token in the config or `env`, it gets [`DEFAULT_ADMIN`].
     pub async fn serve(&self, env: &[(&str, &str)]) -> Served {

@@ -4,6 +4,8 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use q_group_sync::clock::{Clock, SystemClock};
+
 /// The server's URL. Under CI (`CI` set) a missing URL fails the test; elsewhere the test is
 /// skipped with a line saying so.
 pub fn url(test: &str) -> Option<String> {
@@ -24,10 +26,7 @@ pub fn url(test: &str) -> Option<String> {
 /// A schema name no other test (or run) uses.
 pub fn schema(test: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
+    let nanos = SystemClock.now().timestamp_subsec_nanos();
     let name: String = test
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '_')

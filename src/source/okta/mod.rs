@@ -336,10 +336,11 @@ impl OktaSource {
         url
     }
 
-    /// One read-only `GET /api/v1/users?limit=1&filter=…` (for `check-config`): proves the
-    /// token may list users (`okta.users.read`), which every incremental pass needs.
-    pub async fn check_users(&self) -> Result<usize, SourceError> {
-        let url = self.users_url(Utc::now(), 1);
+    /// One read-only `GET /api/v1/users?limit=1&filter=…` for the users updated since `now`
+    /// (for `check-config`): proves the token may list users (`okta.users.read`), which every
+    /// incremental pass needs.
+    pub async fn check_users(&self, now: DateTime<Utc>) -> Result<usize, SourceError> {
+        let url = self.users_url(now, 1);
         let attr = self.id_attribute.as_str();
         let parse = |body: &[u8]| parse_members(body, attr);
         match self.fetch_page(&url, &parse).await? {
