@@ -206,12 +206,12 @@ impl ScimRecord for Record {
     {
         each!(self, r => r.update_user(at, id, update))
     }
-    async fn delete_user(
+    async fn remove_user(
         &self,
         at: DateTime<Utc>,
         id: &str,
     ) -> Result<q_group_sync::scim::Written<()>, RecordError> {
-        each!(self, r => r.delete_user(at, id))
+        each!(self, r => r.remove_user(at, id))
     }
     async fn query_users(
         &self,
@@ -249,12 +249,12 @@ impl ScimRecord for Record {
     {
         each!(self, r => r.update_group(at, id, update, members))
     }
-    async fn delete_group(
+    async fn remove_group(
         &self,
         at: DateTime<Utc>,
         id: &str,
     ) -> Result<q_group_sync::scim::Written<()>, RecordError> {
-        each!(self, r => r.delete_group(at, id))
+        each!(self, r => r.remove_group(at, id))
     }
     async fn query_groups(
         &self,
@@ -399,9 +399,9 @@ async fn users_are_created_changed_and_deleted(s: Subject) {
         assert_eq!(w.value.attrs.user_name(), "ana");
 
         // Delete: 404 afterwards, a second delete is 404 too, and the userName is free.
-        r.delete_user(at(20), "u-bo").await.unwrap();
+        r.remove_user(at(20), "u-bo").await.unwrap();
         assert!(r.get_user("u-bo").await.unwrap().is_none());
-        let e = r.delete_user(at(21), "u-bo").await.unwrap_err();
+        let e = r.remove_user(at(21), "u-bo").await.unwrap_err();
         assert_eq!(scim_type(&e).0, 404);
         let e = r
             .update_user(at(21), "u-bo", UserUpdate::Replace(user("bo")))
@@ -427,7 +427,7 @@ async fn users_are_listed_filtered_and_paged(s: Subject) {
                 .await
                 .unwrap();
         }
-        r.delete_user(at(30), "u-24").await.unwrap();
+        r.remove_user(at(30), "u-24").await.unwrap();
         let p = r
             .query_users(&query(None, ResourceKind::User, 11, 10))
             .await
@@ -692,10 +692,10 @@ async fn groups_keep_members_and_names(s: Subject) {
         assert_eq!(p.total, 1);
 
         // Delete: 404 afterwards; its memberships go with it.
-        r.delete_group(at(50), "g-1").await.unwrap();
+        r.remove_group(at(50), "g-1").await.unwrap();
         assert!(r.get_group("g-1", true).await.unwrap().is_none());
         assert_eq!(
-            scim_type(&r.delete_group(at(51), "g-1").await.unwrap_err()).0,
+            scim_type(&r.remove_group(at(51), "g-1").await.unwrap_err()).0,
             404
         );
         assert_eq!(
@@ -736,7 +736,7 @@ async fn the_directory_sees_every_member_and_change(s: Subject) {
         r.update_user(at(10), "u-bo", UserUpdate::Patch(deactivate))
             .await
             .unwrap();
-        r.delete_user(at(20), "u-cy").await.unwrap();
+        r.remove_user(at(20), "u-cy").await.unwrap();
 
         let members = r.directory_members("g-1").await.unwrap().unwrap();
         let flags: Vec<(&str, bool, bool)> = members

@@ -14,7 +14,7 @@ mod source;
 mod store;
 
 pub use feed::FakeChangeFeed;
-pub use scim::{FlakyScim, MemScim};
+pub use scim::FlakyScim;
 pub use sink::{MemAccess, RecordingSink};
 pub use source::{MemSource, ReadFault};
 pub use store::MemStore;

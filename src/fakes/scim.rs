@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
 
-pub use crate::scim::MemScim;
+use crate::scim::MemScim;
 use crate::scim::protocol::{GroupAttrs, ListQuery, Page, ScimGroup, ScimUser, UserAttrs};
 use crate::scim::{
     DirectoryUser, GroupHead, GroupUpdate, RecordError, ScimRecord, UserUpdate, Written,
@@ -62,9 +62,9 @@ impl ScimRecord for FlakyScim {
         self.inner.update_user(at, id, update).await
     }
 
-    async fn delete_user(&self, at: DateTime<Utc>, id: &str) -> Result<Written<()>, RecordError> {
+    async fn remove_user(&self, at: DateTime<Utc>, id: &str) -> Result<Written<()>, RecordError> {
         self.check()?;
-        self.inner.delete_user(at, id).await
+        self.inner.remove_user(at, id).await
     }
 
     async fn query_users(&self, query: &ListQuery) -> Result<Page<ScimUser>, RecordError> {
@@ -97,9 +97,9 @@ impl ScimRecord for FlakyScim {
         self.inner.update_group(at, id, update, members).await
     }
 
-    async fn delete_group(&self, at: DateTime<Utc>, id: &str) -> Result<Written<()>, RecordError> {
+    async fn remove_group(&self, at: DateTime<Utc>, id: &str) -> Result<Written<()>, RecordError> {
         self.check()?;
-        self.inner.delete_group(at, id).await
+        self.inner.remove_group(at, id).await
     }
 
     async fn query_groups(

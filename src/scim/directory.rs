@@ -208,10 +208,11 @@ mod tests {
     use crate::engine::{
         Engine, EngineSettings, Mode, NoProgress, Outcome, PassRequest, RunReport, Trigger, Verify,
     };
-    use crate::fakes::{FixedClock, MemScim, MemStore, RecordingSink};
+    use crate::fakes::{FixedClock, MemStore, RecordingSink};
     use crate::model::GroupName;
     use crate::plan::safety::SafetyPolicy;
     use crate::plan::{Policy, Rules};
+    use crate::scim::MemScim;
     use crate::scim::protocol::{GroupAttrs, MemberChange, ResourceKind, UserAttrs, parse_patch};
     use crate::scim::record::{GroupAttrsUpdate, GroupUpdate, UserUpdate};
 
@@ -434,7 +435,7 @@ mod tests {
         assert_eq!(w.sink.take_calls().len(), 2);
 
         // A deleted user leaves every group.
-        w.record.delete_user(w.now(), "u-cy").await.expect("delete");
+        w.record.remove_user(w.now(), "u-cy").await.expect("delete");
         let r = w.pass().await;
         assert_eq!(r.outcome, Outcome::Success, "{r:?}");
         assert_eq!(w.q("Ops"), Some(vec!["ana.lima@x.test".into()]));
@@ -489,7 +490,7 @@ mod tests {
         // The IdP deletes most groups (an admin unassigning them from the app).
         for g in 0..30 {
             w.record
-                .delete_group(w.now(), &format!("g-{g:02}"))
+                .remove_group(w.now(), &format!("g-{g:02}"))
                 .await
                 .expect("delete");
         }
@@ -515,7 +516,7 @@ mod tests {
         // A single deletion is under the limits: applied at once.
         w.sink.take_calls();
         w.record
-            .delete_group(w.now(), "g-39")
+            .remove_group(w.now(), "g-39")
             .await
             .expect("delete");
         let r = w.pass().await;

@@ -523,7 +523,7 @@ async fn delete_user<R: ScimRecord + 'static>(
     State(s): State<Arc<Scim<R>>>,
     Path(id): Path<String>,
 ) -> Response {
-    let w = stored!(s.record.delete_user(s.now(), &id));
+    let w = stored!(s.record.remove_user(s.now(), &id));
     s.changed(ResourceKind::User, ChangeOp::Delete, &id, w.seq);
     StatusCode::NO_CONTENT.into_response()
 }
@@ -642,7 +642,7 @@ async fn delete_group<R: ScimRecord + 'static>(
     State(s): State<Arc<Scim<R>>>,
     Path(id): Path<String>,
 ) -> Response {
-    let w = stored!(s.record.delete_group(s.now(), &id));
+    let w = stored!(s.record.remove_group(s.now(), &id));
     s.changed(ResourceKind::Group, ChangeOp::Delete, &id, w.seq);
     StatusCode::NO_CONTENT.into_response()
 }

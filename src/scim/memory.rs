@@ -210,7 +210,7 @@ impl ScimRecord for MemScim {
         })
     }
 
-    async fn delete_user(&self, at: DateTime<Utc>, id: &str) -> Result<Written<()>, RecordError> {
+    async fn remove_user(&self, at: DateTime<Utc>, id: &str) -> Result<Written<()>, RecordError> {
         let mut s = self.lock();
         if s.live_user(id).is_none() {
             return Err(RecordError::user_not_found(id));
@@ -352,7 +352,7 @@ impl ScimRecord for MemScim {
         })
     }
 
-    async fn delete_group(&self, _at: DateTime<Utc>, id: &str) -> Result<Written<()>, RecordError> {
+    async fn remove_group(&self, _at: DateTime<Utc>, id: &str) -> Result<Written<()>, RecordError> {
         let mut s = self.lock();
         if s.groups.remove(id).is_none() {
             return Err(RecordError::group_not_found(id));

@@ -173,7 +173,7 @@ pub trait ScimRecord: Send + Sync {
 
     /// Deletes a user: the resource answers 404 from then on, but a tombstone and the user's
     /// memberships stay, so the directory reports them as a deprovisioned member.
-    fn delete_user(
+    fn remove_user(
         &self,
         at: DateTime<Utc>,
         id: &str,
@@ -214,7 +214,7 @@ pub trait ScimRecord: Send + Sync {
     ) -> impl Future<Output = Result<Written<ScimGroup>, RecordError>> + Send;
 
     /// Deletes a group and its memberships.
-    fn delete_group(
+    fn remove_group(
         &self,
         at: DateTime<Utc>,
         id: &str,
@@ -287,12 +287,12 @@ impl<T: ScimRecord + ?Sized> ScimRecord for std::sync::Arc<T> {
         (**self).update_user(at, id, update)
     }
 
-    fn delete_user(
+    fn remove_user(
         &self,
         at: DateTime<Utc>,
         id: &str,
     ) -> impl Future<Output = Result<Written<()>, RecordError>> + Send {
-        (**self).delete_user(at, id)
+        (**self).remove_user(at, id)
     }
 
     fn query_users(
@@ -330,12 +330,12 @@ impl<T: ScimRecord + ?Sized> ScimRecord for std::sync::Arc<T> {
         (**self).update_group(at, id, update, members)
     }
 
-    fn delete_group(
+    fn remove_group(
         &self,
         at: DateTime<Utc>,
         id: &str,
     ) -> impl Future<Output = Result<Written<()>, RecordError>> + Send {
-        (**self).delete_group(at, id)
+        (**self).remove_group(at, id)
     }
 
     fn query_groups(

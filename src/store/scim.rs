@@ -43,8 +43,8 @@ impl ScimRecord for Backend {
         either!(self, s => s.update_user(at, id, update))
     }
 
-    async fn delete_user(&self, at: DateTime<Utc>, id: &str) -> Result<Written<()>, RecordError> {
-        either!(self, s => s.delete_user(at, id))
+    async fn remove_user(&self, at: DateTime<Utc>, id: &str) -> Result<Written<()>, RecordError> {
+        either!(self, s => s.remove_user(at, id))
     }
 
     async fn query_users(&self, query: &ListQuery) -> Result<Page<ScimUser>, RecordError> {
@@ -75,8 +75,8 @@ impl ScimRecord for Backend {
         either!(self, s => s.update_group(at, id, update, members))
     }
 
-    async fn delete_group(&self, at: DateTime<Utc>, id: &str) -> Result<Written<()>, RecordError> {
-        either!(self, s => s.delete_group(at, id))
+    async fn remove_group(&self, at: DateTime<Utc>, id: &str) -> Result<Written<()>, RecordError> {
+        either!(self, s => s.remove_group(at, id))
     }
 
     async fn query_groups(

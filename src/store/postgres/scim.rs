@@ -435,7 +435,7 @@ impl ScimRecord for PostgresStore {
         })
     }
 
-    async fn delete_user(&self, at: DateTime<Utc>, id: &str) -> Result<Written<()>, RecordError> {
+    async fn remove_user(&self, at: DateTime<Utc>, id: &str) -> Result<Written<()>, RecordError> {
         let mut client = self.scim_client().await?;
         let (tx, seq) = self.scim_begin(&mut client).await?;
         let current = self
@@ -689,7 +689,7 @@ impl ScimRecord for PostgresStore {
         })
     }
 
-    async fn delete_group(&self, _at: DateTime<Utc>, id: &str) -> Result<Written<()>, RecordError> {
+    async fn remove_group(&self, _at: DateTime<Utc>, id: &str) -> Result<Written<()>, RecordError> {
         let mut client = self.scim_client().await?;
         let (tx, seq) = self.scim_begin(&mut client).await?;
         tx.execute(

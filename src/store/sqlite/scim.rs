@@ -453,7 +453,7 @@ impl ScimRecord for SqliteStore {
         .await
     }
 
-    async fn delete_user(&self, at: DateTime<Utc>, id: &str) -> Result<Written<()>, RecordError> {
+    async fn remove_user(&self, at: DateTime<Utc>, id: &str) -> Result<Written<()>, RecordError> {
         let id = id.to_owned();
         self.scim_write(move |conn, p| {
             let (tx, seq) = begin(conn, p)?;
@@ -644,7 +644,7 @@ impl ScimRecord for SqliteStore {
         .await
     }
 
-    async fn delete_group(&self, _at: DateTime<Utc>, id: &str) -> Result<Written<()>, RecordError> {
+    async fn remove_group(&self, _at: DateTime<Utc>, id: &str) -> Result<Written<()>, RecordError> {
         let id = id.to_owned();
         self.scim_write(move |conn, p| {
             let (tx, seq) = begin(conn, p)?;
