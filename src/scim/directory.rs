@@ -205,13 +205,12 @@ mod tests {
 
     use super::*;
     use crate::clock::Clock;
-    use crate::engine::{
-        Engine, EngineSettings, Mode, NoProgress, Outcome, PassRequest, RunReport, Trigger, Verify,
-    };
+    use crate::engine::{Engine, EngineSettings, NoProgress, Verify};
     use crate::fakes::{FixedClock, MemStore, RecordingSink};
     use crate::model::GroupName;
     use crate::plan::safety::SafetyPolicy;
     use crate::plan::{Policy, Rules};
+    use crate::report::{Mode, Outcome, PassRequest, RunReport, Trigger};
     use crate::scim::MemScim;
     use crate::scim::protocol::{GroupAttrs, MemberChange, ResourceKind, UserAttrs, parse_patch};
     use crate::scim::record::{GroupAttrsUpdate, GroupUpdate, UserUpdate};

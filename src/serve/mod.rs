@@ -66,6 +66,8 @@ pub enum ServeError {
     Bind(std::net::SocketAddr, #[source] std::io::Error),
     #[error("reading the bound address")]
     Address(#[source] std::io::Error),
+    #[error("binding scim.listen {0}")]
+    ScimBind(std::net::SocketAddr, #[source] std::io::Error),
     /// Creating, filling or starting the scheduler; the text says which.
     #[error("{0}")]
     Schedule(String, #[source] JobSchedulerError),

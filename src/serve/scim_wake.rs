@@ -11,14 +11,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use super::{Daemon, http};
+use super::{Daemon, ServeError, http};
 use crate::clock::SystemClock;
 use crate::config::ScimConfig;
 use crate::report::Trigger;
@@ -48,14 +47,12 @@ impl ScimListener {
         record: Backend,
         daemon: &Arc<Daemon>,
         shutdown: &CancellationToken,
-    ) -> anyhow::Result<ScimListener> {
+    ) -> Result<ScimListener, ServeError> {
         let token = config.token()?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .with_context(|| format!("binding scim.listen {}", config.listen))?;
-        let addr = listener
-            .local_addr()
-            .context("reading the SCIM listener's address")?;
+            .map_err(|e| ServeError::ScimBind(config.listen, e))?;
+        let addr = listener.local_addr().map_err(ServeError::Address)?;
         info!(addr = %addr, "SCIM listening");
         let record = Arc::new(record);
         let changed = Arc::new(Notify::new());

@@ -147,40 +147,6 @@ pub trait GroupSink: Send + Sync {
     ) -> impl Future<Output = Result<GroupPage, SinkError>> + Send;
 }
 
-/// A shared sink is a sink (tests keep a handle on the fake they hand the engine).
-impl<T: GroupSink + ?Sized> GroupSink for std::sync::Arc<T> {
-    fn put_group(
-        &self,
-        name: &GroupName,
-        users: &Members,
-        groups: &[GroupName],
-    ) -> impl Future<Output = Result<(), SinkError>> + Send {
-        (**self).put_group(name, users, groups)
-    }
-
-    fn delete_group(
-        &self,
-        name: &GroupName,
-    ) -> impl Future<Output = Result<DeleteOutcome, SinkError>> + Send {
-        (**self).delete_group(name)
-    }
-
-    fn group_state(
-        &self,
-        name: &GroupName,
-    ) -> impl Future<Output = Result<GroupState, SinkError>> + Send {
-        (**self).group_state(name)
-    }
-
-    fn list_groups_page(
-        &self,
-        updated_before: DateTime<Utc>,
-        token: Option<String>,
-    ) -> impl Future<Output = Result<GroupPage, SinkError>> + Send {
-        (**self).list_groups_page(updated_before, token)
-    }
-}
-
 /// Q Business's own view of one user and one document, for `explain` (read-only; IAM
 /// `qbusiness:CheckDocumentAccess`).
 pub trait DocumentAccess: Send + Sync {
