@@ -1,4 +1,5 @@
-//! q-group-sync mirrors Okta group membership into Amazon Q Business.
+//! q-group-sync mirrors an identity provider's group membership (Okta's API, or any IdP's SCIM
+//! pushes) into Amazon Q Business.
 //!
 //! # Layout
 //!
@@ -18,10 +19,14 @@
 //!   OAuth/DPoP, rate-limit budget, System Log), [`sink`] (Q Business), [`store`] (the
 //!   snapshot, run log and held plans in SQLite or PostgreSQL); [`pacing`] paces both clients;
 //!   [`leader`] is the leadership the PostgreSQL store fences writes with.
+//! - [`scim`]: the second source: a SCIM 2.0 service provider IdPs push to, its record (stored
+//!   in the snapshot store) and the record as a directory; [`directory`] is the configured
+//!   source, Okta's or SCIM's, that passes read.
 //! - [`explain`]: why a user can or cannot see a document: Okta, the snapshot and Q's
 //!   CheckDocumentAccess read side by side (`explain`, `GET /explain`).
 //! - [`app`]: the wiring: config in, engine, clients and stores out.
-//! - [`serve`]: the daemon: pass queue, `/status`, HTTP port, System Log feed; [`schedule`] and
+//! - [`serve`]: the daemon: pass queue, `/status`, HTTP port, System Log feed, SCIM listener;
+//!   [`schedule`] and
 //!   [`shutdown`] beside it.
 //! - [`cli`]: the commands; [`config`] (by section), [`telemetry`], [`metrics`], [`progress`],
 //!   [`trace`]: the operator's surface.
