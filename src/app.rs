@@ -155,6 +155,71 @@ pub async fn open_state(
     }
 }
 
+/// How long one Q Business write may take (SDK retries included) before it is abandoned:
+/// with PostgreSQL two fifths of `state.leader_takeover`, below the half a leader's lease
+/// lasts, so that a replica cut off from the database stops writing before a standby can
+/// take over; with SQLite (one replica) two minutes.
+pub fn write_timeout(config: &Config) -> std::time::Duration {
+    match config.state.backend {
+        StateBackend::Postgres => config.state.leader_takeover * 2 / 5,
+        StateBackend::Sqlite => std::time::Duration::from_secs(120),
+    }
+}
+
+/// The sink as a pass uses it: every write bounded by [`write_timeout`] and (PostgreSQL) by
+/// the leadership lease, and what the write probe learnt read from the snapshot.
+pub fn pass_sink(config: &Config, sink: QBusinessSink, store: &Backend) -> QBusinessSink {
+    let loader_store = store.clone();
+    let loader: crate::sink::ReadingsLoader = Arc::new(move || {
+        let store = loader_store.clone();
+        Box::pin(async move {
+            use crate::store::SnapshotStore;
+            match store.q_readings().await {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!(error = %crate::error::error_chain(&e),
+                        "reading what the write probe learnt failed; assuming nothing is known");
+                    None
+                }
+            }
+        })
+    });
+    sink.guard_writes(write_timeout(config), store.leadership())
+        .load_readings_with(loader)
+}
+
+/// Records what the write probe learnt in the snapshot, for the passes that follow. Opens the
+/// snapshot for writing (with PostgreSQL, under the leader lock for the moment it takes).
+pub async fn record_readings(
+    config: &Config,
+    readings: &crate::sink::Readings,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    use crate::store::SnapshotStore;
+    let state = open_state(config, Mode::Apply, shutdown).await?;
+    let lease = state.lead_for_command().await?;
+    let written = state
+        .store
+        .set_q_readings(&readings.to_json())
+        .await
+        .context("recording the probe's findings in the snapshot");
+    if let Some(lease) = lease {
+        lease.release().await;
+    }
+    written
+}
+
+/// Records the write probe's findings ([`record_readings`]) and says so in one line.
+pub async fn record_probe(config: &Config, readings: &crate::sink::Readings) -> String {
+    match record_readings(config, readings, &CancellationToken::new()).await {
+        Ok(()) => "write probe: findings recorded in the snapshot; passes use them".to_owned(),
+        Err(e) => format!(
+            "write probe: findings not recorded ({}); passes assume nothing is known",
+            crate::error::error_chain(e.as_ref())
+        ),
+    }
+}
+
 /// Builds the engine over an opened snapshot store.
 pub fn build_engine(
     config: &Config,
@@ -162,6 +227,7 @@ pub fn build_engine(
     store: Backend,
 ) -> anyhow::Result<ProductEngine> {
     let settings = engine_settings(config)?;
+    let sink = pass_sink(config, sink, &store);
     let source = Arc::new(
         OktaSource::new(OktaSettings::from_config(config)?).context("starting the Okta client")?,
     );

@@ -766,6 +766,12 @@ async fn check_config(config: &Config, args: &CheckArgs) -> anyhow::Result<Exit>
                 for (_, line) in &probe.lines {
                     println!("{line}");
                 }
+                if probe.readings.empty_list.is_some() {
+                    println!(
+                        "{}",
+                        crate::app::record_probe(config, &probe.readings).await
+                    );
+                }
                 if probe.passed() {
                     println!("write probe: ok (PutGroup, GetGroup and DeleteGroup allowed)");
                 } else if probe.misconfigured {
