@@ -307,7 +307,7 @@ impl WriteGuard {
                 kind: SinkErrorKind::Timeout,
                 operation,
                 message: format!(
-                    "abandoned after {} (qbusiness.write_timeout); written again next pass",
+                    "abandoned after {} (the write timeout); written again next pass",
                     humantime::format_duration(self.timeout)
                 ),
             }),
