@@ -776,6 +776,9 @@ pub enum FaultAction {
     /// The normal page, with `rel="next"` to a page on the same origin never linked before
     /// (`after=endless-<n>`): a listing that never ends.
     EndlessNext,
+    /// 400 with `WWW-Authenticate: DPoP error="invalid_dpop_proof"`, as Okta refuses a proof
+    /// on an API call (e.g. an `iat` its clock finds too old: the client's clock is off).
+    InvalidDpopProof,
 }
 
 /// A fault to inject into matching requests.
@@ -1533,7 +1536,9 @@ fn authenticate(
         return Ok(());
     }
     let proof = headers.get("dpop").and_then(|v| v.to_str().ok());
-    let htu = format!("{}{path}", shared.base_url);
+    // Okta compares `htu` with the request's path as decoded.
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    let htu = format!("{}{decoded}", shared.base_url);
     crate::oauth::authorize(
         shared.options.oauth.as_ref(),
         &mut shared.lock().oauth,
@@ -1631,6 +1636,20 @@ async fn api(
                 ..rate
             };
             error_response(shared, ApiError::rate_limited(), rate, request_id)
+        }
+        (Some(FaultAction::InvalidDpopProof), _) => {
+            let rejection =
+                crate::oauth::invalid_proof("'iat' claim in the DPoP proof JWT is invalid.");
+            let mut response = error_response(
+                shared,
+                ApiError::new(rejection.status, rejection.code, rejection.summary),
+                rate,
+                request_id,
+            );
+            if let Ok(value) = HeaderValue::from_str(&rejection.www_authenticate) {
+                response.headers_mut().insert("www-authenticate", value);
+            }
+            response
         }
         (Some(FaultAction::ConcurrencyLimited), _) => {
             let rate = RateInfo {
