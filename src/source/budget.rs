@@ -246,14 +246,24 @@ fn jitter() -> Duration {
     Duration::from_millis(rand::random_range(0..250))
 }
 
-/// The bucket a request path counts against (Okta's endpoint families).
+/// The bucket a request path counts against, as Okta documents its rate limits: listing
+/// groups and reading their members (`groups`), the System Log (`logs`), listing users
+/// (`users`), one user (`user`) and a user's groups (`user_groups`) are buckets of their own,
+/// each paced on its own `X-Rate-Limit-*` headers.
 pub fn bucket_of(path: &str) -> &'static str {
+    let path = path.trim_end_matches('/');
     if path.starts_with("/api/v1/groups") {
         "groups"
     } else if path.starts_with("/api/v1/logs") {
         "logs"
-    } else if path.starts_with("/api/v1/users") {
+    } else if path == "/api/v1/users" {
         "users"
+    } else if let Some(rest) = path.strip_prefix("/api/v1/users/") {
+        match rest.split_once('/') {
+            Some((_, "groups")) => "user_groups",
+            Some(_) => "other",
+            None => "user",
+        }
     } else if path.starts_with("/oauth2/") {
         "oauth"
     } else {
@@ -362,12 +372,36 @@ mod tests {
         assert!(waited <= MAX_RESET + Duration::from_secs(2), "{waited:?}");
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn each_bucket_is_paced_on_its_own_figures() {
+        let budget = Budget::new(0.5, 4);
+        // The users listing is nearly spent; one user and a user's groups are not.
+        budget.observe("users", &headers(600, 3, 1_000_060, 1_000_000));
+        budget.observe("user", &headers(2000, 1990, 1_000_060, 1_000_000));
+        budget.observe("user_groups", &headers(1000, 990, 1_000_060, 1_000_000));
+        let start = Instant::now();
+        budget.acquire("user").await;
+        budget.acquire("user_groups").await;
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "not held by users"
+        );
+        budget.acquire("users").await;
+        assert!(
+            start.elapsed() >= Duration::from_secs(60),
+            "the spent listing bucket waits for its reset"
+        );
+    }
+
     #[test]
     fn buckets_by_path() {
         assert_eq!(bucket_of("/api/v1/groups"), "groups");
         assert_eq!(bucket_of("/api/v1/groups/00g1/users"), "groups");
         assert_eq!(bucket_of("/api/v1/logs"), "logs");
-        assert_eq!(bucket_of("/api/v1/users/00u1/groups"), "users");
+        assert_eq!(bucket_of("/api/v1/users"), "users");
+        assert_eq!(bucket_of("/api/v1/users/00u1"), "user");
+        assert_eq!(bucket_of("/api/v1/users/ana@x.test"), "user");
+        assert_eq!(bucket_of("/api/v1/users/00u1/groups"), "user_groups");
         assert_eq!(bucket_of("/oauth2/v1/token"), "oauth");
     }
 }

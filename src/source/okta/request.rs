@@ -652,6 +652,8 @@ fn operation(path: &str) -> &'static str {
         "list_user_groups"
     } else if path.trim_end_matches('/') == "/api/v1/users" {
         "list_users"
+    } else if path.starts_with("/api/v1/users/") {
+        "get_user"
     } else if path.ends_with("/users") {
         "list_members"
     } else {

@@ -68,8 +68,8 @@ pub struct Cli {
     /// Requests per window in Okta's System Log bucket (`/api/v1/logs`).
     #[arg(long, default_value_t = 120)]
     pub okta_logs_rate_limit: u32,
-    /// Requests per window in Okta's `/api/v1/users*` bucket (the users listing, one user, a
-    /// user's groups).
+    /// Requests per window in each of Okta's user buckets (the users listing, one user, a
+    /// user's groups: three buckets, each counted on its own).
     #[arg(long, default_value_t = 10_000)]
     pub okta_users_rate_limit: u32,
     /// Delay before a System Log event becomes visible to `GET /api/v1/logs`, in milliseconds.
