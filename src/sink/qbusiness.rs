@@ -872,7 +872,13 @@ impl DocumentAccess for QBusinessSink {
             .index_id(&self.target.index_id)
             .user_id(user_id)
             .document_id(document_id);
-        let data_source = data_source_id.or(self.target.data_source_id.as_deref());
+        // `none`: no dataSourceId at all (documents added with BatchPutDocument, which AWS says
+        // to ask about without one); a real id is 36 characters, so it cannot be "none".
+        let data_source = match data_source_id {
+            Some(ds) if ds.eq_ignore_ascii_case(NO_DATA_SOURCE) => None,
+            Some(ds) => Some(ds),
+            None => self.target.data_source_id.as_deref(),
+        };
         if let Some(ds) = data_source {
             req = req.data_source_id(ds);
         }
@@ -903,6 +909,9 @@ impl DocumentAccess for QBusinessSink {
         }
     }
 }
+
+/// The data source that asks CheckDocumentAccess without any `dataSourceId`.
+pub const NO_DATA_SOURCE: &str = "none";
 
 /// The SDK's ACL as the pure core reads it.
 fn acl_of(acl: &aws_sdk_qbusiness::types::DocumentAcl) -> DocumentAcl {
