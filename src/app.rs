@@ -212,8 +212,42 @@ pub fn build(config: &Config, sink: QBusinessSink, store: Backend) -> Result<Bui
             Arc::new(SystemClock),
         )
     });
+    let sink = pass_sink(config, sink, &store);
     let engine = Engine::new(source, sink, store, settings, Arc::new(SystemClock));
     Ok(Built { engine, feed })
+}
+
+/// How long one Q Business write may take (SDK retries included) before it is abandoned:
+/// with PostgreSQL two fifths of `state.leader_takeover`, below the half a leader's lease
+/// lasts, so that a replica cut off from the database stops writing before a standby can
+/// take over; with SQLite (one replica) two minutes.
+pub fn write_timeout(config: &Config) -> std::time::Duration {
+    match config.state.backend {
+        StateBackend::Postgres => config.state.leader_takeover * 2 / 5,
+        StateBackend::Sqlite => std::time::Duration::from_secs(120),
+    }
+}
+
+/// The sink as a pass uses it: every write bounded by [`write_timeout`] and (PostgreSQL) by
+/// the leadership lease, and what the write probe learnt read from the snapshot.
+pub fn pass_sink(config: &Config, sink: QBusinessSink, store: &Backend) -> QBusinessSink {
+    let loader_store = store.clone();
+    let loader: crate::sink::ReadingsLoader = Arc::new(move || {
+        let store = loader_store.clone();
+        Box::pin(async move {
+            use crate::store::SnapshotStore;
+            match store.q_readings().await {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!(error = %crate::error::error_chain(&e),
+                        "reading what the write probe learnt failed; assuming nothing is known");
+                    None
+                }
+            }
+        })
+    });
+    sink.guard_writes(write_timeout(config), store.leadership())
+        .load_readings_with(loader)
 }
 
 /// Builds the engine over an opened snapshot store.

@@ -18,7 +18,8 @@ pub struct Question<'a> {
     /// An Okta user id, login or email.
     pub user: &'a str,
     pub document: &'a str,
-    /// The document's data source (default: `qbusiness.data_source_id`).
+    /// The document's data source (default: `qbusiness.data_source_id`; `none`: asked without
+    /// one, for documents added with BatchPutDocument).
     pub data_source: Option<&'a str>,
 }
 
@@ -41,7 +42,7 @@ pub enum ExplainError {
         ids.join(", ")
     )]
     AmbiguousUser { key: String, ids: Vec<String> },
-    #[error("unknown document: Q Business has no document {document:?}{}", data_source.as_ref().map(|d| format!(" in data source {d}")).unwrap_or_default())]
+    #[error("unknown document: Q Business has no document {document:?}{}", data_source.as_ref().map(|d| if d.eq_ignore_ascii_case(crate::sink::qbusiness::NO_DATA_SOURCE) { " outside any data source".to_owned() } else { format!(" in data source {d}") }).unwrap_or_default())]
     UnknownDocument {
         document: String,
         data_source: Option<String>,

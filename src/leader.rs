@@ -205,6 +205,41 @@ impl Leadership {
         term
     }
 
+    /// Resolves once `term` no longer makes this replica the leader: it was lost, or its lease
+    /// ran out without a heartbeat answered in time (from then on a standby may take over).
+    /// A shutdown alone does not end it: the lease stands until the lock is released.
+    pub async fn lost(&self, term: &Term) {
+        let mut changes = self.subscribe();
+        loop {
+            let valid_until = {
+                let st = self.state();
+                match &st.term {
+                    Some(t) if t.epoch == term.epoch && t.lock_pid == term.lock_pid => {
+                        t.valid_until
+                    }
+                    _ => return,
+                }
+            };
+            if valid_until.is_some_and(|u| Instant::now() >= u) {
+                return;
+            }
+            let until = valid_until.map(tokio::time::Instant::from_std);
+            tokio::select! {
+                () = async {
+                    match until {
+                        Some(u) => tokio::time::sleep_until(u).await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+            }
+        }
+    }
+
     /// Extends the current term after a heartbeat sent at `sent_at` was answered.
     pub fn renew(&self, epoch: i64, sent_at: Instant, lease: Duration) {
         let mut st = self.state();
@@ -342,6 +377,45 @@ mod tests {
         // A heartbeat sent now and answered renews it.
         l.renew(1, Instant::now(), Duration::from_secs(60));
         assert!(l.is_leader());
+    }
+
+    #[tokio::test]
+    async fn lost_resolves_on_loss_and_when_the_lease_runs_out_but_not_on_shutdown() {
+        let shutdown = CancellationToken::new();
+        let l = Leadership::elected("postgres", "a".into(), &shutdown);
+        let term = l.gain(1, 1, me(1), Instant::now() + Duration::from_millis(300));
+        // Renewed in time: still leading after the first validity.
+        l.renew(1, Instant::now(), Duration::from_millis(400));
+        let started = Instant::now();
+        l.lost(&term).await;
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(350) && took < Duration::from_secs(2),
+            "{took:?}"
+        );
+
+        let term = l.gain(2, 1, me(2), Instant::now() + Duration::from_secs(60));
+        let waiting = tokio::spawn({
+            let (l, term) = (l.clone(), term.clone());
+            async move { l.lost(&term).await }
+        });
+        shutdown.cancel();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "a shutdown keeps the lease");
+        l.lose("the database session ended");
+        tokio::time::timeout(Duration::from_secs(2), waiting)
+            .await
+            .expect("lost resolves on loss")
+            .expect("task");
+
+        let always = Leadership::always("a".into(), &CancellationToken::new());
+        let term = always.current().expect("leads");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), always.lost(&term))
+                .await
+                .is_err(),
+            "SQLite's leadership is never lost"
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Domain types shared by the core and the edges: Q user ids, Q group names, Okta ids.
 //!
-//! A [`UserId`] is always normalised the way Q Business compares users (lowercase, sub-address
-//! folded), so two values that Q treats as one user are equal here too.
+//! A [`UserId`] is always normalised the way Q Business compares users (an email address
+//! lowercased with its sub-address folded, any other id exactly as given), so two values that
+//! Q treats as one user are equal here too.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -65,9 +66,11 @@ impl GroupName {
     }
 }
 
+/// Shown with control and other invisible characters escaped ([`printable`]): a name from
+/// Okta must not move a terminal's cursor or forge a line of a text log.
 impl fmt::Display for GroupName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&printable(&self.0))
     }
 }
 
@@ -457,29 +460,66 @@ pub fn check_q_id(value: &str) -> Result<(), IdProblem> {
     Ok(())
 }
 
+/// `value` with every Unicode "Other" character (controls such as ESC or a line feed, format
+/// characters such as a right-to-left override, private-use and unassigned ones) written as
+/// `\u{..}`, for terminals and text logs. Names Q Business accepts have none, so they are
+/// shown unchanged.
+pub fn printable(value: &str) -> std::borrow::Cow<'_, str> {
+    forbidden_chars().replace_all(value, |caps: &regex::Captures<'_>| {
+        caps[0]
+            .chars()
+            .map(|c| c.escape_unicode().to_string())
+            .collect::<String>()
+    })
+}
+
 fn forbidden_chars() -> &'static regex::Regex {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     RE.get_or_init(|| regex::Regex::new(r"\p{C}").expect("static regex compiles"))
 }
 
-/// Normalises a raw Okta attribute value into the user id Q Business would use for it:
-/// trimmed, lowercased, and, when `fold_subaddress` is set and the value looks like an email,
-/// with any `+tag` removed from the local part (`Ana+work@X.test` -> `ana@x.test`).
+/// Normalises a raw id attribute value (any source's: Okta's `users.id_attribute`, a SCIM
+/// user's email or `userName`) into the user id Q Business compares: trimmed always; and only
+/// when the value is an email address ([`is_email`]), lowercased and, with `fold_subaddress`,
+/// with a `+tag` removed from the local part (`Ana+work@X.test` -> `ana@x.test`). Any other
+/// value (a login that is not an email, an employee number, a custom attribute) is sent as the
+/// source has it: ACLs may compare it case-sensitively.
 ///
-/// NB: Q Business treats emails case-insensitively and folds sub-addresses since Dec 2024
-/// (<https://docs.aws.amazon.com/amazonq/latest/qbusiness-ug/user-group-management-api.html>).
+/// NB: AWS documents that Q Business compares *email addresses* case-insensitively and folds
+/// their sub-addresses (since Dec 2024,
+/// <https://docs.aws.amazon.com/amazonq/latest/qbusiness-ug/user-group-management-api.html>);
+/// it says nothing of other ids.
 pub fn normalise_user_id(raw: &str, fold_subaddress: bool) -> String {
-    let lower = raw.trim().to_lowercase();
+    let trimmed = raw.trim();
+    if !is_email(trimmed) {
+        return trimmed.to_owned();
+    }
+    let lower = trimmed.to_lowercase();
     if !fold_subaddress {
         return lower;
     }
     match lower.rsplit_once('@') {
-        Some((local, domain)) if !domain.is_empty() => match local.split_once('+') {
+        Some((local, domain)) => match local.split_once('+') {
             Some((base, _tag)) if !base.is_empty() => format!("{base}@{domain}"),
             _ => lower,
         },
-        _ => lower,
+        None => lower,
     }
+}
+
+/// Whether an id is an email address, by its value alone (so one rule serves every source and
+/// every attribute): exactly one `@`, a non-empty local part, a domain of two or more
+/// non-empty dot-separated labels, and no whitespace. `ana@x.test` and `Élodie+hr@Mail.Example`
+/// are; `jdoe`, `CORP\jdoe`, `jdoe@corp` (no dot), `E12345` and `a@@b.c` are not.
+pub fn is_email(value: &str) -> bool {
+    let Some((local, domain)) = value.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.contains('@')
+        && !value.chars().any(char::is_whitespace)
+        && domain.split('.').count() >= 2
+        && domain.split('.').all(|label| !label.is_empty())
 }
 
 #[cfg(test)]
@@ -629,12 +669,54 @@ mod tests {
             "ana+work@example.test"
         );
         assert_eq!(normalise_user_id(" Bo@x.test ", true), "bo@x.test");
-        // Not email-like: only lowercased.
-        assert_eq!(normalise_user_id("Login+Name", true), "login+name");
+        // Not an email: exactly as the source has it (trimmed only).
+        assert_eq!(normalise_user_id("Login+Name", true), "Login+Name");
+        assert_eq!(normalise_user_id(" E12345 ", true), "E12345");
+        assert_eq!(normalise_user_id("CORP\\JDoe", true), "CORP\\JDoe");
+        assert_eq!(normalise_user_id("JDoe@CORP", true), "JDoe@CORP");
+        assert_eq!(normalise_user_id("A@@B.C", true), "A@@B.C");
         // An empty base before '+' is kept as is rather than producing "@domain".
         assert_eq!(normalise_user_id("+tag@x.test", true), "+tag@x.test");
         assert_eq!(normalise_user_id("a+b+c@x.test", true), "a@x.test");
         assert_eq!(normalise_user_id("ÉLODIE@X.TEST", true), "élodie@x.test");
+    }
+
+    #[test]
+    fn names_print_without_control_characters() {
+        assert_eq!(printable("Sales & Marketing"), "Sales & Marketing");
+        assert!(matches!(printable("plain"), std::borrow::Cow::Borrowed(_)));
+        let hostile = "Eng\u{1b}[31mRED\n2026-01-01 INFO forged\u{202e}";
+        let shown = printable(hostile);
+        assert_eq!(
+            shown,
+            "Eng\\u{1b}[31mRED\\u{a}2026-01-01 INFO forged\\u{202e}"
+        );
+        assert!(!shown.chars().any(char::is_control));
+        assert_eq!(GroupName::new(hostile).to_string(), shown);
+    }
+
+    #[test]
+    fn emails_are_told_by_their_value() {
+        for yes in [
+            "ana@x.test",
+            "Élodie+hr@Mail.Example",
+            "a.b-c@sub.example.co.uk",
+        ] {
+            assert!(is_email(yes), "{yes}");
+        }
+        for no in [
+            "jdoe",
+            "E12345",
+            "jdoe@corp",
+            "a@@b.c",
+            "@x.test",
+            "a@.test",
+            "a@x.",
+            "a b@x.test",
+            "",
+        ] {
+            assert!(!is_email(no), "{no}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{Harness, org_with, text};
-use q_group_sync_emulator::{QFault, QFaultAction};
+use q_group_sync_emulator::{EmptyMembers, QFault, QFaultAction, QModes};
 
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -145,18 +145,26 @@ async fn the_write_probe_puts_confirms_and_deletes_a_canary() {
     for want in [
         "write probe: PutGroup ok (canary group q-group-sync-write-probe-",
         "write probe: GetGroup ok (SUCCEEDED",
+        // One line per open question, as the default emulator answers them.
+        "write probe: PROCESSING visible right after a put: yes",
+        "write probe: status moves on a put that changes nothing: yes",
+        "write probe: empty member list (memberUsers: []) accepted: yes",
+        "write probe: empty group (groupMembers without a list) accepted: yes",
+        "write probe: so an emptied group is put with memberUsers: []",
+        "write probe: future ListGroups cutoff accepted: yes",
         "write probe: DeleteGroup ok",
+        "write probe: findings recorded in the snapshot; passes use them",
         "write probe: ok (PutGroup, GetGroup and DeleteGroup allowed)",
     ] {
         assert!(lines.contains(want), "{want}: {}", text(&out));
     }
     let calls = canary_calls(&h);
     let ops: Vec<&str> = calls.iter().map(|(op, _)| op.as_str()).collect();
-    assert_eq!(
-        ops,
-        ["GetGroup", "PutGroup", "GetGroup", "DeleteGroup"],
-        "{calls:?}"
-    );
+    assert_eq!(ops[..3], ["GetGroup", "PutGroup", "GetGroup"], "{calls:?}");
+    assert_eq!(ops.last(), Some(&"DeleteGroup"), "{calls:?}");
+    // The canary's puts: the member, the same again, an empty list, the member back, no
+    // list, the member back.
+    assert_eq!(ops.iter().filter(|op| **op == "PutGroup").count(), 6);
     assert!(calls.windows(2).all(|w| w[0].1 == w[1].1), "one canary");
     assert!(h.q.groups().is_empty(), "nothing left: {:?}", h.q.groups());
     // Without the flag nothing is written.
@@ -164,6 +172,34 @@ async fn the_write_probe_puts_confirms_and_deletes_a_canary() {
     let out = h.run(&["check-config"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(h.q.calls().iter().all(|c| c.op == "ListGroups"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_write_probe_reports_each_reading_the_service_takes() {
+    let h = harness().await;
+    h.q.set_modes(QModes {
+        status_lag: std::time::Duration::from_millis(1200),
+        noop_moves_status: false,
+        empty_members: EmptyMembers::Refuse,
+        future_cutoff: false,
+        ..QModes::default()
+    });
+    let out = h.run(&["check-config", "--write-probe"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let lines = stdout(&out);
+    for want in [
+        "write probe: PROCESSING visible right after a put: no (GetGroup answered the status from before the put; the put showed after 1.",
+        "write probe: status moves on a put that changes nothing: no (no newer status within 10s); such a put is confirmed when no newer status shows within",
+        "write probe: empty member list (memberUsers: []) accepted: no (ValidationException",
+        "write probe: empty group (groupMembers without a list) accepted: no (ValidationException",
+        "write probe: so an emptied group is deleted in Q Business",
+        "write probe: future ListGroups cutoff accepted: no; listings ask with the service's own time",
+        "write probe: findings recorded in the snapshot; passes use them",
+        "write probe: ok (PutGroup, GetGroup and DeleteGroup allowed)",
+    ] {
+        assert!(lines.contains(want), "{want}: {}", text(&out));
+    }
+    assert!(h.q.groups().is_empty(), "nothing left: {:?}", h.q.groups());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@ use common::{Harness, text};
 use q_group_sync_emulator::document_acl::{
     AclCondition, AclGroup, AclMembership, AclUser, MemberRelation,
 };
-use q_group_sync_emulator::{DocumentAcl, OktaOrg, QFault, QFaultAction};
+use q_group_sync_emulator::{DocumentAcl, OktaOrg, QFault, QFaultAction, QModes};
 
 const ADMIN: &str = "admin-token-for-explain-tests";
 
@@ -347,4 +347,66 @@ async fn serve_answers_get_explain_behind_the_admin_token() {
         .unwrap();
     assert_eq!(r.status(), 405);
     assert!(!s.logs().contains(ADMIN), "the admin token is never logged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_q_holds_whether_q_lists_nested_parent_groups_or_only_direct_ones() {
+    let h = Harness::start(org()).await;
+    sync(&h, &[]).await;
+    documents(&h);
+    // Q Business lists only the groups that name the user: a chunk of All Staff, not All Staff.
+    h.q.set_modes(QModes {
+        nested_user_groups: false,
+        ..QModes::default()
+    });
+    let (code, json) = explain_json(&h, ALICE, "handbook").await;
+    assert_eq!(code, 0, "{json:#}");
+    let q_groups = json["q_user_groups"].as_array().unwrap();
+    assert!(!q_groups.iter().any(|g| g == "All Staff"), "{json:#}");
+    let staff = json["acl_groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "All Staff")
+        .unwrap();
+    assert_eq!(staff["in_q"], true, "{json:#}");
+    assert_eq!(json["consistent"], true, "{json:#}");
+    assert_eq!(json["cause"], "consistent", "{json:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_outside_any_data_source_is_asked_about_without_one() {
+    const DS: &str = "cccccccc-cccc-cccc-cccc-cccccccccccc";
+    let h = Harness::start(org()).await;
+    let with_ds = [SMALL_CHUNKS, ("Q_GROUP_SYNC_QBUSINESS__DATA_SOURCE_ID", DS)];
+    let out = h.run_env(&["sync"], &with_ds).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Added with BatchPutDocument: in no data source.
+    h.q.put_document("memo", DocumentAcl::allow_groups(&["Engineering"]));
+    let ask = |data_source: Option<&'static str>| {
+        let mut args = vec![
+            "explain",
+            "--user",
+            "alice@example.test",
+            "--document",
+            "memo",
+            "--output",
+            "json",
+        ];
+        if let Some(ds) = data_source {
+            args.extend(["--data-source", ds]);
+        }
+        let h = &h;
+        async move { h.run_env(&args, &with_ds).await }
+    };
+    // With the configured data source: Q Business has no such document there.
+    let out = ask(None).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("unknown document"), "{}", text(&out));
+    // `none`: asked without a data source, the document is found.
+    let out = ask(Some("none")).await;
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    assert!(json["has_access"].is_boolean(), "{json:#}");
+    assert_ne!(out.status.code(), Some(2), "{}", text(&out));
 }

@@ -331,6 +331,8 @@ struct DbProxy {
     addr: std::net::SocketAddr,
     up: Arc<AtomicBool>,
     conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    /// Notified to stop forwarding while keeping every connection open (a silent partition).
+    hole: Arc<tokio::sync::Notify>,
 }
 
 impl DbProxy {
@@ -339,20 +341,40 @@ impl DbProxy {
         let addr = listener.local_addr().unwrap();
         let up = Arc::new(AtomicBool::new(true));
         let conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
-        let (up2, conns2) = (up.clone(), conns.clone());
+        let hole = Arc::new(tokio::sync::Notify::new());
+        let (up2, conns2, hole2) = (up.clone(), conns.clone(), hole.clone());
         tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 if !up2.load(Ordering::SeqCst) {
                     continue; // dropped: connection closed at once
                 }
+                let hole = hole2.clone();
                 conns2.lock().unwrap().push(tokio::spawn(async move {
                     if let Ok(mut server) = tokio::net::TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                            () = hole.notified() => {
+                                // Nothing passes any more, and neither side is told.
+                                std::future::pending::<()>().await;
+                            }
+                        }
                     }
                 }));
             }
         });
-        DbProxy { addr, up, conns }
+        DbProxy {
+            addr,
+            up,
+            conns,
+            hole,
+        }
+    }
+
+    /// A silent partition: new connections are dropped, open ones stay open but carry
+    /// nothing, so neither end learns of it until its own timeouts run out.
+    fn blackhole(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.hole.notify_waiters();
     }
 
     fn cut(&self) {
@@ -474,5 +496,109 @@ async fn losing_the_database_fences_the_leader_and_one_replica_resumes() {
             st["leader"]["leader"]["replica"] == name.as_str()
         })
         .await;
+    assert_eq!(h.q_state(), expected(&h.okta.org()));
+}
+
+/// A call's position in the emulator's call log: whether any PutGroup signed by `replica`
+/// comes after index `from`.
+fn puts_from_after(h: &Harness, replica: &str, from: usize) -> Vec<(String, u16)> {
+    let key = access_key(replica);
+    h.q.calls()
+        .into_iter()
+        .skip(from)
+        .filter(|c| c.op == "PutGroup" && c.access_key.as_deref() == Some(&key))
+        .map(|c| (c.group.unwrap_or_default(), c.status))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposed_leader_writes_nothing_after_the_takeover() {
+    let Some(url) = common::postgres::url("deposed_leader") else {
+        return;
+    };
+    // a reaches PostgreSQL through a proxy the test cuts; b directly.
+    let mut parsed = url::Url::parse(&url).unwrap();
+    let target = format!("{}:{}", parsed.host_str().unwrap(), parsed.port().unwrap())
+        .parse()
+        .unwrap();
+    let proxy = DbProxy::start(target).await;
+    parsed.set_port(Some(proxy.addr.port())).unwrap();
+    let via_proxy = parsed.to_string();
+    let schema = common::postgres::schema("deposed");
+    let groups = 6;
+    let h = harness(org(groups), &url, &schema, "0 0 0 1 1 *", Duration::ZERO).await;
+    // The SDK may retry a throttled put for about two minutes (10 attempts, backoff to 20 s).
+    let text = std::fs::read_to_string(&h.config).unwrap();
+    std::fs::write(
+        &h.config,
+        text.replace(
+            "retry_initial_backoff = \"10ms\"",
+            "retry_initial_backoff = \"1s\"\nmax_attempts = 10",
+        ),
+    )
+    .unwrap();
+    // Q Business throttles every put of a.
+    h.q.add_fault(
+        QFault::always(QFaultAction::Throttle)
+            .on_op("PutGroup")
+            .on_access_key(&access_key("a")),
+    );
+    let key_a = access_key("a");
+    let a = h
+        .serve(&[
+            ("Q_GROUP_SYNC_STATE__REPLICA", "a"),
+            ("AWS_ACCESS_KEY_ID", key_a.as_str()),
+            ("Q_GROUP_SYNC_STATE__URL", via_proxy.as_str()),
+        ])
+        .await;
+    a.wait_status(20, "a to lead", |st| st["leader"]["is_leader"] == true)
+        .await;
+    let b = replica(&h, "b").await;
+    b.wait_status(20, "b to see a lead", |st| {
+        st["leader"]["leader"]["replica"] == "a"
+    })
+    .await;
+    // a's pass is retrying its throttled puts; then a loses the database.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while puts_from_after(&h, "a", 0).is_empty() {
+        assert!(Instant::now() < deadline, "a sent no put; {}", a.logs());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    proxy.blackhole();
+    let cut = Instant::now();
+    b.wait_status(TAKEOVER.as_secs() * 4, "b to take over", |st| {
+        st["leader"]["is_leader"] == true
+    })
+    .await;
+    let took_over = cut.elapsed();
+    let at_takeover = h.q.calls().len();
+    // From now on Q Business would accept a's puts: a write a were still retrying would land.
+    h.q.clear_faults();
+    b.wait_status(30, "b's takeover pass", |st| {
+        st["last_pass"]["trigger"] == "takeover" && st["pass_running"] == false
+    })
+    .await;
+    assert_eq!(h.q_state(), expected(&h.okta.org()), "b wrote every group");
+    // Longer than a retry's backoff (20 s at most) would take to land.
+    tokio::time::sleep(Duration::from_secs(21)).await;
+    let late = puts_from_after(&h, "a", at_takeover);
+    eprintln!("b took over {took_over:?} after a lost the database; a's puts after that: {late:?}");
+    assert_eq!(
+        late,
+        Vec::new(),
+        "a wrote after the takeover; a's logs:\n{}",
+        a.logs()
+    );
+    assert!(
+        puts_from_after(&h, "a", 0)
+            .iter()
+            .all(|(_, status)| *status == 429),
+        "no put of a was ever applied"
+    );
+    assert!(
+        a.logs().contains("abandoned"),
+        "a says it abandoned its write: {}",
+        a.logs()
+    );
     assert_eq!(h.q_state(), expected(&h.okta.org()));
 }

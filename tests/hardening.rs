@@ -87,6 +87,56 @@ async fn half_sent_requests_are_closed_within_the_header_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_idle_connections_do_not_keep_the_probes_out() {
+    let h = Harness::start(org(2, 4)).await;
+    h.add_config("\n[schedule]\ncron = \"0 0 0 1 1 *\"\nrun_on_start = false\n");
+    let s = h.serve(&[]).await;
+
+    // 200 connections from one address, half of them silent, half stuck in their headers:
+    // three times the port's cap, each held open for longer than the header timeout allows.
+    let mut held = Vec::new();
+    for i in 0..200 {
+        let mut stream = TcpStream::connect(s.addr).await.unwrap();
+        if i % 2 == 1 {
+            stream
+                .write_all(b"GET /status HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                .await
+                .unwrap();
+        }
+        held.push(stream);
+    }
+    // A fresh connection for each probe, as the kubelet makes them.
+    let fresh = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let mut slowest = Duration::ZERO;
+    for path in ["/livez", "/readyz", "/livez", "/status", "/readyz"] {
+        let started = Instant::now();
+        let answer = tokio::time::timeout(Duration::from_secs(1), fresh.get(s.url(path)).send())
+            .await
+            .unwrap_or_else(|_| panic!("{path} did not answer within 1 s; logs:\n{}", s.logs()))
+            .unwrap();
+        assert_eq!(answer.status(), 200, "{path}");
+        slowest = slowest.max(started.elapsed());
+    }
+    eprintln!("slowest probe with 200 idle connections open: {slowest:?}");
+
+    // The connections beyond the cap were closed to make room, oldest first.
+    let mut closed = 0;
+    for stream in &mut held {
+        let mut buf = [0u8; 1];
+        // Closed (FIN), or reset (RST: closed with its half-sent request unread).
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(20), stream.read(&mut buf)).await
+        {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 200 - 32, "{closed} of 200 closed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn big_bodies_are_refused_without_being_read() {
     let h = Harness::start(org(2, 4)).await;
     h.add_config(&format!(

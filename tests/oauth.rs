@@ -18,7 +18,9 @@ use q_group_sync::clock::{Clock, SystemClock};
 use q_group_sync::source::oauth::{ClientKey, OAuthSettings};
 use q_group_sync::source::okta::{OktaAuth, OktaSettings, OktaSource};
 use q_group_sync::source::{DirectorySource, SourceError};
-use q_group_sync_emulator::{OAuthApp, OktaEmulator, OktaOptions, OktaOrg, TokenRequest};
+use q_group_sync_emulator::{
+    FaultAction, Matcher, OAuthApp, OktaEmulator, OktaFault, OktaOptions, OktaOrg, TokenRequest,
+};
 use sha2::{Digest, Sha256};
 use url::Url;
 
@@ -109,6 +111,76 @@ async fn full_sync_with_oauth_and_dpop() {
     let requests = h.okta.requests();
     assert!(requests.len() > 6);
     assert!(requests.iter().all(|r| r.status == 200), "{requests:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dpop_proof_okta_refuses_with_400_is_retried_once_then_reported_in_one_line() {
+    let key = TestKey::ec();
+    let org = org(4, 5);
+    let h = Harness::start_oauth(org.clone(), options(app(&key, None)), &key, "").await;
+    // Refused once, as Okta refuses a proof on an API call: one fresh proof, and the pass runs.
+    h.okta.add_fault(OktaFault::times(
+        Matcher::groups_listing(),
+        FaultAction::InvalidDpopProof,
+        1,
+    ));
+    let out = h.run(&["sync"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(h.q_state(), expected(&org));
+    let listing: Vec<u16> = h
+        .okta
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/api/v1/groups")
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(listing, [400, 200]);
+    assert_eq!(successes(&h.okta.token_requests()), 1, "the token was kept");
+
+    // Refused every time: one retry, then one line naming DPoP and the clock.
+    h.okta.reset_request_log();
+    h.okta.add_fault(OktaFault::always(
+        Matcher::groups_listing(),
+        FaultAction::InvalidDpopProof,
+    ));
+    let out = h.run(&["sync"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let error = stdout
+        .lines()
+        .find(|l| l.starts_with("Pass failed: "))
+        .unwrap_or_else(|| panic!("{}", text(&out)));
+    assert!(
+        error.contains("Okta rejected the DPoP proof (invalid_dpop_proof: ")
+            && error.contains("clock"),
+        "{error}"
+    );
+    let statuses: Vec<u16> = h.okta.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [400, 400], "retried once, no more");
+}
+
+#[tokio::test]
+async fn a_proof_for_an_encoded_path_names_it_decoded() {
+    use q_group_sync::source::{UserDirectory, UserLookup};
+    let key = TestKey::ec();
+    let emu = emulator(app(&key, None)).await;
+    let mut settings = client_settings(&emu, &key, true);
+    if let OktaAuth::OAuth(oauth) = &mut settings.auth {
+        oauth.scopes.push("okta.users.read".into());
+    }
+    let okta = OktaSource::new(settings).unwrap();
+    // A key with a space goes out as `%20`; Okta checks the proof against the decoded path.
+    let found = okta.find_user("No Such User").await.unwrap();
+    assert!(matches!(found, UserLookup::NotFound), "{found:?}");
+    let statuses: Vec<(String, u16)> = emu
+        .requests()
+        .iter()
+        .map(|r| (r.path.clone(), r.status))
+        .collect();
+    assert_eq!(
+        statuses,
+        [("/api/v1/users/No%20Such%20User".to_owned(), 404)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -627,43 +699,60 @@ async fn the_emulator_enforces_assertions_proofs_replays_and_binding() {
         assert_eq!(body["errorCode"], "E0000011");
         (status, challenge)
     };
-    for (what, auth, proof) in [
+    // A refused proof is 400 with Okta's DPoP challenge; a refused token is 401.
+    for (what, auth, proof, want) in [
         (
             "htu with the query",
             auth.clone(),
             dpop.proof("GET", &format!("{htu}?limit=2"), Some(&token), None),
+            400,
         ),
         (
             "wrong ath",
             auth.clone(),
             dpop.proof("GET", &htu, Some("another-token"), None),
+            400,
         ),
-        ("no ath", auth.clone(), dpop.proof("GET", &htu, None, None)),
+        (
+            "no ath",
+            auth.clone(),
+            dpop.proof("GET", &htu, None, None),
+            400,
+        ),
         (
             "wrong htm",
             auth.clone(),
             dpop.proof("POST", &htu, Some(&token), None),
+            400,
         ),
         (
             "another key",
             auth.clone(),
             Dpop::new().proof("GET", &htu, Some(&token), None),
+            400,
         ),
         (
             "Bearer scheme",
             format!("Bearer {token}"),
             dpop.proof("GET", &htu, Some(&token), None),
+            401,
         ),
     ] {
         let (status, challenge) = refused(get_groups(&emu, &auth, &proof).await).await;
-        assert_eq!(status, 401, "{what}");
-        assert!(challenge.starts_with("DPoP error="), "{what}: {challenge}");
+        assert_eq!(status, want, "{what}");
+        assert!(challenge.starts_with("DPoP "), "{what}: {challenge}");
+        if want == 400 {
+            assert!(
+                challenge.contains("error=\"invalid_dpop_proof\""),
+                "{what}: {challenge}"
+            );
+        }
     }
     let good = dpop.proof("GET", &htu, Some(&token), None);
     assert_eq!(get_groups(&emu, &auth, &good).await.status(), 200);
     // A proof is good once.
     let (status, challenge) = refused(get_groups(&emu, &auth, &good).await).await;
-    assert_eq!(status, 401);
+    assert_eq!(status, 400);
     assert!(challenge.contains("already been used"), "{challenge}");
     // Expired tokens are E0000011.
     emu.expire_tokens();

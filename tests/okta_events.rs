@@ -315,16 +315,22 @@ async fn a_malformed_event_is_skipped_with_a_warning_naming_it() {
 
 #[tokio::test]
 async fn user_groups_reads_every_page() {
-    let emu = emulator(OktaOptions::default()).await;
+    // Okta pages a user's groups by itself (the endpoint documents no `limit`): two a page.
+    let emu = emulator(OktaOptions {
+        default_user_groups_limit: 2,
+        ..OktaOptions::default()
+    })
+    .await;
     let feed = feed(&emu, 100);
     let groups = feed.user_groups(&OktaOrg::user_id(0)).await.unwrap();
     assert_eq!(groups, (0..6).map(gid).collect::<Vec<_>>());
-    let pages = emu
+    let requests: Vec<_> = emu
         .requests()
-        .iter()
+        .into_iter()
         .filter(|r| r.path == format!("/api/v1/users/{}/groups", OktaOrg::user_id(0)))
-        .count();
-    assert_eq!(pages, 3, "page_size 2: three pages");
+        .collect();
+    assert_eq!(requests.len(), 3, "three pages, following next");
+    assert_eq!(requests[0].query, None, "no limit asked: {requests:?}");
     assert_eq!(
         feed.user_groups(&OktaOrg::user_id(1)).await.unwrap(),
         [gid(0)]

@@ -13,8 +13,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{
     Config, ConfigError, OktaAuthMode, OktaConfig, ScimConfig, Source, StateBackend,
 };
-use crate::engine::probe;
 use crate::report::Mode;
+use crate::sink::probe;
 use crate::sink::{QBusinessSink, SinkError, SinkErrorKind, credentials};
 use crate::source::okta::events::{ChangeFeed, FeedSettings, OktaChangeFeed};
 use crate::source::okta::{OktaSettings, OktaSource};
@@ -311,6 +311,9 @@ async fn write_probe(config: &Config, sink: &QBusinessSink, found: &mut Findings
     for (_, line) in &probe.lines {
         println!("{line}");
     }
+    if probe.readings.empty_list.is_some() {
+        println!("{}", record_probe(config, &probe.readings).await);
+    }
     if probe.passed() {
         println!("write probe: ok (PutGroup, GetGroup and DeleteGroup allowed)");
     } else if probe.misconfigured {
@@ -400,5 +403,37 @@ fn okta_fix(e: &SourceError, what: &str) -> &'static str {
         },
         SourceErrorKind::BadRequest => "check okta.group_filter and the other [okta] settings",
         _ => "check that okta.org_url is reachable from here; the next run retries",
+    }
+}
+
+/// Records what the write probe learnt in the snapshot, for the passes that follow. Opens the
+/// snapshot for writing (with PostgreSQL, under the leader lock for the moment it takes).
+async fn record_readings(
+    config: &Config,
+    readings: &crate::sink::Readings,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    use crate::store::SnapshotStore;
+    let state = open_state(config, Mode::Apply, shutdown).await?;
+    let lease = state.lead_for_command().await?;
+    let written = state
+        .store
+        .set_q_readings(&readings.to_json())
+        .await
+        .context("recording the probe's findings in the snapshot");
+    if let Some(lease) = lease {
+        lease.release().await;
+    }
+    written
+}
+
+/// Records the write probe's findings ([`record_readings`]) and says so in one line.
+async fn record_probe(config: &Config, readings: &crate::sink::Readings) -> String {
+    match record_readings(config, readings, &CancellationToken::new()).await {
+        Ok(()) => "write probe: findings recorded in the snapshot; passes use them".to_owned(),
+        Err(e) => format!(
+            "write probe: findings not recorded ({}); passes assume nothing is known",
+            crate::error::error_chain(e.as_ref())
+        ),
     }
 }

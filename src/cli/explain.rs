@@ -21,7 +21,8 @@ pub struct ExplainArgs {
     /// The Q Business document id.
     #[arg(long, value_name = "ID")]
     pub document: String,
-    /// The document's data source (default: qbusiness.data_source_id).
+    /// The document's data source (default: qbusiness.data_source_id); `none` for a
+    /// document added with BatchPutDocument (asked without a data source).
     #[arg(long, value_name = "ID")]
     pub data_source: Option<String>,
     /// Result format on stdout.

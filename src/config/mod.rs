@@ -458,7 +458,9 @@ fn describe_figment_error(err: figment::Error) -> String {
                 },
                 _ => String::new(),
             };
-            let what = if env::is_secret(&path) || URL_KEYS.contains(&path.as_str()) {
+            let what = if let Some(at) = syntax_error_at(&e.kind) {
+                at
+            } else if env::is_secret(&path) || URL_KEYS.contains(&path.as_str()) {
                 without_value(&e.kind)
             } else {
                 e.kind.to_string()
@@ -467,6 +469,20 @@ fn describe_figment_error(err: figment::Error) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// A TOML syntax error, by line and column only: the parser's message quotes the offending
+/// source line, which may be an unquoted secret.
+fn syntax_error_at(kind: &figment::error::Kind) -> Option<String> {
+    let figment::error::Kind::Message(message) = kind else {
+        return None;
+    };
+    let first = message.lines().next()?;
+    let at = first.strip_prefix("TOML parse error at ")?;
+    Some(format!(
+        "TOML syntax error at {} (the line is not shown: it may hold a secret)",
+        at.trim()
+    ))
 }
 
 /// The config keys that hold a URL; none may carry a user name or password.

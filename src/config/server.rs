@@ -63,7 +63,8 @@ pub struct ServerConfig {
     /// A request not answered within this gets 503 (a `dry_run` waiting for a long pass, too).
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
-    /// HTTP connections open at once (one request each); more wait to be accepted.
+    /// HTTP connections open at once (one request each); a new one beyond it (or beyond half
+    /// of it from one address) closes the oldest connection not in the middle of a request.
     pub max_connections: usize,
 }
 

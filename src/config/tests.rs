@@ -597,6 +597,30 @@ fn an_unquoted_secret_is_not_echoed() {
 }
 
 #[test]
+fn a_toml_syntax_error_gives_line_and_column_but_not_the_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("config.toml");
+    // An unquoted token that is not a number either: a syntax error on line 3.
+    let toml = MINIMAL.replace("api_token = \"00secret\"", "api_token = 00s3cr3t-T0ken/x");
+    let line = toml
+        .lines()
+        .position(|l| l.contains("00s3cr3t"))
+        .expect("the line")
+        + 1;
+    std::fs::write(&path, &toml).expect("write");
+    let err = Config::load_with_env(Some(&path), Vec::new())
+        .expect_err("not TOML")
+        .to_string();
+    assert!(
+        err.contains(&format!("TOML syntax error at line {line}, column")),
+        "{err}"
+    );
+    assert!(!err.contains("00s3cr3t"), "{err}");
+    assert!(!err.contains("api_token ="), "{err}");
+    assert!(!err.contains('\n'), "one line: {err}");
+}
+
+#[test]
 fn userinfo_is_refused_in_every_url_key_and_not_echoed() {
     for (key, toml) in [
         (

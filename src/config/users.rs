@@ -24,7 +24,8 @@ pub struct UsersConfig {
     pub id_attribute: String,
     /// User statuses that count as members.
     pub statuses: Vec<String>,
-    /// Drop `+tag` from the local part of email-like ids, as Q Business does.
+    /// Drop `+tag` from the local part of email ids, as Q Business does (only email ids are
+    /// lowercased and folded; others are sent as the source has them).
     pub fold_subaddress: bool,
 }
 

@@ -29,7 +29,6 @@ mod context;
 mod error;
 mod ownership;
 mod pipeline;
-pub mod probe;
 mod read;
 pub mod reconcile;
 mod run;

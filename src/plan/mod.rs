@@ -365,7 +365,13 @@ pub fn plan(desired: &Desired, snapshot: &Snapshot, policy: &Policy) -> Plan {
         .blocked
         .iter()
         .map(|(name, b)| (name.to_string(), b))
-        .chain(desired.invalid.iter().map(|b| (b.okta_name.clone(), b)))
+        // An Okta name Q cannot take may hold control characters: reported escaped.
+        .chain(
+            desired
+                .invalid
+                .iter()
+                .map(|b| (crate::model::printable(&b.okta_name).into_owned(), b)),
+        )
     {
         let (group, b) = blocked;
         out.issues.push(GroupIssue {

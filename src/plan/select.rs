@@ -100,7 +100,8 @@ impl Rules {
         Ok(normalised)
     }
 
-    /// A user id as Q Business compares it (trimmed, lowercased, `+tag` folded when configured).
+    /// A user id as Q Business compares it (trimmed; an email also lowercased, with `+tag`
+    /// folded when configured).
     pub fn normalise(&self, raw: &str) -> String {
         normalise_user_id(raw, self.fold_subaddress)
     }

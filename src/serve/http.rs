@@ -379,11 +379,19 @@ pub struct PortLimits {
     pub header_read_timeout: std::time::Duration,
     /// A request that has not been answered within this gets 503 (its connection is closed).
     pub request_timeout: std::time::Duration,
-    /// Connections open at once; beyond it the listener stops accepting until one closes.
+    /// Connections open at once; beyond it an idle one is closed for each new one.
     pub max_connections: usize,
 }
 
 impl PortLimits {
+    /// Connections one address may hold: half of `max_connections` (at least 4), so that
+    /// one client cannot take the port from the others (kubelet probes, Prometheus).
+    pub fn per_address(&self) -> usize {
+        (self.max_connections / 2)
+            .max(4)
+            .min(self.max_connections.max(1))
+    }
+
     /// The limits `[server]` sets.
     pub fn from_config(s: &crate::config::ServerConfig) -> PortLimits {
         PortLimits {
@@ -397,6 +405,12 @@ impl PortLimits {
 /// Serves `router` on `listener` until `stop` is cancelled, then lets requests in flight finish
 /// for up to `drain`. HTTP/1.1 only, with hyper's header-read timer on, a request timeout, and at
 /// most `max_connections` connections (so at most as many requests) at once.
+///
+/// A full port never stops accepting: idle or half-sent connections must not keep the
+/// probes out until their header timer runs out. A new connection from an address that already
+/// holds its share ([`PortLimits::per_address`]) closes that address's oldest connection that
+/// is not in the middle of a request; at `max_connections`, the oldest such connection of any
+/// address goes. Only when every connection is serving a request is the new one refused.
 pub async fn serve_port(
     listener: tokio::net::TcpListener,
     router: Router,
@@ -412,23 +426,16 @@ pub async fn serve_port(
     let router = router.layer(middleware::from_fn(move |request: Request, next: Next| {
         request_deadline(timeout, request, next)
     }));
-    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let conns = Arc::new(std::sync::Mutex::new(Conns::default()));
     let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
     loop {
-        let permit = tokio::select! {
-            p = Arc::clone(&slots).acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            _ = stop.cancelled() => break,
-        };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // EMFILE and the like: wait a moment rather than spin.
                     tracing::warn!(error = %e, "accepting an HTTP connection");
@@ -438,14 +445,38 @@ pub async fn serve_port(
             },
             _ = stop.cancelled() => break,
         };
-        let service = TowerToHyperService::new(router.clone());
+        let Some(conn) = lock(&conns).admit(peer.ip(), &limits) else {
+            tracing::debug!(peer = %peer.ip(), "HTTP port full of requests in progress; connection refused");
+            drop(stream);
+            continue;
+        };
+        // Busy while a request is being answered: such a connection is never the one closed.
+        let busy = Arc::clone(&conn.busy);
+        let service = TowerToHyperService::new(router.clone().layer(middleware::from_fn(
+            move |request: Request, next: Next| {
+                let busy = Arc::clone(&busy);
+                async move {
+                    busy.fetch_add(1, Ordering::SeqCst);
+                    let _done = BusyGuard(busy);
+                    next.run(request).await
+                }
+            },
+        )));
         let connection = builder.serve_connection(TokioIo::new(stream), service);
         let watched = graceful.watch(connection);
+        let conns = Arc::clone(&conns);
         tokio::spawn(async move {
-            if let Err(e) = watched.await {
-                tracing::debug!(error = %e, "HTTP connection closed with an error");
+            tokio::select! {
+                result = watched => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "HTTP connection closed with an error");
+                    }
+                }
+                () = conn.close.cancelled() => {
+                    tracing::debug!("idle HTTP connection closed to make room");
+                }
             }
-            drop(permit);
+            lock(&conns).open.remove(&conn.id);
         });
     }
     drop(listener);
@@ -454,6 +485,78 @@ pub async fn serve_port(
         .is_err()
     {
         tracing::debug!("HTTP connections still open after the drain period; closing them");
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Requests being answered on one connection (HTTP/1.1: at most one at a time).
+struct BusyGuard(Arc<AtomicUsize>);
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The open connections of the port, oldest first (ids grow).
+#[derive(Default)]
+struct Conns {
+    next: u64,
+    open: std::collections::BTreeMap<u64, Conn>,
+}
+
+/// One open connection.
+#[derive(Clone)]
+struct Conn {
+    id: u64,
+    peer: std::net::IpAddr,
+    /// Requests in progress on it.
+    busy: Arc<AtomicUsize>,
+    /// Cancelled to close it.
+    close: tokio_util::sync::CancellationToken,
+}
+
+impl Conns {
+    /// Makes room for a connection from `peer` and registers it; `None` when every connection
+    /// that would have to go is serving a request.
+    fn admit(&mut self, peer: std::net::IpAddr, limits: &PortLimits) -> Option<Conn> {
+        let from_peer = self.open.values().filter(|c| c.peer == peer).count();
+        if from_peer >= limits.per_address() && !self.close_oldest_idle(Some(peer)) {
+            return None;
+        }
+        if self.open.len() >= limits.max_connections.max(1) && !self.close_oldest_idle(None) {
+            return None;
+        }
+        let conn = Conn {
+            id: self.next,
+            peer,
+            busy: Arc::default(),
+            close: tokio_util::sync::CancellationToken::new(),
+        };
+        self.next += 1;
+        self.open.insert(conn.id, conn.clone());
+        Some(conn)
+    }
+
+    /// Closes the oldest connection (of `peer`, or of anyone) not serving a request.
+    fn close_oldest_idle(&mut self, peer: Option<std::net::IpAddr>) -> bool {
+        let victim = self
+            .open
+            .values()
+            .find(|c| peer.is_none_or(|p| c.peer == p) && c.busy.load(Ordering::SeqCst) == 0)
+            .map(|c| c.id);
+        match victim.and_then(|id| self.open.remove(&id)) {
+            Some(c) => {
+                c.close.cancel();
+                true
+            }
+            None => false,
+        }
     }
 }
 

@@ -1,7 +1,10 @@
 //! The target edge: the only way q-group-sync changes Amazon Q Business, behind [`GroupSink`].
 
 pub mod credentials;
+pub mod probe;
 pub mod qbusiness;
+pub mod readings;
+mod tracking;
 
 use std::fmt;
 use std::future::Future;
@@ -11,6 +14,8 @@ use chrono::{DateTime, Utc};
 use crate::model::{GroupName, Members};
 use crate::plan::explain::AccessAnswer;
 pub use qbusiness::QBusinessSink;
+pub use readings::Readings;
+pub use tracking::ReadingsLoader;
 
 /// What a delete found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +70,8 @@ pub enum SinkErrorKind {
     Timeout,
     /// Connection or TLS failure, or the request could not be built.
     Transport,
+    /// A write not sent, or abandoned, because this replica does not lead (any more).
+    Fenced,
     /// Anything else.
     Other,
 }
@@ -82,6 +89,7 @@ impl SinkErrorKind {
             SinkErrorKind::QuotaExceeded => "quota_exceeded",
             SinkErrorKind::Timeout => "timeout",
             SinkErrorKind::Transport => "transport",
+            SinkErrorKind::Fenced => "fenced",
             SinkErrorKind::Other => "other",
         }
     }
@@ -117,7 +125,9 @@ impl fmt::Display for SinkError {
 /// The only way q-group-sync changes Amazon Q Business.
 pub trait GroupSink: Send + Sync {
     /// Creates group `name`, or replaces its members with exactly `users` and `groups`
-    /// (PutGroup, INDEX type, `memberUsers` and `memberGroups`).
+    /// (PutGroup, INDEX type, `memberUsers` and `memberGroups`; an empty list is left out).
+    /// A group with neither may be deleted instead where Q Business keeps no empty group;
+    /// [`GroupSink::group_state`] then reports it done once it is gone.
     fn put_group(
         &self,
         name: &GroupName,
@@ -139,7 +149,9 @@ pub trait GroupSink: Send + Sync {
 
     /// One page (at most 10 names, ListGroups' largest page) of the groups in the index last
     /// written before `updated_before`, continuing after `token` (`None`: the first page).
-    /// Every page of one listing must be asked with the same `updated_before`.
+    /// Every page of one listing must be asked with the same `updated_before`. A cutoff
+    /// ahead of the service's clock may be sent as the service's own time instead (ListGroups
+    /// may refuse a cutoff in its future).
     fn list_groups_page(
         &self,
         updated_before: DateTime<Utc>,

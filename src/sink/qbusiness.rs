@@ -28,14 +28,20 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::readings::Readings;
+use super::tracking::{
+    Entry, Observe, PutMark, ReadingsLoader, Tracker, WriteGuard, since_put, state_of,
+};
 use super::{
     DeleteOutcome, DocumentAccess, GroupPage, GroupSink, GroupState, SinkError, SinkErrorKind,
 };
 use crate::config::{LargeGroups, QBusinessConfig};
+use crate::leader::Leadership;
 use crate::model::{GroupName, Members};
 use crate::pacing::{Pacer, per_second, until_ready};
 use crate::plan::explain::{AccessAnswer, AclCondition, AclList, DocumentAcl, Relation};
 use sha2::{Digest, Sha256};
+use tracing::{info, warn};
 
 /// Where and how to write.
 #[derive(Debug, Clone)]
@@ -70,6 +76,10 @@ pub struct QBusinessSink {
     writes: Arc<Pacer>,
     /// `large_groups = "s3"`: where member lists over the inline limit go.
     files: Option<MemberFiles>,
+    /// The service's clock, the puts awaiting confirmation and the readings in force.
+    tracker: Arc<Tracker>,
+    /// Bounds every write (deadline, leadership lease); none: writes are not bounded.
+    guard: Option<WriteGuard>,
 }
 
 /// Member files in S3 for groups over the inline limit (experimental: Q Business does not
@@ -225,6 +235,52 @@ impl QBusinessSink {
             target,
             writes,
             files: None,
+            tracker: Arc::default(),
+            guard: None,
+        }
+    }
+
+    /// Bounds every write (PutGroup, DeleteGroup, a member file): abandoned after `timeout`
+    /// (SDK retries included), and, with `leadership`, refused unless this replica leads and
+    /// abandoned as soon as its lease could pass to another replica.
+    pub fn guard_writes(mut self, timeout: Duration, leadership: Option<Leadership>) -> Self {
+        self.guard = Some(WriteGuard {
+            timeout,
+            leadership,
+        });
+        self
+    }
+
+    /// Reads the write probe's findings with `loader` before the first call that uses them.
+    pub fn load_readings_with(self, loader: ReadingsLoader) -> Self {
+        self.tracker.set_loader(loader);
+        self
+    }
+
+    /// What is known of Q Business's behaviour now (probed, or learnt while working).
+    pub fn readings(&self) -> Readings {
+        self.tracker.readings()
+    }
+
+    /// Replaces what is known of Q Business's behaviour.
+    pub fn set_readings(&self, readings: Readings) {
+        self.tracker.set_readings(readings);
+    }
+
+    /// The service's clock (from the `Date` of its answers), if it answered yet.
+    pub fn service_now(&self) -> Option<DateTime<Utc>> {
+        self.tracker.service_now()
+    }
+
+    /// Runs one write under the guard, if any.
+    async fn guarded<T>(
+        &self,
+        operation: &'static str,
+        write: impl Future<Output = Result<T, SinkError>>,
+    ) -> Result<T, SinkError> {
+        match &self.guard {
+            Some(guard) => guard.run(operation, write).await,
+            None => write.await,
         }
     }
 
@@ -265,7 +321,8 @@ impl QBusinessSink {
             .await
     }
 
-    /// Paces and sends one PutGroup (INDEX type) with these members.
+    /// Paces and sends one PutGroup (INDEX type) with these members, and notes the put for
+    /// its confirmation: from the service's `Date` on the answer on, a status is this put's.
     async fn send_put(
         &self,
         name: &GroupName,
@@ -285,8 +342,130 @@ impl QBusinessSink {
         if let Some(ds) = &self.target.data_source_id {
             req = req.data_source_id(ds);
         }
-        req.send().await.map_err(|e| classify("PutGroup", e))?;
+        let observe = Observe::new(&self.tracker);
+        let seen_before = self.tracker.seen(name);
+        req.customize()
+            .interceptor(observe.clone())
+            .send()
+            .await
+            .map_err(|e| classify("PutGroup", e))?;
+        self.note_put(name, observe.date(), false, seen_before);
         Ok(())
+    }
+
+    /// Notes a put (or the deletion of an emptied group) answered at service time `date`;
+    /// `seen_before` is the newest status of the group seen before it was sent.
+    fn note_put(
+        &self,
+        name: &GroupName,
+        date: Option<i64>,
+        deleted: bool,
+        seen_before: Option<f64>,
+    ) {
+        // Without a Date on the answer: the service's clock as last seen, else ours.
+        let at = date
+            .or_else(|| self.tracker.service_secs())
+            .unwrap_or_else(|| crate::clock::Clock::now(&crate::clock::SystemClock).timestamp());
+        self.tracker.set_mark(
+            name,
+            PutMark {
+                at,
+                answered: std::time::Instant::now(),
+                deleted,
+                seen_before,
+            },
+        );
+    }
+
+    /// A group with no member at all. Q Business's model sets no minimum, Kendra's twin
+    /// requires an item: `memberUsers: []` is tried first (unambiguous), then a `groupMembers`
+    /// without any list, and where Q Business keeps no empty group, the group is deleted (a
+    /// group that does not exist grants nothing; the snapshot keeps owning its name, and the
+    /// next put with members creates it again). What was refused is remembered.
+    async fn put_empty(&self, name: &GroupName) -> Result<(), SinkError> {
+        let known = self.tracker.readings();
+        if known.empty_list != Some(false) {
+            let empty_list = GroupMembers::builder()
+                .set_member_users(Some(Vec::new()))
+                .build();
+            match self.send_put(name, empty_list, None).await {
+                Ok(()) => {
+                    self.tracker.learn(|r| {
+                        r.empty_list.get_or_insert(true);
+                    });
+                    return Ok(());
+                }
+                Err(e) if e.kind == SinkErrorKind::Validation => {
+                    self.tracker.learn(|r| r.empty_list = Some(false));
+                    warn!(group = %name, error = %e,
+                        "Q Business refused an empty member list; trying a group without one");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if known.empty_group != Some(false) {
+            match self
+                .send_put(name, GroupMembers::builder().build(), None)
+                .await
+            {
+                Ok(()) => {
+                    self.tracker.learn(|r| {
+                        r.empty_group.get_or_insert(true);
+                    });
+                    return Ok(());
+                }
+                Err(e) if e.kind == SinkErrorKind::Validation => {
+                    self.tracker.learn(|r| r.empty_group = Some(false));
+                    warn!(group = %name, error = %e,
+                        "Q Business refused a group without members; deleting it instead");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let (outcome, date) = self.send_delete(name).await?;
+        self.note_put(name, date, true, None);
+        info!(group = %name, already_gone = outcome == DeleteOutcome::AlreadyGone,
+            "Q Business keeps no empty group: the emptied group was deleted (it is created again when it has members)");
+        Ok(())
+    }
+
+    /// Paces and sends one DeleteGroup (then the group's member file); the service's `Date`.
+    async fn send_delete(
+        &self,
+        name: &GroupName,
+    ) -> Result<(DeleteOutcome, Option<i64>), SinkError> {
+        self.pace_write().await;
+        let mut req = self
+            .client
+            .delete_group()
+            .application_id(&self.target.application_id)
+            .index_id(&self.target.index_id)
+            .group_name(name.as_str());
+        if let Some(ds) = &self.target.data_source_id {
+            req = req.data_source_id(ds);
+        }
+        let observe = Observe::new(&self.tracker);
+        let outcome = match req.customize().interceptor(observe.clone()).send().await {
+            Ok(_) => DeleteOutcome::Deleted,
+            Err(SdkError::ServiceError(e)) if matches!(e.err(), DeleteGroupError::ResourceNotFoundException(nf) if names_group(nf, name)) => {
+                DeleteOutcome::AlreadyGone
+            }
+            Err(e) => return Err(classify("DeleteGroup", e)),
+        };
+        // The group's member file goes with it (an absent file is no error); if this fails the
+        // delete is not recorded, so the next pass deletes the file again.
+        if let Some(files) = &self.files {
+            files
+                .client
+                .delete_object()
+                .bucket(&files.bucket)
+                .expected_bucket_owner(&files.owner)
+                .key(files.key(name))
+                .send()
+                .await
+                .map_err(|e| classify("DeleteObject", e))?;
+        }
+        Ok((outcome, observe.date()))
     }
 
     /// Waits for a write slot under `qbusiness.max_writes_per_second`.
@@ -297,21 +476,178 @@ impl QBusinessSink {
         }
     }
 
-    /// Read-only reachability check for `check-config`: one ListGroups call with one result,
-    /// of the groups updated before `now`.
+    /// Read-only reachability check for `check-config`: one ListGroups call with one result
+    /// (asked again with the service's own time if it refuses a cutoff ahead of its clock).
     pub async fn check(&self, now: DateTime<Utc>) -> Result<usize, SinkError> {
+        let out = Box::pin(self.list_first(list_cutoff(now), 1)).await?;
+        Ok(out.items().len())
+    }
+
+    /// The first page of a listing of the groups written before `asked`. Under the reading
+    /// where ListGroups accepts a cutoff in its future (learnt, or not known yet), `asked`
+    /// itself (callers ask ahead of their clock, so nothing written before is missed);
+    /// where it refuses one, the service's own time instead, taken at least a second after
+    /// the listing began: its `Date` counts whole seconds, so the estimate then covers every
+    /// group written before the listing began and is never ahead of the service.
+    async fn list_first(
+        &self,
+        asked: DateTime<Utc>,
+        max_results: i32,
+    ) -> Result<aws_sdk_qbusiness::operation::list_groups::ListGroupsOutput, SinkError> {
+        let began = tokio::time::Instant::now();
+        let refuses = self.tracker.readings().future_cutoff == Some(false);
+        let cutoff = if refuses {
+            self.service_cutoff(asked, began).await
+        } else {
+            asked
+        };
+        self.tracker.set_listing_cutoff(asked, cutoff);
+        match self.list_raw(cutoff, None, max_results).await {
+            Err(e) if self.refused_future(&e, cutoff) => {
+                let cutoff = self.service_cutoff(asked, began).await;
+                self.tracker.set_listing_cutoff(asked, cutoff);
+                let out = self.list_raw(cutoff, None, max_results).await?;
+                if !refuses {
+                    self.tracker.learn(|r| r.future_cutoff = Some(false));
+                    info!(
+                        "Q Business refused a ListGroups cutoff ahead of its clock; listings ask with its own time"
+                    );
+                }
+                Ok(out)
+            }
+            other => other,
+        }
+    }
+
+    /// The service's time, at least a second after `began`, capped at `asked`.
+    async fn service_cutoff(
+        &self,
+        asked: DateTime<Utc>,
+        began: tokio::time::Instant,
+    ) -> DateTime<Utc> {
+        tokio::time::sleep_until(began + Duration::from_secs(1)).await;
+        asked.min(
+            self.tracker
+                .service_now()
+                .unwrap_or_else(|| crate::clock::Clock::now(&crate::clock::SystemClock)),
+        )
+    }
+
+    /// Whether ListGroups refused `cutoff` as ahead of its clock (a ValidationException, and
+    /// the cutoff is ahead of the service's time as its answer dated it).
+    fn refused_future(&self, err: &SinkError, cutoff: DateTime<Utc>) -> bool {
+        err.kind == SinkErrorKind::Validation
+            && self
+                .tracker
+                .service_now()
+                .is_some_and(|service| service < cutoff)
+    }
+
+    /// One ListGroups call.
+    async fn list_raw(
+        &self,
+        cutoff: DateTime<Utc>,
+        token: Option<String>,
+        max_results: i32,
+    ) -> Result<aws_sdk_qbusiness::operation::list_groups::ListGroupsOutput, SinkError> {
+        let until = AwsDateTime::from_millis(cutoff.timestamp_millis());
         let mut req = self
             .client
             .list_groups()
             .application_id(&self.target.application_id)
             .index_id(&self.target.index_id)
-            .updated_earlier_than(AwsDateTime::from_millis(now.timestamp_millis()))
-            .max_results(1);
+            .updated_earlier_than(until)
+            .max_results(max_results)
+            .set_next_token(token);
         if let Some(ds) = &self.target.data_source_id {
             req = req.data_source_id(ds);
         }
-        let out = req.send().await.map_err(|e| classify("ListGroups", e))?;
-        Ok(out.items().len())
+        req.customize()
+            .interceptor(Observe::new(&self.tracker))
+            .send()
+            .await
+            .map_err(|e| classify("ListGroups", e))
+    }
+
+    /// GetGroup: the answer, or `None` for a group Q Business does not have.
+    async fn get_raw(
+        &self,
+        name: &GroupName,
+    ) -> Result<Option<aws_sdk_qbusiness::operation::get_group::GetGroupOutput>, SinkError> {
+        let mut req = self
+            .client
+            .get_group()
+            .application_id(&self.target.application_id)
+            .index_id(&self.target.index_id)
+            .group_name(name.as_str());
+        if let Some(ds) = &self.target.data_source_id {
+            req = req.data_source_id(ds);
+        }
+        match req
+            .customize()
+            .interceptor(Observe::new(&self.tracker))
+            .send()
+            .await
+        {
+            Ok(out) => {
+                let newest = out
+                    .status()
+                    .into_iter()
+                    .chain(out.status_history())
+                    .filter_map(|d| d.last_updated_at().map(|t| t.as_secs_f64()))
+                    .fold(None::<f64>, |a, b| Some(a.map_or(b, |a| a.max(b))));
+                if let Some(at) = newest {
+                    self.tracker.note_seen(name, at);
+                }
+                Ok(Some(out))
+            }
+            Err(SdkError::ServiceError(e)) if matches!(e.err(), GetGroupError::ResourceNotFoundException(nf) if names_group(nf, name)) => {
+                Ok(None)
+            }
+            Err(e) => Err(classify("GetGroup", e)),
+        }
+    }
+
+    /// The state of the put `mark` notes, from one GetGroup answer (`None`: no such group).
+    fn state_since(
+        &self,
+        name: &GroupName,
+        mark: PutMark,
+        answer: Option<&aws_sdk_qbusiness::operation::get_group::GetGroupOutput>,
+    ) -> GroupState {
+        if mark.deleted {
+            // An emptied group Q Business keeps none of: done once it is gone.
+            return match answer.map(|out| state_of(out.status())) {
+                None | Some(GroupState::Deleted) => GroupState::Succeeded,
+                Some(_) => GroupState::Processing,
+            };
+        }
+        // Not visible yet (eventual consistency): still processing, as far as we can tell.
+        let Some(out) = answer else {
+            return GroupState::Processing;
+        };
+        let current = out.status().map(Entry::of);
+        let history: Vec<Entry> = out.status_history().iter().map(Entry::of).collect();
+        if current.iter().chain(&history).any(|e| e.at.is_none()) && self.tracker.first_untimed() {
+            warn!(group = %name, "GetGroup answered a status without lastUpdatedAt: such a status never confirms a put");
+        }
+        if let Some(state) = since_put(mark.at, mark.seen_before, current.as_ref(), &history) {
+            return state;
+        }
+        // Only statuses from before the put. Where the probe found that a put changing
+        // nothing leaves the status as it was, an unmoved SUCCEEDED is taken as this put's
+        // once the delay the probe saw for a put's status to show has long passed.
+        if let Some(settle) = self.tracker.readings().noop_settle()
+            && current
+                .as_ref()
+                .is_some_and(|c| c.state == GroupState::Succeeded)
+            && mark.answered.elapsed() >= settle
+        {
+            info!(group = %name, settle_secs = settle.as_secs(),
+                "no status newer than the put: taken as a put that changed nothing (the write probe found such a put leaves the status as it was)");
+            return GroupState::Succeeded;
+        }
+        GroupState::Processing
     }
 }
 
@@ -322,6 +658,137 @@ impl GroupSink for QBusinessSink {
         members: &Members,
         groups: &[GroupName],
     ) -> Result<(), SinkError> {
+        self.tracker.ensure_loaded().await;
+        self.tracker.clear_mark(name);
+        // Boxed: the retries of an emptied group nest deep enough to strain type layout.
+        Box::pin(self.guarded("PutGroup", self.put_unguarded(name, members, groups))).await
+    }
+
+    async fn delete_group(&self, name: &GroupName) -> Result<DeleteOutcome, SinkError> {
+        self.tracker.clear_mark(name);
+        let (outcome, _) = Box::pin(self.guarded("DeleteGroup", self.send_delete(name))).await?;
+        Ok(outcome)
+    }
+
+    async fn group_state(&self, name: &GroupName) -> Result<GroupState, SinkError> {
+        self.tracker.ensure_loaded().await;
+        let mark = self.tracker.mark(name);
+        let answer = Box::pin(self.get_raw(name)).await?;
+        let Some(mark) = mark else {
+            return Ok(answer.map_or(GroupState::Missing, |out| state_of(out.status())));
+        };
+        let state = self.state_since(name, mark, answer.as_ref());
+        if state != GroupState::Processing {
+            self.tracker.clear_mark(name);
+        }
+        Ok(state)
+    }
+
+    async fn list_groups_page(
+        &self,
+        updated_before: DateTime<Utc>,
+        token: Option<String>,
+    ) -> Result<GroupPage, SinkError> {
+        self.tracker.ensure_loaded().await;
+        let out = match token {
+            None => Box::pin(self.list_first(updated_before, 10)).await?,
+            Some(token) => {
+                let cutoff = self.tracker.listing_cutoff(updated_before);
+                Box::pin(self.list_raw(cutoff, Some(token), 10)).await?
+            }
+        };
+        Ok(GroupPage {
+            names: out
+                .items()
+                .iter()
+                .filter_map(|g| g.group_name())
+                .map(GroupName::new)
+                .collect(),
+            next: out
+                .next_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned),
+        })
+    }
+}
+
+/// The member list of one of the write probe's puts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeForm<'a> {
+    /// `memberUsers` with this one user.
+    User(&'a str),
+    /// `memberUsers: []`.
+    EmptyList,
+    /// A `groupMembers` without any list.
+    NoList,
+}
+
+impl QBusinessSink {
+    /// The write probe's PutGroup of `name` in `form`, exactly as given (no fallback), noted
+    /// for [`QBusinessSink::put_status`].
+    pub async fn probe_put(&self, name: &GroupName, form: ProbeForm<'_>) -> Result<(), SinkError> {
+        let members = match form {
+            ProbeForm::User(id) => GroupMembers::builder()
+                .member_users(
+                    MemberUser::builder()
+                        .user_id(id)
+                        .r#type(MembershipType::Index)
+                        .build()
+                        .map_err(unbuildable)?,
+                )
+                .build(),
+            ProbeForm::EmptyList => GroupMembers::builder()
+                .set_member_users(Some(Vec::new()))
+                .build(),
+            ProbeForm::NoList => GroupMembers::builder().build(),
+        };
+        self.tracker.clear_mark(name);
+        Box::pin(self.send_put(name, members, None)).await
+    }
+
+    /// What GetGroup shows of the last put of `name` this sink sent: `None` while it shows
+    /// nothing of it (only earlier statuses, or no group yet). Leaves the put noted.
+    pub async fn put_status(&self, name: &GroupName) -> Result<Option<GroupState>, SinkError> {
+        let Some(mark) = self.tracker.mark(name) else {
+            return Ok(None);
+        };
+        let Some(out) = Box::pin(self.get_raw(name)).await? else {
+            return Ok(None);
+        };
+        let current = out.status().map(Entry::of);
+        let history: Vec<Entry> = out.status_history().iter().map(Entry::of).collect();
+        Ok(since_put(
+            mark.at,
+            mark.seen_before,
+            current.as_ref(),
+            &history,
+        ))
+    }
+
+    /// Whether ListGroups accepts a cutoff an hour ahead of the service's clock (`Err`: it
+    /// failed for another reason).
+    pub async fn future_cutoff_accepted(&self) -> Result<bool, SinkError> {
+        let now = match self.tracker.service_now() {
+            Some(now) => now,
+            None => crate::clock::Clock::now(&crate::clock::SystemClock),
+        };
+        match Box::pin(self.list_raw(now + chrono::TimeDelta::hours(1), None, 1)).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind == SinkErrorKind::Validation => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A put, unguarded: the member file, the inline lists, or an emptied group.
+    async fn put_unguarded(
+        &self,
+        name: &GroupName,
+        members: &Members,
+        groups: &[GroupName],
+    ) -> Result<(), SinkError> {
+        if members.is_empty() && groups.is_empty() {
+            return self.put_empty(name).await;
+        }
         if members.len() > self.target.member_limit
             && groups.is_empty()
             && let Some(files) = &self.files
@@ -360,103 +827,20 @@ impl GroupSink for QBusinessSink {
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(unbuildable)?;
-        // A chunked group carries only its chunk list; PutGroup replaces both lists.
+        // A chunked group carries only its chunk list (no empty user list, which a reading
+        // of the model refuses); PutGroup replaces the whole membership.
         let group_members = GroupMembers::builder()
-            .set_member_users(Some(users))
+            .set_member_users((!users.is_empty()).then_some(users))
             .set_member_groups((!member_groups.is_empty()).then_some(member_groups))
             .build();
         self.send_put(name, group_members, None).await
     }
-
-    async fn delete_group(&self, name: &GroupName) -> Result<DeleteOutcome, SinkError> {
-        self.pace_write().await;
-        let mut req = self
-            .client
-            .delete_group()
-            .application_id(&self.target.application_id)
-            .index_id(&self.target.index_id)
-            .group_name(name.as_str());
-        if let Some(ds) = &self.target.data_source_id {
-            req = req.data_source_id(ds);
-        }
-        let outcome = match req.send().await {
-            Ok(_) => DeleteOutcome::Deleted,
-            Err(SdkError::ServiceError(e)) if matches!(e.err(), DeleteGroupError::ResourceNotFoundException(nf) if names_group(nf, name)) => {
-                DeleteOutcome::AlreadyGone
-            }
-            Err(e) => return Err(classify("DeleteGroup", e)),
-        };
-        // The group's member file goes with it (an absent file is no error); if this fails the
-        // delete is not recorded, so the next pass deletes the file again.
-        if let Some(files) = &self.files {
-            files
-                .client
-                .delete_object()
-                .bucket(&files.bucket)
-                .expected_bucket_owner(&files.owner)
-                .key(files.key(name))
-                .send()
-                .await
-                .map_err(|e| classify("DeleteObject", e))?;
-        }
-        Ok(outcome)
-    }
-
-    async fn group_state(&self, name: &GroupName) -> Result<GroupState, SinkError> {
-        let mut req = self
-            .client
-            .get_group()
-            .application_id(&self.target.application_id)
-            .index_id(&self.target.index_id)
-            .group_name(name.as_str());
-        if let Some(ds) = &self.target.data_source_id {
-            req = req.data_source_id(ds);
-        }
-        match req.send().await {
-            Ok(out) => Ok(state_of(out.status())),
-            Err(SdkError::ServiceError(e)) if matches!(e.err(), GetGroupError::ResourceNotFoundException(nf) if names_group(nf, name)) => {
-                Ok(GroupState::Missing)
-            }
-            Err(e) => Err(classify("GetGroup", e)),
-        }
-    }
-
-    async fn list_groups_page(
-        &self,
-        updated_before: DateTime<Utc>,
-        token: Option<String>,
-    ) -> Result<GroupPage, SinkError> {
-        let until = AwsDateTime::from_millis(updated_before.timestamp_millis());
-        let mut req = self
-            .client
-            .list_groups()
-            .application_id(&self.target.application_id)
-            .index_id(&self.target.index_id)
-            .updated_earlier_than(until)
-            .max_results(10)
-            .set_next_token(token);
-        if let Some(ds) = &self.target.data_source_id {
-            req = req.data_source_id(ds);
-        }
-        let out = req.send().await.map_err(|e| classify("ListGroups", e))?;
-        Ok(GroupPage {
-            names: out
-                .items()
-                .iter()
-                .filter_map(|g| g.group_name())
-                .map(GroupName::new)
-                .collect(),
-            next: out
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned),
-        })
-    }
 }
 
 /// `updatedEarlierThan` for a listing of every group at `now`: ListGroups requires it and
-/// compares it with each group's last write, so it is set ahead of `now` by a margin that also
-/// covers a clock behind Q Business's.
+/// compares it with each group's last write. An hour ahead, so a clock behind Q Business's
+/// misses nothing; where ListGroups refuses a cutoff in its future, the sink sends the
+/// service's own time in its place.
 pub fn list_cutoff(now: DateTime<Utc>) -> DateTime<Utc> {
     now + chrono::TimeDelta::hours(1)
 }
@@ -476,7 +860,13 @@ impl DocumentAccess for QBusinessSink {
             .index_id(&self.target.index_id)
             .user_id(user_id)
             .document_id(document_id);
-        let data_source = data_source_id.or(self.target.data_source_id.as_deref());
+        // `none`: no dataSourceId at all (documents added with BatchPutDocument, which AWS says
+        // to ask about without one); a real id is 36 characters, so it cannot be "none".
+        let data_source = match data_source_id {
+            Some(ds) if ds.eq_ignore_ascii_case(NO_DATA_SOURCE) => None,
+            Some(ds) => Some(ds),
+            None => self.target.data_source_id.as_deref(),
+        };
         if let Some(ds) = data_source {
             req = req.data_source_id(ds);
         }
@@ -507,6 +897,9 @@ impl DocumentAccess for QBusinessSink {
         }
     }
 }
+
+/// The data source that asks CheckDocumentAccess without any `dataSourceId`.
+pub const NO_DATA_SOURCE: &str = "none";
 
 /// The SDK's ACL as the pure core reads it.
 fn acl_of(acl: &aws_sdk_qbusiness::types::DocumentAcl) -> DocumentAcl {
@@ -564,34 +957,6 @@ fn names_document(
     !(message.contains("application")
         || message.contains("index")
         || message.contains("data source"))
-}
-
-/// Maps GetGroup's status onto [`GroupState`].
-fn state_of(status: Option<&aws_sdk_qbusiness::types::GroupStatusDetail>) -> GroupState {
-    use aws_sdk_qbusiness::types::GroupStatus;
-    let Some(detail) = status else {
-        return GroupState::Processing;
-    };
-    match detail.status() {
-        Some(GroupStatus::Succeeded) => GroupState::Succeeded,
-        Some(GroupStatus::Failed) => {
-            let (code, message) = detail.error_detail().map_or_else(
-                || ("unknown".to_owned(), "no error detail".to_owned()),
-                |d| {
-                    (
-                        d.error_code()
-                            .map_or_else(|| "unknown".to_owned(), |c| c.as_str().to_owned()),
-                        d.error_message().unwrap_or("no error message").to_owned(),
-                    )
-                },
-            );
-            GroupState::Failed { code, message }
-        }
-        Some(GroupStatus::Deleting) => GroupState::Deleting,
-        Some(GroupStatus::Deleted) => GroupState::Deleted,
-        // PROCESSING, or a status this SDK does not know yet: not done.
-        _ => GroupState::Processing,
-    }
 }
 
 /// DeleteGroup answers 404 both for a missing group (the goal is reached) and for a wrong

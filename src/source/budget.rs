@@ -21,6 +21,8 @@ use crate::pacing::{Pacer, per_period, until_ready};
 const WINDOW: Duration = Duration::from_secs(60);
 /// Requests kept back from a bucket's `Remaining` for everyone else, at the least.
 const MIN_RESERVE: u32 = 2;
+/// The furthest a reset (or a 429's wait) is believed to be: windows are a minute long.
+const MAX_RESET: Duration = Duration::from_secs(3600);
 /// After a 429 the pace is multiplied by this, down to `MIN_SLOWDOWN`.
 const SLOWDOWN_STEP: f64 = 0.8;
 const MIN_SLOWDOWN: f64 = 0.25;
@@ -199,14 +201,17 @@ impl Budget {
                 b.used = 1;
             }
             // Okta's own clock (Date) places the reset, so local clock skew does not matter.
-            let secs = date.map_or(WINDOW.as_secs() as i64, |d| (reset - d).max(0));
+            // Both come from the wire: any value, however large or negative, is clamped to
+            // [0, MAX_RESET] rather than overflowing.
+            let secs = date
+                .map_or(WINDOW.as_secs() as i64, |d| reset.saturating_sub(d))
+                .clamp(0, MAX_RESET.as_secs() as i64);
+            let secs = u64::try_from(secs).unwrap_or(0);
             // Reset and Date are whole seconds: a window is at least one second long.
-            let seen = Duration::from_secs(u64::try_from(secs + 1).unwrap_or(1)).min(WINDOW);
+            let seen = Duration::from_secs(secs.saturating_add(1)).min(WINDOW);
             b.window = Some(b.window.map_or(seen, |w| w.max(seen)));
-            b.reset_at = Some(
-                now + Duration::from_secs(u64::try_from(secs).unwrap_or(0))
-                    + Duration::from_millis(500),
-            );
+            let wait = Duration::from_secs(secs) + Duration::from_millis(500);
+            b.reset_at = Some(now.checked_add(wait).unwrap_or(now));
         }
         if let Some(r) = remaining.and_then(|r| u32::try_from(r).ok()) {
             // Answers can arrive out of order: within a window the lowest count is the latest.
@@ -222,7 +227,8 @@ impl Budget {
     pub fn throttled(&self, bucket: &'static str, wait: Duration) {
         let mut buckets = self.lock();
         let b = buckets.entry(bucket).or_default();
-        let until = Instant::now() + wait;
+        let now = Instant::now();
+        let until = now.checked_add(wait.min(MAX_RESET)).unwrap_or(now);
         b.paused_until = Some(b.paused_until.map_or(until, |p| p.max(until)));
         b.slowdown = (b.slowdown * SLOWDOWN_STEP).max(MIN_SLOWDOWN);
     }
@@ -240,14 +246,24 @@ fn jitter() -> Duration {
     Duration::from_millis(rand::random_range(0..250))
 }
 
-/// The bucket a request path counts against (Okta's endpoint families).
+/// The bucket a request path counts against, as Okta documents its rate limits: listing
+/// groups and reading their members (`groups`), the System Log (`logs`), listing users
+/// (`users`), one user (`user`) and a user's groups (`user_groups`) are buckets of their own,
+/// each paced on its own `X-Rate-Limit-*` headers.
 pub fn bucket_of(path: &str) -> &'static str {
+    let path = path.trim_end_matches('/');
     if path.starts_with("/api/v1/groups") {
         "groups"
     } else if path.starts_with("/api/v1/logs") {
         "logs"
-    } else if path.starts_with("/api/v1/users") {
+    } else if path == "/api/v1/users" {
         "users"
+    } else if let Some(rest) = path.strip_prefix("/api/v1/users/") {
+        match rest.split_once('/') {
+            Some((_, "groups")) => "user_groups",
+            Some(_) => "other",
+            None => "user",
+        }
     } else if path.starts_with("/oauth2/") {
         "oauth"
     } else {
@@ -333,12 +349,59 @@ mod tests {
         assert!(start.elapsed() >= Duration::from_secs(5));
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn hostile_reset_and_date_values_do_not_overflow() {
+        let budget = Budget::new(0.5, 4);
+        let mut h = HeaderMap::new();
+        h.insert("x-rate-limit-limit", HeaderValue::from(100));
+        h.insert("x-rate-limit-remaining", HeaderValue::from(90));
+        for reset in [i64::MAX, i64::MIN, -1, 0] {
+            h.insert("x-rate-limit-reset", HeaderValue::from(reset));
+            for date in [
+                "Thu, 01 Jan 1970 00:00:00 GMT",
+                "Fri, 31 Dec 9999 23:59:59 GMT",
+            ] {
+                h.insert("date", HeaderValue::from_static(date));
+                budget.observe("groups", &h);
+            }
+            budget.observe("groups", &HeaderMap::new());
+        }
+        budget.throttled("groups", Duration::MAX);
+        // Still usable: the longest wait is bounded.
+        let waited = budget.acquire("groups").await;
+        assert!(waited <= MAX_RESET + Duration::from_secs(2), "{waited:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_bucket_is_paced_on_its_own_figures() {
+        let budget = Budget::new(0.5, 4);
+        // The users listing is nearly spent; one user and a user's groups are not.
+        budget.observe("users", &headers(600, 3, 1_000_060, 1_000_000));
+        budget.observe("user", &headers(2000, 1990, 1_000_060, 1_000_000));
+        budget.observe("user_groups", &headers(1000, 990, 1_000_060, 1_000_000));
+        let start = Instant::now();
+        budget.acquire("user").await;
+        budget.acquire("user_groups").await;
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "not held by users"
+        );
+        budget.acquire("users").await;
+        assert!(
+            start.elapsed() >= Duration::from_secs(60),
+            "the spent listing bucket waits for its reset"
+        );
+    }
+
     #[test]
     fn buckets_by_path() {
         assert_eq!(bucket_of("/api/v1/groups"), "groups");
         assert_eq!(bucket_of("/api/v1/groups/00g1/users"), "groups");
         assert_eq!(bucket_of("/api/v1/logs"), "logs");
-        assert_eq!(bucket_of("/api/v1/users/00u1/groups"), "users");
+        assert_eq!(bucket_of("/api/v1/users"), "users");
+        assert_eq!(bucket_of("/api/v1/users/00u1"), "user");
+        assert_eq!(bucket_of("/api/v1/users/ana@x.test"), "user");
+        assert_eq!(bucket_of("/api/v1/users/00u1/groups"), "user_groups");
         assert_eq!(bucket_of("/oauth2/v1/token"), "oauth");
     }
 }

@@ -183,6 +183,21 @@ pub trait SnapshotStore: Send + Sync {
         &self,
         cursor: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// What the write probe learnt of Q Business's behaviour ([`crate::sink::Readings`], as
+    /// JSON), if it was recorded. A store that keeps none answers `None`.
+    fn q_readings(&self) -> impl Future<Output = Result<Option<String>, StoreError>> + Send {
+        async { Ok(None) }
+    }
+
+    /// Records what the write probe learnt (JSON of [`crate::sink::Readings`]).
+    fn set_q_readings(
+        &self,
+        readings: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = readings;
+        async { Ok(()) }
+    }
 }
 
 /// The run log: one entry per pass that may write.
@@ -481,6 +496,25 @@ impl SnapshotStore for Backend {
 
     async fn set_events_cursor(&self, cursor: &str) -> Result<(), StoreError> {
         delegate!(self, s => s.set_events_cursor(cursor))
+    }
+
+    async fn q_readings(&self) -> Result<Option<String>, StoreError> {
+        delegate!(self, s => s.q_readings())
+    }
+
+    async fn set_q_readings(&self, readings: &str) -> Result<(), StoreError> {
+        delegate!(self, s => s.set_q_readings(readings))
+    }
+}
+
+impl Backend {
+    /// The leadership the store's writes are fenced by (PostgreSQL); `None` with SQLite, whose
+    /// process always leads.
+    pub fn leadership(&self) -> Option<crate::leader::Leadership> {
+        match self {
+            Backend::Sqlite(_) => None,
+            Backend::Postgres(s) => Some(s.leadership().clone()),
+        }
     }
 }
 

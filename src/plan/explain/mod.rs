@@ -243,7 +243,18 @@ pub fn explain(f: &Facts<'_>) -> Explanation {
         let u = f.rules.normalise(u);
         u == checked || aliases.contains(&u)
     };
-    let q_in_group = |g: &str| q_groups.contains(g);
+    // Q may list only the groups that name the user directly (not their nested parents): a
+    // user in one of the chunk sub-groups q-group-sync made of a group is in that group.
+    let q_in_group = |g: &str| {
+        let name = GroupName::new(g);
+        q_groups.contains(g)
+            || f.snapshot.groups.get(&name).is_some_and(|s| {
+                s.layout
+                    .chunk_names(&name)
+                    .iter()
+                    .any(|c| q_groups.contains(c.as_str()))
+            })
+    };
     let eligible = ident.written.is_some();
     // Named directly: by the id q-group-sync writes, or by another of the user's Okta
     // identities (login, email, Okta id), which is an id mismatch when Q disagrees.

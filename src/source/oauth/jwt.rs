@@ -46,12 +46,37 @@ fn new_jti() -> String {
     URL_SAFE_NO_PAD.encode(rand::random::<[u8; 18]>())
 }
 
-/// `htu` of a proof: the URL without query string or fragment (RFC 9449 §4.2).
+/// `htu` of a proof: the URL without query string or fragment (RFC 9449 §4.2), with its path
+/// percent-decoded: Okta compares `htu` with the request's path as decoded, so an encoded
+/// character (a space in a user key) would otherwise fail the proof.
 pub(crate) fn htu(url: &Url) -> String {
-    let mut url = url.clone();
-    url.set_query(None);
-    url.set_fragment(None);
-    url.into()
+    format!(
+        "{}{}",
+        url.origin().ascii_serialization(),
+        percent_decoded(url.path())
+    )
+}
+
+/// `text` with every `%XX` escape decoded (invalid UTF-8 replaced; a stray `%` kept).
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                let value = hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0);
+                out.push(u8::try_from(value).unwrap_or(b'?'));
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `ath` of a proof: base64url(SHA-256(access token)).

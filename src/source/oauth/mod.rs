@@ -25,7 +25,7 @@ use crate::clock::Clock;
 
 use keys::DpopKey;
 pub use keys::{ClientKey, KeyError};
-pub(crate) use token::{AccessToken, AuthHeaders};
+pub(crate) use token::{AccessToken, AuthHeaders, dpop_challenge};
 
 /// The org authorization server's token endpoint: the only one that issues Okta API scopes.
 pub const TOKEN_PATH: &str = "/oauth2/v1/token";
@@ -216,8 +216,9 @@ impl fmt::Display for OAuthError {
             ),
             OAuthError::DpopRejected { error, description } => write!(
                 f,
-                "Okta rejected the DPoP proof {}: check the system clock, and that \
-                 {REQUIRE_DPOP} on the app matches okta.dpop",
+                "Okta rejected the DPoP proof {}, also a fresh one: most likely this machine's \
+                 clock is off (a proof carries the time it was made; check NTP), else check \
+                 that {REQUIRE_DPOP} on the app matches okta.dpop",
                 quoted(error, description)
             ),
             OAuthError::TokenRejected { code } => write!(

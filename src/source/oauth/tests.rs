@@ -128,6 +128,52 @@ fn assertion_without_key_id_has_no_kid_and_form_carries_it() {
 }
 
 #[test]
+fn htu_is_the_decoded_path_without_query() {
+    let url = Url::parse("https://acme.okta.com:8443/api/v1/users/Ana%20Smith?x=1#f").unwrap();
+    assert_eq!(
+        super::jwt::htu(&url),
+        "https://acme.okta.com:8443/api/v1/users/Ana Smith"
+    );
+    let url = Url::parse("https://acme.okta.com/api/v1/users/%C3%A9lodie%2Fx%zz").unwrap();
+    assert_eq!(
+        super::jwt::htu(&url),
+        "https://acme.okta.com/api/v1/users/élodie/x%zz"
+    );
+}
+
+#[test]
+fn dpop_challenges_are_read_wherever_error_stands() {
+    let headers = |v: &str| {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("www-authenticate", v.parse().unwrap());
+        h
+    };
+    // As Okta sends it on an API call (okta-sdk-nodejs #453).
+    let okta = headers(
+        "DPoP algs=\"RS256 RS384 RS512 ES256 ES384 ES512\", authorization_uri=\"https://x.okta.com/oauth2/v1/authorize\", realm=\"https://x.okta.com\", scope=\"okta.groups.read\", error=\"invalid_dpop_proof\", error_description=\"'htu' claim in the DPoP proof JWT is invalid.\", resource=\"/api/v1/groups/00g/users\"",
+    );
+    assert_eq!(
+        super::dpop_challenge(&okta),
+        Some((
+            "invalid_dpop_proof".to_owned(),
+            "'htu' claim in the DPoP proof JWT is invalid.".to_owned()
+        ))
+    );
+    let first = headers("DPoP error=\"use_dpop_nonce\", error_description=\"nonce\"");
+    assert_eq!(
+        super::dpop_challenge(&first).map(|(e, _)| e).as_deref(),
+        Some("use_dpop_nonce")
+    );
+    let bearer = headers("Bearer error=\"invalid_token\"");
+    assert_eq!(super::dpop_challenge(&bearer), None);
+    let unquoted = headers("DPoP realm=x, error=invalid_dpop_proof");
+    assert_eq!(
+        super::dpop_challenge(&unquoted).map(|(e, _)| e).as_deref(),
+        Some("invalid_dpop_proof")
+    );
+}
+
+#[test]
 fn proof_has_typ_jwk_htm_htu_without_query_and_ath() {
     let (client, _, clock) = client(true, None);
     let dpop = client.dpop.as_ref().unwrap();
@@ -305,7 +351,7 @@ fn each_oauth_error_names_what_to_fix_in_one_line() {
                 None,
             ),
             "oauth_dpop",
-            &["DPoP proof", "system clock", "okta.dpop"][..],
+            &["DPoP proof", "clock is off", "okta.dpop"][..],
         ),
         (
             plain.refused(

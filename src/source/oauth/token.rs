@@ -213,18 +213,21 @@ impl OAuthClient {
         })
     }
 
-    /// The API answered 401 to a request made with token `generation`: take a new DPoP nonce
-    /// if that is what it asked for, else drop the token so the next request gets a new one.
+    /// The API refused a request made with token `generation` (401, or a 400 with a DPoP
+    /// challenge): take a new DPoP nonce if that is what it asked for; for a refused proof,
+    /// nothing (the next attempt carries a fresh one); else drop the token so the next request
+    /// gets a new one.
     pub(crate) async fn rejected(&self, headers: &HeaderMap, generation: u64) {
-        let challenge = headers
-            .get(WWW_AUTHENTICATE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        if challenge.contains("use_dpop_nonce")
+        let error = dpop_challenge(headers).map(|(error, _)| error);
+        if error.as_deref() == Some("use_dpop_nonce")
             && let Some(nonce) = header_text(headers, &DPOP_NONCE)
         {
             tracing::debug!("Okta asked for a DPoP nonce on an API call; retrying with it");
             *lock(&self.resource_nonce) = Some(nonce);
+            return;
+        }
+        if error.as_deref() == Some("invalid_dpop_proof") {
+            tracing::debug!("Okta refused a DPoP proof on an API call; retrying with a fresh one");
             return;
         }
         let mut slot = self.token.lock().await;
@@ -464,6 +467,54 @@ impl OAuthClient {
             .finish();
         Ok(SecretString::from(form))
     }
+}
+
+/// The `error` and `error_description` of a `WWW-Authenticate: DPoP ...` challenge, wherever
+/// they stand among its parameters (Okta sends `algs`, `realm` and others first).
+pub(crate) fn dpop_challenge(headers: &HeaderMap) -> Option<(String, String)> {
+    let challenge = headers
+        .get_all(WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| {
+            v.trim_start()
+                .get(..5)
+                .is_some_and(|s| s.eq_ignore_ascii_case("dpop "))
+        })?;
+    let error = auth_param(challenge, "error")?;
+    let description: String = auth_param(challenge, "error_description")
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(DESCRIPTION_MAX)
+        .collect();
+    Some((error, description))
+}
+
+/// The value of parameter `name` in an auth challenge (`name="value"` or `name=token`).
+fn auth_param(challenge: &str, name: &str) -> Option<String> {
+    let mut rest = challenge;
+    while let Some(at) = rest.find(name) {
+        let before = rest[..at].chars().next_back();
+        let after = &rest[at + name.len()..];
+        rest = after;
+        if before.is_some_and(|c| !(c == ' ' || c == ',')) {
+            continue;
+        }
+        let Some(value) = after.trim_start().strip_prefix('=') else {
+            continue;
+        };
+        let value = value.trim_start();
+        return Some(match value.strip_prefix('"') {
+            Some(quoted) => quoted.split('"').next().unwrap_or_default().to_owned(),
+            None => value
+                .split([',', ' '])
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+        });
+    }
+    None
 }
 
 /// A header as text, if present and visible ASCII.

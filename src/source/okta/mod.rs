@@ -352,13 +352,12 @@ impl OktaSource {
         }
     }
 
-    /// `{org}/api/v1/users/{id}/groups?limit=N` (the user's groups, for the users step and for
-    /// `explain`); an id that cannot be a path segment is refused before any request.
+    /// `{org}/api/v1/users/{id}/groups` (the user's groups, for the users step and for
+    /// `explain`): documented without `limit`, so none is sent; a `next` link is followed if
+    /// one comes. An id that cannot be a path segment is refused before any request.
     fn user_groups_url(&self, user_id: &str) -> Result<Url, SourceError> {
         usable_segment("user id", user_id, "/api/v1/users/{id}/groups")?;
-        let mut url = self.endpoint(&["api", "v1", "users", user_id, "groups"]);
-        url.set_query(Some(&format!("limit={}", self.page_size)));
-        Ok(url)
+        Ok(self.endpoint(&["api", "v1", "users", user_id, "groups"]))
     }
 
     /// `okta.org_url`: the only origin requests go to.

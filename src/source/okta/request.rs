@@ -16,7 +16,7 @@ use super::links::{link_values, next_link, same_origin};
 use super::{Fetched, OktaSource};
 use crate::source::SourceError;
 use crate::source::budget::bucket_of;
-use crate::source::oauth::{AuthHeaders, OAuthClient, OAuthError};
+use crate::source::oauth::{AuthHeaders, OAuthClient, OAuthError, dpop_challenge};
 
 /// Wait after a 429 that lacks `Date` or `X-Rate-Limit-Reset` (before the cap and jitter).
 const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(30);
@@ -394,18 +394,31 @@ impl OktaSource {
             | StatusCode::BAD_GATEWAY
             | StatusCode::SERVICE_UNAVAILABLE
             | StatusCode::GATEWAY_TIMEOUT => retry(RetryCause::Server(status.as_u16())),
-            StatusCode::UNAUTHORIZED => {
+            // Okta refuses a DPoP proof on an API call with 400 (and a DPoP challenge), not
+            // RFC 9449's 401 (okta-sdk-python #541, okta-sdk-nodejs #453).
+            StatusCode::UNAUTHORIZED | StatusCode::BAD_REQUEST
+                if status == StatusCode::UNAUTHORIZED
+                    || (matches!(self.credentials, Credentials::OAuth(_))
+                        && dpop_challenge(response.headers()).is_some()) =>
+            {
+                let challenge = dpop_challenge(response.headers());
                 if let Credentials::OAuth(client) = &self.credentials
                     && allow_reauth
                 {
-                    // E0000011, invalid_dpop_proof or use_dpop_nonce: refresh/retry once.
+                    // E0000011, invalid_dpop_proof or use_dpop_nonce: a new token, a nonce
+                    // or a fresh proof, and one more try.
                     client.rejected(response.headers(), generation).await;
                     return Ok(Attempt::Reauth);
                 }
                 let code = error_body(response).await.code_or_status(status);
-                Err(match &self.credentials {
-                    Credentials::Ssws(_) => SourceError::Unauthorized { code },
-                    Credentials::OAuth(_) => OAuthError::TokenRejected { code }.into(),
+                Err(match (&self.credentials, challenge) {
+                    (Credentials::Ssws(_), _) => SourceError::Unauthorized { code },
+                    (Credentials::OAuth(_), Some((error, description)))
+                        if error == "invalid_dpop_proof" || error == "use_dpop_nonce" =>
+                    {
+                        OAuthError::DpopRejected { error, description }.into()
+                    }
+                    (Credentials::OAuth(_), _) => OAuthError::TokenRejected { code }.into(),
                 })
             }
             StatusCode::FORBIDDEN => {
@@ -639,6 +652,8 @@ fn operation(path: &str) -> &'static str {
         "list_user_groups"
     } else if path.trim_end_matches('/') == "/api/v1/users" {
         "list_users"
+    } else if path.starts_with("/api/v1/users/") {
+        "get_user"
     } else if path.ends_with("/users") {
         "list_members"
     } else {

@@ -138,6 +138,11 @@ impl PostgresStore {
         }
     }
 
+    /// The leadership this store's writes are fenced by.
+    pub fn leadership(&self) -> &Leadership {
+        &self.leadership
+    }
+
     async fn client(&self) -> Result<Object, StoreError> {
         self.pool.get().await.map_err(|e| StoreError::Connect {
             target: self.target.clone(),
@@ -589,6 +594,14 @@ impl SnapshotStore for PostgresStore {
 
     async fn set_events_cursor(&self, cursor: &str) -> Result<(), StoreError> {
         self.set_meta("events_cursor", cursor).await
+    }
+
+    async fn q_readings(&self) -> Result<Option<String>, StoreError> {
+        self.meta("q_readings").await
+    }
+
+    async fn set_q_readings(&self, readings: &str) -> Result<(), StoreError> {
+        self.set_meta("q_readings", readings).await
     }
 }
 

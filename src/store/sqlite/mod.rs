@@ -436,6 +436,14 @@ impl SnapshotStore for SqliteStore {
         self.set_meta("events_cursor", cursor.to_owned()).await
     }
 
+    async fn q_readings(&self) -> Result<Option<String>, StoreError> {
+        self.meta("q_readings").await
+    }
+
+    async fn set_q_readings(&self, readings: &str) -> Result<(), StoreError> {
+        self.set_meta("q_readings", readings.to_owned()).await
+    }
+
     async fn record_intent(
         &self,
         run: RunId,

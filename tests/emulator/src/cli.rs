@@ -12,7 +12,7 @@ use clap::Parser;
 use tokio::io::AsyncReadExt;
 
 use crate::generate::{self, OrgSpec, Sizes};
-use crate::{OktaEmulator, OktaOptions, QEmulator, QOptions};
+use crate::{EmptyMembers, OktaEmulator, OktaOptions, QEmulator, QModes, QOptions};
 
 /// Serve an emulated Okta org and Amazon Q Business index on loopback.
 ///
@@ -27,6 +27,8 @@ use crate::{OktaEmulator, OktaOptions, QEmulator, QOptions};
 /// `POST /_emulator/deactivate` (`{"percent": 1.0, "seed": 7}`; answers the users and the
 /// number of their groups); on the Q Business URL:
 /// `GET /_emulator/stats` (`?detail=true` for calls by operation), `POST /_emulator/reset-stats`,
+/// `GET` and `POST /_emulator/modes` (the readings of what AWS leaves open, as JSON: e.g.
+/// `{"status_lag": 3000, "empty_members": "refuse"}`; fields left out take their defaults),
 /// `GET /_emulator/groups`, `POST /_emulator/groups` (`{"name": "Sales", "users": ["ana@x"]}`:
 /// a group made by hand, which q-group-sync must leave alone), `PUT /_emulator/documents/{id}`
 /// (`{"dataSourceId": null, "documentAcl": {"allowlist": ..., "denyList": ...}}`, for
@@ -66,8 +68,8 @@ pub struct Cli {
     /// Requests per window in Okta's System Log bucket (`/api/v1/logs`).
     #[arg(long, default_value_t = 120)]
     pub okta_logs_rate_limit: u32,
-    /// Requests per window in Okta's `/api/v1/users*` bucket (the users listing, one user, a
-    /// user's groups).
+    /// Requests per window in each of Okta's user buckets (the users listing, one user, a
+    /// user's groups: three buckets, each counted on its own).
     #[arg(long, default_value_t = 10_000)]
     pub okta_users_rate_limit: u32,
     /// Delay before a System Log event becomes visible to `GET /api/v1/logs`, in milliseconds.
@@ -90,6 +92,27 @@ pub struct Cli {
     /// Q Business emulator listen address.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub q_listen: SocketAddr,
+    /// Q Business: GetGroup keeps answering a group's status from before a put for this many
+    /// milliseconds after it (404 for a group the put created).
+    #[arg(long, default_value_t = 0)]
+    pub q_status_lag_ms: u64,
+    /// Q Business: a put that changes nothing leaves the group's status as it was.
+    #[arg(long)]
+    pub q_noop_keeps_status: bool,
+    /// Q Business: which empty PutGroup is accepted: `accept` (an empty list and no list),
+    /// `omit-only` (only a groupMembers without the list) or `refuse` (no empty group).
+    #[arg(long, default_value = "accept")]
+    pub q_empty_members: EmptyMembers,
+    /// Q Business: ListGroups refuses an updatedEarlierThan ahead of its clock.
+    #[arg(long)]
+    pub q_refuse_future_cutoff: bool,
+    /// Q Business: its clock against this host's, in seconds (negative: behind).
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    pub q_clock_skew_secs: i64,
+    /// Q Business: CheckDocumentAccess lists only the groups that name the user directly (not
+    /// the groups that hold those).
+    #[arg(long)]
+    pub q_direct_user_groups: bool,
 }
 
 /// Generates the org, starts both emulators, prints the JSON line, serves until told to stop.
@@ -122,7 +145,22 @@ pub async fn run(cli: Cli) -> std::io::Result<()> {
         ..OktaOptions::default()
     };
     let okta = OktaEmulator::start_on(cli.okta_listen, org, okta_options).await?;
-    let q = QEmulator::start_on(cli.q_listen, QOptions::default()).await?;
+    let modes = QModes {
+        status_lag: Duration::from_millis(cli.q_status_lag_ms),
+        noop_moves_status: !cli.q_noop_keeps_status,
+        empty_members: cli.q_empty_members,
+        future_cutoff: !cli.q_refuse_future_cutoff,
+        clock_skew_secs: cli.q_clock_skew_secs,
+        nested_user_groups: !cli.q_direct_user_groups,
+    };
+    let q = QEmulator::start_on(
+        cli.q_listen,
+        QOptions {
+            modes,
+            ..QOptions::default()
+        },
+    )
+    .await?;
     let line = serde_json::json!({
         "okta_url": okta.url(),
         "okta_token": okta.token(),

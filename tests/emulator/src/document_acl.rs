@@ -152,9 +152,15 @@ pub fn has_access(acl: &DocumentAcl, user: &str, groups: &BTreeSet<String>) -> b
         && !matches(acl.deny_list.as_ref(), user, groups, &fold_user)
 }
 
-/// A user id as Q Business compares it: trimmed, lowercased, `+tag` folded for emails.
+/// A user id as Q Business compares it: trimmed; an email address (AWS documents only those
+/// as case-insensitive with `+tag` folded) also lowercased and folded. Other ids are compared
+/// exactly (the reading under which changing their case breaks an ACL).
 pub fn fold_user(raw: &str) -> String {
-    let lower = raw.trim().to_lowercase();
+    let trimmed = raw.trim();
+    if !is_email(trimmed) {
+        return trimmed.to_owned();
+    }
+    let lower = trimmed.to_lowercase();
     match lower.rsplit_once('@') {
         Some((local, domain)) if !domain.is_empty() => match local.split_once('+') {
             Some((base, _)) if !base.is_empty() => format!("{base}@{domain}"),
@@ -162,6 +168,19 @@ pub fn fold_user(raw: &str) -> String {
         },
         _ => lower,
     }
+}
+
+/// Whether `v` is an email address: one `@`, a local part, and a domain of two or more
+/// non-empty dot-separated labels, with no whitespace anywhere.
+pub fn is_email(v: &str) -> bool {
+    let Some((local, domain)) = v.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.contains('@')
+        && !v.chars().any(char::is_whitespace)
+        && domain.split('.').count() >= 2
+        && domain.split('.').all(|label| !label.is_empty())
 }
 
 /// One group as resolution sees it: its users and its member groups.

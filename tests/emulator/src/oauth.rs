@@ -555,6 +555,20 @@ pub(crate) struct Rejection {
     pub nonce: Option<String>,
 }
 
+/// A refused DPoP proof on an API call: Okta answers 400 (not RFC 9449's 401) with the DPoP
+/// challenge (okta-sdk-python #541, okta-sdk-nodejs #453, terraform-provider-okta #2392).
+pub(crate) fn invalid_proof(description: &str) -> Rejection {
+    Rejection {
+        status: 400,
+        // Okta's parameters first, the error among them.
+        www_authenticate: format!(
+            "DPoP algs=\"RS256 RS384 RS512 ES256 ES384 ES512\", realm=\"okta\", error=\"invalid_dpop_proof\", error_description=\"{}\"",
+            description.replace('"', "'")
+        ),
+        ..invalid_token("DPoP", "invalid_dpop_proof", description)
+    }
+}
+
 fn invalid_token(scheme: &str, error: &str, description: &str) -> Rejection {
     Rejection {
         status: 401,
@@ -622,13 +636,8 @@ pub(crate) fn authorize(
                     "A DPoP-bound access token must use the DPoP authorization scheme.",
                 ));
             }
-            let proof = proof.ok_or_else(|| {
-                invalid_token(
-                    "DPoP",
-                    "invalid_dpop_proof",
-                    "The DPoP proof JWT header is missing.",
-                )
-            })?;
+            let proof =
+                proof.ok_or_else(|| invalid_proof("The DPoP proof JWT header is missing."))?;
             let checked = verify_proof(
                 proof,
                 method,
@@ -638,11 +647,9 @@ pub(crate) fn authorize(
                 app.proof_max_age,
                 &mut state.proof_jtis,
             )
-            .map_err(|d| invalid_token("DPoP", "invalid_dpop_proof", &d))?;
+            .map_err(|d| invalid_proof(&d))?;
             if checked.jkt != jkt {
-                return Err(invalid_token(
-                    "DPoP",
-                    "invalid_dpop_proof",
+                return Err(invalid_proof(
                     "The DPoP proof is not signed by the key the access token is bound to.",
                 ));
             }

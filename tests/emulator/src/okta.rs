@@ -598,8 +598,9 @@ pub struct OktaOptions {
     pub background_rps: f64,
     /// Requests per window in the System Log bucket (`/api/v1/logs`; 120/min on Workforce orgs).
     pub logs_rate_limit: u32,
-    /// Requests per window in the `/api/v1/users*` bucket (`GET /api/v1/users`,
-    /// `/api/v1/users/{id}` and `/api/v1/users/{id}/groups`; 600/min on Workforce orgs).
+    /// Requests per window in each of the user buckets, which Okta documents as separate
+    /// (`GET /api/v1/users`, `GET /api/v1/users/{id}`, `GET /api/v1/users/{id}/groups`), each
+    /// counted on its own.
     pub users_rate_limit: u32,
     /// Record the System Log from start-up on (mutations made before the start are not logged).
     pub system_log: bool,
@@ -776,6 +777,9 @@ pub enum FaultAction {
     /// The normal page, with `rel="next"` to a page on the same origin never linked before
     /// (`after=endless-<n>`): a listing that never ends.
     EndlessNext,
+    /// 400 with `WWW-Authenticate: DPoP error="invalid_dpop_proof"`, as Okta refuses a proof
+    /// on an API call (e.g. an `iat` its clock finds too old: the client's clock is off).
+    InvalidDpopProof,
 }
 
 /// A fault to inject into matching requests.
@@ -877,8 +881,12 @@ struct OrgState {
     window: RateWindow,
     /// The `/api/v1/logs` bucket.
     logs_window: RateWindow,
-    /// The `/api/v1/users*` bucket.
+    /// The `GET /api/v1/users` bucket.
     users_window: RateWindow,
+    /// The `GET /api/v1/users/{id}` bucket.
+    user_window: RateWindow,
+    /// The `GET /api/v1/users/{id}/groups` bucket.
+    user_groups_window: RateWindow,
     oauth: OAuthState,
     /// `oauth.log.len()` at the last stats reset.
     token_requests_at_reset: usize,
@@ -917,6 +925,8 @@ impl OktaEmulator {
                 window: RateWindow::default(),
                 logs_window: RateWindow::default(),
                 users_window: RateWindow::default(),
+                user_window: RateWindow::default(),
+                user_groups_window: RateWindow::default(),
                 oauth: OAuthState::default(),
                 token_requests_at_reset: 0,
             }),
@@ -1044,6 +1054,8 @@ impl OktaEmulator {
         state.window = RateWindow::default();
         state.logs_window = RateWindow::default();
         state.users_window = RateWindow::default();
+        state.user_window = RateWindow::default();
+        state.user_groups_window = RateWindow::default();
     }
 
     /// Stops the server, letting in-flight requests finish. Dropping the emulator also stops it.
@@ -1125,8 +1137,12 @@ enum Bucket {
     Groups,
     /// `/api/v1/logs`.
     Logs,
-    /// `/api/v1/users*`.
+    /// `GET /api/v1/users` (the listing).
     Users,
+    /// `GET /api/v1/users/{id}` (one user).
+    User,
+    /// `GET /api/v1/users/{id}/groups` (a user's groups).
+    UserGroups,
 }
 
 impl Bucket {
@@ -1142,8 +1158,14 @@ impl Bucket {
             Some(Bucket::Groups)
         } else if under("/api/v1/logs") {
             Some(Bucket::Logs)
-        } else if under("/api/v1/users") {
+        } else if path.trim_end_matches('/') == "/api/v1/users" {
             Some(Bucket::Users)
+        } else if let Some(rest) = path.strip_prefix("/api/v1/users/") {
+            match rest.trim_end_matches('/').split_once('/') {
+                None => Some(Bucket::User),
+                Some((_, "groups")) => Some(Bucket::UserGroups),
+                Some(_) => None,
+            }
         } else {
             None
         }
@@ -1153,7 +1175,7 @@ impl Bucket {
         match self {
             Bucket::Groups => options.rate_limit,
             Bucket::Logs => options.logs_rate_limit,
-            Bucket::Users => options.users_rate_limit,
+            Bucket::Users | Bucket::User | Bucket::UserGroups => options.users_rate_limit,
         }
     }
 }
@@ -1164,6 +1186,8 @@ impl OrgState {
             Bucket::Groups => &mut self.window,
             Bucket::Logs => &mut self.logs_window,
             Bucket::Users => &mut self.users_window,
+            Bucket::User => &mut self.user_window,
+            Bucket::UserGroups => &mut self.user_groups_window,
         }
     }
 
@@ -1533,7 +1557,9 @@ fn authenticate(
         return Ok(());
     }
     let proof = headers.get("dpop").and_then(|v| v.to_str().ok());
-    let htu = format!("{}{path}", shared.base_url);
+    // Okta compares `htu` with the request's path as decoded.
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    let htu = format!("{}{decoded}", shared.base_url);
     crate::oauth::authorize(
         shared.options.oauth.as_ref(),
         &mut shared.lock().oauth,
@@ -1631,6 +1657,20 @@ async fn api(
                 ..rate
             };
             error_response(shared, ApiError::rate_limited(), rate, request_id)
+        }
+        (Some(FaultAction::InvalidDpopProof), _) => {
+            let rejection =
+                crate::oauth::invalid_proof("'iat' claim in the DPoP proof JWT is invalid.");
+            let mut response = error_response(
+                shared,
+                ApiError::new(rejection.status, rejection.code, rejection.summary),
+                rate,
+                request_id,
+            );
+            if let Ok(value) = HeaderValue::from_str(&rejection.www_authenticate) {
+                response.headers_mut().insert("www-authenticate", value);
+            }
+            response
         }
         (Some(FaultAction::ConcurrencyLimited), _) => {
             let rate = RateInfo {

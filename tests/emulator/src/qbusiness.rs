@@ -70,6 +70,92 @@ pub struct QOptions {
     /// The account owning every emulated S3 bucket: a call whose `x-amz-expected-bucket-owner`
     /// names another answers 403 AccessDenied, as S3 does.
     pub s3_bucket_owner: String,
+    /// The readings of what AWS leaves open that the emulator starts with; switchable later
+    /// ([`QEmulator::set_modes`], `POST /_emulator/modes`).
+    pub modes: QModes,
+}
+
+/// How the emulator answers where the AWS documentation leaves the behaviour open. Each field
+/// is one reading; the default is the most convenient one, the others are what a product must
+/// also be right under.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QModes {
+    /// GetGroup keeps answering the status the group had before a put for this long after it
+    /// (eventual consistency; 404 for a group the put created). Zero: read-after-write.
+    #[serde(with = "millis")]
+    pub status_lag: Duration,
+    /// Whether a put that changes nothing (the same users and groups) gets a status of its own
+    /// (PROCESSING, then SUCCEEDED). `false`: the group keeps its last status untouched.
+    pub noop_moves_status: bool,
+    /// Which PutGroup with no member at all is accepted.
+    pub empty_members: EmptyMembers,
+    /// Whether ListGroups accepts an `updatedEarlierThan` later than the service's own clock.
+    pub future_cutoff: bool,
+    /// The service's clock against the host's, in seconds (negative: behind). Applies to the
+    /// `Date` header, every `lastUpdatedAt` and the ListGroups cutoff.
+    pub clock_skew_secs: i64,
+    /// CheckDocumentAccess `userGroups`: every group the user is in through nesting (`true`),
+    /// or only the groups that list the user directly (`false`).
+    pub nested_user_groups: bool,
+}
+
+impl Default for QModes {
+    fn default() -> Self {
+        QModes {
+            status_lag: Duration::ZERO,
+            noop_moves_status: true,
+            empty_members: EmptyMembers::Accept,
+            future_cutoff: true,
+            clock_skew_secs: 0,
+            nested_user_groups: true,
+        }
+    }
+}
+
+/// Which empty PutGroup the emulator accepts (the model sets no minimum; Kendra's twin
+/// requires at least one item per list).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EmptyMembers {
+    /// `memberUsers: []` and a `groupMembers` without lists are both accepted.
+    #[default]
+    Accept,
+    /// An empty list is refused (ValidationException, length at least 1); a `groupMembers`
+    /// without the list is accepted and empties the group.
+    OmitOnly,
+    /// No group without a member: every empty put is refused (ValidationException).
+    Refuse,
+}
+
+impl std::str::FromStr for EmptyMembers {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "accept" => Ok(EmptyMembers::Accept),
+            "omit-only" => Ok(EmptyMembers::OmitOnly),
+            "refuse" => Ok(EmptyMembers::Refuse),
+            other => Err(format!(
+                "unknown reading {other:?}: accept, omit-only or refuse"
+            )),
+        }
+    }
+}
+
+/// A `Duration` as whole milliseconds in the control endpoint's JSON.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
 }
 
 /// One logged call to the emulated S3.
@@ -97,6 +183,7 @@ impl Default for QOptions {
             conflict_while_processing: false,
             latency: Duration::ZERO,
             s3_bucket_owner: "123456789012".into(),
+            modes: QModes::default(),
         }
     }
 }
@@ -125,6 +212,8 @@ pub struct QFault {
     pub action: QFaultAction,
     /// `None`: every matching call; `Some(n)`: the next `n`.
     pub times: Option<u32>,
+    /// Only calls signed with this access key id (one client among several); `None`: any.
+    pub access_key: Option<String>,
 }
 
 impl QFault {
@@ -135,6 +224,7 @@ impl QFault {
             group: None,
             action,
             times: None,
+            access_key: None,
         }
     }
 
@@ -158,7 +248,13 @@ impl QFault {
         self
     }
 
-    fn hits(&self, op: &str, group: Option<&str>) -> bool {
+    /// Restricts the fault to calls signed with access key id `key`.
+    pub fn on_access_key(mut self, key: &str) -> QFault {
+        self.access_key = Some(key.to_owned());
+        self
+    }
+
+    fn hits(&self, op: &str, group: Option<&str>, access_key: Option<&str>) -> bool {
         let fail_async_ok = !matches!(
             self.action,
             QFaultAction::FailAsync { .. } | QFaultAction::Processing(_)
@@ -166,6 +262,10 @@ impl QFault {
         fail_async_ok
             && self.op.as_deref().is_none_or(|want| want == op)
             && self.group.as_deref().is_none_or(|want| Some(want) == group)
+            && self
+                .access_key
+                .as_deref()
+                .is_none_or(|want| Some(want) == access_key)
     }
 }
 
@@ -247,10 +347,31 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, QState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    fn modes(&self) -> QModes {
+        self.lock().modes.clone()
+    }
+
+    /// The service's clock: the host's, moved by `clock_skew_secs`.
+    fn now(&self) -> SystemTime {
+        skewed(SystemTime::now(), self.lock().modes.clock_skew_secs)
+    }
+}
+
+/// `t` moved by `secs` seconds (either way).
+fn skewed(t: SystemTime, secs: i64) -> SystemTime {
+    let by = Duration::from_secs(secs.unsigned_abs());
+    if secs >= 0 {
+        t.checked_add(by).unwrap_or(t)
+    } else {
+        t.checked_sub(by).unwrap_or(t)
+    }
 }
 
 #[derive(Default)]
 struct QState {
+    /// The readings in force.
+    modes: QModes,
     groups: BTreeMap<String, QGroup>,
     faults: Vec<QFault>,
     calls: Vec<QCall>,
@@ -370,9 +491,13 @@ impl QEmulator {
     /// Starts the emulator on `addr` (the standalone binary's `--q-listen`).
     pub async fn start_on(addr: SocketAddr, options: QOptions) -> std::io::Result<QEmulator> {
         let bound = Bound::bind(addr).await?;
+        let state = QState {
+            modes: options.modes.clone(),
+            ..QState::default()
+        };
         let shared = Arc::new(Shared {
             options,
-            state: Mutex::new(QState::default()),
+            state: Mutex::new(state),
         });
         let router = Router::new().fallback(handle).with_state(shared.clone());
         Ok(QEmulator {
@@ -403,7 +528,7 @@ impl QEmulator {
 
     /// Current groups by name (deleted groups are absent).
     pub fn groups(&self) -> BTreeMap<String, QGroupView> {
-        let now = SystemTime::now();
+        let now = self.shared.now();
         let processing = self.shared.options.processing_time;
         self.shared
             .lock()
@@ -416,11 +541,12 @@ impl QEmulator {
     /// One group, if it exists.
     pub fn group(&self, name: &str) -> Option<QGroupView> {
         let processing = self.shared.options.processing_time;
+        let now = self.shared.now();
         self.shared
             .lock()
             .groups
             .get(name)
-            .map(|g| g.view(SystemTime::now(), processing))
+            .map(|g| g.view(now, processing))
     }
 
     /// Users of `name`, including those of its `memberGroups`, recursively (cycle-safe; missing
@@ -495,6 +621,17 @@ impl QEmulator {
             document_acl: acl,
         };
         self.shared.lock().documents.insert(id.to_owned(), document);
+    }
+
+    /// The readings in force.
+    pub fn modes(&self) -> QModes {
+        self.shared.modes()
+    }
+
+    /// Switches to other readings (also `POST /_emulator/modes` with the JSON of [`QModes`]);
+    /// groups and faults are kept.
+    pub fn set_modes(&self, modes: QModes) {
+        self.shared.lock().modes = modes;
     }
 
     /// Adds a fault; faults are tried in the order added, and the first match applies.
@@ -818,6 +955,11 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         let body = axum::body::to_bytes(req.into_body(), BODY_LIMIT).await;
         return seed_control(&shared, body.ok().as_deref());
     }
+    if path == "/_emulator/modes" {
+        let method = req.method().clone();
+        let body = axum::body::to_bytes(req.into_body(), BODY_LIMIT).await;
+        return modes_control(&shared, &method, body.ok().as_deref());
+    }
     if path.starts_with("/_emulator/") {
         return control(&shared, req.method(), &path, req.uri().query());
     }
@@ -859,7 +1001,28 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         }
     };
     shared.lock().calls.push(call);
+    let mut response = response;
+    // The service's own clock, as every AWS answer carries it.
+    if let Ok(date) = HeaderValue::from_str(&httpdate::fmt_http_date(shared.now())) {
+        response.headers_mut().insert("date", date);
+    }
     response
+}
+
+/// `GET /_emulator/modes`: the readings in force; `POST` with a (partial) [`QModes`] JSON
+/// switches to them (fields left out take their defaults).
+fn modes_control(shared: &Shared, method: &Method, body: Option<&[u8]>) -> Response {
+    if *method == Method::POST {
+        match body.map(serde_json::from_slice::<QModes>) {
+            Some(Ok(modes)) => shared.lock().modes = modes,
+            Some(Err(e)) => return respond(400, &json!({ "error": e.to_string() }), None),
+            None => return respond(400, &json!({ "error": "unreadable body" }), None),
+        }
+    }
+    match serde_json::to_value(shared.modes()) {
+        Ok(body) => respond(200, &body, None),
+        Err(e) => respond(500, &json!({ "error": e.to_string() }), None),
+    }
 }
 
 /// A minimal path-style S3: `PUT /_s3/{bucket}/{key}` stores the body (plain or
@@ -1064,7 +1227,12 @@ async fn process(
     }
 
     // Faults apply before anything else, like a throttling or failing front end.
-    let action = take_fault(shared, call.op.as_str(), call.group.as_deref());
+    let action = take_fault(
+        shared,
+        call.op.as_str(),
+        call.group.as_deref(),
+        call.access_key.as_deref(),
+    );
     let mut fail_async = None;
     let mut slow = None;
     match &action {
@@ -1170,8 +1338,16 @@ fn check_document_access(
         .collect();
     let user = fold_user(user);
     let groups = groups_of(&user, &visible);
+    // The reading where `userGroups` names only the groups listing the user themselves.
+    let nested = state.modes.nested_user_groups;
     let user_groups: Vec<Value> = groups
         .iter()
+        .filter(|name| {
+            nested
+                || visible
+                    .get(name.as_str())
+                    .is_some_and(|g| g.users.iter().any(|u| fold_user(u) == user))
+        })
         .map(|name| {
             let kind = match state
                 .groups
@@ -1193,9 +1369,17 @@ fn check_document_access(
 }
 
 /// The first matching fault's action; uses up one of its `times`.
-fn take_fault(shared: &Shared, op: &str, group: Option<&str>) -> Option<QFaultAction> {
+fn take_fault(
+    shared: &Shared,
+    op: &str,
+    group: Option<&str>,
+    access_key: Option<&str>,
+) -> Option<QFaultAction> {
     let mut state = shared.lock();
-    let index = state.faults.iter().position(|f| f.hits(op, group))?;
+    let index = state
+        .faults
+        .iter()
+        .position(|f| f.hits(op, group, access_key))?;
     let fault = &mut state.faults[index];
     let action = fault.action.clone();
     if let Some(n) = fault.times.as_mut() {
@@ -1388,6 +1572,45 @@ fn validate_put(req: &PutGroupRequest, member_limit: usize) -> Result<(), QError
     errors.into_result()
 }
 
+/// Refuses the empty puts the `empty_members` reading does not accept (inline lists only).
+fn check_empty(members: &GroupMembers, reading: EmptyMembers) -> Result<(), QError> {
+    if members.s3_path_for_group_members.is_some() {
+        return Ok(());
+    }
+    let users = members.member_users.as_ref();
+    let groups = members.member_groups.as_ref();
+    match reading {
+        EmptyMembers::Accept => Ok(()),
+        EmptyMembers::OmitOnly => {
+            for (field, empty) in [
+                ("groupMembers.memberUsers", users.is_some_and(Vec::is_empty)),
+                (
+                    "groupMembers.memberGroups",
+                    groups.is_some_and(Vec::is_empty),
+                ),
+            ] {
+                if empty {
+                    return Err(QError::invalid(
+                        field,
+                        "Member must have length greater than or equal to 1",
+                    ));
+                }
+            }
+            Ok(())
+        }
+        EmptyMembers::Refuse => {
+            let count = users.map_or(0, Vec::len) + groups.map_or(0, Vec::len);
+            if count == 0 {
+                return Err(QError::invalid(
+                    "groupMembers",
+                    "Member must contain at least one memberUsers or memberGroups item",
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
 fn put_group(
     shared: &Shared,
     value: Value,
@@ -1400,6 +1623,8 @@ fn put_group(
     let (Some(name), Some(members)) = (req.group_name, req.group_members) else {
         return Err(QError::invalid("groupName", "Member must not be null"));
     };
+    let modes = shared.modes();
+    check_empty(&members, modes.empty_members)?;
     let mut failure = failure;
     let (users, groups) = match &members.s3_path_for_group_members {
         Some(path) => {
@@ -1435,9 +1660,21 @@ fn put_group(
         ),
     };
 
-    let now = SystemTime::now();
+    let now = shared.now();
     let processing = shared.options.processing_time;
     let mut state = shared.lock();
+    // A put that changes nothing, under the reading that it leaves the status as it was.
+    if !modes.noop_moves_status
+        && failure.is_none()
+        && slow.is_none()
+        && let Some(group) = state.groups.get_mut(&name)
+        && group.users == users
+        && group.groups == groups
+        && group.current(now, processing).0 != "PROCESSING"
+    {
+        group.put_count += 1;
+        return Ok(json!({}));
+    }
     let existing = state.groups.get(&name);
     if shared.options.conflict_while_processing
         && existing.is_some_and(|g| g.current(now, processing).0 == "PROCESSING")
@@ -1474,13 +1711,44 @@ fn put_group(
 }
 
 fn get_group(shared: &Shared, name: &str) -> Result<Value, QError> {
+    let now = shared.now();
+    let lag = shared.modes().status_lag;
     let state = shared.lock();
     let group = state
         .groups
         .get(name)
         .ok_or_else(|| QError::not_found(name, "GROUP"))?;
-    let now = SystemTime::now();
     let processing = shared.options.processing_time;
+    // Eventual consistency: the puts of the last `status_lag` are not visible yet.
+    let visible = group
+        .puts
+        .iter()
+        .position(|p| now < p.at + lag)
+        .unwrap_or(group.puts.len());
+    if visible < group.puts.len() {
+        if visible == 0 && group.put_count > 0 {
+            return Err(QError::not_found(name, "GROUP"));
+        }
+        let earlier = QGroup {
+            users: BTreeSet::new(),
+            groups: BTreeSet::new(),
+            data_source_id: None,
+            puts: group.puts[..visible]
+                .iter()
+                .map(|p| PutRecord {
+                    at: p.at,
+                    processing: p.processing,
+                    failure: p.failure.clone(),
+                })
+                .collect(),
+            put_count: 0,
+        };
+        let (status, at, failure) = earlier.current(now, processing);
+        return Ok(json!({
+            "status": status_json(status, at, failure),
+            "statusHistory": earlier.history(now, processing),
+        }));
+    }
     let (status, at, failure) = group.current(now, processing);
     Ok(json!({
         "status": status_json(status, at, failure),
@@ -1498,6 +1766,12 @@ fn list_groups(shared: &Shared, params: &BTreeMap<String, String>) -> Result<Val
     let cutoff = parse_iso_millis(raw).ok_or_else(|| {
         QError::invalid("updatedEarlierThan", "Member must be an ISO-8601 timestamp")
     })?;
+    if !shared.modes().future_cutoff && cutoff > epoch_millis(shared.now()) {
+        return Err(QError::invalid(
+            "updatedEarlierThan",
+            "Member must not be later than the current time",
+        ));
+    }
     let max_results = match params.get("maxResults").map(|raw| raw.parse::<usize>()) {
         None => 10,
         Some(Ok(n)) if (1..=10).contains(&n) => n,
@@ -1599,7 +1873,7 @@ fn document_control(shared: &Shared, method: &Method, id: &str, body: &[u8]) -> 
 /// A group made outside the product, as [`QEmulator::seed_group`] makes it.
 fn seed(shared: &Shared, name: &str, users: BTreeSet<String>) {
     let processing = shared.options.processing_time;
-    let now = SystemTime::now();
+    let now = shared.now();
     let at = now.checked_sub(processing).unwrap_or(now);
     let group = QGroup {
         users,
@@ -1645,7 +1919,7 @@ fn control(shared: &Shared, method: &Method, path: &str, query: Option<&str>) ->
     }
     match path {
         "/_emulator/groups" => {
-            let now = SystemTime::now();
+            let now = shared.now();
             let processing = shared.options.processing_time;
             let state = shared.lock();
             let groups: serde_json::Map<String, Value> = state

@@ -721,3 +721,21 @@ async fn one_user_by_id_or_login() {
     );
     assert_eq!(stats.list_users.requests, 0);
 }
+
+#[tokio::test]
+async fn the_user_buckets_are_counted_apart_as_okta_documents_them() {
+    let emu = start().await;
+    let remaining = |reply: &Reply| reply.header_num("x-rate-limit-remaining");
+    // Three calls to the listing, two to one user, one to a user's groups.
+    for _ in 0..3 {
+        okta_get(&emu, "/api/v1/users").await;
+    }
+    let user = format!("/api/v1/users/{}", OktaOrg::user_id(0));
+    okta_get(&emu, &user).await;
+    let one = okta_get(&emu, &user).await;
+    let groups = okta_get(&emu, &format!("{user}/groups")).await;
+    let listing = okta_get(&emu, "/api/v1/users").await;
+    assert_eq!(remaining(&listing), 500 - 4, "the listing's own count");
+    assert_eq!(remaining(&one), 500 - 2, "one user's own count");
+    assert_eq!(remaining(&groups), 500 - 1, "a user's groups' own count");
+}
