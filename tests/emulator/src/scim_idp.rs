@@ -125,7 +125,7 @@ pub struct Directory {
 
 impl Directory {
     /// What Q Business must hold for these groups: every group, with the ids of its active
-    /// members (emails lower-cased, as Q compares them).
+    /// members (emails lower-cased, as Q compares them; other ids as they are).
     pub fn expected_q(&self, from: UserIdFrom) -> BTreeMap<String, BTreeSet<String>> {
         self.groups
             .iter()
@@ -135,13 +135,31 @@ impl Directory {
                     .filter_map(|m| self.users.get(m))
                     .filter(|p| p.active)
                     .map(|p| match from {
-                        UserIdFrom::Email => p.email.to_lowercase(),
-                        UserIdFrom::UserName => p.user_name.to_lowercase(),
+                        UserIdFrom::Email => q_id(&p.email),
+                        UserIdFrom::UserName => q_id(&p.user_name),
                     })
                     .collect();
                 (name.clone(), ids)
             })
             .collect()
+    }
+}
+
+/// The id Q Business holds for `raw`: an email address lower-cased (Q compares emails
+/// case-insensitively), anything else trimmed only. An independent statement of the rule, not
+/// the product's code.
+fn q_id(raw: &str) -> String {
+    let raw = raw.trim();
+    let is_email = raw.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty()
+            && !domain.contains('@')
+            && domain.split('.').count() >= 2
+            && domain.split('.').all(|l| !l.is_empty())
+    });
+    if is_email {
+        raw.to_lowercase()
+    } else {
+        raw.to_owned()
     }
 }
 
