@@ -166,7 +166,7 @@ pub async fn write_probe(
             Some(&e),
         ),
     }
-    report.readings.probed_at = Some(chrono::Utc::now());
+    report.readings.probed_at = Some(super::qbusiness::wall_clock());
     report
 }
 
