@@ -587,3 +587,28 @@ async fn member_files_name_the_bucket_owner_and_go_with_their_group() {
     assert_eq!(deletes.len(), 1, "{deletes:?}");
     assert_eq!(deletes[0].expected_owner.as_deref(), Some("123456789012"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_names_with_control_characters_are_printed_escaped() {
+    let mut o = org(1, 2);
+    // A name that would clear the terminal and forge a log line if printed raw.
+    o.add_group(
+        "00gevil0000000000001",
+        "Eng\u{1b}[2J\nINFO forged line\u{202e}",
+        "OKTA_GROUP",
+    );
+    o.add_member("00gevil0000000000001", &OktaOrg::user_id(0));
+    let h = Harness::start(o).await;
+    for args in [&["plan"][..], &["--log-format", "text", "sync"][..]] {
+        let out = h.run(args).await;
+        let all = text(&out);
+        assert!(
+            !all.contains('\u{1b}') && !all.contains('\u{202e}') && !all.contains("\nINFO forged"),
+            "{all}"
+        );
+        assert!(
+            all.contains("Eng\\u{1b}[2J\\u{a}INFO forged line\\u{202e}"),
+            "{all}"
+        );
+    }
+}

@@ -114,8 +114,10 @@ pub async fn write_probe(
             Some(e),
         ),
     }
-    if put.is_ok() && confirm(sink, canary, timeout, answered, &mut report).await {
-        questions(sink, canary, timeout, &mut report).await;
+    if put.is_ok()
+        && let Some(first_seen) = confirm(sink, canary, timeout, answered, &mut report).await
+    {
+        questions(sink, canary, timeout, first_seen.as_ref(), &mut report).await;
     }
     // Deleted in every case once a put was sent (a refused put may still have created it).
     match sink.delete_group(canary).await {
@@ -138,40 +140,40 @@ pub async fn write_probe(
             Some(&e),
         ),
     }
-    report.readings.probed_at = Some(crate::clock::Clock::now(&crate::clock::SystemClock));
+    report.readings.probed_at = Some(super::qbusiness::wall_clock());
     report
 }
 
 /// GetGroup until the canary's put is SUCCEEDED or FAILED, or `timeout` passes; notes whether
-/// the first GetGroup already showed the put, and how long it took to show. Whether it
-/// SUCCEEDED.
+/// the first GetGroup already showed the put, and how long it took to show. When it
+/// SUCCEEDED, what the first GetGroup showed of it.
 async fn confirm(
     sink: &QBusinessSink,
     canary: &GroupName,
     timeout: Duration,
     answered: Instant,
     report: &mut ProbeReport,
-) -> bool {
-    let mut first = true;
+) -> Option<Option<GroupState>> {
+    let mut first = None;
     loop {
         let seen = sink.put_status(canary).await;
         if let Ok(status) = &seen {
-            if first {
+            if first.is_none() {
                 report.readings.processing_visible = Some(status.is_some());
+                first = Some(status.clone());
             }
             if status.is_some() && report.readings.status_visible_after_ms.is_none() {
                 let ms = u64::try_from(answered.elapsed().as_millis()).unwrap_or(u64::MAX);
                 report.readings.status_visible_after_ms = Some(ms);
             }
         }
-        first = false;
         match seen {
             Ok(Some(GroupState::Succeeded)) => {
                 report.ok(format!(
                     "write probe: GetGroup ok (SUCCEEDED after {:.1}s)",
                     answered.elapsed().as_secs_f64()
                 ));
-                return true;
+                return Some(first.flatten());
             }
             Ok(Some(GroupState::Failed { code, message })) => {
                 report.failed(
@@ -180,7 +182,7 @@ async fn confirm(
                     ),
                     None,
                 );
-                return false;
+                return None;
             }
             Ok(Some(
                 state @ (GroupState::Missing | GroupState::Deleted | GroupState::Deleting),
@@ -191,7 +193,7 @@ async fn confirm(
                     ),
                     None,
                 );
-                return false;
+                return None;
             }
             Ok(_) if answered.elapsed() < timeout => {
                 tokio::time::sleep(POLL).await;
@@ -204,7 +206,7 @@ async fn confirm(
                     ),
                     None,
                 );
-                return false;
+                return None;
             }
             Err(e) => {
                 report.failed(
@@ -213,7 +215,7 @@ async fn confirm(
                     ),
                     Some(&e),
                 );
-                return false;
+                return None;
             }
         }
     }
@@ -243,6 +245,18 @@ async fn outcome_within(
     }
 }
 
+/// A state as GetGroup names it.
+fn state_name(state: &GroupState) -> &'static str {
+    match state {
+        GroupState::Processing => "PROCESSING",
+        GroupState::Succeeded => "SUCCEEDED",
+        GroupState::Failed { .. } => "FAILED",
+        GroupState::Deleting => "DELETING",
+        GroupState::Deleted => "DELETED",
+        GroupState::Missing => "no group",
+    }
+}
+
 /// `yes`/`no`.
 fn yes(v: bool) -> &'static str {
     if v { "yes" } else { "no" }
@@ -254,6 +268,7 @@ async fn questions(
     sink: &QBusinessSink,
     canary: &GroupName,
     timeout: Duration,
+    first_seen: Option<&GroupState>,
     report: &mut ProbeReport,
 ) {
     let r = &mut report.readings;
@@ -261,7 +276,15 @@ async fn questions(
         .status_visible_after_ms
         .map_or_else(String::new, |ms| format!("{:.1}s", ms as f64 / 1000.0));
     let mut lines = vec![match r.processing_visible {
-        Some(true) => "write probe: PROCESSING visible right after a put: yes (the first GetGroup showed the put)".to_owned(),
+        Some(true) => match first_seen {
+            Some(GroupState::Processing) | None => {
+                "write probe: PROCESSING visible right after a put: yes".to_owned()
+            }
+            Some(state) => format!(
+                "write probe: PROCESSING visible right after a put: its outcome already ({}, on the first GetGroup)",
+                state_name(state)
+            ),
+        },
         _ => format!(
             "write probe: PROCESSING visible right after a put: no (GetGroup answered the status from before the put; the put showed after {shown}); puts are confirmed only by a status newer than the put"
         ),
@@ -353,10 +376,11 @@ async fn questions(
     let line = match sink.future_cutoff_accepted().await {
         Ok(v) => {
             r.future_cutoff = Some(v);
-            format!(
-                "write probe: future ListGroups cutoff accepted: {}; listings ask with the service's own time",
-                yes(v)
-            )
+            if v {
+                "write probe: future ListGroups cutoff accepted: yes; listings ask for every group written before an hour from now".to_owned()
+            } else {
+                "write probe: future ListGroups cutoff accepted: no; listings ask with the service's own time".to_owned()
+            }
         }
         Err(e) => {
             format!("write probe: future ListGroups cutoff accepted: not known (ListGroups: {e})")

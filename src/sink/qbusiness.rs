@@ -365,7 +365,7 @@ impl QBusinessSink {
         // Without a Date on the answer: the service's clock as last seen, else ours.
         let at = date
             .or_else(|| self.tracker.service_secs())
-            .unwrap_or_else(|| crate::clock::Clock::now(&crate::clock::SystemClock).timestamp());
+            .unwrap_or_else(|| wall_clock().timestamp());
         self.tracker.set_mark(
             name,
             PutMark {
@@ -526,11 +526,7 @@ impl QBusinessSink {
         began: tokio::time::Instant,
     ) -> DateTime<Utc> {
         tokio::time::sleep_until(began + Duration::from_secs(1)).await;
-        asked.min(
-            self.tracker
-                .service_now()
-                .unwrap_or_else(|| crate::clock::Clock::now(&crate::clock::SystemClock)),
-        )
+        asked.min(self.tracker.service_now().unwrap_or_else(wall_clock))
     }
 
     /// Whether ListGroups refused `cutoff` as ahead of its clock (a ValidationException, and
@@ -770,7 +766,7 @@ impl QBusinessSink {
     pub async fn future_cutoff_accepted(&self) -> Result<bool, SinkError> {
         let now = match self.tracker.service_now() {
             Some(now) => now,
-            None => crate::clock::Clock::now(&crate::clock::SystemClock),
+            None => wall_clock(),
         };
         match Box::pin(self.list_raw(now + chrono::TimeDelta::hours(1), None, 1)).await {
             Ok(_) => Ok(true),
@@ -835,6 +831,11 @@ impl QBusinessSink {
             .build();
         self.send_put(name, group_members, None).await
     }
+}
+
+/// This machine's clock, where the service's is not known yet (its `Date` is preferred).
+pub(crate) fn wall_clock() -> DateTime<Utc> {
+    crate::clock::Clock::now(&crate::clock::SystemClock)
 }
 
 /// `updatedEarlierThan` for a listing of every group at `now`: ListGroups requires it and

@@ -732,3 +732,89 @@ async fn check_document_access_resolves_nested_groups_and_deny_lists() {
     let r = check(&emu, "ana%40example.test", "handbook%2Fv1", "").await;
     assert_error(&r, 404, "ResourceNotFoundException");
 }
+
+#[tokio::test]
+async fn each_open_reading_can_be_switched_on_at_run_time() {
+    let emu = start(QOptions::default()).await;
+    let modes = format!("{}/_emulator/modes", emu.url());
+    let switch = |body: Value| {
+        let modes = modes.clone();
+        async move {
+            let headers = [("content-type", "application/json")];
+            send("POST", &modes, &headers, Some(body.to_string().as_bytes())).await
+        }
+    };
+    assert_eq!(
+        send("GET", &modes, &[], None).await.json()["empty_members"],
+        "accept"
+    );
+
+    // An empty list refused, a groupMembers without it accepted (Kendra's reading).
+    assert_eq!(
+        switch(json!({ "empty_members": "omit-only" })).await.status,
+        200
+    );
+    let one_user = json!({
+        "groupMembers": { "memberUsers": [{ "userId": "ana@x.test", "type": "INDEX" }] },
+        "groupName": "g",
+        "type": "INDEX",
+    });
+    assert_eq!(put_raw(&emu, &one_user.to_string()).await.status, 200);
+    // The helper sends `memberGroups: []` too: refused under this reading.
+    assert_error(&put(&emu, "g", &[], &[]).await, 400, "ValidationException");
+    let no_list = json!({ "groupMembers": {}, "groupName": "g", "type": "INDEX" });
+    assert_eq!(put_raw(&emu, &no_list.to_string()).await.status, 200);
+    assert!(emu.group("g").expect("g").users.is_empty());
+    // No empty group at all.
+    switch(json!({ "empty_members": "refuse" })).await;
+    assert_error(
+        &put_raw(&emu, &no_list.to_string()).await,
+        400,
+        "ValidationException",
+    );
+
+    // A stale GetGroup: the status from before the put, 404 for a group the put created.
+    switch(json!({ "status_lag": 300 })).await;
+    assert_eq!(
+        put(&emu, "h", &["bo@x.test"], &[]).await.status,
+        200,
+        "accept again"
+    );
+    assert_error(
+        &get_group(&emu, "h").await,
+        404,
+        "ResourceNotFoundException",
+    );
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(
+        get_group(&emu, "h").await.json()["status"]["status"],
+        "SUCCEEDED"
+    );
+
+    // A put that changes nothing keeps the status it had.
+    switch(json!({ "noop_moves_status": false })).await;
+    let before = get_group(&emu, "h").await.json()["status"].clone();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(put(&emu, "h", &["bo@x.test"], &[]).await.status, 200);
+    assert_eq!(get_group(&emu, "h").await.json()["status"], before);
+    assert_eq!(
+        emu.group("h").expect("h").put_count,
+        2,
+        "accepted all the same"
+    );
+
+    // A cutoff ahead of the service's clock refused; the clock skewed behind the host's.
+    switch(json!({ "future_cutoff": false, "clock_skew_secs": -60 })).await;
+    assert_error(
+        &list(&emu, "updatedEarlierThan=2100-01-01T00%3A00%3A00Z").await,
+        400,
+        "ValidationException",
+    );
+    let reply = list(&emu, "updatedEarlierThan=2000-01-01T00%3A00%3A00Z").await;
+    assert_eq!(reply.status, 200);
+    let date = httpdate::parse_http_date(reply.header("date").expect("date")).expect("http date");
+    let behind = std::time::SystemTime::now()
+        .duration_since(date)
+        .expect("behind");
+    assert!(behind >= Duration::from_secs(59), "{behind:?}");
+}
