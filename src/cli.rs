@@ -767,7 +767,7 @@ async fn check_config(config: &Config, args: &CheckArgs) -> anyhow::Result<Exit>
                 for (_, line) in &probe.lines {
                     println!("{line}");
                 }
-                if probe.readings.empty_list.is_some() {
+                if probe.readings.any_known() {
                     println!(
                         "{}",
                         crate::app::record_probe(config, &probe.readings).await
