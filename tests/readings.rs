@@ -222,7 +222,8 @@ async fn the_ownership_check_lists_groups_when_a_future_cutoff_is_refused() {
         users(&["admin@example.test"])
     );
 
-    // Answered by ListGroups (a refusal, then three pages), not by 25 GetGroup calls.
+    // Answered by ListGroups (one to learn the service's clock, then three pages, none
+    // refused), not by 25 GetGroup calls.
     let calls = h.q.calls();
     let first_put = calls.iter().position(|c| c.op == "PutGroup").unwrap();
     let before: Vec<_> = calls[..first_put].iter().collect();
@@ -233,7 +234,7 @@ async fn the_ownership_check_lists_groups_when_a_future_cutoff_is_refused() {
         .count();
     let lookups = before.iter().filter(|c| c.op == "GetGroup").count();
     assert_eq!(lookups, 0, "{before:?}");
-    assert_eq!(refused, 1, "{before:?}");
+    assert_eq!(refused, 0, "{before:?}");
     assert!((2..=4).contains(&lists), "{before:?}");
 }
 
@@ -296,6 +297,9 @@ async fn a_put_that_changes_nothing_is_confirmed_only_where_the_probe_found_its_
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert_eq!(json(&out)["failures"][0]["kind"], "unverified");
     tokio::time::sleep(Duration::from_secs(2)).await;
+    // The next put falls in a later second than this one's SUCCEEDED (the service's `Date`
+    // counts whole seconds; two processes' writes within one second cannot be told apart).
+    next_second().await;
     assert_eq!(
         h.q_state()["team"],
         users(&["user0@example.test", "user1@example.test"])

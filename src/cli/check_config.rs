@@ -311,7 +311,7 @@ async fn write_probe(config: &Config, sink: &QBusinessSink, found: &mut Findings
     for (_, line) in &probe.lines {
         println!("{line}");
     }
-    if probe.readings.empty_list.is_some() {
+    if probe.readings.any_known() {
         println!("{}", record_probe(config, &probe.readings).await);
     }
     if probe.passed() {

@@ -483,37 +483,41 @@ impl QBusinessSink {
         Ok(out.items().len())
     }
 
-    /// The first page of a listing of the groups written before `asked`. Under the reading
-    /// where ListGroups accepts a cutoff in its future (learnt, or not known yet), `asked`
-    /// itself (callers ask ahead of their clock, so nothing written before is missed);
-    /// where it refuses one, the service's own time instead, taken at least a second after
-    /// the listing began: its `Date` counts whole seconds, so the estimate then covers every
-    /// group written before the listing began and is never ahead of the service.
+    /// The first page of a listing of the groups written before `asked`, with a cutoff Q
+    /// Business accepts whether or not it takes one in its future: the service's own time
+    /// (from the `Date` of its answers; one listing with a cutoff in 1970 learns it when no
+    /// answer came yet), taken at least a second after the listing began: `Date` counts whole
+    /// seconds, so the cutoff then covers every group written before the listing began and is
+    /// never ahead of the service. Only where the write probe found that a future cutoff is
+    /// accepted is `asked` sent as it is (callers ask ahead of their clock, so a clock behind
+    /// Q Business's hides nothing).
     async fn list_first(
         &self,
         asked: DateTime<Utc>,
         max_results: i32,
     ) -> Result<aws_sdk_qbusiness::operation::list_groups::ListGroupsOutput, SinkError> {
         let began = tokio::time::Instant::now();
-        let refuses = self.tracker.readings().future_cutoff == Some(false);
-        let cutoff = if refuses {
-            self.service_cutoff(asked, began).await
-        } else {
+        let cutoff = if self.tracker.readings().future_cutoff == Some(true) {
             asked
+        } else {
+            if self.tracker.service_now().is_none() {
+                // Accepted under every reading: nothing was written before it.
+                let epoch = DateTime::<Utc>::from_timestamp(1, 0).unwrap_or(asked);
+                self.list_raw(epoch, None, 1).await?;
+            }
+            self.service_cutoff(asked, began).await
         };
         self.tracker.set_listing_cutoff(asked, cutoff);
         match self.list_raw(cutoff, None, max_results).await {
+            // The probe's answer no longer holds (or the clocks moved): its own time, once.
             Err(e) if self.refused_future(&e, cutoff) => {
+                self.tracker.learn(|r| r.future_cutoff = Some(false));
+                info!(
+                    "Q Business refused a ListGroups cutoff ahead of its clock; listings ask with its own time"
+                );
                 let cutoff = self.service_cutoff(asked, began).await;
                 self.tracker.set_listing_cutoff(asked, cutoff);
-                let out = self.list_raw(cutoff, None, max_results).await?;
-                if !refuses {
-                    self.tracker.learn(|r| r.future_cutoff = Some(false));
-                    info!(
-                        "Q Business refused a ListGroups cutoff ahead of its clock; listings ask with its own time"
-                    );
-                }
-                Ok(out)
+                self.list_raw(cutoff, None, max_results).await
             }
             other => other,
         }

@@ -41,6 +41,15 @@ impl Readings {
         serde_json::from_str(text).unwrap_or_default()
     }
 
+    /// Whether the probe got as far as the questions (answered one after a confirmed put):
+    /// only then are its findings worth recording over earlier ones.
+    pub fn any_known(&self) -> bool {
+        self.noop_moves_status.is_some()
+            || self.empty_list.is_some()
+            || self.empty_group.is_some()
+            || self.future_cutoff.is_some()
+    }
+
     /// How long a put that changes nothing waits before its unmoved SUCCEEDED is taken as its
     /// confirmation, when the probe found that such a put leaves the status as it was: three
     /// times the delay the probe saw before a put's status showed, and at least 5 s.
