@@ -6,6 +6,7 @@ pub mod discovery;
 pub mod error;
 pub mod filter;
 pub mod list;
+pub mod members;
 pub mod patch;
 pub mod path;
 pub mod resource;
@@ -17,10 +18,8 @@ mod tests;
 pub use error::{ScimError, ScimType};
 pub use filter::{Filter, IndexHint};
 pub use list::{ListQuery, Page, Projection, QueryParams};
-pub use patch::{
-    GroupPatch, MemberChange, Operation, PatchKind, PatchPath, parse_patch, patch_group_attrs,
-    patch_user,
-};
+pub use members::{GroupPatch, MemberChange};
+pub use patch::{Operation, PatchKind, PatchPath, parse_patch, patch_group_attrs, patch_user};
 pub use path::AttrPath;
 pub use resource::{Email, GroupAttrs, Meta, ScimGroup, ScimUser, UserAttrs, fold, timestamp};
 pub use schema::ResourceKind;

@@ -2,17 +2,15 @@
 //! `Replace`, `Remove`); paths `attr`, `attr.sub`, `attr[filter]`, `attr[filter].sub`, with a
 //! schema URN in front or not; no path with an object value (Okta renames and deactivates that
 //! way; Entra sends keys that are themselves paths, `"name.givenName"`); `members` removed by
-//! a filter (Okta) or by a value array (Entra). A patch applies all its operations or none:
+//! a filter (Okta) or by a value array (Entra), in [`super::members`]. A patch applies all its operations or none:
 //! they change a copy, and only a copy that is valid as a whole is returned.
-
-use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 
 use super::error::ScimError;
 use super::filter::{Filter, Literal, Op};
 use super::path::AttrPath;
-use super::resource::{GroupAttrs, ScimGroup, ScimUser, UserAttrs, canonical_value, member_ids};
+use super::resource::{GroupAttrs, ScimGroup, ScimUser, UserAttrs, canonical_value};
 use super::schema::{self, AttrDef, Mutability, ResourceKind, get_ci, key_ci};
 
 /// Most operations in one PATCH.
@@ -90,6 +88,35 @@ fn closing_bracket(text: &str, open: usize) -> Option<usize> {
         escaped = false;
     }
     None
+}
+
+/// The object holding an attribute: the resource itself, or its extension object (made if
+/// missing).
+fn container_of<'m>(
+    obj: &'m mut Map<String, Value>,
+    urn: Option<&str>,
+) -> Result<&'m mut Map<String, Value>, ScimError> {
+    let Some(urn) = urn else {
+        return Ok(obj);
+    };
+    let key = key_ci(obj, urn).unwrap_or_else(|| urn.to_owned());
+    let entry = obj.entry(key).or_insert_with(|| Value::Object(Map::new()));
+    if !entry.is_object() {
+        *entry = Value::Object(Map::new());
+    }
+    entry
+        .as_object_mut()
+        .ok_or_else(|| ScimError::internal("extension is not an object"))
+}
+
+/// Drops `key` when its value became an empty array or object (an attribute with no values
+/// left, or an extension object with no attributes).
+fn drop_if_empty(container: &mut Map<String, Value>, key: &str) {
+    if container.get(key).is_some_and(|v| {
+        v.as_array().is_some_and(Vec::is_empty) || v.as_object().is_some_and(Map::is_empty)
+    }) {
+        container.remove(key);
+    }
 }
 
 /// One operation of a PATCH request.
@@ -191,196 +218,6 @@ pub fn patch_user(current: &ScimUser, ops: &[Operation]) -> Result<UserAttrs, Sc
     UserAttrs::from_json(json)
 }
 
-/// How a group PATCH changes the member list. Composed in order without reading the list, so
-/// a store applies it in as many row writes as it names members.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MemberChange {
-    /// Add and remove these (an id is in at most one of the two).
-    Delta {
-        add: BTreeSet<String>,
-        remove: BTreeSet<String>,
-    },
-    /// The members become exactly these.
-    Replace(BTreeSet<String>),
-}
-
-impl Default for MemberChange {
-    fn default() -> Self {
-        MemberChange::Delta {
-            add: BTreeSet::new(),
-            remove: BTreeSet::new(),
-        }
-    }
-}
-
-impl MemberChange {
-    pub fn add(&mut self, ids: BTreeSet<String>) {
-        match self {
-            MemberChange::Delta { add, remove } => {
-                for id in ids {
-                    remove.remove(&id);
-                    add.insert(id);
-                }
-            }
-            MemberChange::Replace(set) => set.extend(ids),
-        }
-    }
-
-    pub fn remove(&mut self, ids: BTreeSet<String>) {
-        match self {
-            MemberChange::Delta { add, remove } => {
-                for id in ids {
-                    add.remove(&id);
-                    remove.insert(id);
-                }
-            }
-            MemberChange::Replace(set) => {
-                for id in &ids {
-                    set.remove(id);
-                }
-            }
-        }
-    }
-
-    pub fn replace(&mut self, ids: BTreeSet<String>) {
-        *self = MemberChange::Replace(ids);
-    }
-
-    /// Whether it changes nothing whatever the members are.
-    pub fn is_empty(&self) -> bool {
-        matches!(self, MemberChange::Delta { add, remove } if add.is_empty() && remove.is_empty())
-    }
-
-    /// The ids that must be existing users (those added or kept by a replace).
-    pub fn named_members(&self) -> impl Iterator<Item = &String> {
-        match self {
-            MemberChange::Delta { add, .. } => add.iter(),
-            MemberChange::Replace(set) => set.iter(),
-        }
-    }
-
-    /// Applies the change to a member set (for stores that hold the set in memory).
-    pub fn apply_to(&self, members: &mut BTreeSet<String>) {
-        match self {
-            MemberChange::Delta { add, remove } => {
-                for id in remove {
-                    members.remove(id);
-                }
-                members.extend(add.iter().cloned());
-            }
-            MemberChange::Replace(set) => *members = set.clone(),
-        }
-    }
-}
-
-/// A group PATCH split in two: operations on the group's other attributes (a small JSON
-/// document, changed as for users) and the change to its members.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct GroupPatch {
-    pub ops: Vec<Operation>,
-    pub members: MemberChange,
-}
-
-impl GroupPatch {
-    /// Splits the operations of a group PATCH. Member forms: `add`/`replace` of `members`
-    /// with a list; `remove` of `members` with a list (Entra), with `members[value eq "id"]`
-    /// (Okta; `or` of several such), or alone (all members); `members` inside a path-less
-    /// value object.
-    pub fn split(ops: Vec<Operation>) -> Result<GroupPatch, ScimError> {
-        let mut out = GroupPatch::default();
-        for op in ops {
-            match &op.path {
-                Some(path)
-                    if path.attr.urn.is_none()
-                        && path.attr.name.eq_ignore_ascii_case("members") =>
-                {
-                    out.member_op(op.op, path, op.value)?;
-                }
-                None => {
-                    let mut attrs = match op.value {
-                        Some(Value::Object(o)) => o,
-                        _ => {
-                            return Err(ScimError::invalid_value(
-                                "without a path the value must be an object",
-                            ));
-                        }
-                    };
-                    if let Some(k) = key_ci(&attrs, "members") {
-                        let members = attrs.remove(&k).unwrap_or(Value::Null);
-                        let path = PatchPath {
-                            attr: AttrPath::plain("members"),
-                            filter: None,
-                            sub: None,
-                        };
-                        out.member_op(op.op, &path, Some(members))?;
-                    }
-                    if !attrs.is_empty() {
-                        out.ops.push(Operation {
-                            op: op.op,
-                            path: None,
-                            value: Some(Value::Object(attrs)),
-                        });
-                    }
-                }
-                Some(_) => out.ops.push(op),
-            }
-        }
-        Ok(out)
-    }
-
-    fn member_op(
-        &mut self,
-        op: PatchKind,
-        path: &PatchPath,
-        value: Option<Value>,
-    ) -> Result<(), ScimError> {
-        if path.attr.sub.is_some() || path.sub.is_some() {
-            return Err(ScimError::invalid_path(
-                "members sub-attributes cannot be changed; add or remove the member",
-            ));
-        }
-        match (op, &path.filter) {
-            (PatchKind::Add, None) => self.members.add(member_ids(&value.unwrap_or(Value::Null))?),
-            (PatchKind::Replace, None) => self
-                .members
-                .replace(member_ids(&value.unwrap_or(Value::Null))?),
-            (PatchKind::Remove, None) => match value {
-                Some(v) if !v.is_null() => self.members.remove(member_ids(&v)?),
-                _ => self.members.replace(BTreeSet::new()),
-            },
-            (PatchKind::Remove, Some(f)) => {
-                let ids = filter_ids(f).ok_or_else(|| {
-                    ScimError::invalid_path(
-                        "members can be selected only by value: members[value eq \"id\"]",
-                    )
-                })?;
-                self.members.remove(ids);
-            }
-            (PatchKind::Add | PatchKind::Replace, Some(_)) => {
-                return Err(ScimError::invalid_path(
-                    "members[...] selects members to remove; add members with path \"members\"",
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The ids of `value eq "id"` (or several joined by `or`).
-fn filter_ids(f: &Filter) -> Option<BTreeSet<String>> {
-    match f {
-        Filter::Compare(p, Op::Eq, Literal::Str(id)) if p.is("value") => {
-            Some(BTreeSet::from([id.trim().to_owned()]))
-        }
-        Filter::Or(a, b) => {
-            let mut ids = filter_ids(a)?;
-            ids.extend(filter_ids(b)?);
-            Some(ids)
-        }
-        _ => None,
-    }
-}
-
 /// A group's attributes (not its members) after `ops`, checked as a whole.
 pub fn patch_group_attrs(current: &ScimGroup, ops: &[Operation]) -> Result<GroupAttrs, ScimError> {
     let mut json = current.attrs.json().clone();
@@ -409,70 +246,14 @@ impl Ctx<'_> {
         value: Option<Value>,
     ) -> Result<(), ScimError> {
         let Some(path) = path else {
-            // No path: each key of the value is an attribute (or, from Entra, a path).
-            let Some(Value::Object(attrs)) = value else {
-                return Err(ScimError::invalid_value(
-                    "without a path the value must be an object of attributes",
-                ));
-            };
-            for (k, v) in attrs {
-                if k.eq_ignore_ascii_case("schemas") || k.eq_ignore_ascii_case("meta") {
-                    continue;
-                }
-                if k.eq_ignore_ascii_case(self.kind.core_urn()) {
-                    self.apply(obj, op, None, Some(v))?;
-                    continue;
-                }
-                let path = PatchPath::parse(&k, self.kind)?;
-                self.apply(obj, op, Some(&path), Some(v))?;
-            }
-            return Ok(());
+            return self.apply_object(obj, op, value);
         };
         let attr = &path.attr;
         if attr.urn.is_some() && attr.name.is_empty() {
-            // The extension object itself: its attributes one by one.
-            return match (op, value) {
-                (PatchKind::Remove, _) => {
-                    if let Some(k) = attr.urn.as_deref().and_then(|u| key_ci(obj, u)) {
-                        obj.remove(&k);
-                    }
-                    Ok(())
-                }
-                (_, Some(Value::Object(attrs))) => {
-                    for (k, v) in attrs {
-                        let p = PatchPath {
-                            attr: AttrPath {
-                                urn: attr.urn.clone(),
-                                name: k,
-                                sub: None,
-                            },
-                            filter: None,
-                            sub: None,
-                        };
-                        self.apply(obj, op, Some(&p), Some(v))?;
-                    }
-                    Ok(())
-                }
-                _ => Err(ScimError::invalid_value(format!(
-                    "{attr}: the value must be an object of attributes"
-                ))),
-            };
+            return self.apply_extension(obj, attr, op, value);
         }
-        if attr.urn.is_none() {
-            if attr.name.eq_ignore_ascii_case("id") {
-                // Okta sends the id with a rename: the same id is no change.
-                return match (&value, &path.filter, &attr.sub) {
-                    (Some(Value::String(v)), None, None)
-                        if v == self.id && op != PatchKind::Remove =>
-                    {
-                        Ok(())
-                    }
-                    _ => Err(ScimError::mutability("id cannot be changed")),
-                };
-            }
-            if attr.name.eq_ignore_ascii_case("meta") || attr.name.eq_ignore_ascii_case("schemas") {
-                return Err(ScimError::mutability(format!("{} is read-only", attr.name)));
-            }
+        if attr.urn.is_none() && self.fixed_core_attr(path, op, value.as_ref())? {
+            return Ok(());
         }
         let def = self.kind.attr(attr.urn.as_deref(), &attr.name);
         if let Some(d) = def {
@@ -486,21 +267,7 @@ impl Ctx<'_> {
             }
         }
         let name = def.map_or(attr.name.as_str(), |d| d.name);
-        // The object holding the attribute: the resource, or its extension object.
-        let container: &mut Map<String, Value> = match &attr.urn {
-            None => obj,
-            Some(urn) => {
-                let key = key_ci(obj, urn).unwrap_or_else(|| urn.clone());
-                let entry = obj.entry(key).or_insert_with(|| Value::Object(Map::new()));
-                if !entry.is_object() {
-                    *entry = Value::Object(Map::new());
-                }
-                match entry.as_object_mut() {
-                    Some(o) => o,
-                    None => return Err(ScimError::internal("extension is not an object")),
-                }
-            }
-        };
+        let container = container_of(obj, attr.urn.as_deref())?;
         let key = key_ci(container, name).unwrap_or_else(|| name.to_owned());
         let label = attr.to_string();
         let result = match (&path.filter, &attr.sub) {
@@ -520,22 +287,99 @@ impl Ctx<'_> {
                 "{label}: a sub-attribute before a filter"
             ))),
         };
-        // Drop what became empty, including an extension object.
-        if container.get(&key).is_some_and(|v| {
-            v.as_array().is_some_and(Vec::is_empty) || v.as_object().is_some_and(Map::is_empty)
-        }) {
-            container.remove(&key);
-        }
+        drop_if_empty(container, &key);
         if let Some(urn) = &attr.urn
             && let Some(k) = key_ci(obj, urn)
-            && obj
-                .get(&k)
-                .and_then(Value::as_object)
-                .is_some_and(Map::is_empty)
         {
-            obj.remove(&k);
+            drop_if_empty(obj, &k);
         }
         result
+    }
+
+    /// No path: each key of the value is an attribute (or, from Entra, a path).
+    fn apply_object(
+        &self,
+        obj: &mut Map<String, Value>,
+        op: PatchKind,
+        value: Option<Value>,
+    ) -> Result<(), ScimError> {
+        let Some(Value::Object(attrs)) = value else {
+            return Err(ScimError::invalid_value(
+                "without a path the value must be an object of attributes",
+            ));
+        };
+        for (k, v) in attrs {
+            if k.eq_ignore_ascii_case("schemas") || k.eq_ignore_ascii_case("meta") {
+                continue;
+            }
+            if k.eq_ignore_ascii_case(self.kind.core_urn()) {
+                self.apply(obj, op, None, Some(v))?;
+                continue;
+            }
+            let path = PatchPath::parse(&k, self.kind)?;
+            self.apply(obj, op, Some(&path), Some(v))?;
+        }
+        Ok(())
+    }
+
+    /// A path naming an extension object itself: its attributes one by one.
+    fn apply_extension(
+        &self,
+        obj: &mut Map<String, Value>,
+        attr: &AttrPath,
+        op: PatchKind,
+        value: Option<Value>,
+    ) -> Result<(), ScimError> {
+        match (op, value) {
+            (PatchKind::Remove, _) => {
+                if let Some(k) = attr.urn.as_deref().and_then(|u| key_ci(obj, u)) {
+                    obj.remove(&k);
+                }
+                Ok(())
+            }
+            (_, Some(Value::Object(attrs))) => {
+                for (k, v) in attrs {
+                    let p = PatchPath {
+                        attr: AttrPath {
+                            urn: attr.urn.clone(),
+                            name: k,
+                            sub: None,
+                        },
+                        filter: None,
+                        sub: None,
+                    };
+                    self.apply(obj, op, Some(&p), Some(v))?;
+                }
+                Ok(())
+            }
+            _ => Err(ScimError::invalid_value(format!(
+                "{attr}: the value must be an object of attributes"
+            ))),
+        }
+    }
+
+    /// `id`, `meta` and `schemas`, which no PATCH changes: `Ok(true)` when the operation is
+    /// no change (Okta sends the same id with a rename), an error when it would change one,
+    /// `Ok(false)` for every other attribute.
+    fn fixed_core_attr(
+        &self,
+        path: &PatchPath,
+        op: PatchKind,
+        value: Option<&Value>,
+    ) -> Result<bool, ScimError> {
+        let attr = &path.attr;
+        if attr.name.eq_ignore_ascii_case("id") {
+            return match (value, &path.filter, &attr.sub) {
+                (Some(Value::String(v)), None, None) if v == self.id && op != PatchKind::Remove => {
+                    Ok(true)
+                }
+                _ => Err(ScimError::mutability("id cannot be changed")),
+            };
+        }
+        if attr.name.eq_ignore_ascii_case("meta") || attr.name.eq_ignore_ascii_case("schemas") {
+            return Err(ScimError::mutability(format!("{} is read-only", attr.name)));
+        }
+        Ok(false)
     }
 
     /// `attr` as a whole.
