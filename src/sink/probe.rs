@@ -272,10 +272,48 @@ async fn questions(
     report: &mut ProbeReport,
 ) {
     let r = &mut report.readings;
-    let shown = r
-        .status_visible_after_ms
-        .map_or_else(String::new, |ms| format!("{:.1}s", ms as f64 / 1000.0));
-    let mut lines = vec![match r.processing_visible {
+    let mut lines = vec![processing_line(r, first_seen)];
+    lines.push(noop_question(sink, canary, timeout, r).await);
+    for (form, what) in [
+        (
+            ProbeForm::EmptyList,
+            "empty member list (memberUsers: []) accepted",
+        ),
+        (
+            ProbeForm::NoList,
+            "empty group (groupMembers without a list) accepted",
+        ),
+    ] {
+        let accepted = empty_form_question(sink, canary, form, timeout, &mut lines).await;
+        let (answer, known) = match accepted {
+            Ok(v) => (yes(v).to_owned(), Some(v)),
+            Err(text) => {
+                let known = text.starts_with("no").then_some(false);
+                (text, known)
+            }
+        };
+        match form {
+            ProbeForm::EmptyList => r.empty_list = known,
+            _ => r.empty_group = known,
+        }
+        lines.push(format!("write probe: {what}: {answer}"));
+    }
+    let emptied = match (r.empty_list, r.empty_group) {
+        (Some(true), _) => "an emptied group is put with memberUsers: []",
+        (_, Some(true)) => "an emptied group is put without a member list",
+        _ => "an emptied group is deleted in Q Business (and created again when it has members)",
+    };
+    lines.push(format!("write probe: so {emptied}"));
+    lines.push(cutoff_question(sink, r).await);
+    for line in lines {
+        report.ok(line);
+    }
+}
+
+/// Whether GetGroup showed the canary's put right after it was accepted (read from the
+/// canary's confirmation).
+fn processing_line(r: &Readings, first_seen: Option<&GroupState>) -> String {
+    match r.processing_visible {
         Some(true) => match first_seen {
             Some(GroupState::Processing) | None => {
                 "write probe: PROCESSING visible right after a put: yes".to_owned()
@@ -285,16 +323,30 @@ async fn questions(
                 state_name(state)
             ),
         },
-        _ => format!(
-            "write probe: PROCESSING visible right after a put: no (GetGroup answered the status from before the put; the put showed after {shown}); puts are confirmed only by a status newer than the put"
-        ),
-    }];
+        _ => {
+            let shown = r
+                .status_visible_after_ms
+                .map_or_else(String::new, |ms| format!("{:.1}s", ms as f64 / 1000.0));
+            format!(
+                "write probe: PROCESSING visible right after a put: no (GetGroup answered the status from before the put; the put showed after {shown}); puts are confirmed only by a status newer than the put"
+            )
+        }
+    }
+}
+
+/// Whether a put that changes nothing moves the group's status.
+async fn noop_question(
+    sink: &QBusinessSink,
+    canary: &GroupName,
+    timeout: Duration,
+    r: &mut Readings,
+) -> String {
     // Long enough for a status to show, going by the canary's first put.
     let settle = Duration::from_millis(r.status_visible_after_ms.unwrap_or(0))
         .saturating_mul(3)
         .max(Duration::from_secs(10))
         .min(timeout);
-    let line = match sink.probe_put(canary, ProbeForm::User(PROBE_MEMBER)).await {
+    match sink.probe_put(canary, ProbeForm::User(PROBE_MEMBER)).await {
         Ok(()) => match outcome_within(sink, canary, settle).await {
             Ok(Some(_)) => {
                 r.noop_moves_status = Some(true);
@@ -316,64 +368,47 @@ async fn questions(
         Err(e) => format!(
             "write probe: status moves on a put that changes nothing: not known (PutGroup: {e})"
         ),
-    };
-    lines.push(line);
-    for (form, what) in [
-        (
-            ProbeForm::EmptyList,
-            "empty member list (memberUsers: []) accepted",
-        ),
-        (
-            ProbeForm::NoList,
-            "empty group (groupMembers without a list) accepted",
-        ),
-    ] {
-        let accepted = match sink.probe_put(canary, form).await {
-            Ok(()) => match outcome_within(sink, canary, timeout).await {
-                Ok(Some(Some(GroupState::Succeeded))) => {
-                    // The member back, so the next form's put changes something (a put that
-                    // changes nothing may get no status at all).
-                    let restored = match sink.probe_put(canary, ProbeForm::User(PROBE_MEMBER)).await
-                    {
-                        Ok(()) => outcome_within(sink, canary, timeout).await.ok().flatten(),
-                        Err(_) => None,
-                    };
-                    if restored.is_none() {
-                        lines.push(
-                            "write probe: the canary's member could not be put back; the next answer may be wrong".to_owned(),
-                        );
-                    }
-                    Ok(true)
-                }
-                Ok(Some(Some(GroupState::Failed { code, message }))) => {
-                    Err(format!("no (accepted, then FAILED: {code}: {message})"))
-                }
-                Ok(_) => Err("not known (no outcome in time)".to_owned()),
-                Err(e) => Err(format!("not known (GetGroup: {e})")),
-            },
-            Err(e) if e.kind == SinkErrorKind::Validation => Err(format!("no ({})", e.message)),
-            Err(e) => Err(format!("not known (PutGroup: {e})")),
-        };
-        let (answer, known) = match accepted {
-            Ok(v) => (yes(v).to_owned(), Some(v)),
-            Err(text) => {
-                let known = text.starts_with("no").then_some(false);
-                (text, known)
-            }
-        };
-        match form {
-            ProbeForm::EmptyList => r.empty_list = known,
-            _ => r.empty_group = known,
-        }
-        lines.push(format!("write probe: {what}: {answer}"));
     }
-    let emptied = match (r.empty_list, r.empty_group) {
-        (Some(true), _) => "an emptied group is put with memberUsers: []",
-        (_, Some(true)) => "an emptied group is put without a member list",
-        _ => "an emptied group is deleted in Q Business (and created again when it has members)",
-    };
-    lines.push(format!("write probe: so {emptied}"));
-    let line = match sink.future_cutoff_accepted().await {
+}
+
+/// Whether Q Business takes the canary emptied in `form`: `Ok(answer)`, or `Err` with the
+/// reason the answer is no or not known. After a yes the member is put back, so the next
+/// form's put changes something (a put that changes nothing may get no status at all).
+async fn empty_form_question(
+    sink: &QBusinessSink,
+    canary: &GroupName,
+    form: ProbeForm<'_>,
+    timeout: Duration,
+    lines: &mut Vec<String>,
+) -> Result<bool, String> {
+    match sink.probe_put(canary, form).await {
+        Ok(()) => match outcome_within(sink, canary, timeout).await {
+            Ok(Some(Some(GroupState::Succeeded))) => {
+                let restored = match sink.probe_put(canary, ProbeForm::User(PROBE_MEMBER)).await {
+                    Ok(()) => outcome_within(sink, canary, timeout).await.ok().flatten(),
+                    Err(_) => None,
+                };
+                if restored.is_none() {
+                    lines.push(
+                        "write probe: the canary's member could not be put back; the next answer may be wrong".to_owned(),
+                    );
+                }
+                Ok(true)
+            }
+            Ok(Some(Some(GroupState::Failed { code, message }))) => {
+                Err(format!("no (accepted, then FAILED: {code}: {message})"))
+            }
+            Ok(_) => Err("not known (no outcome in time)".to_owned()),
+            Err(e) => Err(format!("not known (GetGroup: {e})")),
+        },
+        Err(e) if e.kind == SinkErrorKind::Validation => Err(format!("no ({})", e.message)),
+        Err(e) => Err(format!("not known (PutGroup: {e})")),
+    }
+}
+
+/// Whether ListGroups takes a cutoff in the future.
+async fn cutoff_question(sink: &QBusinessSink, r: &mut Readings) -> String {
+    match sink.future_cutoff_accepted().await {
         Ok(v) => {
             r.future_cutoff = Some(v);
             if v {
@@ -385,10 +420,6 @@ async fn questions(
         Err(e) => {
             format!("write probe: future ListGroups cutoff accepted: not known (ListGroups: {e})")
         }
-    };
-    lines.push(line);
-    for line in lines {
-        report.ok(line);
     }
 }
 
