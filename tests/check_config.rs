@@ -313,7 +313,7 @@ async fn help_lists_the_exit_codes_and_approve_only_its_flags() {
         .await
         .unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    let readme = include_str!("../README.md");
+    let readme = include_str!("../docs/operations.md");
     for code in ["0", "1", "2", "3", "130"] {
         assert!(
             help.lines()
@@ -322,7 +322,7 @@ async fn help_lists_the_exit_codes_and_approve_only_its_flags() {
         );
         assert!(
             readme.contains(&format!("| {code} |")),
-            "the README lists exit code {code}"
+            "docs/operations.md lists exit code {code}"
         );
     }
     for flag in ["--full", "--group"] {
