@@ -120,14 +120,13 @@ pub(super) async fn check_config(config: &Config, args: &CheckArgs) -> anyhow::R
 /// the command that uses it would, one line each. Returns the Okta client's settings when
 /// `[okta]` is the source (`Err` when they could not be built; the line says why).
 fn check_files(config: &Config, found: &mut Findings) -> Option<Result<OktaSettings, ()>> {
-    let file_line =
-        |key: &str, path: Option<&std::path::Path>, result: Result<(), &ConfigError>| match (
-            path, result,
-        ) {
-            (Some(path), Ok(())) => println!("{key}: ok ({})", path.display()),
-            (_, Err(e)) => println!("{key}: FAILED: {}", e.0),
-            (None, Ok(())) => {}
-        };
+    let file_line = |key: &str,
+                     path: Option<&std::path::Path>,
+                     result: Result<(), &ConfigError>| match (path, result) {
+        (Some(path), Ok(())) => println!("{key}: ok ({})", path.display()),
+        (_, Err(e)) => println!("{key}: FAILED: {}", e.0),
+        (None, Ok(())) => {}
+    };
     let mut okta_settings = None;
     match config.source() {
         Ok(Source::Okta(okta)) => {
