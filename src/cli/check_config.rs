@@ -398,7 +398,7 @@ async fn check_qbusiness(config: &Config, args: &CheckArgs, found: &mut Findings
 
 /// Prints a refused or failed ListGroups with what to do, and counts it.
 fn qbusiness_failed(e: &SinkError, found: &mut Findings) {
-    match e.kind.fix() {
+    match e.fix() {
         Some(fix) => {
             println!("qbusiness: FAILED: {e}; {fix}");
             found.misconfigured(e.to_string());

@@ -140,7 +140,7 @@ pub fn is_setup_error(err: &anyhow::Error) -> bool {
                 .is_some_and(|e| e.fix().is_some())
                 || cause
                     .downcast_ref::<SinkError>()
-                    .is_some_and(|e| e.kind.fix().is_some())
+                    .is_some_and(|e| e.fix().is_some())
                 || cause
                     .downcast_ref::<StoreError>()
                     .is_some_and(StoreError::is_unopenable)

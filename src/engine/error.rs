@@ -46,7 +46,7 @@ impl Error {
     pub fn fix(&self) -> Option<&'static str> {
         match self {
             Error::Okta(e) => e.fix(),
-            Error::QBusiness(e) => e.kind.fix(),
+            Error::QBusiness(e) => e.fix(),
             _ => None,
         }
     }

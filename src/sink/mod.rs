@@ -144,6 +144,22 @@ impl fmt::Display for SinkError {
     }
 }
 
+impl SinkError {
+    /// What to change when the error is the setup's ([`SinkErrorKind::fix`]), for the member
+    /// files in S3 (`PutObject`, `DeleteObject`) in their own terms.
+    pub fn fix(&self) -> Option<&'static str> {
+        match (self.operation, self.kind) {
+            ("PutObject" | "DeleteObject", SinkErrorKind::AccessDenied) => Some(
+                "allow s3:PutObject and s3:DeleteObject on qbusiness.s3_bucket to the role q-group-sync runs with, and set qbusiness.s3_bucket_owner to the account that owns the bucket",
+            ),
+            ("PutObject" | "DeleteObject", SinkErrorKind::NotFound) => {
+                Some("check qbusiness.s3_bucket: the bucket does not exist")
+            }
+            (_, kind) => kind.fix(),
+        }
+    }
+}
+
 /// The only way q-group-sync changes Amazon Q Business.
 pub trait GroupSink: Send + Sync {
     /// Creates group `name`, or replaces its members with exactly `users` and `groups`
