@@ -802,7 +802,14 @@ fn directory_problem(path: &Path) -> Option<String> {
         _ => Path::new("."),
     };
     match std::fs::metadata(dir) {
-        Ok(m) if m.is_dir() => None,
+        // Searchable, unless the file in it cannot even be looked at.
+        Ok(m) if m.is_dir() => match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Some(format!(
+                "directory {} cannot be reached ({e}); let the user q-group-sync runs as (65532 in the image) search it, or set state.path",
+                dir.display()
+            )),
+            _ => None,
+        },
         Ok(_) => Some(format!(
             "{} is a file, not a directory; set state.path to a file in a directory writable by the user q-group-sync runs as (65532 in the image)",
             dir.display()
