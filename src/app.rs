@@ -50,18 +50,24 @@ impl StartError {
     }
 }
 
-/// How the process ends (besides configuration errors, which exit 2).
+/// How the process ends: one meaning per code, in every command (the README's "Exit codes"
+/// and `--help` list them). Errors returned instead of an `Exit` map to 1 or 2 by
+/// `cli::exit_code`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// 0: everything applied, or nothing to do.
     Success,
-    /// 1: some change or group failed, or the pass stopped early.
+    /// 1: something failed that the next run retries: a write refused, a group unread, Okta
+    /// or AWS unreachable, shutdown.
     Failed,
+    /// 2: configuration or setup: a bad key or value, a file the configuration names that
+    /// cannot be read, credentials or permissions Okta or AWS refused, no AWS credentials.
+    Setup,
     /// 3: deletions or removals are held for approval (`approve <plan-id>`).
     Held,
-    /// 2: what the command was asked about does not exist (`explain`: an unknown user or
-    /// document), or Okta or Q Business refused the credentials; the message names which.
-    Usage,
+    /// 4: what the command was asked about does not exist (`explain`: an unknown user or
+    /// document).
+    Unknown,
 }
 
 impl Exit {
@@ -69,8 +75,9 @@ impl Exit {
         match self {
             Exit::Success => 0,
             Exit::Failed => 1,
+            Exit::Setup => 2,
             Exit::Held => 3,
-            Exit::Usage => 2,
+            Exit::Unknown => 4,
         }
     }
 }

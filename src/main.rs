@@ -1,7 +1,8 @@
 //! `q-group-sync`: parse the command line, start logging, run, map the result to an exit code.
 //!
-//! Exit codes: 0 done, 1 a pass (or a check) failed, 2 bad configuration or usage, 3 changes
-//! held for approval, 130 a second interrupt during shutdown.
+//! Exit codes (`cli::EXIT_CODES`): 0 done, 1 something failed that the next run retries, 2
+//! configuration or setup, 3 changes held for approval, 4 `explain`'s unknown user or document,
+//! 130 a second interrupt during shutdown.
 
 use std::process::ExitCode;
 
@@ -37,11 +38,11 @@ fn main() -> ExitCode {
         match cli::run(cli, token).await {
             Ok(exit) => ExitCode::from(exit.code()),
             Err(err) => {
-                let config = cli::is_config_error(&err);
+                let code = cli::exit_code(&err);
                 let message = error_chain(err.as_ref());
                 // Once, through the log: one JSON line, or one text line.
-                tracing::error!(error = %message, "{}", if config { "configuration error" } else { "failed" });
-                ExitCode::from(if config { 2 } else { 1 })
+                tracing::error!(error = %message, "{}", if code == 2 { "configuration error" } else { "failed" });
+                ExitCode::from(code)
             }
         }
     })

@@ -210,6 +210,10 @@ pub struct RunReport {
     /// Why the pass stopped early, when it did.
     pub error: Option<String>,
     pub error_kind: Option<&'static str>,
+    /// When the pass stopped on the setup (credentials or permissions refused, the configured
+    /// ids): what to change. Every run fails the same way until then (exit 2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<&'static str>,
     pub groups_listed: usize,
     pub groups_in_scope: usize,
     pub groups_unread: usize,
@@ -296,6 +300,7 @@ impl RunReport {
             outcome: Outcome::Success,
             error: None,
             error_kind: None,
+            fix: None,
             groups_listed: 0,
             groups_in_scope: 0,
             groups_unread: 0,

@@ -43,7 +43,9 @@ impl Schedule {
             trimmed.to_owned()
         };
         let cron = parse(&with_seconds).map_err(|e| {
-            format!("{expr:?} is not a cron expression (sec min hour day month weekday): {e}")
+            format!(
+                "{expr:?} is not a cron expression: {e}; write 5 fields (min hour day month weekday, e.g. \"*/15 * * * *\") or 6 with seconds first (\"0 */15 * * * *\")"
+            )
         })?;
         // A date that never exists (30 February) parses but never fires. Any expression that
         // fires at all does so within 8 years (29 February comes every 4, with a skip in 2100),

@@ -22,7 +22,8 @@ async fn a_snapshot_in_a_missing_directory_is_not_ok_and_sync_does_not_call_it_c
     let path = missing.join("snapshot.db");
     let env = [("Q_GROUP_SYNC_STATE__PATH", path.to_str().unwrap())];
     let out = h.run_env(&["check-config"], &env).await;
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    // A location the configuration names that cannot be used: setup, exit 2.
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let lines = stdout(&out);
     assert!(!lines.contains("snapshot: ok"), "{}", text(&out));
     let snapshot = lines
@@ -39,11 +40,13 @@ async fn a_snapshot_in_a_missing_directory_is_not_ok_and_sync_does_not_call_it_c
     assert!(lines.contains("okta: ok"), "{}", text(&out));
 
     let out = h.run_env(&["sync"], &env).await;
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let error = common::the_error(&out);
     assert!(!error.contains("corrupt"), "{error}");
     assert!(
-        error.contains("cannot create snapshot") && error.contains(missing.to_str().unwrap()),
+        error.contains("cannot open snapshot")
+            && error.contains(missing.to_str().unwrap())
+            && error.contains("state.path"),
         "{error}"
     );
 
@@ -63,7 +66,7 @@ async fn a_snapshot_in_a_missing_directory_is_not_ok_and_sync_does_not_call_it_c
             &[("Q_GROUP_SYNC_STATE__PATH", path.to_str().unwrap())],
         )
         .await;
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
         stdout(&out).contains("does not take new files"),
         "{}",
@@ -305,26 +308,9 @@ async fn no_config_at_all_says_how_to_give_one() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn help_lists_the_exit_codes_and_approve_only_its_flags() {
+async fn approve_takes_only_its_flags() {
+    // The exit codes of --help against the documentation: tests/exit_codes.rs.
     let bin = env!("CARGO_BIN_EXE_q-group-sync");
-    let out = tokio::process::Command::new(bin)
-        .arg("--help")
-        .output()
-        .await
-        .unwrap();
-    let help = String::from_utf8_lossy(&out.stdout);
-    let readme = include_str!("../docs/operations.md");
-    for code in ["0", "1", "2", "3", "130"] {
-        assert!(
-            help.lines()
-                .any(|l| l.trim_start().starts_with(&format!("{code} "))),
-            "--help lists exit code {code}: {help}"
-        );
-        assert!(
-            readme.contains(&format!("| {code} |")),
-            "docs/operations.md lists exit code {code}"
-        );
-    }
     for flag in ["--full", "--group"] {
         let out = tokio::process::Command::new(bin)
             .args(["approve", "abc", flag, "x"])
@@ -337,4 +323,197 @@ async fn help_lists_the_exit_codes_and_approve_only_its_flags() {
             "approve {flag} is a usage error"
         );
     }
+}
+
+/// The lines of `out`'s stdout that start with `prefix`.
+fn lines_of(out: &std::process::Output, prefix: &str) -> Vec<String> {
+    stdout(out)
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_file_the_config_names_is_read_and_every_line_printed() {
+    let h = harness().await;
+    let admin = h.dir.path().join("admin-token");
+    std::fs::write(&admin, "an-admin-token-of-32-characters-x\n").unwrap();
+    std::fs::set_permissions(&admin, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    h.add_config(&format!(
+        "\n[server]\nadmin_token_file = {:?}\n",
+        admin.display().to_string()
+    ));
+    let out = h.run(&["check-config"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        lines_of(&out, "server.admin_token_file: "),
+        [format!("server.admin_token_file: ok ({})", admin.display())],
+        "{}",
+        text(&out)
+    );
+
+    // Gone: `serve` would exit 2 on it, so check-config does not say ok, and still checks the
+    // rest.
+    std::fs::remove_file(&admin).unwrap();
+    let out = h.run(&["check-config"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let line = lines_of(&out, "server.admin_token_file: ");
+    assert_eq!(line.len(), 1, "{}", text(&out));
+    assert!(
+        line[0].starts_with("server.admin_token_file: FAILED: ")
+            && line[0].contains(&admin.display().to_string())
+            && line[0].contains("cannot read"),
+        "{}",
+        line[0]
+    );
+    for want in [
+        "config: ok",
+        "snapshot: ok",
+        "okta: ok",
+        "okta users: ok",
+        "qbusiness: ok",
+    ] {
+        assert!(stdout(&out).contains(want), "{want}: {}", text(&out));
+    }
+    let error = common::the_error(&out);
+    assert_eq!(
+        error.matches("server.admin_token_file").count(),
+        1,
+        "{error}"
+    );
+    let serve = h
+        .run_env(
+            &["serve"],
+            &[("Q_GROUP_SYNC_SERVER__LISTEN", "127.0.0.1:0")],
+        )
+        .await;
+    assert_eq!(serve.status.code(), Some(2), "{}", text(&serve));
+
+    // The Okta token file unreadable too: both named, Okta not asked, Q Business still checked.
+    let token = h.dir.path().join("no-such-okta-token");
+    h.okta.reset_request_log();
+    let out = h
+        .run_env(
+            &["check-config"],
+            &[
+                ("Q_GROUP_SYNC_OKTA__API_TOKEN", ""),
+                ("Q_GROUP_SYNC_OKTA__API_TOKEN_FILE", token.to_str().unwrap()),
+            ],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(
+        lines_of(&out, "okta.api_token_file: FAILED: ").len(),
+        1,
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        lines_of(&out, "okta: "),
+        ["okta: not checked (its credentials could not be read; see above)"],
+        "{}",
+        text(&out)
+    );
+    assert!(stdout(&out).contains("qbusiness: ok"), "{}", text(&out));
+    let error = common::the_error(&out);
+    assert!(
+        error.contains("okta.api_token_file") && error.contains("server.admin_token_file"),
+        "{error}"
+    );
+    assert!(h.okta.requests().is_empty(), "Okta not asked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_token_is_named_once_without_a_reachability_hint() {
+    let h = harness().await;
+    let out = h
+        .run_env(
+            &["check-config"],
+            &[("Q_GROUP_SYNC_OKTA__API_TOKEN", "00WrongToken-000000000000")],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let all = stdout(&out);
+    let okta = lines_of(&out, "okta: ");
+    assert_eq!(okta.len(), 1, "{all}");
+    assert!(
+        okta[0].contains("Okta rejected the credentials")
+            && okta[0].contains("okta.api_token_file"),
+        "{}",
+        okta[0]
+    );
+    assert!(!all.contains("reachable from here"), "{all}");
+    assert!(all.contains("okta users: not checked"), "{all}");
+    assert!(all.contains("qbusiness: ok"), "{all}");
+    let error = common::the_error(&out);
+    assert_eq!(
+        error.matches("Okta rejected the credentials").count(),
+        1,
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_oauth_client_is_named_once_in_a_short_error() {
+    use q_group_sync_emulator::{OAuthApp, OktaOptions};
+    let key = common::TestKey::ec();
+    let app = OAuthApp {
+        public_keys: vec![key.registered(None)],
+        ..OAuthApp::default()
+    };
+    let h = Harness::start_oauth(
+        org_with(2, 4, |g| format!("team-{g}"), |u, g| u % 2 == g),
+        OktaOptions {
+            oauth: Some(app),
+            ..OktaOptions::default()
+        },
+        &key,
+        "client_id = \"0oaSomeOtherApp\"\nscopes = [\"okta.groups.read\", \"okta.users.read\"]",
+    )
+    .await;
+    let out = h.run(&["check-config"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let all = stdout(&out);
+    assert!(all.contains("okta.private_key_file: ok"), "{all}");
+    assert!(!all.contains("reachable from here"), "{all}");
+    assert!(all.contains("okta users: not checked"), "{all}");
+    let error = common::the_error(&out);
+    assert_eq!(error.matches("invalid_client").count(), 1, "{error}");
+    assert!(error.len() < 630, "{} characters: {error}", error.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_ca_file_is_its_own_line_and_the_rest_is_checked() {
+    let ca = "/nonexistent/q-group-sync-test/ca.pem";
+    let h = Harness::start_with(
+        org_with(2, 4, |g| format!("team-{g}"), |u, g| u % 2 == g),
+        q_group_sync_emulator::OktaOptions {
+            token: common::TOKEN.into(),
+            ..q_group_sync_emulator::OktaOptions::default()
+        },
+        &format!(
+            "backend = \"postgres\"\nurl = \"postgres://qgs:secret@127.0.0.1:1/postgres\"\ntls = \"verify-full\"\ntls_ca_file = \"{ca}\"\n"
+        ),
+    )
+    .await;
+    let out = h.run(&["check-config"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let line = lines_of(&out, "state.tls_ca_file: ");
+    assert_eq!(line.len(), 1, "{}", text(&out));
+    assert!(
+        line[0].starts_with("state.tls_ca_file: FAILED") && line[0].contains(ca),
+        "{}",
+        line[0]
+    );
+    let all = stdout(&out);
+    assert!(all.contains("snapshot: not checked"), "{all}");
+    assert!(
+        all.contains("okta: ok") && all.contains("qbusiness: ok"),
+        "{all}"
+    );
+    assert!(
+        !all.contains("secret"),
+        "the URL's password is never shown: {all}"
+    );
 }

@@ -177,9 +177,9 @@ async fn explain_tells_consistent_from_not_yet_synced_and_skipped() {
     assert_eq!(json["user"]["skipped"], "status");
     assert_eq!(json["user"]["status"], "SUSPENDED");
 
-    // Unknown user and unknown document: exit 2, the message names which.
+    // Unknown user and unknown document: exit 4, the message names which.
     let (code, out) = explain(&h, "nobody@example.test", "q3-plan", false).await;
-    assert_eq!(code, Some(2), "{out}");
+    assert_eq!(code, Some(4), "{out}");
     assert!(
         out.contains(
             "unknown user: Okta has no user whose id, login or email is \"nobody@example.test\""
@@ -187,13 +187,13 @@ async fn explain_tells_consistent_from_not_yet_synced_and_skipped() {
         "{out}"
     );
     let (code, out) = explain(&h, "alice@example.test", "no-such-doc", false).await;
-    assert_eq!(code, Some(2), "{out}");
+    assert_eq!(code, Some(4), "{out}");
     assert!(
         out.contains("unknown document: Q Business has no document \"no-such-doc\""),
         "{out}"
     );
     let (code, json) = explain_json(&h, "alice@example.test", "no-such-doc").await;
-    assert_eq!(code, 2);
+    assert_eq!(code, 4);
     assert_eq!(json["kind"], "unknown_document");
 
     // Without qbusiness:CheckDocumentAccess: exit 2, naming the permission.
@@ -401,12 +401,12 @@ async fn a_document_outside_any_data_source_is_asked_about_without_one() {
     };
     // With the configured data source: Q Business has no such document there.
     let out = ask(None).await;
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(text(&out).contains("unknown document"), "{}", text(&out));
     // `none`: asked without a data source, the document is found.
     let out = ask(Some("none")).await;
     let json: serde_json::Value =
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
     assert!(json["has_access"].is_boolean(), "{json:#}");
-    assert_ne!(out.status.code(), Some(2), "{}", text(&out));
+    assert_ne!(out.status.code(), Some(4), "{}", text(&out));
 }

@@ -437,7 +437,8 @@ async fn aws_errors_carry_code_and_message_only() {
     h.q.clear_faults();
     h.q.add_fault(QFault::always(QFaultAction::AccessDenied).on_op("PutGroup"));
     let out = h.run(&["sync"]).await;
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    // A permission refused: setup, exit 2.
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
         text(&out)
             .contains("AccessDeniedException: User is not authorized to perform this action."),
@@ -548,8 +549,13 @@ async fn member_files_name_the_bucket_owner_and_go_with_their_group() {
 
     // A bucket owned by another account: S3 refuses, nothing is recorded.
     let out = run(s3(Some("999999999999"))).await;
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("AccessDenied"), "{}", text(&out));
+    assert!(
+        text(&out).contains("qbusiness.s3_bucket_owner"),
+        "{}",
+        text(&out)
+    );
     assert!(h.q.s3_keys("qgs-members").is_empty());
 
     // The owner from role_arn's account: written, and every call names it.

@@ -144,7 +144,7 @@ async fn a_dpop_proof_okta_refuses_with_400_is_retried_once_then_reported_in_one
         FaultAction::InvalidDpopProof,
     ));
     let out = h.run(&["sync"]).await;
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let error = stdout
         .lines()

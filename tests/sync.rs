@@ -334,7 +334,8 @@ async fn wrong_token_is_a_clear_failure_with_no_writes() {
     let out = h
         .run_env(&["sync"], &[("Q_GROUP_SYNC_OKTA__API_TOKEN", "wrong")])
         .await;
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    // Credentials refused: setup, exit 2, as in check-config.
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("E0000011"), "{}", text(&out));
     assert!(h.q_state().is_empty());
     let out = h

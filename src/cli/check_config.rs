@@ -15,7 +15,7 @@ use crate::config::{
 };
 use crate::report::Mode;
 use crate::sink::probe;
-use crate::sink::{QBusinessSink, SinkError, SinkErrorKind, credentials};
+use crate::sink::{QBusinessSink, SinkError, credentials};
 use crate::source::okta::events::{ChangeFeed, FeedSettings, OktaChangeFeed};
 use crate::source::okta::{OktaSettings, OktaSource};
 use crate::source::{DirectorySource, SourceError, SourceErrorKind};
@@ -37,22 +37,41 @@ pub struct CheckArgs {
 #[derive(Debug, Default)]
 struct Findings {
     failed: bool,
+    /// Each cause once, in the order found: the final error lists them.
     misconfigured: Vec<String>,
 }
 
 impl Findings {
+    /// Counts a cause that configuration or setup fixes (exit 2), once however many checks
+    /// met it.
+    fn misconfigured(&mut self, cause: String) {
+        if !self.misconfigured.contains(&cause) {
+            self.misconfigured.push(cause);
+        }
+    }
+
     /// Prints a failed Okta check with what to do, and counts it.
-    fn okta_failed(&mut self, name: &str, what: &str, e: SourceError) {
-        println!(
-            "{name}: FAILED: {}; {}",
-            crate::error::error_chain(&e),
-            okta_fix(&e, what)
-        );
-        if misconfigured_source(&e) {
-            self.misconfigured.push(e.to_string());
+    fn okta_failed(&mut self, name: &str, e: SourceError) {
+        // An OAuth refusal names its fix itself; an outage gets the reachability hint.
+        let fix = match (&e, e.fix()) {
+            (SourceError::OAuth(_), _) => String::new(),
+            (_, Some(fix)) => format!("; {fix}"),
+            (_, None) => {
+                "; check that okta.org_url is reachable from here; the next run retries".to_owned()
+            }
+        };
+        println!("{name}: FAILED: {}{fix}", crate::error::error_chain(&e));
+        if e.fix().is_some() {
+            self.misconfigured(e.to_string());
         } else {
             self.failed = true;
         }
+    }
+
+    /// Prints a check that configuration or setup fails (`what: FAILED: ...`), and counts it.
+    fn config_failed(&mut self, what: &str, e: &ConfigError) {
+        println!("{what}: FAILED: {}", e.0);
+        self.misconfigured(e.0.clone());
     }
 
     fn exit(self) -> anyhow::Result<Exit> {
@@ -68,28 +87,118 @@ impl Findings {
 }
 
 pub(super) async fn check_config(config: &Config, args: &CheckArgs) -> anyhow::Result<Exit> {
-    engine_settings(config)?;
-    let okta_settings = match config.source()? {
-        Source::Okta(_) => Some(OktaSettings::from_config(config)?),
-        Source::Scim(scim) => {
-            scim.token()?;
-            None
-        }
-    };
-    println!("config: ok");
     let mut found = Findings::default();
-    check_snapshot(config, &mut found).await?;
+    match engine_settings(config) {
+        Ok(_) => println!("config: ok"),
+        Err(e) => found.config_failed("config", &e),
+    }
+    let okta_settings = check_files(config, &mut found);
+    check_snapshot(config, &mut found).await;
     match (okta_settings, &config.scim) {
-        (Some(settings), _) => {
-            let okta = config.okta("check-config")?;
-            let source = Arc::new(OktaSource::new(settings).context("starting the Okta client")?);
-            check_okta(config, okta, &source, &mut found).await;
+        (Some(Ok(settings)), _) => match OktaSource::new(settings) {
+            Ok(source) => {
+                if let Ok(okta) = config.okta("check-config") {
+                    check_okta(config, okta, &Arc::new(source), &mut found).await;
+                }
+            }
+            Err(e) => {
+                println!("okta: FAILED: starting the Okta client: {e}");
+                found.misconfigured(format!("starting the Okta client: {e}"));
+            }
+        },
+        (Some(Err(())), _) => {
+            println!("okta: not checked (its credentials could not be read; see above)");
         }
         (None, Some(scim)) => check_scim(config, scim, &mut found).await,
         (None, None) => {}
     }
     check_qbusiness(config, args, &mut found).await;
     found.exit()
+}
+
+/// Every file the configuration names (secrets, keys, CA certificates), read and checked as
+/// the command that uses it would, one line each. Returns the Okta client's settings when
+/// `[okta]` is the source (`Err` when they could not be built; the line says why).
+fn check_files(config: &Config, found: &mut Findings) -> Option<Result<OktaSettings, ()>> {
+    let file_line = |key: &str,
+                     path: Option<&std::path::Path>,
+                     result: Result<(), &ConfigError>| match (path, result) {
+        (Some(path), Ok(())) => println!("{key}: ok ({})", path.display()),
+        (_, Err(e)) => println!("{key}: FAILED: {}", e.0),
+        (None, Ok(())) => {}
+    };
+    let mut okta_settings = None;
+    match config.source() {
+        Ok(Source::Okta(okta)) => {
+            // The token file, or the private key file (read and parsed as the client does).
+            let (key, path) = match okta.auth {
+                OktaAuthMode::Ssws => ("okta.api_token_file", okta.api_token_file.as_deref()),
+                OktaAuthMode::OAuth => ("okta.private_key_file", okta.private_key_file.as_deref()),
+            };
+            let settings = OktaSettings::from_config(config);
+            let result = settings.as_ref().map(drop);
+            let label = if path.is_some() {
+                key
+            } else {
+                "okta credentials"
+            };
+            file_line(label, path, result);
+            if let Err(e) = &settings {
+                found.misconfigured(e.0.clone());
+            }
+            okta_settings = Some(settings.map_err(drop));
+        }
+        Ok(Source::Scim(scim)) => {
+            let result = scim.token().map(drop);
+            let label = if scim.token_file.is_some() {
+                "scim.token_file"
+            } else {
+                "scim.token"
+            };
+            file_line(
+                label,
+                scim.token_file.as_deref(),
+                result.as_ref().map(|_| ()),
+            );
+            if let Err(e) = result {
+                found.misconfigured(e.0);
+            }
+        }
+        Err(_) => {}
+    }
+    if config.server.admin_token_file.is_some() {
+        let result = config.admin_token().map(drop);
+        file_line(
+            "server.admin_token_file",
+            config.server.admin_token_file.as_deref(),
+            result.as_ref().map(|_| ()),
+        );
+        if let Err(e) = result {
+            found.misconfigured(e.0);
+        }
+    }
+    if config.state.backend == StateBackend::Postgres {
+        // The URL file and the CA file, as the snapshot's connection reads them.
+        let result = PgSettings::from_config(&config.state).map(drop);
+        for (key, path) in [
+            ("state.url_file", config.state.url_file.as_deref()),
+            ("state.tls_ca_file", config.state.tls_ca_file.as_deref()),
+        ] {
+            if let Some(path) = path {
+                match &result {
+                    Err(e) if e.0.contains(key) => file_line(key, Some(path), Err(e)),
+                    _ => println!("{key}: ok ({})", path.display()),
+                }
+            }
+        }
+        if let Err(e) = result {
+            if !e.0.contains("state.url_file") && !e.0.contains("state.tls_ca_file") {
+                println!("state: FAILED: {}", e.0);
+            }
+            found.misconfigured(e.0);
+        }
+    }
+    okta_settings
 }
 
 /// The SCIM source's lines: the listener's address can be bound (unless a running `serve`
@@ -136,19 +245,25 @@ async fn check_scim(config: &Config, scim: &ScimConfig, found: &mut Findings) {
 }
 
 /// Whether the snapshot can be created or opened, and read.
-async fn check_snapshot(config: &Config, found: &mut Findings) -> anyhow::Result<()> {
+async fn check_snapshot(config: &Config, found: &mut Findings) {
     let where_ = match &config.state.backend {
         StateBackend::Sqlite => config.state.path.display().to_string(),
-        StateBackend::Postgres => PgSettings::from_config(&config.state)?.target().to_owned(),
+        StateBackend::Postgres => match PgSettings::from_config(&config.state) {
+            Ok(settings) => settings.target().to_owned(),
+            Err(_) => {
+                println!("snapshot: not checked (its connection settings are wrong; see above)");
+                return;
+            }
+        },
     };
     let writable = match config.state.backend {
-        StateBackend::Sqlite => snapshot_writable(&config.state.path),
+        StateBackend::Sqlite => crate::store::SqliteStore::check_location(&config.state.path),
         StateBackend::Postgres => Ok(()),
     };
     if let Err(why) = writable {
-        found.failed = true;
         println!("snapshot: FAILED: {why}");
-        return Ok(());
+        found.misconfigured(format!("state.path: {why}"));
+        return;
     }
     match open_state(config, Mode::Plan, &CancellationToken::new()).await {
         Ok(state) => match state.store.load().await {
@@ -162,11 +277,17 @@ async fn check_snapshot(config: &Config, found: &mut Findings) -> anyhow::Result
             }
         },
         Err(e) => {
-            found.failed = true;
-            println!("snapshot: FAILED: {e:#}");
+            let message = crate::error::error_chain(&e);
+            println!("snapshot: FAILED: {message}");
+            if let crate::app::StartError::Snapshot { source, .. } = &e
+                && source.is_unopenable()
+            {
+                found.misconfigured(message);
+            } else {
+                found.failed = true;
+            }
         }
     }
-    Ok(())
 }
 
 /// Okta: credentials and the group filter, a group's members, the users listing and (when
@@ -183,6 +304,8 @@ async fn check_okta(
         OktaAuthMode::OAuth if okta.dpop => "OAuth token issued (DPoP) and accepted",
         OktaAuthMode::OAuth => "OAuth token issued and accepted",
     };
+    // A refused credential refuses every later check the same way: they are not run.
+    let mut refused = false;
     let groups_ok = match source.check().await {
         Ok(_) => {
             println!(
@@ -192,7 +315,8 @@ async fn check_okta(
             true
         }
         Err(e) => {
-            found.okta_failed("okta", "groups", e);
+            refused = credentials_refused(&e);
+            found.okta_failed("okta", e);
             false
         }
     };
@@ -202,15 +326,22 @@ async fn check_okta(
             Ok(None) => println!(
                 "okta members: not checked: okta.group_filter selects no group (check the filter if groups are expected)"
             ),
-            Err(e) => found.okta_failed("okta members", "groups", e),
+            Err(e) => found.okta_failed("okta members", e),
         }
+    }
+    if refused {
+        println!("okta users: not checked (the credentials were refused; see the okta line)");
+        if okta.events.enabled {
+            println!("okta events: not checked (the credentials were refused; see the okta line)");
+        }
+        return;
     }
 
     // Every incremental pass lists the users updated since the last one (status and email
     // changes do not show as membership changes).
     match source.check_users(SystemClock.now()).await {
         Ok(_) => println!("okta users: ok (users listing readable)"),
-        Err(e) => found.okta_failed("okta users", "users", e),
+        Err(e) => found.okta_failed("okta users", e),
     }
 
     if okta.events.enabled {
@@ -226,7 +357,7 @@ async fn check_okta(
                 page.events.len(),
                 humantime::format_duration(okta.events.lookback)
             ),
-            Err(e) => found.okta_failed("okta events", "events", e),
+            Err(e) => found.okta_failed("okta events", e),
         }
     }
 }
@@ -238,7 +369,7 @@ async fn check_qbusiness(config: &Config, args: &CheckArgs, found: &mut Findings
     if let Err(chain) = credentials::find_credentials(&q.region).await {
         println!("aws credentials: FAILED: {chain}");
         println!("qbusiness: not checked (no AWS credentials)");
-        found.misconfigured.push(chain.to_owned());
+        found.misconfigured(chain.to_owned());
         return;
     }
     println!("aws credentials: ok (found by the default chain)");
@@ -267,24 +398,17 @@ async fn check_qbusiness(config: &Config, args: &CheckArgs, found: &mut Findings
 
 /// Prints a refused or failed ListGroups with what to do, and counts it.
 fn qbusiness_failed(e: &SinkError, found: &mut Findings) {
-    let fix = match e.kind {
-        SinkErrorKind::AccessDenied => {
-            "allow qbusiness:ListGroups, GetGroup, PutGroup and DeleteGroup on the application in the IAM policy of the role q-group-sync runs with"
+    match e.fix() {
+        Some(fix) => {
+            println!("qbusiness: FAILED: {e}; {fix}");
+            found.misconfigured(e.to_string());
         }
-        SinkErrorKind::NotFound => {
-            "check qbusiness.application_id, index_id and region (aws qbusiness list-applications, list-indices)"
+        None => {
+            println!(
+                "qbusiness: FAILED: {e}; check that Q Business is reachable from here; the next run retries"
+            );
+            found.failed = true;
         }
-        SinkErrorKind::Validation => "check the [qbusiness] ids and data_source_id",
-        _ => "check that Q Business is reachable from here; the next run retries",
-    };
-    println!("qbusiness: FAILED: {e}; {fix}");
-    if matches!(
-        e.kind,
-        SinkErrorKind::AccessDenied | SinkErrorKind::NotFound | SinkErrorKind::Validation
-    ) {
-        found.misconfigured.push(e.to_string());
-    } else {
-        found.failed = true;
     }
 }
 
@@ -317,92 +441,23 @@ async fn write_probe(config: &Config, sink: &QBusinessSink, found: &mut Findings
     if probe.passed() {
         println!("write probe: ok (PutGroup, GetGroup and DeleteGroup allowed)");
     } else if probe.misconfigured {
-        found
-            .misconfigured
-            .push("the Q Business write probe was refused (see its lines above)".to_owned());
+        found.misconfigured(
+            "the Q Business write probe was refused (see its lines above)".to_owned(),
+        );
     } else {
         found.failed = true;
     }
 }
 
-/// Whether SQLite can create or write `state.path`: the directory exists and takes a new file,
-/// or the file opens for writing. `Err` is the line to print, with what to do.
-fn snapshot_writable(path: &std::path::Path) -> Result<(), String> {
-    let fix = "create it, writable by the user q-group-sync runs as, or set state.path";
-    if path.exists() {
-        return std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map(drop)
-            .map_err(|e| {
-                format!(
-                    "{} cannot be opened for writing: {e}; make it writable by the user q-group-sync runs as",
-                    path.display()
-                )
-            });
-    }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => std::path::Path::new("."),
-    };
-    if !dir.is_dir() {
-        return Err(format!(
-            "directory {} does not exist (state.path = {}); {fix}",
-            dir.display(),
-            path.display()
-        ));
-    }
-    let probe = dir.join(format!(".q-group-sync-check-{}", std::process::id()));
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&probe)
-    {
-        Ok(_) => {
-            let _ = std::fs::remove_file(&probe);
-            Ok(())
-        }
-        Err(e) => Err(format!(
-            "directory {} does not take new files ({e}), so {} cannot be created; {fix}",
-            dir.display(),
-            path.display()
-        )),
-    }
-}
-
-/// Whether a check's failure is fixed by configuration or permissions (exit 2) rather than by
-/// waiting for a service (exit 1).
-fn misconfigured_source(e: &SourceError) -> bool {
-    matches!(e, SourceError::OAuth(_))
-        || matches!(
-            e.kind(),
-            SourceErrorKind::Unauthorized
-                | SourceErrorKind::Forbidden
-                | SourceErrorKind::BadRequest
-                | SourceErrorKind::ForeignLink
-        )
-}
-
-/// What an Okta refusal asks the admin to do.
-fn okta_fix(e: &SourceError, what: &str) -> &'static str {
+/// Whether Okta refused the credentials themselves (a wrong or revoked token, an OAuth client
+/// or key it does not know), so that no later request can succeed; a missing scope or role
+/// refuses only some.
+fn credentials_refused(e: &SourceError) -> bool {
+    use crate::source::oauth::OAuthErrorKind;
     match e.kind() {
-        SourceErrorKind::Unauthorized => {
-            "check the token (okta.api_token_file) or the service app (okta.client_id, key), and that it is active"
-        }
-        SourceErrorKind::Forbidden => match what {
-            "events" => {
-                "give the token's admin a role that reads the System Log (Read-only Administrator), or grant okta.logs.read to the service app"
-            }
-            "users" => {
-                "give the token's admin a role that reads users (Read-only Administrator), or grant okta.users.read to the service app"
-            }
-            _ => {
-                "give the token's admin a role that reads groups and members (Read-only Administrator), or grant okta.groups.read to the service app"
-            }
-        },
-        SourceErrorKind::BadRequest => "check okta.group_filter and the other [okta] settings",
-        _ => "check that okta.org_url is reachable from here; the next run retries",
+        SourceErrorKind::Unauthorized => true,
+        SourceErrorKind::OAuth(kind) => !matches!(kind, OAuthErrorKind::Scope),
+        _ => false,
     }
 }
 

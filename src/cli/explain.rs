@@ -72,7 +72,11 @@ pub(super) async fn explain(
             }
             tracing::error!(error = %message, kind = e.kind(), "explain");
             eprintln!("error: {message}");
-            Ok(Exit::Usage)
+            // What was asked about does not exist (4), or the setup refused the question (2).
+            Ok(match e.kind() {
+                "unknown_user" | "ambiguous_user" | "unknown_document" => Exit::Unknown,
+                _ => Exit::Setup,
+            })
         }
         Err(e) => Err(e.into()),
     }

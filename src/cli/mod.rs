@@ -12,6 +12,10 @@ use crate::app::{Exit, StartError};
 use crate::config::{Config, ConfigError};
 use crate::report::Mode;
 use crate::serve::ServeError;
+use crate::sink::SinkError;
+use crate::source::SourceError;
+use crate::source::okta::OktaBuildError;
+use crate::store::StoreError;
 use crate::telemetry::LogFormat;
 
 mod approve;
@@ -55,13 +59,14 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The exit codes, as the README's table lists them.
+/// The exit codes, as the README's table lists them: one meaning per code, in every command.
 pub const EXIT_CODES: &str = "\
-Exit codes:
+Exit codes (every command):
   0    done: every change applied or nothing to do (plan: no issues; check-config: every check passed)
-  1    something failed: a write, a read or a check; what succeeded was applied and recorded
-  2    bad configuration or usage (check-config: credentials or permissions refused)
+  1    something failed that the next run retries: a write refused, a group unread, Okta or AWS unreachable, shutdown
+  2    configuration or setup: a bad key, value or usage, a file the configuration names that cannot be read (the snapshot included), credentials or permissions refused by Okta or AWS, no AWS credentials
   3    held: the circuit breaker held deletions or removals for `approve <plan-id>`
+  4    explain: an unknown user or document
   130  a second SIGINT/SIGTERM during shutdown";
 
 /// What to do.
@@ -80,11 +85,14 @@ pub enum Command {
     /// Apply a plan held by the deletion circuit breaker, if Okta still agrees with it.
     Approve(approve::ApproveArgs),
     /// Compare Q Business with the snapshot: report groups that look managed but are not
-    /// recorded (e.g. after a lost snapshot). Deletes nothing by itself.
+    /// recorded (e.g. after a lost snapshot). Deletes nothing by itself. Exits 1 when it
+    /// finds such groups (or recorded groups Q Business does not list), unless `--adopt`
+    /// recorded them all.
     Reconcile(reconcile::ReconcileArgs),
     /// Why can (or can't) a user see a document? Puts Okta (the user, status, groups), the
     /// snapshot (last writes) and Q Business (CheckDocumentAccess) side by side. Reads only.
-    /// Exit 0 when Okta and Q agree, 1 when not, 2 for an unknown user or document.
+    /// Exit 0 when Okta and Q agree, 1 when not (or a service could not be read), 4 for an
+    /// unknown user or document.
     Explain(explain::ExplainArgs),
 }
 
@@ -110,8 +118,40 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<Exit> 
     }
 }
 
-/// Whether `err` is bad configuration, exit 2 (as clap's usage errors): a [`ConfigError`],
-/// also as the start-up error of the wiring or the daemon.
+/// The exit code of a command that ended with `err`: 2 ([`Exit::Setup`]) when configuration
+/// or setup fixes it, 1 ([`Exit::Failed`]) when the next run may succeed as it is.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if is_setup_error(err) {
+        Exit::Setup.code()
+    } else {
+        Exit::Failed.code()
+    }
+}
+
+/// Whether `err` is bad configuration or setup (exit 2, as clap's usage errors): a
+/// [`ConfigError`], also as the start-up error of the wiring or the daemon; or, anywhere in
+/// its chain, credentials or permissions Okta or AWS refused, a snapshot that cannot be
+/// opened where `state.path` says, an Okta client the configuration cannot build.
+pub fn is_setup_error(err: &anyhow::Error) -> bool {
+    is_config_error(err)
+        || err.chain().any(|cause| {
+            cause
+                .downcast_ref::<SourceError>()
+                .is_some_and(|e| e.fix().is_some())
+                || cause
+                    .downcast_ref::<SinkError>()
+                    .is_some_and(|e| e.fix().is_some())
+                || cause
+                    .downcast_ref::<StoreError>()
+                    .is_some_and(StoreError::is_unopenable)
+                || cause.downcast_ref::<OktaBuildError>().is_some_and(|e| {
+                    matches!(e, OktaBuildError::InvalidToken | OktaBuildError::OrgUrl)
+                })
+        })
+}
+
+/// Whether `err` is bad configuration: a [`ConfigError`], also as the start-up error of the
+/// wiring or the daemon.
 pub fn is_config_error(err: &anyhow::Error) -> bool {
     err.downcast_ref::<ConfigError>().is_some()
         || err

@@ -14,6 +14,9 @@ pub fn render_report(report: &RunReport, okta: Option<&OktaStats>) -> String {
             "Pass failed: {}",
             report.error.as_deref().unwrap_or("unknown error")
         );
+        if let Some(fix) = report.fix {
+            let _ = writeln!(out, "To fix: {fix}");
+        }
         return out;
     }
     let _ = write!(out, "{}", report.plan);
@@ -56,6 +59,9 @@ pub fn render_report(report: &RunReport, okta: Option<&OktaStats>) -> String {
     }
     if let Some(e) = &report.error {
         let _ = writeln!(out, "Stopped early: {e}");
+    }
+    if let Some(fix) = report.fix {
+        let _ = writeln!(out, "To fix: {fix}");
     }
     if let Some(okta) = okta {
         let _ = writeln!(

@@ -87,7 +87,7 @@ pub(super) async fn run_request(
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
             match mode {
-                Mode::Plan => serde_json::to_writer_pretty(&mut out, &report.plan)?,
+                Mode::Plan => serde_json::to_writer_pretty(&mut out, &JsonPlan::of(&report))?,
                 Mode::Apply => serde_json::to_writer_pretty(
                     &mut out,
                     &JsonReport {
@@ -104,8 +104,36 @@ pub(super) async fn run_request(
     Ok(match report.outcome {
         Outcome::Success => Exit::Success,
         Outcome::Held => Exit::Held,
+        Outcome::Failed if report.fix.is_some() => Exit::Setup,
         Outcome::Partial | Outcome::Failed => Exit::Failed,
     })
+}
+
+/// `plan --output json`: the plan, with how the pass went, so that a failed pass never reads
+/// as an empty plan. `error`, `error_kind` and `fix` as in `sync --output json`.
+#[derive(serde::Serialize)]
+struct JsonPlan<'a> {
+    outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fix: Option<&'static str>,
+    #[serde(flatten)]
+    plan: &'a crate::plan::Plan,
+}
+
+impl<'a> JsonPlan<'a> {
+    fn of(report: &'a RunReport) -> JsonPlan<'a> {
+        JsonPlan {
+            outcome: report.outcome,
+            error: report.error.as_deref(),
+            error_kind: report.error_kind,
+            fix: report.fix,
+            plan: &report.plan,
+        }
+    }
 }
 
 /// `sync --output json`: the run report plus the Okta request counters.

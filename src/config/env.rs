@@ -171,10 +171,17 @@ pub(crate) fn overrides(
         }
         let rest = &variable[ENV_PREFIX.len()..];
         if !rest.contains("__") {
-            tracing::debug!(
-                variable = %variable,
-                "ignoring an environment variable with the config prefix: it is not in the <SECTION>__<KEY> form of a config key"
-            );
+            match single_underscore_form(&variable) {
+                // Almost certainly meant as that key: say so where it is seen.
+                Some(meant) => tracing::info!(
+                    variable = %variable,
+                    "ignoring {variable}: section and key are separated by two underscores; set {meant} to configure that key"
+                ),
+                None => tracing::debug!(
+                    variable = %variable,
+                    "ignoring an environment variable with the config prefix: it is not in the <SECTION>__<KEY> form of a config key"
+                ),
+            }
             continue;
         }
         let Some((key, ty)) = KEYS.iter().find(|(k, _)| variable_of(k) == variable) else {
@@ -196,6 +203,14 @@ pub(crate) fn overrides(
         });
     }
     Ok(found)
+}
+
+/// The variable of the key `variable` names with one underscore where `__` belongs
+/// (`Q_GROUP_SYNC_OKTA_ORG_URL` for `Q_GROUP_SYNC_OKTA__ORG_URL`), if it names one.
+fn single_underscore_form(variable: &str) -> Option<String> {
+    KEYS.iter()
+        .map(|(k, _)| variable_of(k))
+        .find(|v| v.replace("__", "_") == variable)
 }
 
 /// The key whose variable is closest to `variable`, if any is reasonably close.

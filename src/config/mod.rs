@@ -127,9 +127,11 @@ impl Config {
             "groups": {}, "users": {}, "state": {}, "safety": {}, "sync": {}, "schedule": {}, "server": {}
         })))
         .merge(figment);
-        let mut config: Config = figment
-            .extract()
-            .map_err(|e| ConfigError(describe_figment_error(e)))?;
+        let mut config: Config = figment.extract().map_err(|e| {
+            ConfigError(describe_figment_error(e, |key| {
+                figment.find_value(key).ok().and_then(|v| v.into_string())
+            }))
+        })?;
         check_unchosen_alternatives(&config, |key| figment.find_value(key).is_ok())?;
         // An empty secret (e.g. `VAR=` in an env file) means "not set here".
         let okta_token = config.okta.as_mut().map(|o| &mut o.api_token);
@@ -441,8 +443,13 @@ pub fn is_loopback(url: &Url) -> bool {
 }
 
 /// One line per problem, each naming the key path and where the value came from. The value
-/// of a secret key is never shown, nor that of a URL key (it may hold a password).
-fn describe_figment_error(err: figment::Error) -> String {
+/// of a secret key is never shown, nor that of a URL key (it may hold a password), except as
+/// the `https://` form of a URL written without its scheme and without `@`. `value_of(key)`
+/// is the string a key was given, if any.
+fn describe_figment_error(
+    err: figment::Error,
+    value_of: impl Fn(&str) -> Option<String>,
+) -> String {
     err.into_iter()
         .map(|e| {
             let path = e.path.join(".");
@@ -460,6 +467,14 @@ fn describe_figment_error(err: figment::Error) -> String {
             };
             let what = if let Some(at) = syntax_error_at(&e.kind) {
                 at
+            } else if let figment::error::Kind::UnknownField(field, expected) = &e.kind {
+                unknown_key(field, expected)
+            } else if URL_KEYS.contains(&path.as_str()) && without_scheme(&e.kind) {
+                let example = value_of(&path)
+                    .map(|v| v.trim().to_owned())
+                    .filter(|v| !v.is_empty() && !v.contains(['@', ' ', '/']))
+                    .map_or_else(|| "https://<host>".to_owned(), |v| format!("https://{v}"));
+                format!("has no scheme: write the whole URL, e.g. {example}")
             } else if env::is_secret(&path) || URL_KEYS.contains(&path.as_str()) {
                 without_value(&e.kind)
             } else {
@@ -469,6 +484,35 @@ fn describe_figment_error(err: figment::Error) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// An unknown key, with the nearest known key of its section when one is close.
+fn unknown_key(field: &str, expected: &[&str]) -> String {
+    let nearest = expected
+        .iter()
+        .map(|k| (strsim::levenshtein(k, field), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
+        .min_by_key(|(d, _)| *d);
+    match nearest {
+        Some((_, k)) => format!("unknown key `{field}`; did you mean `{k}`?"),
+        None => format!(
+            "unknown key `{field}`; the keys here are {}",
+            expected
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Whether a URL was refused for having no scheme (`acme.okta.com`).
+fn without_scheme(kind: &figment::error::Kind) -> bool {
+    use figment::error::Kind;
+    match kind {
+        Kind::Message(m) | Kind::InvalidValue(_, m) => m.contains("relative URL without a base"),
+        _ => kind.to_string().contains("relative URL without a base"),
+    }
 }
 
 /// A TOML syntax error, by line and column only: the parser's message quotes the offending

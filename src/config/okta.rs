@@ -247,7 +247,7 @@ impl OktaConfig {
             return Err(ConfigError::key(
                 "okta.rate_limit_share",
                 format!(
-                    "{} is not a share between 0 (exclusive) and 1",
+                    "{} is out of range: a share above 0 and at most 1 (0.5 leaves half of each bucket to other integrations)",
                     o.rate_limit_share
                 ),
             ));
@@ -259,7 +259,10 @@ impl OktaConfig {
             ));
         }
         if o.max_retries > 20 {
-            return Err(ConfigError::key("okta.max_retries", "must be at most 20"));
+            return Err(ConfigError::key(
+                "okta.max_retries",
+                format!("{} is out of range: 0 to 20 retries", o.max_retries),
+            ));
         }
         // --- OAuth service app (okta.auth = "oauth"): its keys are required with it and refused
         // without it. The key file itself is read and parsed at start-up by the Okta client.

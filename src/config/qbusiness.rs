@@ -166,7 +166,10 @@ impl QBusinessConfig {
         if !(1..=10_000).contains(&q.max_writes_per_second) {
             return Err(ConfigError::key(
                 "qbusiness.max_writes_per_second",
-                "must be between 1 and 10000",
+                format!(
+                    "{} is out of range: 1 to 10000 writes per second",
+                    q.max_writes_per_second
+                ),
             ));
         }
         if !(1..=10).contains(&q.max_attempts) {

@@ -40,6 +40,17 @@ pub enum Error {
 }
 
 impl Error {
+    /// What to change when the pass stopped on the setup (credentials or permissions Okta or
+    /// AWS refused, the configured ids): every run fails the same way until then. `None` when
+    /// the next run may succeed as it is.
+    pub fn fix(&self) -> Option<&'static str> {
+        match self {
+            Error::Okta(e) => e.fix(),
+            Error::QBusiness(e) => e.fix(),
+            _ => None,
+        }
+    }
+
     /// Bounded label for metrics and status.
     pub fn kind(&self) -> &'static str {
         match self {

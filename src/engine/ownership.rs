@@ -30,7 +30,10 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
         if names.is_empty() {
             return Ok(plan);
         }
-        let found = pass.unless_cancelled(self.existing_in_q(names)).await?;
+        let found = pass
+            .unless_cancelled(self.existing_in_q(names))
+            .await?
+            .map_err(Error::QBusiness)?;
         pass.trace("ownership", || {
             format!(
                 "Q Business has {:?} (not created by q-group-sync), has not {:?}, could not say for {:?}",
@@ -47,8 +50,13 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
     /// index, GetGroup one name a request: the index is listed while the pages listed stay
     /// fewer than the names still open (so an empty or small index costs a page or two however
     /// many names are asked about), then the rest are looked up one by one. An error leaves a
-    /// name unchecked; it is never taken as absent.
-    pub(super) async fn existing_in_q(&self, names: BTreeSet<GroupName>) -> Existence {
+    /// name unchecked; it is never taken as absent. `Err` when GetGroup was refused for good
+    /// (credentials, permissions, the application's ids): no name can be checked, and no write
+    /// would succeed either.
+    pub(super) async fn existing_in_q(
+        &self,
+        names: BTreeSet<GroupName>,
+    ) -> Result<Existence, SinkError> {
         let asked = names.len();
         let mut out = Existence::default();
         let mut open = names;
@@ -118,6 +126,9 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
             unchecked = out.unchecked.len(),
             "checked which new Q groups Q Business already has"
         );
-        out
+        match stopped.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            Some(refused) => Err(refused),
+            None => Ok(out),
+        }
     }
 }

@@ -147,7 +147,10 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
             .cloned()
             .collect();
         if !unowned.is_empty() {
-            let found = pass.unless_cancelled(self.existing_in_q(unowned)).await?;
+            let found = pass
+                .unless_cancelled(self.existing_in_q(unowned))
+                .await?
+                .map_err(Error::QBusiness)?;
             writable.extend(found.absent);
             writes.retain(|name| writable.contains(name));
         }

@@ -92,6 +92,7 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
     fn fail(&self, report: &mut RunReport, err: Error) {
         report.outcome = Outcome::Failed;
         report.error_kind = Some(err.kind());
+        report.fix = err.fix();
         report.error = Some(error_chain(&err));
         report.finished_at = self.clock.now();
         warn!(kind = err.kind(), error = %report.error.as_deref().unwrap_or_default(), "pass failed");

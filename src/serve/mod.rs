@@ -86,6 +86,8 @@ impl ServeError {
 
 /// Runs `serve` until `shutdown` is cancelled, then drains within `server.shutdown_grace`.
 pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<Exit, ServeError> {
+    // Cancelled by the caller, or here when the setup refused the first pass.
+    let shutdown = shutdown.child_token();
     let admin_token = config.admin_token()?;
     let handle = metrics::install().map_err(ServeError::Metrics)?;
     let sink = QBusinessSink::from_config(&config.qbusiness).await;
@@ -186,7 +188,11 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<Exit, 
         ))
     };
 
-    shutdown.cancelled().await;
+    let refused = tokio::select! {
+        _ = shutdown.cancelled() => None,
+        refused = daemon.first_pass_refused() => Some(refused),
+    };
+    shutdown.cancel();
     info!(grace = ?config.server.shutdown_grace, "shutting down: no new passes; letting writes in flight finish");
     daemon.scheduler_alive.store(false, Ordering::SeqCst);
     if let Err(e) = scheduler.shutdown().await {
@@ -212,6 +218,12 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<Exit, 
     upkeep.abort();
     server_stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    if let Some((error, fix)) = refused {
+        // One line that names the fix; exit 2 makes the rollout fail instead of a pod that
+        // looks healthy and never syncs.
+        error!(error = %error, fix, "the first pass was refused: {fix}; exiting (2) until the setup is fixed");
+        return Ok(Exit::Setup);
+    }
     match drained {
         Ok(_) => {
             info!("stopped");

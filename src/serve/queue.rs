@@ -59,6 +59,12 @@ pub struct Daemon {
     pub(super) pass_lock: tokio::sync::Mutex<()>,
     pub(super) wake: Notify,
     pub(super) ready: AtomicBool,
+    /// Set once this process's first start-up (or takeover) pass has ended.
+    pub(super) first_pass_done: AtomicBool,
+    /// That pass's error and fix when the setup refused it (credentials, permissions): `serve`
+    /// then exits 2 instead of retrying on the schedule. Cancelled once it is set.
+    pub(super) setup_refused: CancellationToken,
+    pub(super) refusal: Mutex<Option<(String, &'static str)>>,
     pub(super) scheduler_alive: AtomicBool,
     pub(super) runner_alive: AtomicBool,
     pub(super) shutdown: CancellationToken,
@@ -88,6 +94,9 @@ impl Daemon {
             pass_lock: tokio::sync::Mutex::new(()),
             wake: Notify::new(),
             ready: AtomicBool::new(false),
+            first_pass_done: AtomicBool::new(false),
+            setup_refused: CancellationToken::new(),
+            refusal: Mutex::new(None),
             scheduler_alive: AtomicBool::new(false),
             runner_alive: AtomicBool::new(false),
             shutdown,
@@ -237,6 +246,17 @@ impl Daemon {
         result
     }
 
+    /// Resolves when this process's first start-up (or takeover) pass ended on the setup
+    /// (credentials or permissions refused): its error and what to change.
+    pub async fn first_pass_refused(&self) -> (String, &'static str) {
+        self.setup_refused.cancelled().await;
+        self.refusal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_default()
+    }
+
     /// Whether an events pass is queued or running (it records the System Log position itself
     /// once it has synced the changes before it).
     pub fn events_pending(&self) -> bool {
@@ -359,6 +379,15 @@ impl Daemon {
                 state.last = Some(LastPass::from_report(ticket.trigger, &report));
             }
             self.update_freshness();
+            let first = matches!(ticket.trigger, Trigger::Startup | Trigger::Takeover)
+                && !self.first_pass_done.swap(true, Ordering::SeqCst);
+            if let (true, Some(fix)) = (first, report.fix) {
+                // Not ready: every pass would fail the same way until the setup is fixed.
+                *self.refusal.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some((report.error.clone().unwrap_or_default(), fix));
+                self.setup_refused.cancel();
+                break;
+            }
             self.ready.store(true, Ordering::SeqCst);
             if self.shutdown.is_cancelled() {
                 break;

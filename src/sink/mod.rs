@@ -64,6 +64,8 @@ pub enum SinkErrorKind {
     AccessDenied,
     /// 404 ResourceNotFoundException: wrong application, index or data source.
     NotFound,
+    /// No AWS credentials: the default chain found none (or its configuration is invalid).
+    Credentials,
     /// 402 ServiceQuotaExceededException.
     QuotaExceeded,
     /// The call timed out.
@@ -86,6 +88,7 @@ impl SinkErrorKind {
             SinkErrorKind::Validation => "validation",
             SinkErrorKind::AccessDenied => "access_denied",
             SinkErrorKind::NotFound => "not_found",
+            SinkErrorKind::Credentials => "credentials",
             SinkErrorKind::QuotaExceeded => "quota_exceeded",
             SinkErrorKind::Timeout => "timeout",
             SinkErrorKind::Transport => "transport",
@@ -94,9 +97,28 @@ impl SinkErrorKind {
         }
     }
 
+    /// What to change when the error is the setup's (credentials, permissions, the
+    /// application's ids): retrying does not help. `None` for the kinds the next run retries.
+    pub fn fix(self) -> Option<&'static str> {
+        Some(match self {
+            SinkErrorKind::AccessDenied => {
+                "allow qbusiness:ListGroups, GetGroup, PutGroup and DeleteGroup on the application in the IAM policy of the role q-group-sync runs with"
+            }
+            SinkErrorKind::NotFound => {
+                "check qbusiness.application_id, index_id and region (aws qbusiness list-applications, list-indices)"
+            }
+            SinkErrorKind::Validation => "check the [qbusiness] ids and data_source_id",
+            SinkErrorKind::Credentials => credentials::CREDENTIAL_FIX,
+            _ => return None,
+        })
+    }
+
     /// True when no other write can succeed either (permissions, wrong application or index).
     pub fn is_fatal(self) -> bool {
-        matches!(self, SinkErrorKind::AccessDenied | SinkErrorKind::NotFound)
+        matches!(
+            self,
+            SinkErrorKind::AccessDenied | SinkErrorKind::NotFound | SinkErrorKind::Credentials
+        )
     }
 }
 
@@ -119,6 +141,22 @@ impl fmt::Display for SinkError {
             self.kind.as_str(),
             self.message
         )
+    }
+}
+
+impl SinkError {
+    /// What to change when the error is the setup's ([`SinkErrorKind::fix`]), for the member
+    /// files in S3 (`PutObject`, `DeleteObject`) in their own terms.
+    pub fn fix(&self) -> Option<&'static str> {
+        match (self.operation, self.kind) {
+            ("PutObject" | "DeleteObject", SinkErrorKind::AccessDenied) => Some(
+                "allow s3:PutObject and s3:DeleteObject on qbusiness.s3_bucket to the role q-group-sync runs with, and set qbusiness.s3_bucket_owner to the account that owns the bucket",
+            ),
+            ("PutObject" | "DeleteObject", SinkErrorKind::NotFound) => {
+                Some("check qbusiness.s3_bucket: the bucket does not exist")
+            }
+            (_, kind) => kind.fix(),
+        }
     }
 }
 

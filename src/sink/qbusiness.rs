@@ -1044,6 +1044,10 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let (kind, message) = match &err {
+        _ if super::credentials::no_credentials(&err) => (
+            SinkErrorKind::Credentials,
+            super::credentials::CREDENTIAL_CHAIN.to_owned(),
+        ),
         SdkError::ServiceError(service) => {
             let e = service.err();
             let kind = match e.code() {

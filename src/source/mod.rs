@@ -103,6 +103,39 @@ impl SourceError {
         }
     }
 
+    /// What to change when the error is the setup's (credentials, permissions, the group
+    /// filter, `okta.org_url`): retrying does not help. `None` for an outage, which the next
+    /// run retries.
+    pub fn fix(&self) -> Option<&'static str> {
+        Some(match self {
+            SourceError::Unauthorized { .. } => {
+                "check the token (okta.api_token_file or Q_GROUP_SYNC_OKTA__API_TOKEN): it must be this org's, active and not revoked"
+            }
+            SourceError::Forbidden { path, .. } => match scope_for(path) {
+                "okta.logs.read" => {
+                    "give the token's admin a role that reads the System Log (Read-only Administrator), or grant okta.logs.read to the service app"
+                }
+                "okta.users.read" => {
+                    "give the token's admin a role that reads users (Read-only Administrator), or grant okta.users.read to the service app"
+                }
+                _ => {
+                    "give the token's admin a role that reads groups and members (Read-only Administrator), or grant okta.groups.read to the service app"
+                }
+            },
+            // Each OAuth message names the setting or the grant already.
+            SourceError::OAuth(_) => {
+                "change what the message names in the Okta service app or in [okta] (client_id, private_key_file, key_id, scopes, dpop)"
+            }
+            SourceError::BadRequest { .. } => {
+                "check okta.group_filter and the other [okta] settings"
+            }
+            SourceError::ForeignLink { .. } => {
+                "set okta.org_url to the org's own URL (the one its next links use)"
+            }
+            _ => return None,
+        })
+    }
+
     /// True when no other request can succeed either (credentials or permissions): the pass stops.
     pub fn is_fatal(&self) -> bool {
         matches!(

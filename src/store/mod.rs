@@ -38,8 +38,10 @@ pub enum StoreError {
     },
     #[error("snapshot {path} is not a q-group-sync snapshot or is corrupt: {detail}")]
     Corrupt { path: String, detail: String },
-    /// The file cannot be created where `state.path` says (a missing or read-only directory).
-    #[error("cannot create snapshot {path}: {detail}")]
+    /// The file cannot be opened or created where `state.path` says (a missing, unreachable
+    /// or read-only directory, a file where a directory should be, no permission); `detail`
+    /// says which and what to do.
+    #[error("cannot open snapshot {path}: {detail}")]
     Location { path: String, detail: String },
     #[error(
         "snapshot {path} has schema version {found}, newer than this q-group-sync supports ({supported}); upgrade q-group-sync"
@@ -73,6 +75,12 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the snapshot could not be opened where the configuration says (exit 2): its
+    /// location, permissions, or SQLite refusing to open the file.
+    pub fn is_unopenable(&self) -> bool {
+        matches!(self, StoreError::Location { .. } | StoreError::Open { .. })
+    }
+
     /// Bounded label for metrics and status.
     pub fn kind(&self) -> &'static str {
         match self {

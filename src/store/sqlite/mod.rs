@@ -79,21 +79,10 @@ impl SqliteStore {
     /// Opens (creating if needed) the snapshot for a pass that writes, and migrates it.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let p = display(path);
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-            && !dir.is_dir()
-        {
-            return Err(StoreError::Location {
-                path: p,
-                detail: format!(
-                    "directory {} does not exist; create it, writable by the user q-group-sync runs as, or set state.path",
-                    dir.display()
-                ),
-            });
+        if let Some(detail) = directory_problem(path) {
+            return Err(StoreError::Location { path: p, detail });
         }
-        let conn = Connection::open(path).map_err(|source| StoreError::Open {
-            path: p.clone(),
-            source,
-        })?;
+        let conn = Connection::open(path).map_err(|source| opening_failed(path, true, source))?;
         // Member emails: owner only, before WAL mode creates -wal/-shm (SQLite gives them the
         // database file's mode). A file left more open by an older version is tightened.
         for file in [
@@ -143,20 +132,28 @@ impl SqliteStore {
     /// A missing file is an empty snapshot; anything unreadable is an error.
     pub fn open_read_only(path: &Path) -> Result<SqliteStore, StoreError> {
         let p = display(path);
-        if !path.exists() {
-            return Ok(SqliteStore {
-                path: path.to_owned(),
-                conn: None,
-            });
+        // Only a file that is not there is "no snapshot yet"; one that cannot be reached (a
+        // directory without permission, a file where a directory should be) is an error.
+        match std::fs::metadata(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(SqliteStore {
+                    path: path.to_owned(),
+                    conn: None,
+                });
+            }
+            Err(e) => {
+                return Err(StoreError::Location {
+                    path: p,
+                    detail: directory_problem(path).unwrap_or_else(|| unreachable_file(path, &e)),
+                });
+            }
         }
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(|source| StoreError::Open {
-            path: p.clone(),
-            source,
-        })?;
+        .map_err(|source| opening_failed(path, false, source))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(|e| classify(&p, "busy timeout", e))?;
         let version = check_ours(&conn, &p)?;
@@ -179,6 +176,32 @@ impl SqliteStore {
             path: path.to_owned(),
             conn: Some(Arc::new(Mutex::new(conn))),
         })
+    }
+
+    /// Whether a pass that writes could open or create the snapshot at `path`, without
+    /// opening it: the directory is there and reachable, and the file opens for reading and
+    /// writing, or the directory takes a new file. `Err` says what is wrong and what to do.
+    pub fn check_location(path: &Path) -> Result<(), String> {
+        if let Some(problem) = directory_problem(path) {
+            return Err(problem);
+        }
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => Err(unreachable_file(
+                path,
+                &std::io::Error::other("a directory"),
+            )),
+            Ok(_) => std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)
+                .map(drop)
+                .map_err(|e| unreachable_file(path, &e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match new_file_problem(path) {
+                Some(problem) => Err(problem),
+                None => Ok(()),
+            },
+            Err(e) => Err(unreachable_file(path, &e)),
+        }
     }
 
     /// The file this store reads.
@@ -765,6 +788,110 @@ fn insert_audit(
 
 fn display(path: &Path) -> String {
     path.display().to_string()
+}
+
+/// What to do about a snapshot location that cannot be used.
+const LOCATION_FIX: &str =
+    "by the user q-group-sync runs as (65532 in the image), or set state.path";
+
+/// What is wrong with the directory `path` is in, if something is: it does not exist, is not
+/// a directory, or cannot be reached (a directory above it without permission).
+fn directory_problem(path: &Path) -> Option<String> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    match std::fs::metadata(dir) {
+        // Searchable, unless the file in it cannot even be looked at.
+        Ok(m) if m.is_dir() => match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Some(format!(
+                "directory {} cannot be reached ({e}); let the user q-group-sync runs as (65532 in the image) search it, or set state.path",
+                dir.display()
+            )),
+            _ => None,
+        },
+        Ok(_) => Some(format!(
+            "{} is a file, not a directory; set state.path to a file in a directory writable by the user q-group-sync runs as (65532 in the image)",
+            dir.display()
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(format!(
+            "directory {} does not exist; create it, writable {LOCATION_FIX}",
+            dir.display()
+        )),
+        Err(e) => Some(format!(
+            "directory {} cannot be reached ({e}); let the user q-group-sync runs as (65532 in the image) search it and the directories above it, or set state.path",
+            dir.display()
+        )),
+    }
+}
+
+/// The detail of a snapshot file that exists but cannot be reached or opened.
+fn unreachable_file(path: &Path, e: &std::io::Error) -> String {
+    if path.is_dir() {
+        return format!(
+            "{} is a directory, not a snapshot file; set state.path to a file in it (e.g. {}/snapshot.db)",
+            path.display(),
+            path.display()
+        );
+    }
+    format!(
+        "{} cannot be opened ({e}); make it and its directory readable and writable {LOCATION_FIX}",
+        path.display()
+    )
+}
+
+/// Why the directory of `path` does not take a new file, if it does not (tried with a probe
+/// file, removed at once).
+fn new_file_problem(path: &Path) -> Option<String> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let probe = dir.join(format!(".q-group-sync-check-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            None
+        }
+        Err(e) => Some(format!(
+            "directory {} does not take new files ({e}), so {} cannot be created; make it writable {LOCATION_FIX}",
+            dir.display(),
+            path.display()
+        )),
+    }
+}
+
+/// The error of a failed `Connection::open`: where the file system explains it (permissions,
+/// a directory in the way), a [`StoreError::Location`] naming what to do; otherwise
+/// [`StoreError::Open`] with SQLite's own cause.
+fn opening_failed(path: &Path, write: bool, source: rusqlite::Error) -> StoreError {
+    let p = display(path);
+    if let Some(detail) = directory_problem(path) {
+        return StoreError::Location { path: p, detail };
+    }
+    let detail = match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Some(unreachable_file(
+            path,
+            &std::io::Error::other("a directory"),
+        )),
+        Ok(_) => std::fs::OpenOptions::new()
+            .read(true)
+            .write(write)
+            .open(path)
+            .err()
+            .map(|e| unreachable_file(path, &e)),
+        // The file would be created: the directory must take it.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => new_file_problem(path),
+        Err(e) => Some(unreachable_file(path, &e)),
+    };
+    match detail {
+        Some(detail) => StoreError::Location { path: p, detail },
+        None => StoreError::Open { path: p, source },
+    }
 }
 
 #[cfg(test)]
