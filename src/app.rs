@@ -50,7 +50,7 @@ impl StartError {
     }
 }
 
-/// How the process ends: one meaning per code, in every command (the README's "Exit codes"
+/// How the process ends: one meaning per code, in every command (docs/operations.md, "Exit codes",
 /// and `--help` list them). Errors returned instead of an `Exit` map to 1 or 2 by
 /// `cli::exit_code`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

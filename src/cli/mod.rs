@@ -59,7 +59,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The exit codes, as the README's table lists them: one meaning per code, in every command.
+/// The exit codes, as docs/operations.md's table lists them: one meaning per code, in every command.
 pub const EXIT_CODES: &str = "\
 Exit codes (every command):
   0    done: every change applied or nothing to do (plan: no issues; check-config: every check passed)

@@ -1,7 +1,7 @@
 //! What Q Business does where its documentation is silent, as far as q-group-sync knows it:
 //! learnt by `check-config --write-probe` (and recorded in the snapshot), or by the sink while
 //! it works. Each open question is a field; `None` is "not known", and the product is then
-//! right under every answer (the rules are in the README, "Where the AWS documentation is
+//! right under every answer (the rules are in docs/internals.md, "Where the AWS documentation is
 //! silent").
 
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! {id, type} and `groups[]` {name, type}), group resolution (nested `memberGroups`, as chunked
 //! large groups use) and the evaluation.
 //!
-//! Assumptions where AWS documents nothing (stated in the README's explain section too):
+//! Assumptions where AWS documents nothing (stated in docs/operations.md's explain section too):
 //! - a missing `memberRelation` means OR; an AND over no principals matches nothing;
 //! - access = the allowlist matches and the deny list does not; no allowlist, no access;
 //! - user ids compare as Q compares users (trimmed, case-insensitive, `+tag` folded in emails);
