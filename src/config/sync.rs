@@ -1,8 +1,11 @@
-//! `[sync]`: how much of Okta each pass reads.
+//! `[sync]`: how much of Okta each pass reads, and (without `schedule.cron`) how often `serve`
+//! checks Okta for changes.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use super::ConfigError;
 
 /// `[sync]`: how much of Okta each pass reads.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -18,13 +21,104 @@ pub struct SyncConfig {
     /// consistent; the margin also absorbs clock skew).
     #[serde(with = "humantime_serde")]
     pub overlap: Duration,
+    /// Without `schedule.cron`: `serve` checks Okta this often, listing only the groups changed
+    /// since the last check and the users updated since.
+    #[serde(with = "humantime_serde")]
+    pub poll_every: Duration,
+    /// Without `schedule.cron`: every group is listed at least this often (a listing of
+    /// changes never shows a deleted group; this one does).
+    #[serde(with = "humantime_serde")]
+    pub full_listing_every: Duration,
+    /// Without `schedule.cron`: a users check starts this long before the newest `lastUpdated`
+    /// the last check listed, when that is later than the last check less `overlap` (Okta's
+    /// clock on both sides; it covers whole-second stamps and a change visible a moment late).
+    #[serde(with = "humantime_serde")]
+    pub stamp_margin: Duration,
 }
+
+/// `sync.poll_every` when not set.
+pub const DEFAULT_POLL_EVERY: Duration = Duration::from_secs(30);
+/// `sync.full_listing_every` when not set.
+pub const DEFAULT_FULL_LISTING_EVERY: Duration = Duration::from_secs(15 * 60);
 
 impl Default for SyncConfig {
     fn default() -> Self {
         SyncConfig {
             full_every: Duration::from_secs(24 * 3600),
             overlap: Duration::from_secs(120),
+            poll_every: DEFAULT_POLL_EVERY,
+            full_listing_every: DEFAULT_FULL_LISTING_EVERY,
+            stamp_margin: Duration::from_secs(5),
         }
+    }
+}
+
+impl SyncConfig {
+    /// Checks the polling keys: a positive interval, a full listing no more often than the
+    /// checks, and a margin within the overlap.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.poll_every < Duration::from_secs(1) {
+            return Err(ConfigError::key(
+                "sync.poll_every",
+                format!(
+                    "{} is too short: at least 1s",
+                    humantime::format_duration(self.poll_every)
+                ),
+            ));
+        }
+        if self.full_listing_every < self.poll_every {
+            return Err(ConfigError::key(
+                "sync.full_listing_every",
+                format!(
+                    "{} is shorter than sync.poll_every ({}); it must be at least as long",
+                    humantime::format_duration(self.full_listing_every),
+                    humantime::format_duration(self.poll_every)
+                ),
+            ));
+        }
+        if self.stamp_margin > self.overlap {
+            return Err(ConfigError::key(
+                "sync.stamp_margin",
+                format!(
+                    "{} is longer than sync.overlap ({}); it must be at most as long",
+                    humantime::format_duration(self.stamp_margin),
+                    humantime::format_duration(self.overlap)
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_polling_keys_are_checked() {
+        SyncConfig::default()
+            .validate()
+            .expect("the defaults are valid");
+        let err = SyncConfig {
+            poll_every: Duration::from_millis(500),
+            ..SyncConfig::default()
+        }
+        .validate()
+        .expect_err("too short");
+        assert!(err.to_string().contains("sync.poll_every"), "{err}");
+        let err = SyncConfig {
+            full_listing_every: Duration::from_secs(10),
+            ..SyncConfig::default()
+        }
+        .validate()
+        .expect_err("shorter than the checks");
+        assert!(err.to_string().contains("sync.full_listing_every"), "{err}");
+        let err = SyncConfig {
+            stamp_margin: Duration::from_secs(600),
+            ..SyncConfig::default()
+        }
+        .validate()
+        .expect_err("longer than the overlap");
+        assert!(err.to_string().contains("sync.stamp_margin"), "{err}");
     }
 }
