@@ -426,7 +426,7 @@ fn events_default_off_with_documented_defaults() {
     let c = parse(MINIMAL).expect("parses");
     let e = &c.okta.as_ref().expect("[okta]").events;
     assert!(!e.enabled);
-    assert_eq!(e.poll_interval(), Duration::from_secs(15));
+    assert_eq!(e.poll_interval(), Duration::from_secs(5));
     assert_eq!(e.max_delay, Duration::from_secs(60));
     assert_eq!(e.lookback, Duration::from_secs(300));
     assert_eq!(e.page_size, 1000);
