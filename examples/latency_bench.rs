@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use q_group_sync::clock::{Clock, SystemClock};
 use q_group_sync_emulator::{OktaEmulator, OktaOptions, OktaOrg, QEmulator, QOptions};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -129,10 +130,7 @@ async fn run(cli: Cli) -> Res<()> {
 /// ago, spread out (the emulator stamps what it creates "now"; an org made in one second would
 /// have every group within the look-back of a listing of changes).
 fn org(groups: usize, users: usize) -> OktaOrg {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let now = SystemClock.now().timestamp();
     let ago = |n: usize| now - 86_400 - (n as i64 * 7_919) % 31_536_000;
     let mut o = built(groups, users);
     for (n, g) in o.groups.values_mut().enumerate() {
@@ -292,7 +290,13 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// One change of each kind in turn; returns what it was.
-fn change(org: &mut OktaOrg, n: usize, rng: &mut StdRng, groups: usize, users: usize) -> &'static str {
+fn change(
+    org: &mut OktaOrg,
+    n: usize,
+    rng: &mut StdRng,
+    groups: usize,
+    users: usize,
+) -> &'static str {
     let g = OktaOrg::group_id(rng.random_range(0..groups));
     match n % 5 {
         0 => {
@@ -360,7 +364,10 @@ async fn latency(binary: &Path, cli: &Cli, events: bool, rng: &mut StdRng) -> Re
         let mut local = StdRng::seed_from_u64(rng.random());
         let what = okta.update(|o| change(o, n, &mut local, groups, users));
         let t = until_in_q(&okta, &q, Duration::from_secs(180)).await?;
-        eprintln!("  {label}: change {n} ({what}) in Q after {:.2} s", t.as_secs_f64());
+        eprintln!(
+            "  {label}: change {n} ({what}) in Q after {:.2} s",
+            t.as_secs_f64()
+        );
         took.push(t);
     }
     took.sort();
@@ -430,12 +437,16 @@ async fn cost(binary: &Path, cli: &Cli, groups: usize) -> Res<()> {
     {
         let _serve = start_serve(binary, &path, dir.path()).await?;
         until_in_q(&okta, &q, Duration::from_secs(1800)).await?;
-        count(&okta, cli, groups, "default: changes every 30 s, all every 15 min").await;
+        count(
+            &okta,
+            cli,
+            groups,
+            "default: changes every 30 s, all every 15 min",
+        )
+        .await;
     }
     // The same snapshot under the cadence before: a pass listing every group every 15 minutes.
-    let cron = format!(
-        "{polling}\n[schedule]\ncron = \"0 * * * * *\"\nrun_on_start = false\n"
-    );
+    let cron = format!("{polling}\n[schedule]\ncron = \"0 * * * * *\"\nrun_on_start = false\n");
     let path = config(dir.path(), &okta, &q, &cron)?;
     let _serve = start_serve(binary, &path, dir.path()).await?;
     count(&okta, cli, groups, "before: cron every 15 min").await;

@@ -11,7 +11,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Harness, Served, expected, org_with};
-use q_group_sync_emulator::{OktaOptions, OktaOrg};
+use q_group_sync_emulator::{OktaOptions, OktaOrg, StampPrecision};
 use rand::Rng;
 
 /// 30 groups of 60 users: user `u` is in group `g` when `u % 30 == g` or `u % 7 == g % 7`.
@@ -33,8 +33,12 @@ fn cadence(poll: &str, full: &str) -> String {
 }
 
 async fn harness(extra: &str) -> Harness {
+    harness_of(org(), extra).await
+}
+
+async fn harness_of(org: OktaOrg, extra: &str) -> Harness {
     Harness::start_with(
-        org(),
+        org,
         OktaOptions {
             token: common::TOKEN.into(),
             ..OktaOptions::default()
@@ -89,7 +93,8 @@ fn change(org: &mut OktaOrg, n: usize) -> &'static str {
             "deactivation"
         }
         _ => {
-            org.reactivate_user(&OktaOrg::user_id((n - 1) % 60)).unwrap();
+            org.reactivate_user(&OktaOrg::user_id((n - 1) % 60))
+                .unwrap();
             "reactivation"
         }
     }
@@ -140,6 +145,35 @@ async fn changes_at_random_moments_reach_q_within_two_checks() {
             .iter()
             .all(|q| q.contains("lastUpdated%20gt") && q.contains("lastMembershipUpdated%20gt")),
         "light checks list only changed groups: {listings:?}"
+    );
+}
+
+/// Okta's documentation leaves the stamps' precision open; the emulator stamps whole seconds
+/// unless told otherwise (the test above). Under the other reading, changes a few hundred
+/// milliseconds apart get stamps a `gt` filter tells apart, and each is found as soon.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_reach_q_as_soon_under_millisecond_stamps() {
+    let mut o = org();
+    o.stamp_precision = StampPrecision::Millis;
+    let h = harness_of(o, &cadence("2s", "60s")).await;
+    let served = h.serve_synced("", 60).await;
+    until_q_matches(&h, &served, Duration::from_secs(10), "the start-up pass").await;
+    let mut rng = rand::rng();
+    for n in 0..5 {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..2000))).await;
+        let what = h.okta.update(|o| change(o, n));
+        // Two changes in one second: the second one must be found as well.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        h.okta.update(|o| change(o, n + 5));
+        until_q_matches(&h, &served, Duration::from_secs(6), what).await;
+    }
+    assert!(
+        h.okta
+            .org()
+            .groups
+            .values()
+            .any(|g| g.last_updated_ms != 0 || g.last_membership_updated_ms != 0),
+        "the changes were stamped with milliseconds"
     );
 }
 
@@ -204,7 +238,10 @@ async fn the_real_defaults_bring_a_change_to_q_within_a_minute() {
     let served = h.serve_synced("", 60).await;
     until_q_matches(&h, &served, Duration::from_secs(10), "the start-up pass").await;
     let status = served.status().await;
-    assert_eq!(status["schedule"], "every 30s (every group listed every 15m)");
+    assert_eq!(
+        status["schedule"],
+        "every 30s (every group listed every 15m)"
+    );
     assert!(status["next_full_listing"].is_string(), "{status}");
     let mut rng = rand::rng();
     tokio::time::sleep(Duration::from_millis(rng.random_range(0..30_000))).await;

@@ -62,12 +62,15 @@ pub(super) fn parse_members(body: &[u8], attr: &str) -> Result<Vec<OktaMember>, 
     Ok(members)
 }
 
+/// A user of the users check, with its `lastUpdated`.
+pub(super) type UpdatedUser = (OktaMember, Option<DateTime<Utc>>);
+
 /// One page of `GET /api/v1/users` for the users check: each user as [`parse_members`] reads
 /// it, with its `lastUpdated` (a date that is not RFC 3339 is an error, as for groups).
 pub(super) fn parse_updated_users(
     body: &[u8],
     attr: &str,
-) -> Result<Vec<(OktaMember, Option<DateTime<Utc>>)>, serde_json::Error> {
+) -> Result<Vec<UpdatedUser>, serde_json::Error> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Stamp {
