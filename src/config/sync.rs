@@ -32,6 +32,7 @@ pub struct SyncConfig {
     /// Without `schedule.cron`: a users check starts this long before the newest `lastUpdated`
     /// the last check listed, when that is later than the last check less `overlap` (Okta's
     /// clock on both sides; it covers whole-second stamps and a change visible a moment late).
+    /// At most `overlap` (a longer one counts as `overlap`).
     #[serde(with = "humantime_serde")]
     pub stamp_margin: Duration,
 }
@@ -54,8 +55,14 @@ impl Default for SyncConfig {
 }
 
 impl SyncConfig {
-    /// Checks the polling keys: a positive interval, a full listing no more often than the
-    /// checks, and a margin within the overlap.
+    /// `stamp_margin`, at most `overlap`: the look-back from Okta's newest stamp never reaches
+    /// further than the one from the last check.
+    pub fn margin(&self) -> Duration {
+        self.stamp_margin.min(self.overlap)
+    }
+
+    /// Checks the polling keys: an interval of a second or more, and a full listing no more
+    /// often than the checks.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.poll_every < Duration::from_secs(1) {
             return Err(ConfigError::key(
@@ -73,16 +80,6 @@ impl SyncConfig {
                     "{} is shorter than sync.poll_every ({}); it must be at least as long",
                     humantime::format_duration(self.full_listing_every),
                     humantime::format_duration(self.poll_every)
-                ),
-            ));
-        }
-        if self.stamp_margin > self.overlap {
-            return Err(ConfigError::key(
-                "sync.stamp_margin",
-                format!(
-                    "{} is longer than sync.overlap ({}); it must be at most as long",
-                    humantime::format_duration(self.stamp_margin),
-                    humantime::format_duration(self.overlap)
                 ),
             ));
         }
@@ -113,12 +110,21 @@ mod tests {
         .validate()
         .expect_err("shorter than the checks");
         assert!(err.to_string().contains("sync.full_listing_every"), "{err}");
-        let err = SyncConfig {
-            stamp_margin: Duration::from_secs(600),
+        // A margin over the overlap is not an error: the overlap bounds it (a config with a
+        // short overlap and no margin keeps loading).
+        SyncConfig {
+            overlap: Duration::from_secs(2),
             ..SyncConfig::default()
         }
         .validate()
-        .expect_err("longer than the overlap");
-        assert!(err.to_string().contains("sync.stamp_margin"), "{err}");
+        .expect("the margin is capped, not refused");
+        assert_eq!(
+            SyncConfig {
+                overlap: Duration::from_secs(2),
+                ..SyncConfig::default()
+            }
+            .margin(),
+            Duration::from_secs(2)
+        );
     }
 }

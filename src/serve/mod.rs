@@ -96,7 +96,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<Exit, 
     let Built { engine, feed } = build(&config, sink, opened.store)?;
     let polling = polling_of(&config);
     let engine = match polling {
-        Some(p) => engine.with_incremental_listing(p.full_listing_every, config.sync.stamp_margin),
+        Some(p) => engine.with_incremental_listing(p.full_listing_every, config.sync.margin()),
         None => engine,
     };
     let last_success = engine.last_success().await.map_err(ServeError::RunLog)?;
