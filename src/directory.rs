@@ -85,6 +85,26 @@ impl<R: ScimRecord> DirectorySource for Directory<R> {
             Directory::Scim(s) => s.groups_of_user(user_id).await,
         }
     }
+
+    async fn list_groups_changed_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<OktaGroup>, SourceError> {
+        match self {
+            Directory::Okta(o) => o.list_groups_changed_since(since).await,
+            Directory::Scim(s) => s.list_groups_changed_since(since).await,
+        }
+    }
+
+    async fn list_users_changed_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<crate::source::UsersListed, SourceError> {
+        match self {
+            Directory::Okta(o) => o.list_users_changed_since(since).await,
+            Directory::Scim(s) => s.list_users_changed_since(since).await,
+        }
+    }
 }
 
 impl<R: ScimRecord> UserDirectory for Directory<R> {

@@ -27,6 +27,7 @@ pub const USER_COLLISIONS: &str = "q_group_sync_user_collisions";
 pub const MEMBERSHIP_CHANGES: &str = "q_group_sync_membership_changes_total";
 pub const GROUP_WRITES: &str = "q_group_sync_group_writes_total";
 pub const API_REQUESTS: &str = "q_group_sync_api_requests_total";
+pub const OKTA_REQUESTS: &str = "q_group_sync_okta_requests_total";
 pub const RATE_LIMITED: &str = "q_group_sync_rate_limited_total";
 pub const RATE_LIMIT_WAIT: &str = "q_group_sync_rate_limit_wait_seconds";
 pub const OKTA_RATE_LIMIT_REMAINING: &str = "q_group_sync_okta_rate_limit_remaining";
@@ -119,6 +120,9 @@ pub fn register_known_series() {
     }
     for service in ["okta", "qbusiness"] {
         counter!(RATE_LIMITED, "service" => service).increment(0);
+    }
+    for bucket in OKTA_BUCKETS {
+        counter!(OKTA_REQUESTS, "bucket" => bucket).increment(0);
     }
     for event in ["acquired", "lost"] {
         counter!(LEADERSHIP_CHANGES, "event" => event).increment(0);
@@ -242,6 +246,10 @@ pub fn describe() {
     describe_counter!(
         API_REQUESTS,
         "HTTP requests sent, by service (okta, qbusiness), operation and status class (2xx, 3xx, 4xx, 429, 5xx, error)."
+    );
+    describe_counter!(
+        OKTA_REQUESTS,
+        "Okta requests sent (retries included), by rate-limit bucket (groups, logs, users, user, user_groups, oauth, other); rate() over a minute is the requests per minute each bucket gets from q-group-sync."
     );
     describe_counter!(RATE_LIMITED, "429 answers received, by service.");
     describe_histogram!(
@@ -374,6 +382,22 @@ pub fn api_request(service: &'static str, operation: &'static str, status: Optio
     if status == Some(429) {
         counter!(RATE_LIMITED, "service" => service).increment(1);
     }
+}
+
+/// The buckets [`OKTA_REQUESTS`] counts by (`source::budget::bucket_of`'s answers).
+pub const OKTA_BUCKETS: [&str; 7] = [
+    "groups",
+    "logs",
+    "users",
+    "user",
+    "user_groups",
+    "oauth",
+    "other",
+];
+
+/// Counts one Okta request (retries included) against its rate-limit bucket.
+pub fn okta_request(bucket: &'static str) {
+    counter!(OKTA_REQUESTS, "bucket" => bucket).increment(1);
 }
 
 /// Records time spent waiting for a rate limit: `cause` is `throttled` (after a 429) or

@@ -31,6 +31,8 @@ pub struct Schedule {
     written: String,
     with_seconds: String,
     cron: Cron,
+    /// Read from the configuration (the file or the environment), not the built-in default.
+    configured: bool,
 }
 
 impl Schedule {
@@ -62,7 +64,13 @@ impl Schedule {
             written: expr.to_owned(),
             with_seconds,
             cron,
+            configured: false,
         })
+    }
+
+    /// Whether the expression was configured (`schedule.cron` set), not the built-in default.
+    pub fn configured(&self) -> bool {
+        self.configured
     }
 
     /// The expression as configured.
@@ -95,7 +103,9 @@ impl Serialize for Schedule {
 impl<'de> Deserialize<'de> for Schedule {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let expr = String::deserialize(d)?;
-        Schedule::parse(&expr).map_err(serde::de::Error::custom)
+        let mut schedule = Schedule::parse(&expr).map_err(serde::de::Error::custom)?;
+        schedule.configured = true;
+        Ok(schedule)
     }
 }
 
@@ -140,6 +150,17 @@ mod tests {
             "the seconds field is required here"
         );
         assert!(parse("0 61 * * * *").is_err());
+    }
+
+    #[test]
+    fn only_a_deserialized_expression_counts_as_configured() {
+        assert!(
+            !Schedule::parse("0 */15 * * * *")
+                .expect("parses")
+                .configured()
+        );
+        let s: Schedule = serde_json::from_str(r#""0 */15 * * * *""#).expect("deserializes");
+        assert!(s.configured());
     }
 
     #[test]

@@ -171,6 +171,7 @@ impl Config {
         self.users.validate()?;
         self.qbusiness.validate()?;
         self.safety.validate()?;
+        self.sync.validate()?;
         self.state.validate()?;
         self.server.validate()
     }

@@ -114,7 +114,7 @@ pub enum OktaCredentials {
 pub struct EventsConfig {
     /// Poll the System Log (needs okta.logs.read and okta.users.read with OAuth).
     pub enabled: bool,
-    /// How often the System Log is polled (when caught up). Default: 15 s, or `max_delay` when
+    /// How often the System Log is polled (when caught up). Default: 5 s, or `max_delay` when
     /// that is shorter; read it with [`EventsConfig::poll_interval`].
     #[serde(with = "humantime_serde::option")]
     pub poll_interval: Option<Duration>,
@@ -141,10 +141,10 @@ impl Default for EventsConfig {
 }
 
 /// `okta.events.poll_interval` when not set, unless `max_delay` is shorter.
-pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(15);
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 
 impl EventsConfig {
-    /// `poll_interval` as set, else `min(15 s, max_delay)`.
+    /// `poll_interval` as set, else `min(5 s, max_delay)`.
     pub fn poll_interval(&self) -> Duration {
         self.poll_interval
             .unwrap_or_else(|| DEFAULT_POLL_INTERVAL.min(self.max_delay))

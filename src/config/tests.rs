@@ -426,7 +426,7 @@ fn events_default_off_with_documented_defaults() {
     let c = parse(MINIMAL).expect("parses");
     let e = &c.okta.as_ref().expect("[okta]").events;
     assert!(!e.enabled);
-    assert_eq!(e.poll_interval(), Duration::from_secs(15));
+    assert_eq!(e.poll_interval(), Duration::from_secs(5));
     assert_eq!(e.max_delay, Duration::from_secs(60));
     assert_eq!(e.lookback, Duration::from_secs(300));
     assert_eq!(e.page_size, 1000);
@@ -552,17 +552,17 @@ fn schedule_is_parsed_at_load_and_a_bad_one_names_the_key() {
 #[test]
 fn max_delay_alone_is_accepted_and_the_poll_interval_follows_it() {
     let c = parse(&format!(
-        "{MINIMAL}\n[okta.events]\nenabled = true\nmax_delay = \"5s\"\n"
+        "{MINIMAL}\n[okta.events]\nenabled = true\nmax_delay = \"3s\"\n"
     ))
     .expect("max_delay alone parses");
     assert_eq!(
         c.okta.as_ref().expect("[okta]").events.poll_interval(),
-        Duration::from_secs(5)
+        Duration::from_secs(3)
     );
     let c = parse(&format!("{MINIMAL}\n[okta.events]\nmax_delay = \"10m\"\n")).expect("parses");
     assert_eq!(
         c.okta.as_ref().expect("[okta]").events.poll_interval(),
-        Duration::from_secs(15)
+        Duration::from_secs(5)
     );
     // Set explicitly, a poll interval over max_delay is still an error.
     let err = parse(&format!(

@@ -27,6 +27,7 @@ mod apply;
 mod approve;
 mod context;
 mod error;
+mod listing;
 mod ownership;
 mod pipeline;
 mod read;
@@ -70,6 +71,8 @@ pub struct Engine<S, K, T> {
     store: T,
     settings: EngineSettings,
     clock: Arc<dyn Clock>,
+    /// How passes list the groups, and what the last listing found.
+    listing: std::sync::Mutex<listing::ListingState>,
 }
 
 impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
@@ -86,6 +89,7 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
             store,
             settings,
             clock,
+            listing: listing::new_state(),
         }
     }
 
@@ -115,7 +119,7 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
     /// first contact, guard, then apply and record. A dry run stops before apply.
     async fn pass(&self, pass: &mut Pass<'_>, snapshot: Snapshot) -> Result<(), Error> {
         let read_timer = Instant::now();
-        let listed = pass.unless_cancelled(self.source.list_groups()).await??;
+        let listed = self.list(pass).await?;
         let managed = Managed::of(&snapshot);
         // Every name q-group-sync owns, before a limited pass narrows the snapshot.
         let mut owned = plan::ownership::owned(&snapshot);

@@ -40,9 +40,9 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
         snapshot: &Snapshot,
         since: DateTime<Utc>,
     ) -> Result<(UserCheck, BTreeSet<GroupName>), Error> {
-        let from = since - pass.settings.overlap;
-        let listed = match self.source.list_users_updated_since(from).await {
-            Ok(listed) => listed,
+        let from = self.users_listing_from(since, pass.settings.overlap);
+        let (listed, newest) = match self.source.list_users_changed_since(from).await {
+            Ok(listed) => (listed.users, listed.newest),
             Err(e) if e.is_fatal() => return Err(Error::Okta(e)),
             Err(e) => {
                 warn!(kind = e.kind().as_str(), error = %e, "could not list the Okta users updated since the last pass");
@@ -62,6 +62,10 @@ impl<S: DirectorySource, K: GroupSink, T: Store> Engine<S, K, T> {
         if pass.writes() {
             self.record_user_changes(pass, &changes, &unresolved, &stale, snapshot)
                 .await?;
+            if unresolved.is_empty() {
+                // Recorded as checked: the next listing may start near its newest stamp.
+                self.users_listed_up_to(newest);
+            }
         }
         info!(
             users_listed = listed.len(),

@@ -16,6 +16,7 @@ pub mod chunks;
 pub mod early;
 pub mod explain;
 pub mod input;
+pub mod listing;
 pub mod ownership;
 pub mod reads;
 pub mod reconcile;

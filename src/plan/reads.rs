@@ -120,6 +120,25 @@ pub fn names_of(
     out
 }
 
+/// Where the users listing of an incremental pass starts: the last recorded check less
+/// `overlap` (this process's clock against Okta's stamps: the margin also absorbs clock skew),
+/// or, when later, the newest `lastUpdated` the last recorded listing returned less `margin`
+/// (Okta's own clock on both sides, so only whole-second stamps and a change made visible a
+/// moment late need covering). The second keeps a burst (a nightly job touching every
+/// profile) from being listed again by every pass within `overlap`.
+pub fn users_since(
+    checked_at: DateTime<Utc>,
+    newest_listed: Option<DateTime<Utc>>,
+    overlap: TimeDelta,
+    margin: TimeDelta,
+) -> DateTime<Utc> {
+    let by_clock = checked_at - overlap;
+    match newest_listed {
+        Some(newest) => by_clock.max(newest - margin),
+        None => by_clock,
+    }
+}
+
 /// Which in-scope groups a pass reads, and which keep the snapshot's members.
 #[derive(Debug, Default)]
 pub struct ReadChoice<'g> {
@@ -287,6 +306,24 @@ mod tests {
             last_membership_updated: Some(at(0)),
             last_updated: None,
         }
+    }
+
+    #[test]
+    fn users_since_starts_at_the_later_of_the_two_marks() {
+        let overlap = TimeDelta::seconds(120);
+        let margin = TimeDelta::seconds(5);
+        // Nothing listed yet: the recorded check less the overlap.
+        assert_eq!(users_since(at(600), None, overlap, margin), at(480));
+        // An old stamp (a quiet org): the overlap still applies.
+        assert_eq!(
+            users_since(at(600), Some(at(100)), overlap, margin),
+            at(480)
+        );
+        // A burst listed up to the previous pass: only its last seconds are listed again.
+        assert_eq!(
+            users_since(at(600), Some(at(590)), overlap, margin),
+            at(585)
+        );
     }
 
     #[test]

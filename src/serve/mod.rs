@@ -46,7 +46,7 @@ pub mod scim_wake;
 use scim_wake::ScimListener;
 mod status;
 
-pub use queue::{Daemon, Enqueued, PassTicket};
+pub use queue::{Daemon, Enqueued, PassTicket, Polling};
 pub use status::{HeldView, LastPass, PassCounts, PublicStatus, Status};
 
 /// Why `serve` could not start: the step that failed, with the cause in the chain.
@@ -96,6 +96,16 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<Exit, 
     // The SCIM listener stores pushes in the same store the passes read them from.
     let scim_record = opened.store.clone();
     let Built { engine, feed } = build(&config, sink, opened.store)?;
+    let polling = polling_of(&config);
+    let engine = match polling {
+        Some(p) => engine.with_incremental_listing(
+            p.full_listing_every,
+            p.full_rate,
+            config.okta("serve").map_or(200, |o| o.page_size as usize),
+            config.sync.margin(),
+        ),
+        None => engine,
+    };
     let last_success = engine.last_success().await.map_err(ServeError::RunLog)?;
     let engine_held = engine
         .held_plan(None)
@@ -108,6 +118,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<Exit, 
         admin_token,
         Some(handle.clone()),
         config.schedule.cron.clone(),
+        polling,
         shutdown.clone(),
     );
     let held = engine_held.map(|r| HeldView::new(&r.held, r.created_at));
@@ -144,7 +155,10 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<Exit, 
             shutdown.clone(),
         ))
     });
-    let mut scheduler = start_scheduler(&daemon, &cron).await?;
+    let mut scheduler = match polling {
+        Some(p) => Cadence::Polling(start_polling(&daemon, p.every)),
+        None => Cadence::Cron(start_scheduler(&daemon, &cron).await?),
+    };
     // With PostgreSQL, becoming leader queues the first pass (follow_leadership).
     let elector_stop = CancellationToken::new();
     let elector = opened.postgres.as_ref().map(|settings| {
@@ -195,8 +209,13 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<Exit, 
     shutdown.cancel();
     info!(grace = ?config.server.shutdown_grace, "shutting down: no new passes; letting writes in flight finish");
     daemon.scheduler_alive.store(false, Ordering::SeqCst);
-    if let Err(e) = scheduler.shutdown().await {
-        warn!(error = %e, "stopping the scheduler");
+    match &mut scheduler {
+        Cadence::Cron(scheduler) => {
+            if let Err(e) = scheduler.shutdown().await {
+                warn!(error = %e, "stopping the scheduler");
+            }
+        }
+        Cadence::Polling(task) => task.abort(),
     }
     if let Some(poller) = poller {
         poller.abort();
@@ -236,6 +255,50 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<Exit, 
             Ok(Exit::Failed)
         }
     }
+}
+
+/// `serve`'s default with Okta: no `schedule.cron` set, so scheduled passes come every
+/// `sync.poll_every` and list only what changed, with every group listed every
+/// `sync.full_listing_every`. With `[scim]` (pushed, and woken by the pushes) or an explicit
+/// `schedule.cron`, passes run on the cron schedule and list every group, as configured.
+pub fn polling_of(config: &Config) -> Option<Polling> {
+    (config.okta.is_some() && !config.schedule.cron.configured()).then_some(Polling {
+        every: config.sync.poll_every,
+        full_listing_every: config.sync.full_listing_every,
+        full_rate: (config.sync.full_listing_rate > 0.0).then_some(config.sync.full_listing_rate),
+    })
+}
+
+/// What queues the scheduled passes.
+enum Cadence {
+    Cron(JobScheduler),
+    Polling(tokio::task::JoinHandle<()>),
+}
+
+/// Queues a scheduled pass every `every` (the first one `every` after start: the start-up
+/// pass comes first). A pass still running when the next is due is joined, not stacked.
+fn start_polling(daemon: &Arc<Daemon>, every: Duration) -> tokio::task::JoinHandle<()> {
+    let d = Arc::clone(daemon);
+    let next = move |d: &Daemon| {
+        let at = d.clock.now() + chrono::TimeDelta::from_std(every).unwrap_or_default();
+        d.state().next_poll = Some(at);
+    };
+    next(&d);
+    daemon.scheduler_alive.store(true, Ordering::SeqCst);
+    info!(every = ?every, "checking Okta for changes (schedule.cron not set)");
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {
+                    next(&d);
+                    d.enqueue(Trigger::Schedule, None);
+                }
+                _ = d.shutdown.cancelled() => break,
+            }
+        }
+    })
 }
 
 /// Starts the cron job that queues scheduled passes.

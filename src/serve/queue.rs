@@ -48,6 +48,8 @@ pub(super) struct State {
     pub(super) last_success: Option<DateTime<Utc>>,
     pub(super) held: Option<HeldView>,
     pub(super) passes_started: u64,
+    /// When the next light pass is due (without `schedule.cron`).
+    pub(super) next_poll: Option<DateTime<Utc>>,
 }
 
 /// What the HTTP handlers and the runner share.
@@ -74,6 +76,19 @@ pub struct Daemon {
     pub(super) clock: Arc<dyn Clock>,
     pub(super) schedule: String,
     pub(super) cron: croner::Cron,
+    /// Without `schedule.cron` (Okta): scheduled passes every `sync.poll_every`, not on `cron`.
+    pub(super) polling: Option<Polling>,
+}
+
+/// `serve`'s default cadence with Okta: a light pass every `every`, a full listing every
+/// `full_listing_every`, stretched in a large org so that it averages at most `full_rate`
+/// requests a minute (`schedule.cron` not set).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Polling {
+    pub every: Duration,
+    pub full_listing_every: Duration,
+    /// `sync.full_listing_rate`; `None` (0): never stretched.
+    pub full_rate: Option<f64>,
 }
 
 impl Daemon {
@@ -84,9 +99,25 @@ impl Daemon {
         admin_token: Option<SecretString>,
         metrics: Option<PrometheusHandle>,
         schedule: crate::schedule::Schedule,
+        polling: Option<Polling>,
         shutdown: CancellationToken,
     ) -> Arc<Daemon> {
         let cron = schedule.cron().clone();
+        let written = match polling {
+            Some(p) => match p.full_rate {
+                Some(rate) => format!(
+                    "every {} (every group listed every {}, or as its pages allow at {rate} requests a minute)",
+                    humantime::format_duration(p.every),
+                    humantime::format_duration(p.full_listing_every)
+                ),
+                None => format!(
+                    "every {} (every group listed every {})",
+                    humantime::format_duration(p.every),
+                    humantime::format_duration(p.full_listing_every)
+                ),
+            },
+            None => schedule.with_seconds().to_owned(),
+        };
         Arc::new(Daemon {
             engine: Arc::new(engine),
             leadership,
@@ -103,8 +134,9 @@ impl Daemon {
             admin_token_digest: admin_token.map(|t| digest(t.expose_secret())),
             metrics,
             clock: Arc::new(SystemClock),
-            schedule: schedule.with_seconds().to_owned(),
+            schedule: written,
             cron,
+            polling,
         })
     }
 

@@ -134,6 +134,9 @@ pub struct Status {
     pub queued_passes: Vec<PassTicket>,
     pub next_scheduled_pass: Option<DateTime<Utc>>,
     pub schedule: String,
+    /// Without `schedule.cron`: when the next pass lists every group (finding deleted ones).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_full_listing: Option<DateTime<Utc>>,
     pub last_pass: Option<LastPass>,
     pub last_success_at: Option<DateTime<Utc>>,
     /// Destructive changes waiting for approval (`q-group-sync approve <plan_id>` or POST /approve).
@@ -155,11 +158,12 @@ impl Daemon {
             pass_running: state.running.is_some(),
             current_pass: state.running.clone(),
             queued_passes: state.queue.iter().cloned().collect(),
-            next_scheduled_pass: if self.scheduler_alive.load(Ordering::SeqCst) {
-                crate::schedule::next_fire(&self.cron, now)
-            } else {
-                None
+            next_scheduled_pass: match self.polling {
+                _ if !self.scheduler_alive.load(Ordering::SeqCst) => None,
+                Some(_) => state.next_poll,
+                None => crate::schedule::next_fire(&self.cron, now),
             },
+            next_full_listing: self.engine.next_full_listing_at(),
             schedule: self.schedule.clone(),
             last_pass: state.last.clone(),
             last_success_at: state.last_success,

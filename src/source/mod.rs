@@ -240,6 +240,38 @@ pub trait DirectorySource: Send + Sync {
         &self,
         user_id: &str,
     ) -> impl Future<Output = Result<Vec<String>, SourceError>> + Send;
+
+    /// The groups matching `okta.group_filter` whose profile or membership changed after
+    /// `since` (Okta's `lastUpdated`, `lastMembershipUpdated`), all pages, or an error. Deleted
+    /// groups are not among them. A source that cannot tell lists every group.
+    fn list_groups_changed_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<OktaGroup>, SourceError>> + Send {
+        let _ = since;
+        self.list_groups()
+    }
+
+    /// [`DirectorySource::list_users_updated_since`], with the newest `lastUpdated` among the
+    /// users listed when the source knows it.
+    fn list_users_changed_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> impl Future<Output = Result<UsersListed, SourceError>> + Send {
+        async move {
+            Ok(UsersListed {
+                users: self.list_users_updated_since(since).await?,
+                newest: None,
+            })
+        }
+    }
+}
+
+/// The users a users listing returned, and the newest `lastUpdated` among them (Okta's clock).
+#[derive(Debug, Clone, Default)]
+pub struct UsersListed {
+    pub users: Vec<OktaMember>,
+    pub newest: Option<DateTime<Utc>>,
 }
 
 /// A shared source (e.g. one [`OktaSource`], and so one rate-limit budget, for the passes and the
@@ -268,6 +300,20 @@ impl<T: DirectorySource + ?Sized> DirectorySource for std::sync::Arc<T> {
         user_id: &str,
     ) -> impl Future<Output = Result<Vec<String>, SourceError>> + Send {
         (**self).groups_of_user(user_id)
+    }
+
+    fn list_groups_changed_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<OktaGroup>, SourceError>> + Send {
+        (**self).list_groups_changed_since(since)
+    }
+
+    fn list_users_changed_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> impl Future<Output = Result<UsersListed, SourceError>> + Send {
+        (**self).list_users_changed_since(since)
     }
 }
 

@@ -27,7 +27,7 @@ use super::budget::Budget;
 use super::oauth::{ClientKey, OAuthClient, OAuthSettings};
 use super::{
     DirectorySource, MemberRead, OktaGroup, OktaMember, OktaUser, SourceError, UserDirectory,
-    UserLookup,
+    UserLookup, UsersListed,
 };
 use crate::clock::SystemClock;
 use crate::config::{Config, ConfigError, OktaCredentials};
@@ -35,7 +35,7 @@ pub(crate) use links::same_origin;
 use request::Credentials;
 pub(crate) use request::{Capped, backoff, rate_limit_wait, read_capped};
 pub use request::{MAX_BODY_BYTES, MAX_PAGES};
-use wire::{parse_groups, parse_members, parse_user, parse_users};
+use wire::{parse_groups, parse_members, parse_updated_users, parse_user, parse_users};
 
 /// Sent as `User-Agent` on every request.
 const USER_AGENT: &str = concat!("q-group-sync/", env!("CARGO_PKG_VERSION"));
@@ -326,6 +326,17 @@ impl OktaSource {
         url
     }
 
+    /// `{org}/api/v1/groups?limit=N&filter=…` for the groups (of `okta.group_filter`) whose
+    /// profile or membership changed after `since`.
+    fn changed_groups_url(&self, since: DateTime<Utc>, limit: u32) -> Url {
+        let mut url = self.endpoint(&["api", "v1", "groups"]);
+        url.set_query(Some(&format!(
+            "limit={limit}&filter={}",
+            encode_query_value(&groups_changed_filter(&self.group_filter, since))
+        )));
+        url
+    }
+
     /// `{org}/api/v1/users?limit=N&filter=…` for the users updated after `since`.
     fn users_url(&self, since: DateTime<Utc>, limit: u32) -> Url {
         let mut url = self.endpoint(&["api", "v1", "users"]);
@@ -435,6 +446,40 @@ impl DirectorySource for OktaSource {
         }
     }
 
+    async fn list_groups_changed_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<OktaGroup>, SourceError> {
+        self.member_limit
+            .store(self.member_page_size, Ordering::Relaxed);
+        let url = self.changed_groups_url(since, self.page_size);
+        let path = url.path().to_owned();
+        match self.paginate(url, &parse_groups).await? {
+            Some(groups) => Ok(groups),
+            None => Err(SourceError::Server { path, status: 404 }),
+        }
+    }
+
+    async fn list_users_changed_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<UsersListed, SourceError> {
+        let url = self.users_url(since, USERS_PAGE_SIZE.min(self.page_size));
+        let path = url.path().to_owned();
+        let attr = self.id_attribute.as_str();
+        let parse = |body: &[u8]| parse_updated_users(body, attr);
+        match self.paginate(url, &parse).await? {
+            Some(listed) => {
+                let newest = listed.iter().filter_map(|(_, at)| *at).max();
+                Ok(UsersListed {
+                    users: listed.into_iter().map(|(u, _)| u).collect(),
+                    newest,
+                })
+            }
+            None => Err(SourceError::Server { path, status: 404 }),
+        }
+    }
+
     async fn groups_of_user(&self, user_id: &str) -> Result<Vec<String>, SourceError> {
         let url = self.user_groups_url(user_id)?;
         Ok(self
@@ -516,6 +561,18 @@ const USERS_PAGE_SIZE: u32 = 200;
 pub fn users_updated_filter(since: DateTime<Utc>) -> String {
     let at = since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     format!(r#"lastUpdated gt "{at}" or (status eq "DEPROVISIONED" and lastUpdated gt "{at}")"#)
+}
+
+/// The filter of the groups whose profile (`lastUpdated`) or membership
+/// (`lastMembershipUpdated`) changed after `since`, within `group_filter` when one is set.
+pub fn groups_changed_filter(group_filter: &str, since: DateTime<Utc>) -> String {
+    let at = since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let changed = format!(r#"lastUpdated gt "{at}" or lastMembershipUpdated gt "{at}""#);
+    if group_filter.trim().is_empty() {
+        changed
+    } else {
+        format!("({}) and ({changed})", group_filter.trim())
+    }
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters (spaces become `%20`).
@@ -690,6 +747,19 @@ mod tests {
             id_attribute: "email".into(),
             rate_limit_share: 0.5,
         }
+    }
+
+    #[test]
+    fn the_changed_groups_filter_keeps_the_group_filter() {
+        let since = utc("2026-01-02T03:04:05.678Z");
+        assert_eq!(
+            groups_changed_filter("", since),
+            r#"lastUpdated gt "2026-01-02T03:04:05.678Z" or lastMembershipUpdated gt "2026-01-02T03:04:05.678Z""#
+        );
+        assert_eq!(
+            groups_changed_filter(r#"type eq "OKTA_GROUP""#, since),
+            r#"(type eq "OKTA_GROUP") and (lastUpdated gt "2026-01-02T03:04:05.678Z" or lastMembershipUpdated gt "2026-01-02T03:04:05.678Z")"#
+        );
     }
 
     #[test]

@@ -320,6 +320,7 @@ impl OktaSource {
         let generation = auth.generation;
         auth.apply(&mut headers);
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::okta_request(bucket);
         tracing::trace!(
             method = "GET",
             url = path_and_query(url),

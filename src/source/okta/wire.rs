@@ -62,6 +62,29 @@ pub(super) fn parse_members(body: &[u8], attr: &str) -> Result<Vec<OktaMember>, 
     Ok(members)
 }
 
+/// A user of the users check, with its `lastUpdated`.
+pub(super) type UpdatedUser = (OktaMember, Option<DateTime<Utc>>);
+
+/// One page of `GET /api/v1/users` for the users check: each user as [`parse_members`] reads
+/// it, with its `lastUpdated` (a date that is not RFC 3339 is an error, as for groups).
+pub(super) fn parse_updated_users(
+    body: &[u8],
+    attr: &str,
+) -> Result<Vec<UpdatedUser>, serde_json::Error> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Stamp {
+        #[serde(default, deserialize_with = "rfc3339")]
+        last_updated: Option<DateTime<Utc>>,
+    }
+    let members = parse_members(body, attr)?;
+    let stamps: Vec<Stamp> = serde_json::from_slice(body)?;
+    Ok(members
+        .into_iter()
+        .zip(stamps.into_iter().map(|s| s.last_updated))
+        .collect())
+}
+
 /// One user object (`GET /api/v1/users/{id}`), for `explain`: `id`, `status`, `profile.login`,
 /// `profile.email` and `profile.<attr>`.
 pub(super) fn parse_user(body: &[u8], attr: &str) -> Result<OktaUser, serde_json::Error> {

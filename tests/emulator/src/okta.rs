@@ -63,7 +63,7 @@ use crate::oauth::{OAuthApp, OAuthState, Rejection, TokenRequest};
 use crate::okta_filter::{GroupFilter, UserFilter};
 use crate::server::{Bound, Server};
 use crate::system_log::{self, LogQuery, SystemLog};
-use crate::timefmt::{epoch_millis, epoch_secs, now_secs, okta_date};
+use crate::timefmt::{epoch_millis, epoch_secs, now_secs, okta_date, okta_date_millis};
 
 /// Characters escaped in query values of the links we emit: everything but RFC 3986 unreserved,
 /// so a filter reads `lastMembershipUpdated%20gt%20%222024-01-01T00%3A00%3A00.000Z%22` as in the docs.
@@ -96,6 +96,8 @@ pub struct OktaUser {
     pub created: i64,
     /// Epoch seconds of the last status or profile change (`lastUpdated`).
     pub last_updated: i64,
+    /// Milliseconds within that second (always 0 with [`StampPrecision::Seconds`]).
+    pub last_updated_ms: u16,
     /// Epoch seconds of the last status change (`statusChanged`); `None` for a user never
     /// activated (STAGED since creation).
     pub status_changed: Option<i64>,
@@ -116,8 +118,12 @@ pub struct OktaGroup {
     pub created: i64,
     /// Epoch seconds of the last profile change.
     pub last_updated: i64,
+    /// Milliseconds within that second (always 0 with [`StampPrecision::Seconds`]).
+    pub last_updated_ms: u16,
     /// Epoch seconds of the last membership change.
     pub last_membership_updated: i64,
+    /// Milliseconds within that second (always 0 with [`StampPrecision::Seconds`]).
+    pub last_membership_updated_ms: u16,
     /// Member user ids.
     pub members: BTreeSet<String>,
 }
@@ -135,6 +141,37 @@ pub struct OktaOrg {
     pub groups: BTreeMap<String, OktaGroup>,
     /// The System Log (`GET /api/v1/logs`).
     pub log: SystemLog,
+    /// How finely the mutators stamp `lastUpdated` and `lastMembershipUpdated`.
+    pub stamp_precision: StampPrecision,
+}
+
+/// How finely Okta stamps `lastUpdated` and `lastMembershipUpdated`. Okta's documentation is
+/// silent: every published example ends in `.000Z`, so the emulator stamps whole seconds by
+/// default; [`StampPrecision::Millis`] is the other reading. `filter` compares at millisecond
+/// precision under both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StampPrecision {
+    /// Whole seconds (`….000Z`), as every published example.
+    #[default]
+    Seconds,
+    /// Milliseconds (`….417Z`).
+    Millis,
+}
+
+impl StampPrecision {
+    /// Now, as (epoch seconds, milliseconds within the second) under this precision.
+    fn now(self) -> (i64, u16) {
+        let ms = epoch_millis(SystemTime::now());
+        match self {
+            StampPrecision::Seconds => (ms.div_euclid(1000), 0),
+            StampPrecision::Millis => (ms.div_euclid(1000), ms.rem_euclid(1000) as u16),
+        }
+    }
+}
+
+/// A stamp as Okta renders it.
+fn stamp_date(secs: i64, ms: u16) -> String {
+    okta_date_millis(secs.saturating_mul(1000) + i64::from(ms))
 }
 
 /// A `User` event target: alternateId is the login, displayName "first last".
@@ -236,7 +273,7 @@ impl OktaOrg {
         if let Some(email) = email {
             profile.insert("email".into(), email.into());
         }
-        let now = now_secs();
+        let (now, now_ms) = self.stamp_precision.now();
         let previous = self.users.get(id);
         let status_changed = match previous {
             Some(old) if old.status == status => old.status_changed,
@@ -249,6 +286,7 @@ impl OktaOrg {
             profile,
             created: previous.map_or(now, |old| old.created),
             last_updated: now,
+            last_updated_ms: now_ms,
             status_changed,
         };
         let uri = format!("/api/v1/users/{id}");
@@ -284,7 +322,7 @@ impl OktaOrg {
 
     /// Adds (or replaces) an empty group; all three dates are "now".
     pub fn add_group(&mut self, id: &str, name: &str, group_type: &str) -> &mut OktaGroup {
-        let now = now_secs();
+        let (now, now_ms) = self.stamp_precision.now();
         let group = OktaGroup {
             id: id.to_owned(),
             name: name.to_owned(),
@@ -292,7 +330,9 @@ impl OktaOrg {
             group_type: group_type.to_owned(),
             created: now,
             last_updated: now,
+            last_updated_ms: now_ms,
             last_membership_updated: now,
+            last_membership_updated_ms: now_ms,
             members: BTreeSet::new(),
         };
         let (event, message) = if self.groups.contains_key(id) {
@@ -325,6 +365,7 @@ impl OktaOrg {
     }
 
     fn change_member(&mut self, group_id: &str, user_id: &str, add: bool) -> bool {
+        let stamp = self.stamp_precision.now();
         let Some(group) = self.groups.get_mut(group_id) else {
             return false;
         };
@@ -334,7 +375,10 @@ impl OktaOrg {
             group.members.remove(user_id)
         };
         if changed {
-            group.last_membership_updated = now_secs();
+            (
+                group.last_membership_updated,
+                group.last_membership_updated_ms,
+            ) = stamp;
             let (event, message) = if add {
                 ("group.user_membership.add", "Add user to group membership")
             } else {
@@ -356,11 +400,12 @@ impl OktaOrg {
     /// Renames a group (`group.profile.update`); `last_updated` becomes now. Returns whether the
     /// group exists.
     pub fn rename_group(&mut self, group_id: &str, name: &str) -> bool {
+        let stamp = self.stamp_precision.now();
         let Some(group) = self.groups.get_mut(group_id) else {
             return false;
         };
         group.name = name.to_owned();
-        group.last_updated = now_secs();
+        (group.last_updated, group.last_updated_ms) = stamp;
         let uri = format!("/api/v1/groups/{group_id}");
         self.log.record(
             "group.profile.update",
@@ -392,6 +437,7 @@ impl OktaOrg {
     /// (tests may set any status); the lifecycle helpers ([`OktaOrg::suspend_user`], ...) check
     /// Okta's.
     pub fn set_user_status(&mut self, user_id: &str, status: &str) -> bool {
+        let (now, now_ms) = self.stamp_precision.now();
         let Some(user) = self.users.get_mut(user_id) else {
             return false;
         };
@@ -399,9 +445,9 @@ impl OktaOrg {
             return false;
         }
         let (event, message) = status_event(&user.status, status);
-        let now = now_secs();
         user.status = status.to_owned();
         user.last_updated = now;
+        user.last_updated_ms = now_ms;
         user.status_changed = Some(now);
         let target = user_target(user_id, Some(user));
         let uri = format!("/api/v1/users/{user_id}/lifecycle");
@@ -413,6 +459,7 @@ impl OktaOrg {
     /// `last_updated` becomes now. Returns whether the profile changed (an unchanged value
     /// changes, logs and bumps nothing; [`OktaOrg::touch_user`] models a same-value rewrite).
     pub fn set_user_attribute(&mut self, user_id: &str, key: &str, value: Option<Value>) -> bool {
+        let stamp = self.stamp_precision.now();
         let Some(user) = self.users.get_mut(user_id) else {
             return false;
         };
@@ -428,7 +475,7 @@ impl OktaOrg {
         if before == value {
             return false;
         }
-        user.last_updated = now_secs();
+        (user.last_updated, user.last_updated_ms) = stamp;
         log_profile_update(&mut self.log, user_id, user);
         true
     }
@@ -442,10 +489,11 @@ impl OktaOrg {
     /// becomes now and `user.account.update_profile` is logged; nothing else changes. Returns
     /// whether the user exists.
     pub fn touch_user(&mut self, user_id: &str) -> bool {
+        let stamp = self.stamp_precision.now();
         let Some(user) = self.users.get_mut(user_id) else {
             return false;
         };
-        user.last_updated = now_secs();
+        (user.last_updated, user.last_updated_ms) = stamp;
         log_profile_update(&mut self.log, user_id, user);
         true
     }
@@ -526,10 +574,13 @@ impl OktaOrg {
         let Some(user) = self.users.remove(user_id) else {
             return false;
         };
-        let now = now_secs();
+        let stamp = self.stamp_precision.now();
         for group in self.groups.values_mut() {
             if group.members.remove(user_id) {
-                group.last_membership_updated = now;
+                (
+                    group.last_membership_updated,
+                    group.last_membership_updated_ms,
+                ) = stamp;
             }
         }
         let uri = format!("/api/v1/users/{user_id}");
@@ -2238,8 +2289,8 @@ fn group_json(g: &OktaGroup, base: &str, stats: bool) -> Value {
     let mut group = json!({
         "id": g.id,
         "created": okta_date(g.created),
-        "lastUpdated": okta_date(g.last_updated),
-        "lastMembershipUpdated": okta_date(g.last_membership_updated),
+        "lastUpdated": stamp_date(g.last_updated, g.last_updated_ms),
+        "lastMembershipUpdated": stamp_date(g.last_membership_updated, g.last_membership_updated_ms),
         "objectClass": [object_class],
         "type": g.group_type,
         "profile": { "name": g.name, "description": g.description },
@@ -2285,7 +2336,7 @@ fn user_json(u: &OktaUser, base: &str) -> Value {
         "activated": activated,
         "statusChanged": status_changed,
         "lastLogin": Value::Null,
-        "lastUpdated": okta_date(u.last_updated),
+        "lastUpdated": stamp_date(u.last_updated, u.last_updated_ms),
         "passwordChanged": created,
         "type": { "id": "otyc04qb2rUDcq2YA4x6" },
         "profile": Value::Object(u.profile.clone()),
@@ -2401,7 +2452,7 @@ fn user_summary(user: &OktaUser) -> Value {
     json!({
         "id": user.id,
         "status": user.status,
-        "lastUpdated": okta_date(user.last_updated),
+        "lastUpdated": stamp_date(user.last_updated, user.last_updated_ms),
         "statusChanged": user.status_changed.map(okta_date),
         "profile": user.profile,
     })
@@ -2554,6 +2605,74 @@ mod tests {
         assert!(page.is_empty() && next.is_none());
         let (page, next, _) = paginate(&items, |s| s, None, 5);
         assert_eq!((page.len(), next), (5, None));
+    }
+
+    /// A group changed within second 1_704_067_205 (2024-01-01T00:00:05Z), under `precision`,
+    /// its listing under both filters of a listing of changes.
+    fn changed_within_a_second(precision: StampPrecision) -> (String, bool, bool) {
+        use crate::okta_filter::GroupFilter;
+        let mut org = OktaOrg {
+            stamp_precision: precision,
+            ..OktaOrg::default()
+        };
+        org.add_group("g", "G", "OKTA_GROUP");
+        org.rename_group("g", "G2");
+        let g = org.groups.get_mut("g").expect("group");
+        let fraction = g.last_updated_ms;
+        g.last_updated = 1_704_067_205;
+        g.last_membership_updated = 1_704_067_200;
+        // Under Millis a fraction of 0 would hide the difference: as if 417 ms into the second.
+        if precision == StampPrecision::Millis {
+            g.last_updated_ms = 417;
+        } else {
+            assert_eq!(fraction, 0, "whole seconds");
+        }
+        let listed = group_json(g, "https://acme.okta.com", false)["lastUpdated"]
+            .as_str()
+            .expect("date")
+            .to_owned();
+        let after = |at: &str| {
+            GroupFilter::parse_filter(&format!(
+                r#"lastUpdated gt "{at}" or lastMembershipUpdated gt "{at}""#
+            ))
+            .expect("filter")
+            .matches(g)
+        };
+        (
+            listed,
+            after("2024-01-01T00:00:05.000Z"),
+            after("2024-01-01T00:00:04.999Z"),
+        )
+    }
+
+    #[test]
+    fn whole_second_stamps_are_not_after_their_own_second() {
+        let (listed, after_the_second, after_the_one_before) =
+            changed_within_a_second(StampPrecision::Seconds);
+        assert_eq!(listed, "2024-01-01T00:00:05.000Z");
+        assert!(!after_the_second, "gt the stamp's own second");
+        assert!(after_the_one_before);
+    }
+
+    #[test]
+    fn millisecond_stamps_are_after_their_own_second() {
+        let (listed, after_the_second, after_the_one_before) =
+            changed_within_a_second(StampPrecision::Millis);
+        assert_eq!(listed, "2024-01-01T00:00:05.417Z");
+        assert!(after_the_second, "417 ms into the second is after .000");
+        assert!(after_the_one_before);
+        // The mutators stamp the milliseconds of now.
+        let mut org = OktaOrg {
+            stamp_precision: StampPrecision::Millis,
+            ..OktaOrg::default()
+        };
+        let mut seen = BTreeSet::new();
+        for n in 0..50 {
+            org.add_group(&format!("g{n}"), "G", "OKTA_GROUP");
+            seen.insert(org.groups[&format!("g{n}")].last_updated_ms);
+            std::thread::sleep(Duration::from_millis(3));
+        }
+        assert!(seen.len() > 1, "milliseconds move: {seen:?}");
     }
 
     #[test]

@@ -135,9 +135,10 @@ impl Op {
     }
 }
 
-/// `actual_secs OP millis`, at millisecond precision (Okta's dates are whole seconds).
-fn compare_date(actual_secs: i64, op: Op, millis: i64) -> bool {
-    let actual = actual_secs.saturating_mul(1000);
+/// `actual OP millis`, at millisecond precision; `actual` is (epoch seconds, milliseconds
+/// within the second), the latter 0 for whole-second stamps.
+fn compare_date((secs, ms): (i64, u16), op: Op, millis: i64) -> bool {
+    let actual = secs.saturating_mul(1000) + i64::from(ms);
     match op {
         Op::Eq => actual == millis,
         Op::Gt => actual > millis,
@@ -234,12 +235,14 @@ fn group_matches(cmp: &GroupCmp, g: &OktaGroup) -> bool {
             }
         }
         GroupCmp::Date { attr, op, millis } => {
-            let secs = match attr {
-                GroupDate::Created => g.created,
-                GroupDate::LastUpdated => g.last_updated,
-                GroupDate::LastMembershipUpdated => g.last_membership_updated,
+            let stamp = match attr {
+                GroupDate::Created => (g.created, 0),
+                GroupDate::LastUpdated => (g.last_updated, g.last_updated_ms),
+                GroupDate::LastMembershipUpdated => {
+                    (g.last_membership_updated, g.last_membership_updated_ms)
+                }
             };
-            compare_date(secs, *op, *millis)
+            compare_date(stamp, *op, *millis)
         }
     }
 }
@@ -305,7 +308,9 @@ fn user_matches(cmp: &UserCmp, u: &OktaUser) -> bool {
             UserStr::Id => u.id == *value,
             UserStr::Profile(key) => u.profile.get(*key).and_then(Value::as_str) == Some(value),
         },
-        UserCmp::LastUpdated { op, millis } => compare_date(u.last_updated, *op, *millis),
+        UserCmp::LastUpdated { op, millis } => {
+            compare_date((u.last_updated, u.last_updated_ms), *op, *millis)
+        }
     }
 }
 
@@ -479,7 +484,9 @@ mod tests {
             group_type: group_type.into(),
             created: 0,
             last_updated: updated,
+            last_updated_ms: 0,
             last_membership_updated: membership_updated,
+            last_membership_updated_ms: 0,
             members: BTreeSet::new(),
         }
     }
