@@ -25,10 +25,11 @@ fn org() -> OktaOrg {
 }
 
 /// `[sync]` with the polling intervals shortened, and the overlap (120 s, within which a
-/// changed group's members are read again by every check) with them.
+/// changed group's members are read again by every check) and the full listing's rate (2 a
+/// minute, which would stretch a shortened interval to 30 s for one page) with them.
 fn cadence(poll: &str, full: &str) -> String {
     format!(
-        "\n[sync]\npoll_every = \"{poll}\"\nfull_listing_every = \"{full}\"\noverlap = \"4s\"\nstamp_margin = \"1s\"\n"
+        "\n[sync]\npoll_every = \"{poll}\"\nfull_listing_every = \"{full}\"\nfull_listing_rate = 120\noverlap = \"4s\"\nstamp_margin = \"1s\"\n"
     )
 }
 
@@ -240,7 +241,7 @@ async fn the_real_defaults_bring_a_change_to_q_within_a_minute() {
     let status = served.status().await;
     assert_eq!(
         status["schedule"],
-        "every 30s (every group listed every 15m)"
+        "every 30s (every group listed every 15m, or as its pages allow at 2 requests a minute)"
     );
     assert!(status["next_full_listing"].is_string(), "{status}");
     let mut rng = rand::rng();
