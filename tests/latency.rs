@@ -183,8 +183,10 @@ async fn a_group_deleted_in_okta_is_deleted_in_q_within_the_full_listing_cadence
     let h = harness(&cadence("1s", "8s")).await;
     let served = h.serve_synced("", 60).await;
     until_q_matches(&h, &served, Duration::from_secs(10), "the start-up pass").await;
+    // After the overlap (4 s) and a check: within it a check reads the start-up's groups again, and the
+    // read's 404 would delete the group before any full listing.
     let mut rng = rand::rng();
-    tokio::time::sleep(Duration::from_millis(rng.random_range(0..8000))).await;
+    tokio::time::sleep(Duration::from_millis(5_000 + rng.random_range(0..8000))).await;
     let gone = OktaOrg::group_id(7);
     assert!(h.okta.update(|o| o.remove_group(&gone)));
     // The next full listing (at most 8 s away) finds it gone; 3 s for the pass.

@@ -97,39 +97,19 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<Exit, 
     let scim_record = opened.store.clone();
     let Built { engine, feed } = build(&config, sink, opened.store)?;
     let polling = polling_of(&config);
-    let engine = match polling {
-        Some(p) => engine.with_incremental_listing(
-            p.full_listing_every,
-            p.full_rate,
-            config.okta("serve").map_or(200, |o| o.page_size as usize),
-            config.sync.margin(),
-        ),
-        None => engine,
-    };
-    let last_success = engine.last_success().await.map_err(ServeError::RunLog)?;
-    let engine_held = engine
-        .held_plan(None)
-        .await
-        .map_err(ServeError::HeldPlans)?;
     let cron = config.schedule.cron_with_seconds();
-    let daemon = Daemon::new(
+    let daemon = daemon_over(
+        &config,
         engine,
-        leadership.clone(),
-        admin_token,
-        Some(handle.clone()),
-        config.schedule.cron.clone(),
         polling,
-        shutdown.clone(),
-    );
-    let held = engine_held.map(|r| HeldView::new(&r.held, r.created_at));
-    metrics::held(held.as_ref().map_or((0, 0), |h| (h.deletes, h.removals)));
-    {
-        let mut state = daemon.state();
-        state.last_success = last_success;
-        state.held = held;
-    }
-    daemon.update_freshness();
-    metrics::pass_in_progress(false);
+        DaemonParts {
+            leadership: leadership.clone(),
+            admin_token,
+            metrics: handle.clone(),
+            shutdown: shutdown.clone(),
+        },
+    )
+    .await?;
 
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
@@ -142,20 +122,8 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<Exit, 
         Some(scim) => Some(ScimListener::start(scim, scim_record, &daemon, &shutdown).await?),
         None => None,
     };
-    let events = config.okta.as_ref().map(|o| o.events.clone());
-    let poller = feed.zip(events).map(|(feed, events)| {
-        tokio::spawn(feed::run(
-            Arc::clone(&daemon),
-            feed,
-            events,
-            {
-                let d = Arc::clone(&daemon);
-                move || d.is_leader()
-            },
-            shutdown.clone(),
-        ))
-    });
-    let mut scheduler = match polling {
+    let poller = spawn_feed(&daemon, feed, &config, &shutdown);
+    let scheduler = match polling {
         Some(p) => Cadence::Polling(start_polling(&daemon, p.every)),
         None => Cadence::Cron(start_scheduler(&daemon, &cron).await?),
     };
@@ -176,18 +144,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<Exit, 
         }
     }
 
-    let upkeep = {
-        let handle = handle.clone();
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => handle.run_upkeep(),
-                    _ = stop.cancelled() => break,
-                }
-            }
-        })
-    };
+    let upkeep = spawn_upkeep(handle.clone(), shutdown.clone());
 
     let server_stop = CancellationToken::new();
     let server = {
@@ -209,34 +166,20 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<Exit, 
     shutdown.cancel();
     info!(grace = ?config.server.shutdown_grace, "shutting down: no new passes; letting writes in flight finish");
     daemon.scheduler_alive.store(false, Ordering::SeqCst);
-    match &mut scheduler {
-        Cadence::Cron(scheduler) => {
-            if let Err(e) = scheduler.shutdown().await {
-                warn!(error = %e, "stopping the scheduler");
-            }
-        }
-        Cadence::Polling(task) => task.abort(),
+    let drained = Running {
+        scheduler,
+        poller,
+        scim,
+        runner,
+        elector_stop,
+        elector,
+        follower,
+        upkeep,
+        server_stop,
+        server,
     }
-    if let Some(poller) = poller {
-        poller.abort();
-    }
-    // Every change stored before this is applied by the next pass (this one's, or the next
-    // start's): the record is the IdP's state.
-    if let Some(scim) = scim {
-        scim.stop().await;
-    }
-    let drained = tokio::time::timeout(config.server.shutdown_grace, runner).await;
-    // Only now is the lock released: writes in flight were recorded under the term.
-    elector_stop.cancel();
-    if let Some(elector) = elector {
-        let _ = tokio::time::timeout(Duration::from_secs(5), elector).await;
-    }
-    if let Some(follower) = follower {
-        follower.abort();
-    }
-    upkeep.abort();
-    server_stop.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    .stop(config.server.shutdown_grace)
+    .await;
     if let Some((error, fix)) = refused {
         // One line that names the fix; exit 2 makes the rollout fail instead of a pod that
         // looks healthy and never syncs.
@@ -244,7 +187,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<Exit, 
         return Ok(Exit::Setup);
     }
     match drained {
-        Ok(_) => {
+        Ok(()) => {
             info!("stopped");
             Ok(Exit::Success)
         }
@@ -255,6 +198,57 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<Exit, 
             Ok(Exit::Failed)
         }
     }
+}
+
+/// What a daemon is wired with besides its engine.
+struct DaemonParts {
+    leadership: Leadership,
+    admin_token: Option<SecretString>,
+    metrics: PrometheusHandle,
+    shutdown: CancellationToken,
+}
+
+/// The daemon over `engine`: incremental listing with `polling`, and the last success and
+/// the held plan read from the snapshot so that `/status` and the metrics start from them.
+async fn daemon_over(
+    config: &Config,
+    engine: ProductEngine,
+    polling: Option<Polling>,
+    parts: DaemonParts,
+) -> Result<Arc<Daemon>, ServeError> {
+    let engine = match polling {
+        Some(p) => engine.with_incremental_listing(
+            p.full_listing_every,
+            p.full_rate,
+            config.okta("serve").map_or(200, |o| o.page_size as usize),
+            config.sync.margin(),
+        ),
+        None => engine,
+    };
+    let last_success = engine.last_success().await.map_err(ServeError::RunLog)?;
+    let engine_held = engine
+        .held_plan(None)
+        .await
+        .map_err(ServeError::HeldPlans)?;
+    let daemon = Daemon::new(
+        engine,
+        parts.leadership,
+        parts.admin_token,
+        Some(parts.metrics),
+        config.schedule.cron.clone(),
+        polling,
+        parts.shutdown,
+    );
+    let held = engine_held.map(|r| HeldView::new(&r.held, r.created_at));
+    metrics::held(held.as_ref().map_or((0, 0), |h| (h.deletes, h.removals)));
+    {
+        let mut state = daemon.state();
+        state.last_success = last_success;
+        state.held = held;
+    }
+    daemon.update_freshness();
+    metrics::pass_in_progress(false);
+    Ok(daemon)
 }
 
 /// `serve`'s default with Okta: no `schedule.cron` set, so scheduled passes come every
@@ -273,6 +267,98 @@ pub fn polling_of(config: &Config) -> Option<Polling> {
 enum Cadence {
     Cron(JobScheduler),
     Polling(tokio::task::JoinHandle<()>),
+}
+
+impl Cadence {
+    /// Queues no more passes.
+    async fn stop(self) {
+        match self {
+            Cadence::Cron(mut scheduler) => {
+                if let Err(e) = scheduler.shutdown().await {
+                    warn!(error = %e, "stopping the scheduler");
+                }
+            }
+            Cadence::Polling(task) => task.abort(),
+        }
+    }
+}
+
+/// The tasks `serve` runs, stopped in order at shutdown.
+struct Running {
+    scheduler: Cadence,
+    poller: Option<tokio::task::JoinHandle<()>>,
+    scim: Option<ScimListener>,
+    runner: tokio::task::JoinHandle<()>,
+    elector_stop: CancellationToken,
+    elector: Option<tokio::task::JoinHandle<()>>,
+    follower: Option<tokio::task::JoinHandle<()>>,
+    upkeep: tokio::task::JoinHandle<()>,
+    server_stop: CancellationToken,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops the schedule, the change feed and the SCIM listener, lets the pass runner finish
+    /// within `grace` (`Err` when it did not), then releases the leader lock and stops the
+    /// port.
+    async fn stop(self, grace: Duration) -> Result<(), tokio::time::error::Elapsed> {
+        self.scheduler.stop().await;
+        if let Some(poller) = self.poller {
+            poller.abort();
+        }
+        // Every change stored before this is applied by the next pass (this one's, or the next
+        // start's): the record is the IdP's state.
+        if let Some(scim) = self.scim {
+            scim.stop().await;
+        }
+        let drained = tokio::time::timeout(grace, self.runner).await.map(|_| ());
+        // Only now is the lock released: writes in flight were recorded under the term.
+        self.elector_stop.cancel();
+        if let Some(elector) = self.elector {
+            let _ = tokio::time::timeout(Duration::from_secs(5), elector).await;
+        }
+        if let Some(follower) = self.follower {
+            follower.abort();
+        }
+        self.upkeep.abort();
+        self.server_stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.server).await;
+        drained
+    }
+}
+
+/// The System Log feed's poller (`[okta.events]`), polling while this replica leads.
+fn spawn_feed(
+    daemon: &Arc<Daemon>,
+    feed: Option<crate::source::okta::events::OktaChangeFeed>,
+    config: &Config,
+    shutdown: &CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let events = config.okta.as_ref().map(|o| o.events.clone());
+    feed.zip(events).map(|(feed, events)| {
+        tokio::spawn(feed::run(
+            Arc::clone(daemon),
+            feed,
+            events,
+            {
+                let d = Arc::clone(daemon);
+                move || d.is_leader()
+            },
+            shutdown.clone(),
+        ))
+    })
+}
+
+/// The metrics exporter's upkeep every 5 s until `stop`.
+fn spawn_upkeep(handle: PrometheusHandle, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(5)) => handle.run_upkeep(),
+                _ = stop.cancelled() => break,
+            }
+        }
+    })
 }
 
 /// Queues a scheduled pass every `every` (the first one `every` after start: the start-up
