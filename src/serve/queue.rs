@@ -104,18 +104,16 @@ impl Daemon {
     ) -> Arc<Daemon> {
         let cron = schedule.cron().clone();
         let written = match polling {
-            Some(p) => match p.full_rate {
-                Some(rate) => format!(
-                    "every {} (every group listed every {}, or as its pages allow at {rate} requests a minute)",
+            Some(p) => {
+                let stretch = p.full_rate.map_or(String::new(), |rate| {
+                    format!(", or as its pages allow at {rate} requests a minute")
+                });
+                format!(
+                    "every {} (every group listed every {}{stretch})",
                     humantime::format_duration(p.every),
                     humantime::format_duration(p.full_listing_every)
-                ),
-                None => format!(
-                    "every {} (every group listed every {})",
-                    humantime::format_duration(p.every),
-                    humantime::format_duration(p.full_listing_every)
-                ),
-            },
+                )
+            }
             None => schedule.with_seconds().to_owned(),
         };
         Arc::new(Daemon {

@@ -436,14 +436,7 @@ impl DirectorySource for OktaSource {
         &self,
         since: DateTime<Utc>,
     ) -> Result<Vec<OktaMember>, SourceError> {
-        let url = self.users_url(since, USERS_PAGE_SIZE.min(self.page_size));
-        let path = url.path().to_owned();
-        let attr = self.id_attribute.as_str();
-        let parse = |body: &[u8]| parse_members(body, attr);
-        match self.paginate(url, &parse).await? {
-            Some(users) => Ok(users),
-            None => Err(SourceError::Server { path, status: 404 }),
-        }
+        Ok(self.list_users_changed_since(since).await?.users)
     }
 
     async fn list_groups_changed_since(
